@@ -1,0 +1,2 @@
+"""repsim_jax: compare the layer-by-layer representations of vision models, in JAX."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure JAX metric kernels: distances, neighbours, information imbalance, CKA and friends."""

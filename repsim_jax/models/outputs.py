@@ -1,0 +1,34 @@
+"""What every model port returns.
+
+`hidden_states` mirrors the torch model's `output_hidden_states=True` (same count and order;
+transformer entries [B, T, D], convolutional entries NHWC). `blocks` holds every block's output
+under stable names, in forward order, plus sublayers when asked for:
+
+  transformer: "embeddings", "block_00" ... "block_{L-1}";
+               with sublayers=True also "block_XX.attn" (attention branch before the residual
+               add, after any layer scale), "block_XX.mid" (residual stream after the attention
+               add), "block_XX.mlp" (MLP branch before the add), "block_XX.attn_probs" [B,H,T,T].
+  conv:        "stem", "stage0.block00" ... (global order); with sublayers=True also
+               "stageS.blockBB.branch" (residual branch before the add).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class ModelOutput:
+  hidden_states: tuple[jax.Array, ...]
+  blocks: dict[str, jax.Array]
+  last_hidden_state: jax.Array | None = None
+  pooler_output: jax.Array | None = None
+
+
+def block_names(blocks: dict[str, jax.Array]) -> list[str]:
+  """The main block names in forward order (sublayer entries like "block_03.attn" left out)."""
+  def is_sublayer(name: str) -> bool:
+    return name.count(".") > (1 if name.startswith("stage") else 0)
+  return [name for name in blocks if not is_sublayer(name)]

@@ -1,0 +1,46 @@
+"""repsim_jax: JAX kernels and Flax model ports for comparing layer representations.
+
+Install (CPU):      pip install -e .
+Tests and refs:     pip install -e ".[test]"   (pins the CPU build of torch 2.13.0)
+CUDA GPU / TPU:     see BUILD.md (install the matching jax[cuda12] / jax[tpu] first).
+"""
+import setuptools
+
+setuptools.setup(
+    name="repsim_jax",
+    version="0.1.0",
+    description=(
+        "Information imbalance, CKA and friends between all layers of vision models, "
+        "in JAX, with Flax NNX ports checked against transformers."
+    ),
+    packages=setuptools.find_packages(include=["repsim_jax", "repsim_jax.*", "experiments", "configs"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6",
+        "flax>=0.11",
+        "optax",
+        "orbax-checkpoint",
+        "numpy>=1.26",
+        "absl-py",
+        "ml_collections",
+        "matplotlib",
+        "safetensors",
+        "transformers>=4.56",  # configs and the torch reference; ports are ours
+        "tensorstore",
+        "pillow",
+    ],
+    extras_require={
+        # Reference libraries the tests compare against. torch is pinned to the CPU build that
+        # is on disk here; an unpinned torch pulls several GB of CUDA wheels.
+        # DADApy pins jax==0.4.30/numpy<2, so it lives in its own venv: tests/reference/install_dadapy.sh
+        "test": [
+            "pytest",
+            "torch==2.13.0",
+            "scikit-image",
+            "scikit-learn",
+            "tensorflow-datasets",
+        ],
+        "tfds": ["tensorflow-datasets"],
+        # GPU: pip install -U "jax[cuda12]"; TPU: pip install -U "jax[tpu]" (see BUILD.md).
+    },
+)
