@@ -9,7 +9,7 @@ from absl import logging
 from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
 from repsim_jax.layer_io import load_layers
-from repsim_jax.metrics import distances, imbalance, imbalance_stats
+from repsim_jax.metrics import _validate, distances, imbalance, imbalance_stats
 
 
 def _inputs(config):
@@ -26,11 +26,11 @@ def _inputs(config):
   return a, (config.inputs_b, *load_layers(config.inputs_b, names=config.layers_b))
 
 
-def _prepare(layers, config, rows):
+def _prepare(source, names, layers, config, rows):
   p = config.preprocess
   out = []
-  for x in layers:
-    x = np.asarray(x if rows is None else x[rows])
+  for name, x in zip(names, layers):
+    x = _validate.as_representation(x if rows is None else x[rows], f"{source} layer {name!r}")
     if p.clip_quantiles or p.center or p.l2_normalize:
       x = distances.preprocess(x, clip_quantiles=tuple(p.clip_quantiles) or None,
                                center=p.center, l2_normalize=p.l2_normalize)
@@ -48,8 +48,8 @@ def run(config, workdir: str) -> dict:
     if config.n > n:
       raise ValueError(f"config.n={config.n} exceeds the {n} rows of {src_a}")
     rows = np.sort(np.random.default_rng(config.seed).choice(n, config.n, replace=False))
-  layers_a = _prepare(raw_a, config, rows)
-  layers_b = layers_a if raw_b is raw_a else _prepare(raw_b, config, rows)
+  layers_a = _prepare(src_a, names_a, raw_a, config, rows)
+  layers_b = layers_a if raw_b is raw_a else _prepare(src_b, names_b, raw_b, config, rows)
   kwargs = dict(k=config.k, metric=config.metric, ties=config.ties,
                 block_size=config.block_size or None,
                 memory_budget_bytes=int(config.memory_budget_mb) << 20,

@@ -3,10 +3,15 @@
 Kernels never form an N x N matrix: they score a block of query rows against all N points. For
 ranking, a per-row monotone *score* is enough and more accurate than the distance itself:
 
-  euclidean: s_ij = |x_j|^2 - 2 <x_i, x_j>   (d_ij^2 = s_ij + |x_i|^2; points are centred first,
-                                              which leaves distances unchanged and shrinks the
-                                              cancellation error of the dot-product form)
+  euclidean: s_ij = |x_j|^2 - 2 <x_i, x_j>   (d_ij^2 = s_ij + |x_i|^2)
   cosine:    s_ij = -<x_i/|x_i|, x_j/|x_j|>  (d_ij = 1 + s_ij, sklearn/DADApy's 1 - cos)
+
+Euclidean points are shifted by their mean rounded to a power-of-two grid (2^floor(log2(std))):
+distances are unchanged, the cancellation error of the dot-product form shrinks as with exact
+centring, and data on a dyadic lattice (integers, halves, ...) stay exactly representable, so
+points at exactly equal distances still tie exactly. Exact duplicates always produce identical
+scores. Feature widths are zero-padded to a few buckets (powers of two up to 128, then multiples
+of 128), which changes no distance and lets layers of similar width share one compilation.
 
 Matmuls run at precision "highest" (true float32; float64 when x64 is enabled).
 """
@@ -67,14 +72,18 @@ def prepare(x: np.ndarray, metric: str, dtype=np.float32, name: str = "x"):
   check_metric(metric)
   x = np.asarray(x, dtype=np.float64)
   if metric == "euclidean":
-    points = x - x.mean(axis=0, keepdims=True)
+    std = float(x.std())
+    grid = 2.0 ** np.floor(np.log2(std)) if std > 0 else 1.0
+    points = x - np.round(x.mean(axis=0, keepdims=True) / grid) * grid
   else:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     zero = int(np.sum(norms == 0))
     if zero:
       raise ValueError(f"{name}: cosine distance is undefined for {zero} all-zero rows")
     points = x / norms
-  points = points.astype(dtype)
+  d = points.shape[1]
+  width = 1 << max(3, (d - 1).bit_length()) if d <= 128 else -(-d // 128) * 128
+  points = np.pad(points, ((0, 0), (0, width - d))).astype(dtype)
   sqnorm = np.einsum("nd,nd->n", points.astype(np.float64), points.astype(np.float64))
   return points, sqnorm.astype(dtype)
 

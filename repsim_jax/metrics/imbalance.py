@@ -193,5 +193,7 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
   a = _validate.as_representation(a, "a")
   b = _validate.as_representation(b, "b")
   _validate.check_same_n([a, b], ["a", "b"])
+  if kwargs.pop("check_duplicates", True):
+    _warn_duplicates([a, b], ["a", "b"])
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
-                                            **kwargs)[0, 0])
+                                            check_duplicates=False, **kwargs)[0, 0])
