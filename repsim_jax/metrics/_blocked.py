@@ -31,9 +31,11 @@ def choose_block_size(n_points: int, n_queries: int, n_devices: int, *, itemsize
   budget = DEFAULT_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
   rows = budget // max(1, n_points * _BYTES_PER_SCORE * itemsize // 4)
   rows = int(max(8, min(4096, rows)))
-  rows = 1 << int(math.log2(rows))  # powers of two: fewer distinct compilations
   per_device = -(-n_queries // n_devices)
-  return max(1, min(rows, 1 << max(0, math.ceil(math.log2(max(per_device, 1))))))
+  if per_device <= rows:  # one block per device: no padding beyond a multiple of 8
+    return max(1, -(-per_device // 8) * 8)
+  n_blocks = -(-per_device // rows)  # equal blocks, so padding stays under 8 rows per block
+  return -(-(-(-per_device // n_blocks)) // 8) * 8
 
 
 @functools.lru_cache(maxsize=64)

@@ -74,13 +74,15 @@ def _fused_block(query_idx, *layers, metric, ties, k, n_cand, a_ids, b_ids):
   """One pass for every layer: each layer's score block is computed once per query block.
 
   layers: (points, sqnorm) pairs of the union of a- and b-layers.
-  Returns (candidates [b, La, n_cand] of the a-layers, ranks [b, La, Lb]).
+  Returns (candidate scores and indices [b, La, n_cand] of the a-layers, ranks [b, La, Lb]).
   """
   scores = [distances.score_block(query_idx, layers[2 * u], layers[2 * u + 1], metric=metric)
             for u in range(len(layers) // 2)]
-  cand = jnp.stack([jax.lax.top_k(-scores[u], n_cand)[1] for u in a_ids], axis=1)
+  best = [neighbours_lib.smallest_k(scores[u], n_cand) for u in a_ids]
+  cand_scores = jnp.stack([v for v, _ in best], axis=1)
+  cand = jnp.stack([i for _, i in best], axis=1)
   ranks = [_count_ranks(scores[u], cand[:, :, :k], ties) for u in b_ids]
-  return cand, jnp.stack(ranks, axis=2)
+  return cand_scores, cand, jnp.stack(ranks, axis=2)
 
 
 @contextlib.contextmanager
@@ -195,15 +197,18 @@ def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtyp
   operands = []
   for u, x in enumerate(union):
     operands += distances.prepare(x, metric, dtype, name=f"layer {u}")
-  cand, ranks = _blocked.map_row_blocks(
+  cand_scores, cand, ranks = _blocked.map_row_blocks(
       _fused_block, np.arange(n), (), tuple(operands), mesh=mesh, block_size=block_size,
       chunks=20, progress=lambda done, total: report(len(union) * done / total, "fused"),
       static=dict(metric=metric, ties=ties, k=int(k), n_cand=int(n_cand), a_ids=a_ids,
                   b_ids=b_ids))
   ranks = np.asarray(ranks, np.int64).transpose(1, 2, 0)  # [La, Lb, N]
-  if refine:
+  if refine and n_cand > k:
+    rows = np.arange(n)
     for i, u in enumerate(a_ids):
-      _, exact = neighbours_lib._refine(union[u], np.arange(n), cand[:, i], k, metric)
+      bound = neighbours_lib.score_error_bound(*operands[2 * u: 2 * u + 2], rows)
+      exact, _ = neighbours_lib._refine(union[u], rows, cand_scores[:, i], cand[:, i], k, metric,
+                                        bound)
       changed = np.flatnonzero(np.any(np.sort(exact, 1) != np.sort(cand[:, i, :k], 1), axis=1))
       if changed.size:  # recount only the rows whose neighbour set moved
         for j, v in enumerate(b_ids):
