@@ -135,7 +135,7 @@ class _Reporter:
     elapsed = time.perf_counter() - self.start
     eta = elapsed / max(done, 1e-9) * (self.total - done)
     self.say(f"information imbalance: {done:.1f}/{self.total} layer passes ({what}), "
-             f"elapsed {elapsed:.1f}s, ETA {eta:.1f}s")
+             f"{done / max(elapsed, 1e-9):.2f} passes/s, elapsed {elapsed:.1f}s, ETA {eta:.1f}s")
 
 
 def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
