@@ -187,17 +187,40 @@ def _centered_gram_flat(x, *, kernel, debiased, rbf_threshold):
 
 @jax.jit
 def _layer_features(x):
-  xc = center_features(x)
-  rows = jnp.sum(xc * xc, axis=1)
-  return xc, rows, jnp.sum(rows), _is_constant(xc)
+  """x: [L, n, d] (layers of one width) -> centered features, row norms, their sums, constant."""
+  xc = jax.vmap(center_features)(x)
+  rows = jnp.sum(xc * xc, axis=2)
+  return xc, rows, jnp.sum(rows, axis=1), jnp.all(xc == 0, axis=(1, 2))
 
 
 @functools.partial(jax.jit, static_argnames=("debiased",))
-def _feature_hsic(xa, ra, sa, xb, rb, sb, *, debiased):
-  xty = jnp.sum(jnp.matmul(xa.T, xb, precision=_HI) ** 2)
-  if debiased:
-    xty = _debias(xty, ra, rb, sa, sb, xa.shape[0])
-  return xty
+def _feature_hsic(fa, fb, *, debiased):
+  """All pairs between two width groups: [La_w, n, d], [Lb_w, n, e] -> <K~, L~> [La_w, Lb_w]."""
+  xb, rb, sb = fb[:3]
+
+  def row(args):
+    xa, ra, sa = args
+    xty = jnp.sum(jnp.einsum("nd,jne->jde", xa, xb, precision=_HI) ** 2, axis=(1, 2))
+    if debiased:
+      xty = _debias(xty, ra, rb.T, sa, sb, xa.shape[0])
+    return xty
+
+  return jax.lax.map(row, fa[:3])
+
+
+def _self_terms(groups, count, debiased):
+  out = np.zeros(count, np.float64)
+  for idx, f in groups.values():
+    out[idx] = np.diagonal(np.asarray(_feature_hsic(f, f, debiased=debiased)))
+  return jnp.asarray(out, dtype=f[0].dtype)
+
+
+def _by_width(layers):
+  """{d: (indices, stacked [L_d, n, d])}: one compiled kernel per width, not per layer."""
+  groups: dict[int, list[int]] = {}
+  for i, x in enumerate(layers):
+    groups.setdefault(x.shape[1], []).append(i)
+  return {d: (idx, jnp.stack([layers[i] for i in idx])) for d, idx in groups.items()}
 
 
 def _exact_matrix(layers_a, layers_b, *, kernel, debiased, rbf_threshold, same):
@@ -215,20 +238,24 @@ def _exact_matrix(layers_a, layers_b, *, kernel, debiased, rbf_threshold, same):
     cross = jnp.matmul(ga, gb.T, precision=_HI)
     self_a, self_b = jnp.sum(ga * ga, axis=1), jnp.sum(gb * gb, axis=1)
   else:
-    fa = [_layer_features(x) for x in la]
-    fb = fa if same else [_layer_features(x) for x in lb]
-    hs = functools.partial(_feature_hsic, debiased=debiased)
-    self_a = jnp.stack([hs(*f[:3], *f[:3]) for f in fa])
-    self_b = self_a if same else jnp.stack([hs(*f[:3], *f[:3]) for f in fb])
-    cross = [[None] * len(fb) for _ in fa]
-    for i, f in enumerate(fa):
-      for j, g in enumerate(fb):
-        if same and j < i:
-          cross[i][j] = cross[j][i]  # symmetric: computed once
-        else:
-          cross[i][j] = self_a[i] if same and i == j else hs(*f[:3], *g[:3])
-    cross = jnp.array(cross)
-    deg_a, deg_b = jnp.stack([f[3] for f in fa]), jnp.stack([g[3] for g in fb])
+    ga = {d: (idx, _layer_features(x)) for d, (idx, x) in _by_width(la).items()}
+    gb = ga if same else {d: (idx, _layer_features(x)) for d, (idx, x) in _by_width(lb).items()}
+    cross = np.zeros((len(la), len(lb)), np.float64)
+    deg_a, deg_b = np.zeros(len(la), bool), np.zeros(len(lb), bool)
+    for ia, fa in ga.values():
+      deg_a[ia] = np.asarray(fa[3])
+      for ib, fb in gb.values():
+        deg_b[ib] = np.asarray(fb[3])
+        cross[np.ix_(ia, ib)] = np.asarray(_feature_hsic(fa, fb, debiased=debiased))
+    if same:
+      cross = np.triu(cross) + np.triu(cross, 1).T  # exactly symmetric
+    cross = jnp.asarray(cross, dtype=la[0].dtype)
+    if same:
+      self_a = self_b = jnp.diagonal(cross)
+    else:
+      self_a = _self_terms(ga, len(la), debiased)
+      self_b = _self_terms(gb, len(lb), debiased)
+    deg_a, deg_b = jnp.asarray(deg_a), jnp.asarray(deg_b)
   degenerate = jnp.logical_or(deg_a[:, None], deg_b[None, :])
   return np.asarray(_ratio(cross, self_a[:, None], self_b[None, :], degenerate), np.float64)
 
