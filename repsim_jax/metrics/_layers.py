@@ -58,3 +58,15 @@ def as_layer_list(layers: Sequence[Any], name: str) -> list[Any]:
     if len(x.shape) != 2:
       raise ValueError(f"{name}[{i}]: expected a 2-D array [n, d], got shape {tuple(x.shape)}")
   return layers
+
+
+def layer_lists(layers_a: Sequence[Any], layers_b: Sequence[Any], *, min_n: int,
+                why: str) -> tuple[list[jax.Array], list[jax.Array], bool]:
+  """Checked jax layer lists for a [La, Lb] matrix; `same` when layers_b is layers_a."""
+  same = layers_b is layers_a
+  la = [as_layer(x, f"layers_a[{i}]") for i, x in enumerate(as_layer_list(layers_a, "layers_a"))]
+  lb = la if same else [as_layer(x, f"layers_b[{j}]")
+                        for j, x in enumerate(as_layer_list(layers_b, "layers_b"))]
+  names = [f"layers_a[{i}]" for i in range(len(la))] + [f"layers_b[{j}]" for j in range(len(lb))]
+  check_same_n([x.shape for x in la + lb], names, min_n=min_n, why=why)
+  return la, lb, same
