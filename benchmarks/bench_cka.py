@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -95,7 +94,11 @@ def peak_memory_child(n: int, layers: int, width: int, batch_size: int) -> None:
   la = [SyntheticLayer(n, width, l) for l in range(layers)]
   m = cka_matrix(la, la, batch_size=batch_size)
   assert np.all(np.isfinite(m))
-  print(json.dumps({"n": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+  # VmHWM is this process's own high-water mark; getrusage's ru_maxrss would carry over the
+  # parent's RSS across fork + exec.
+  with open("/proc/self/status") as f:
+    peak_mb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+  print(json.dumps({"n": n, "peak_rss_mb": peak_mb}))
 
 
 def main() -> None:
@@ -107,11 +110,18 @@ def main() -> None:
   p.add_argument("--torch_pairs", type=int, default=24, help="pairs timed in the torch loop")
   p.add_argument("--memory_ns", default="2048,8192,20480")
   p.add_argument("--memory_layers", type=int, default=4)
+  p.add_argument("--memory_only", action="store_true", help="skip the timing part")
   p.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.child:
     return peak_memory_child(args.child, args.memory_layers, args.width, args.batch_size)
 
+  if not args.memory_only:
+    timing(args)
+  memory(args)
+
+
+def timing(args) -> None:
   import jax
   import torch
   from repsim_jax.metrics.cka import cka_matrix
@@ -140,8 +150,12 @@ def main() -> None:
         f"{t_ours:.1f} s vs torch per-pair loop {t_torch:.1f} s{scaled} = {t_torch / t_ours:.1f}x")
   print(f"max |repsim_jax - torch| over {len(pairs)} pairs: {diff:.2e}; "
         f"CKA range [{ours.min():.3f}, {ours.max():.3f}]")
+  print(f"work per batch: {L} Gram matrices (each layer once) vs {2 * L * L} in the per-pair "
+        f"loop")
 
-  rows = []
+
+def memory(args) -> None:
+  b, rows = args.batch_size, []
   for n in [int(v) for v in args.memory_ns.split(",")]:
     out = subprocess.run([sys.executable, __file__, f"--child={n}",
                           f"--memory_layers={args.memory_layers}", f"--width={args.width}",

@@ -264,7 +264,8 @@ _SCRIPT = textwrap.dedent("""
     assert jax.local_device_count() == {count}, jax.local_devices()
     rng = np.random.default_rng(0)
     la = [rng.normal(size=(100, d)).astype(np.float32) for d in (5, 9)]
-    lb = [la[0] @ rng.normal(size=(5, 7)).astype(np.float32) + rng.normal(size=(100, 7)).astype(np.float32)]
+    noise = rng.normal(size=(100, 7)).astype(np.float32)
+    lb = [la[0] @ rng.normal(size=(5, 7)).astype(np.float32) + noise]
     np.save({out!r}, cka_matrix(la, lb, batch_size=8))   # 12 batches over {count} devices
 """)
 
