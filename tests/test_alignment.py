@@ -157,8 +157,8 @@ def test_svcca_pwcca_match_reference():
   x, y, z = reps([7, 5, 9], seed=2)
   assert abs(float(svcca(x, y)) - np_svcca(*f64(x, y))) <= TOL
   assert abs(float(pwcca(x, y)) - np_pwcca(*f64(x, y))) <= TOL
-  np.testing.assert_allclose(svcca_matrix([x, y], [y, z], keep=0.9),
-                             [[np_svcca(*f64(a, b), 0.9) for b in (y, z)] for a in (x, y)],
+  np.testing.assert_allclose(svcca_matrix([x, y], [y, z]),
+                             [[np_svcca(*f64(a, b)) for b in (y, z)] for a in (x, y)],
                              atol=TOL, rtol=0)
   np.testing.assert_allclose(pwcca_matrix([x, y], [y, z]),
                              [[np_pwcca(*f64(a, b)) for b in (y, z)] for a in (x, y)],
