@@ -198,7 +198,7 @@ def test_degenerate_inputs():
     assert np.isfinite(float(value))
   with pytest.raises(ValueError, match="k: CKNNA needs k >= 2"):
     cknna(x, x, k=1)
-  with pytest.raises(ValueError, match="same number of rows"):
+  with pytest.raises(ValueError, match="same number of"):
     procrustes(x, x[:10])
   with pytest.raises(ValueError, match="layers_b: contains NaN|layers_b\\[0\\]: contains NaN"):
     svcca_matrix([x], [np.full_like(x, np.nan)])

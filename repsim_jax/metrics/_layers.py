@@ -1,4 +1,8 @@
-"""Input checks shared by the representation-similarity kernels (CKA, CCA, Procrustes, k-NN)."""
+"""Input checks of the CKA-family kernels (CKA, CCA, Procrustes, mutual k-NN).
+
+Unlike `_validate` (numpy, used by the II kernels) these keep jax arrays on device, skip value
+checks for tracers (the kernels stay jit-friendly), and leave lazy array-likes (memmaps) unread.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -6,6 +10,8 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from repsim_jax.metrics import _validate
 
 
 def float_dtype(dtype: Any) -> np.dtype:
@@ -36,11 +42,7 @@ def as_layer(x: Any, name: str) -> jax.Array:
 def check_same_n(shapes: Sequence[tuple[int, ...]], names: Sequence[str], *, min_n: int,
                  why: str) -> int:
   """All inputs must share the number of rows n >= min_n; returns n."""
-  ns = {s[0] for s in shapes}
-  if len(ns) != 1:
-    detail = ", ".join(f"{nm}: {s[0]}" for nm, s in zip(names, shapes))
-    raise ValueError(f"all representations must have the same number of rows n; got {detail}")
-  n = ns.pop()
+  n = _validate.check_same_n([np.empty((s[0], 0)) for s in shapes], names)
   if n < min_n:
     raise ValueError(f"{names[0]}: n={n} rows, but {why} needs n >= {min_n}")
   return n

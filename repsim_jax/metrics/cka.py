@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from repsim_jax import sharding as mesh_lib
 from repsim_jax.metrics._layers import as_layer, as_layer_list, check_same_n, float_dtype
 
 _HI = jax.lax.Precision.HIGHEST
@@ -286,7 +287,7 @@ def _minibatch_step(mesh: Mesh, debiased: bool, same: bool):
   def per_device(xs_a, xs_b):
     return jax.lax.map(one_batch, (xs_a, xs_b))
 
-  spec = P("rows")
+  spec = P(mesh_lib.ROWS)
   fn = jax.shard_map(per_device, mesh=mesh, in_specs=(spec, spec), out_specs=(spec, spec, spec))
   return jax.jit(fn)
 
@@ -313,10 +314,10 @@ def _minibatch_hsic_sums(layers_a, layers_b, *, batch_size, debiased, same, rows
   num_batches = n // batch_size
   if num_batches == 0:
     raise ValueError(f"batch_size={batch_size} is larger than the number of samples n={n}")
-  mesh = Mesh(np.asarray(devices), ("rows",))
+  mesh = mesh_lib.row_mesh(list(devices))
   step_batches = mesh.size * batches_per_device
   step = _minibatch_step(mesh, bool(debiased), bool(same))
-  sharding = NamedSharding(mesh, P("rows"))
+  sharding = NamedSharding(mesh, P(mesh_lib.ROWS))
 
   def load(first_batch):
     """Device arrays [step_batches, b, d] for batches first_batch.., zero-padded at the end."""
