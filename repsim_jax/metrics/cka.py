@@ -40,6 +40,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax import sharding as mesh_lib
+from repsim_jax.progress import Progress
 from repsim_jax.metrics._layers import as_layer, as_layer_list, check_same_n, float_dtype
 
 _HI = jax.lax.Precision.HIGHEST
@@ -339,6 +340,7 @@ def _minibatch_hsic_sums(layers_a, layers_b, *, batch_size, debiased, same, rows
   la, lb = len(layers_a), len(layers_b)
   cross = np.zeros((la, lb), np.float64)
   self_a, self_b = np.zeros(la, np.float64), np.zeros(lb, np.float64)
+  progress = Progress("minibatch CKA", num_batches, unit="batches")
   pending = None
   for first in range(0, num_batches + step_batches, step_batches):
     # Dispatch the next step before reading back the previous one: the host loads batch k+1
@@ -354,6 +356,7 @@ def _minibatch_hsic_sums(layers_a, layers_b, *, batch_size, debiased, same, rows
         cross += c[k]
         self_a += sa[k]
         self_b += sb[k]
+      progress.update(count)
     pending = launched
     if first >= num_batches:
       break
