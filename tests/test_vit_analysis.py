@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import types
 
 import jax
 import jax.numpy as jnp
@@ -173,6 +174,16 @@ def test_head_outputs_and_subset_representations():
   np.testing.assert_allclose(np.asarray(reps[0]), out[:, 1:, 3].mean(1), rtol=1e-6)
 
 
+def test_attention_values_of_a_block():
+  rng = np.random.default_rng(12)
+  w = rng.normal(size=(6, 6)).astype(np.float32)
+  attention = types.SimpleNamespace(v_proj=lambda x: x @ w, num_heads=3, head_dim=2)
+  block = types.SimpleNamespace(norm1=lambda x: 2.0 * x, attention=attention)
+  z = rng.normal(size=(2, 5, 6)).astype(np.float32)
+  values = np.asarray(vit.attention_values(block, z))
+  np.testing.assert_allclose(values, (2.0 * z @ w).reshape(2, 5, 3, 2), rtol=1e-5)
+
+
 @pytest.mark.parametrize("debiased", [False, True])
 def test_head_subset_cka_matches_numpy(debiased):
   pytest.importorskip("repsim_jax.metrics.cka")
@@ -304,7 +315,7 @@ def test_transformer_and_resnet_skip_stats():
     blocks[f"block_{i:02d}.mid"] = normal(2, 5, 4)
     blocks[f"block_{i:02d}.mlp"] = normal(2, 5, 4)
     blocks[f"block_{i:02d}"] = normal(2, 5, 4)
-  stats = vit.transformer_skip_stats(blocks)
+  stats = vit.transformer_skip_stats(dict(reversed(blocks.items())))  # order comes from names
   assert stats["attn_ratio"].shape == (3, 5)
   for i in range(3):
     z = blocks["embeddings"] if i == 0 else blocks[f"block_{i - 1:02d}"]
@@ -323,7 +334,7 @@ def test_transformer_and_resnet_skip_stats():
           "stage0.block00": normal(2, 4, 4, 3), "stage0.block00.branch": normal(2, 4, 4, 3),
           "stage1.block00": normal(2, 2, 2, 6), "stage1.block00.branch": normal(2, 2, 2, 6),
           "stage1.block01": normal(2, 2, 2, 6), "stage1.block01.branch": normal(2, 2, 2, 6)}
-  res = vit.resnet_skip_stats(conv)
+  res = vit.resnet_skip_stats(dict(sorted(conv.items(), reverse=True)))
   assert res["names"] == ["stage0.block00", "stage1.block00", "stage1.block01"]
   assert np.isnan(res["ratio"][1]) and np.isnan(res["cosine"][1])  # projection shortcut
   for k, (z, fz) in ((0, ("stem", "stage0.block00.branch")),

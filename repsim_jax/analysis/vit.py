@@ -57,7 +57,8 @@ def _square_grid(num_patches: int, name: str) -> tuple[int, int]:
 
 def transformer_block_indices(blocks: Mapping[str, object]) -> list[int]:
   """Indices i of the "block_XX" entries of a transformer's `blocks`, in forward order."""
-  indices = [int(m.group(1)) for name in blocks if (m := _BLOCK.match(name))]
+  # Sorted numerically: jit returns dicts with sorted keys, so insertion order is not forward order.
+  indices = sorted(int(m.group(1)) for name in blocks if (m := _BLOCK.match(name)))
   if not indices:
     raise ValueError(f"blocks: no 'block_XX' entries (got {sorted(blocks)[:8]} ...)")
   return indices
@@ -205,6 +206,20 @@ def attention_head_outputs(attn_probs: jax.Array, values: jax.Array) -> jax.Arra
     raise ValueError(f"attn_probs must be [B, H, T, T] and values [B, T, H, Dh] with matching "
                      f"B, H, T; got {attn_probs.shape} and {values.shape}")
   return jnp.einsum("bhqk,bkhd->bqhd", attn_probs, values, precision=_HIGHEST)
+
+
+def attention_values(block, z: jax.Array) -> jax.Array:
+  """Per-head value projections [B, T, H, Dh] of a pre-norm transformer block on its input z.
+
+  `block` is a `repsim_jax.models.layers.EncoderBlock` (anything with `norm1` and an
+  `attention` holding `v_proj`, `num_heads`, `head_dim`); z [B, T, D] is the block input
+  (blocks["embeddings"] or blocks["block_{i-1}"]). With the block's "attn_probs",
+  `attention_head_outputs` then gives the per-head outputs that Fig. 5 compares.
+  """
+  z = jnp.asarray(z)
+  attention = block.attention
+  v = attention.v_proj(block.norm1(z))
+  return v.reshape(z.shape[0], z.shape[1], attention.num_heads, attention.head_dim)
 
 
 def head_subsets(distances: jax.Array, *, subset_size: int,
@@ -360,25 +375,29 @@ def effective_receptive_field(f: Callable[[jax.Array], jax.Array], images: jax.A
       raise ValueError(f"location {(row, col)} is outside the feature grid {grid.shape[1:3]}")
     return grid[:, row, col, :].astype(jnp.float32)
 
-  if channels == "sum":
-    grads = jax.grad(lambda x: centre_features(x).sum())(images)
-    erf = jnp.abs(grads).mean(axis=(0, 3))
-  else:
-    feats, vjp = jax.vjp(centre_features, images)
-    num_channels = feats.shape[1]
+  def erf_of(x):
+    if channels == "sum":
+      grads = jax.grad(lambda x: centre_features(x).sum())(x)
+      erf = jnp.abs(grads).mean(axis=(0, 3))
+    else:
+      feats, vjp = jax.vjp(centre_features, x)
+      num_channels = feats.shape[1]
 
-    def per_channel(d):
-      cotangent = jnp.zeros_like(feats).at[:, d].set(1.0)
-      (g,) = vjp(cotangent)
-      return jnp.abs(g).mean(axis=(0, 3))
+      def per_channel(d):
+        cotangent = jnp.zeros_like(feats).at[:, d].set(1.0)
+        (g,) = vjp(cotangent)
+        return jnp.abs(g).mean(axis=(0, 3))
 
-    erf = jax.lax.map(per_channel, jnp.arange(num_channels),
-                      batch_size=min(channel_batch_size, num_channels)).mean(0)
-  if normalize == "max":
-    erf = erf / jnp.maximum(erf.max(), jnp.finfo(jnp.float32).tiny)
-  elif normalize == "sum":
-    erf = erf / jnp.maximum(erf.sum(), jnp.finfo(jnp.float32).tiny)
-  return erf
+      erf = jax.lax.map(per_channel, jnp.arange(num_channels),
+                        batch_size=min(channel_batch_size, num_channels)).mean(0)
+    if normalize == "max":
+      erf = erf / jnp.maximum(erf.max(), jnp.finfo(jnp.float32).tiny)
+    elif normalize == "sum":
+      erf = erf / jnp.maximum(erf.sum(), jnp.finfo(jnp.float32).tiny)
+    return erf
+
+  # One compiled forward + backward per call (op-by-op dispatch of a large model is slow).
+  return jax.jit(erf_of)(images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +479,8 @@ def resnet_skip_stats(blocks: Mapping[str, jax.Array]) -> dict[str, np.ndarray |
     {"names": [L] block names, "ratio": [L], "cosine": [L]}.
   """
   from repsim_jax.models.outputs import block_names  # pylint: disable=g-import-not-at-top
-  names = [n for n in block_names(blocks) if n.startswith("stage")]
+  names = sorted((n for n in block_names(blocks) if n.startswith("stage")),
+                 key=lambda n: tuple(int(d) for d in re.findall(r"\d+", n)))
   if not names:
     raise ValueError(f"blocks: no 'stageS.blockBB' entries (got {sorted(blocks)[:8]} ...)")
   ratios, cosines = [], []
