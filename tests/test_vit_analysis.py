@@ -214,19 +214,17 @@ def _box_conv(x, size, out_channels=1):
 def test_erf_of_box_convolutions(channels):
   rng = np.random.default_rng(4)
   images = jnp.asarray(rng.normal(size=(4, 15, 15, 3)).astype(np.float32))
-  # A 5x5 box: uniform 5x5 support around the centre (7, 7), zero elsewhere.
-  erf = np.asarray(vit.effective_receptive_field(lambda x: _box_conv(x, 5, 2), images,
-                                                 num_images=None, channels=channels))
+  # A 5x5 box: uniform 5x5 support around the centre (7, 7), zero elsewhere. Two stacked 3x3
+  # boxes: the separable triangle [1, 2, 3, 2, 1] x [1, 2, 3, 2, 1] / 9. Both from one call.
+  erfs = vit.effective_receptive_field(
+      lambda x: {"box5": _box_conv(x, 5, 2), "box3x3": _box_conv(_box_conv(x, 3, 4), 3, 3)},
+      images, num_images=None, channels=channels)
   expected = np.zeros((15, 15))
   expected[5:10, 5:10] = 1.0
-  np.testing.assert_allclose(erf, expected, atol=1e-6)
-  # Two stacked 3x3 boxes: the separable triangle [1, 2, 3, 2, 1] x [1, 2, 3, 2, 1] / 9.
-  erf = np.asarray(vit.effective_receptive_field(
-      lambda x: _box_conv(_box_conv(x, 3, 4), 3, 3), images, num_images=4, channels=channels))
+  np.testing.assert_allclose(np.asarray(erfs["box5"]), expected, atol=1e-6)
   tri = np.array([1, 2, 3, 2, 1]) / 3.0
-  expected = np.zeros((15, 15))
   expected[5:10, 5:10] = np.outer(tri, tri)
-  np.testing.assert_allclose(erf, expected, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(erfs["box3x3"]), expected, atol=1e-6)
   # Off-centre location and sum normalisation.
   erf = np.asarray(vit.effective_receptive_field(lambda x: _box_conv(x, 3), images,
                                                  num_images=2, location=(0, 14),
@@ -337,11 +335,15 @@ def test_transformer_and_resnet_skip_stats():
   res = vit.resnet_skip_stats(dict(sorted(conv.items(), reverse=True)))
   assert res["names"] == ["stage0.block00", "stage1.block00", "stage1.block01"]
   assert np.isnan(res["ratio"][1]) and np.isnan(res["cosine"][1])  # projection shortcut
+  conv["stage1.block00.shortcut"] = normal(2, 2, 2, 6)  # ... unless the model gives it
+  res_with_shortcut = vit.resnet_skip_stats(conv)
   for k, (z, fz) in ((0, ("stem", "stage0.block00.branch")),
                      (2, ("stage1.block00", "stage1.block01.branch"))):
     ratio, cosine = _numpy_skip(conv[z], conv[fz])
     np.testing.assert_allclose(res["ratio"][k], ratio.mean(), rtol=1e-5)
     np.testing.assert_allclose(res["cosine"][k], cosine.mean(), rtol=1e-5, atol=1e-6)
+  ratio, _ = _numpy_skip(conv["stage1.block00.shortcut"], conv["stage1.block00.branch"])
+  np.testing.assert_allclose(res_with_shortcut["ratio"][1], ratio.mean(), rtol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------

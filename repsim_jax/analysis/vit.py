@@ -319,12 +319,12 @@ def _feature_grid(features: jax.Array, num_prefix_tokens: int,
                    f"got shape {features.shape}")
 
 
-def effective_receptive_field(f: Callable[[jax.Array], jax.Array], images: jax.Array, *,
+def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Array, *,
                               num_images: int | None = 32, location: Sequence[int] | None = None,
                               num_prefix_tokens: int = 0,
                               grid_shape: Sequence[int] | None = None,
                               channels: str = "sum", normalize: str | None = "max",
-                              channel_batch_size: int = 64) -> jax.Array:
+                              channel_batch_size: int = 64):
   """Effective receptive field of one location of a feature map: [H, W] over input pixels.
 
   ERF[y, x] = mean over images n and input channels c of |d a_n / d images[n, y, x, c]|, where
@@ -332,10 +332,12 @@ def effective_receptive_field(f: Callable[[jax.Array], jax.Array], images: jax.A
 
   Args:
     f: images [N, H, W, C] -> feature map, NHWC [N, h, w, D] or tokens [N, T, D] (reshaped to
-      the patch grid after dropping `num_prefix_tokens` prefix tokens). It must treat images
-      independently (no batch statistics): gradients of the batch sum are then per image.
-      "After" and "before the residual add" are just two functions (e.g. returning
-      blocks["block_03.mid"] or blocks["block_03.attn"]).
+      the patch grid after dropping `num_prefix_tokens` prefix tokens); or a dict / list of such
+      maps (e.g. several entries of `ModelOutput.blocks`), whose ERFs then come from one
+      compiled forward pass and one backward pass per map. f must be a pure function that treats
+      images independently (no batch statistics, no dropout): gradients of the batch sum are
+      then per image. "After" and "before the residual add" are just two maps (e.g.
+      blocks["block_03.mid"] and blocks["block_03.attn"]).
     images: [N, H, W, C] inputs in the form f takes (e.g. preprocessed pixel_values).
     num_images: use the first num_images images (the paper uses 32 random images; draw them
       with the deterministic sampler); None uses all.
@@ -350,7 +352,7 @@ def effective_receptive_field(f: Callable[[jax.Array], jax.Array], images: jax.A
       of Figs. 6 and C.1-C.4 has its own colour scale; "sum" makes it sum to 1; None keeps the
       raw mean |gradient|.
   Returns:
-    [H, W] float32.
+    [H, W] float32, or a dict / list of them with the structure of f's output.
 
   References:
     Raghu et al. 2021, Sec. 5 "Effective Receptive Fields", Figs. 6, C.1-C.4; Luo et al. 2016.
@@ -368,36 +370,47 @@ def effective_receptive_field(f: Callable[[jax.Array], jax.Array], images: jax.A
   if normalize not in ("max", "sum", None):
     raise ValueError(f"normalize must be 'max', 'sum' or None, got {normalize!r}")
 
-  def centre_features(x):  # [N, D] activations at the chosen location
-    grid = _feature_grid(f(x), num_prefix_tokens, grid_shape)
+  def centre_features(features):  # one feature map -> [N, D] activations at the location
+    grid = _feature_grid(jnp.asarray(features), num_prefix_tokens, grid_shape)
     row, col = (grid.shape[1] // 2, grid.shape[2] // 2) if location is None else location
     if not (0 <= row < grid.shape[1] and 0 <= col < grid.shape[2]):
       raise ValueError(f"location {(row, col)} is outside the feature grid {grid.shape[1:3]}")
     return grid[:, row, col, :].astype(jnp.float32)
 
-  def erf_of(x):
-    if channels == "sum":
-      grads = jax.grad(lambda x: centre_features(x).sum())(x)
-      erf = jnp.abs(grads).mean(axis=(0, 3))
-    else:
-      feats, vjp = jax.vjp(centre_features, x)
-      num_channels = feats.shape[1]
+  def all_centres(x):
+    return jax.tree.map(centre_features, f(x))
 
-      def per_channel(d):
-        cotangent = jnp.zeros_like(feats).at[:, d].set(1.0)
-        (g,) = vjp(cotangent)
-        return jnp.abs(g).mean(axis=(0, 3))
-
-      erf = jax.lax.map(per_channel, jnp.arange(num_channels),
-                        batch_size=min(channel_batch_size, num_channels)).mean(0)
+  def scale(erf):
     if normalize == "max":
-      erf = erf / jnp.maximum(erf.max(), jnp.finfo(jnp.float32).tiny)
-    elif normalize == "sum":
-      erf = erf / jnp.maximum(erf.sum(), jnp.finfo(jnp.float32).tiny)
+      return erf / jnp.maximum(erf.max(), jnp.finfo(jnp.float32).tiny)
+    if normalize == "sum":
+      return erf / jnp.maximum(erf.sum(), jnp.finfo(jnp.float32).tiny)
     return erf
 
+  def erfs_of(x):
+    feats, vjp = jax.vjp(all_centres, x)
+    leaves, treedef = jax.tree.flatten(feats)
+
+    def input_grad(i, cotangent_i):  # |d <leaf i, cotangent_i> / dx| averaged over n and c
+      cotangents = [cotangent_i if j == i else jnp.zeros_like(leaf)
+                    for j, leaf in enumerate(leaves)]
+      (g,) = vjp(jax.tree.unflatten(treedef, cotangents))
+      return jnp.abs(g).mean(axis=(0, 3))
+
+    maps = []
+    for i, leaf in enumerate(leaves):
+      if channels == "sum":
+        erf = input_grad(i, jnp.ones_like(leaf))
+      else:
+        erf = jax.lax.map(lambda d, i=i, leaf=leaf: input_grad(i, jnp.zeros_like(leaf).at[:, d]
+                                                                .set(1.0)),
+                          jnp.arange(leaf.shape[1]),
+                          batch_size=min(channel_batch_size, leaf.shape[1])).mean(0)
+      maps.append(scale(erf))
+    return jax.tree.unflatten(treedef, maps)
+
   # One compiled forward + backward per call (op-by-op dispatch of a large model is slow).
-  return jax.jit(erf_of)(images)
+  return jax.jit(erfs_of)(images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,10 +483,11 @@ def transformer_skip_stats(blocks: Mapping[str, jax.Array]) -> dict[str, np.ndar
 def resnet_skip_stats(blocks: Mapping[str, jax.Array]) -> dict[str, np.ndarray | list[str]]:
   """Skip-connection statistics of every ResNet block, averaged over spatial positions.
 
-  For block "stageS.blockBB", z = the previous block's output ("stem" before the first) and
-  f(z) = "stageS.blockBB.branch" (residual branch before the add). Where the shortcut is a
-  projection (first block of a stage: z and f(z) differ in shape) the shortcut's output is not
-  part of `blocks`, so that block's entries are NaN.
+  For block "stageS.blockBB", z = the shortcut: "stageS.blockBB.shortcut" when the model
+  gives it, else the previous block's output ("stem" before the first), which is the shortcut
+  of an identity block; f(z) = "stageS.blockBB.branch" (residual branch before the add). Where
+  the shortcut is a projection (or follows a downsampling layer) and not given, z and f(z)
+  differ in shape and that block's entries are NaN.
 
   Returns:
     {"names": [L] block names, "ratio": [L], "cosine": [L]}.
@@ -489,7 +503,7 @@ def resnet_skip_stats(blocks: Mapping[str, jax.Array]) -> dict[str, np.ndarray |
     branch = f"{name}.branch"
     if branch not in blocks:
       raise KeyError(f"blocks: missing {branch!r}; run the model with sublayers=True")
-    z, fz = blocks.get(previous), blocks[branch]
+    z, fz = blocks.get(f"{name}.shortcut", blocks.get(previous)), blocks[branch]
     if z is None or np.shape(z) != np.shape(fz):
       ratios.append(np.nan)
       cosines.append(np.nan)
