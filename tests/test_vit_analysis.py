@@ -477,6 +477,8 @@ def test_figures_are_written(tmp_path):
   rng = np.random.default_rng(11)
   _assert_files(vit_plots.plot_attention_distances(rng.uniform(0, 100, (4, 6)),
                                                    str(tmp_path / "dist.png"), layers=[0, 1, 3]))
+  _assert_files(vit_plots.plot_attention_distance_by_depth(rng.uniform(0, 100, (4, 6)),
+                                                           str(tmp_path / "depth")))
   _assert_files(vit_plots.plot_head_subset_cka(np.arange(3.0), rng.uniform(size=(3, 2)),
                                                str(tmp_path / "fig5")))
   _assert_files(vit_plots.plot_receptive_fields(rng.uniform(size=(5, 8, 8)),

@@ -279,8 +279,8 @@ def head_subset_representations(head_outputs: jax.Array, indices: np.ndarray, *,
 def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
                     cnn_layers: Sequence[jax.Array], *, subset_size: int, stride: int = 1,
                     num_prefix_tokens: int = 1, pooling: str = "flatten",
-                    debiased: bool = True,
-                    batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    debiased: bool = True, batch_size: int | None = None,
+                    **cka_options) -> tuple[np.ndarray, np.ndarray]:
   """CKA of local -> global head subsets of one ViT block against CNN layers (Fig. 5).
 
   Args:
@@ -289,8 +289,9 @@ def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
     cnn_layers: CNN representations on the same B images, each [B, ...] (NHWC maps), flattened
       with the same `pooling`.
     subset_size, stride: as in `head_subsets`.
-    debiased, batch_size: passed to `repsim_jax.metrics.cka.cka_matrix` (linear CKA; minibatch
-      estimator of Nguyen et al. 2020 when batch_size is given).
+    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.cka.cka_matrix`
+      (linear CKA; minibatch estimator of Nguyen et al. 2020 when batch_size is given; the
+      paper's protocol with batch_size=1024, n_samples=10240, repeats=20, seed=...).
   Returns:
     (mean_distance [S], cka [S, len(cnn_layers)]); Fig. 5 plots cka[:, j] against mean_distance.
 
@@ -302,7 +303,8 @@ def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
   subsets = head_subset_representations(head_outputs, indices,
                                         num_prefix_tokens=num_prefix_tokens, pooling=pooling)
   cnn = [flatten_representation(x, pooling=pooling) for x in cnn_layers]
-  similarity = cka_lib.cka_matrix(subsets, cnn, debiased=debiased, batch_size=batch_size)
+  similarity = cka_lib.cka_matrix(subsets, cnn, debiased=debiased, batch_size=batch_size,
+                                  **cka_options)
   return mean_distance, np.asarray(similarity)
 
 
@@ -603,7 +605,7 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
                       patch_size: int | Sequence[int] | None = None,
                       num_prefix_tokens: int = 1, grid_shape: Sequence[int] | None = None,
                       tokens: Sequence[Sequence[int]] | None = None, debiased: bool = True,
-                      batch_size: int | None = None) -> np.ndarray:
+                      batch_size: int | None = None, **cka_options) -> np.ndarray:
   """CKA between one position's representation and the input patches at every location.
 
   Args:
@@ -614,7 +616,11 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
     patch_size: input patch size; default H // h (and W // w) so that the patch grid matches
       the feature grid, as in Figs. 9 and D.3.
     tokens: (row, col) feature-grid positions to map; default all, row-major.
-    debiased, batch_size: passed to `repsim_jax.metrics.cka.cka_matrix` (linear CKA).
+    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.cka.cka_matrix`
+      (linear CKA). The exact path holds all K + P token / patch representations (features when
+      N > d, else N x N Grams); for many images pass batch_size (minibatch CKA, memory
+      (K + P) * batch_size^2 floats per batch, independent of N) and, for the paper's
+      protocol, n_samples=10240, repeats=20, seed=....
   Returns:
     [K, grid_h', grid_w'] maps: entry [k, a, b] = CKA(features at tokens[k], patch (a, b)),
     K = len(tokens) (or h * w for all positions, row-major).
@@ -641,5 +647,5 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
   token_reps = [features[:, r, c, :] for r, c in tokens]
   patch_reps = [patches[:, a, b, :] for a in range(ph_grid) for b in range(pw_grid)]
   similarity = np.asarray(cka_lib.cka_matrix(token_reps, patch_reps, debiased=debiased,
-                                             batch_size=batch_size))
+                                             batch_size=batch_size, **cka_options))
   return similarity.reshape(len(token_reps), ph_grid, pw_grid)

@@ -67,6 +67,31 @@ def plot_attention_distances(distances: np.ndarray, path: str, *,
   return _save(fig, path)
 
 
+def plot_attention_distance_by_depth(distances: np.ndarray, path: str, *,
+                                     title: str = "Mean attention distance by depth",
+                                     ylabel: str = "mean distance (pixels)") -> list[str]:
+  """All heads against depth (x = block, one marker per head), as Dosovitskiy et al. 2021 Fig. 7.
+
+  Args:
+    distances: [L, H] mean attention distance per head.
+  """
+  distances = np.asarray(distances)
+  if distances.ndim != 2:
+    raise ValueError(f"distances must be [L, H], got shape {distances.shape}")
+  num_layers, num_heads = distances.shape
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  colours = plt.cm.tab20(np.arange(num_heads) % 20)
+  for head in range(num_heads):
+    ax.scatter(np.arange(num_layers), distances[:, head], s=10, color=colours[head],
+               label=f"head {head}" if num_heads <= 16 else None)
+  ax.set_xlabel("block")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  if num_heads <= 16:
+    ax.legend(fontsize=6, frameon=False, ncol=2)
+  return _save(fig, path)
+
+
 def plot_head_subset_cka(mean_distance: np.ndarray, similarity: np.ndarray, path: str, *,
                          layer_labels: Sequence[str] | None = None,
                          title: str = "Head subsets vs CNN lower layers") -> list[str]:
