@@ -10,6 +10,7 @@ import os
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -35,7 +36,7 @@ def _grid(num_panels: int, ncols: int | None, panel_size: float = 2.0):
                            squeeze=False)
   for ax in axes.flat[num_panels:]:
     ax.axis("off")
-  return fig, axes.flat
+  return fig, list(axes.flat)
 
 
 def plot_attention_distances(distances: np.ndarray, path: str, *,
@@ -153,6 +154,8 @@ def plot_skip_ratio_heatmap(stats: np.ndarray, path: str, *, num_tokens: int | N
   fig, ax = plt.subplots(figsize=(max(3.0, 0.3 * shown.shape[1] + 1.5),
                                   max(2.5, 0.25 * shown.shape[0] + 1.0)))
   image = ax.imshow(shown, aspect="auto", cmap=cmap, origin="upper")
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+  ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel("block")
   ax.set_ylabel("token (0 = CLS)")
   ax.set_title(title)
@@ -184,9 +187,10 @@ def plot_skip_ratio_lines(series: Mapping[str, np.ndarray], path: str, *,
 
 def plot_localization(maps: np.ndarray, path: str, *, tokens: Sequence[Sequence[int]],
                       ncols: int | None = None, cmap: str = "viridis",
+                      shared_scale: bool = True,
                       suptitle: str = "CKA of a token with input patches") -> list[str]:
   """Figs. 9, 10, D.1-D.3: one [grid_h, grid_w] CKA map per token, the token's own position
-  marked with a red box.
+  marked with a red box; one colour scale and colour bar for all maps when shared_scale.
 
   Args:
     maps: [K, grid_h, grid_w] (`localization_maps`); tokens: the K (row, col) positions.
@@ -196,11 +200,14 @@ def plot_localization(maps: np.ndarray, path: str, *, tokens: Sequence[Sequence[
     raise ValueError(f"maps must be [K, gh, gw] with K = len(tokens) = {len(tokens)}, "
                      f"got shape {maps.shape}")
   fig, axes = _grid(maps.shape[0], ncols)
+  vmin, vmax = (float(np.nanmin(maps)), float(np.nanmax(maps))) if shared_scale else (None, None)
   for ax, image, (row, col) in zip(axes, maps, tokens):
-    ax.imshow(image, cmap=cmap)
+    shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
     ax.set_title(f"token ({row}, {col})", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
+  if shared_scale:
+    fig.colorbar(shown, ax=axes, label="CKA", shrink=0.8)
   fig.suptitle(suptitle)
   return _save(fig, path)
