@@ -48,6 +48,12 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
   return value
 
 
+def _as_array(x):
+  """JAX arrays stay on device; anything else becomes a numpy array (host-side rearranging
+  with numpy avoids one XLA compile per distinct slice)."""
+  return x if isinstance(x, jax.Array) else np.asarray(x)
+
+
 def _square_grid(num_patches: int, name: str) -> tuple[int, int]:
   side = math.isqrt(num_patches)
   if side * side != num_patches:
@@ -69,9 +75,10 @@ def tokens_to_grid(tokens: jax.Array, *, num_prefix_tokens: int = 1,
                    grid_shape: Sequence[int] | None = None) -> jax.Array:
   """Patch tokens [B, T, D] -> [B, grid_h, grid_w, D], the prefix tokens dropped.
 
-  `grid_shape` defaults to the square grid of T - num_prefix_tokens patches.
+  `grid_shape` defaults to the square grid of T - num_prefix_tokens patches. numpy in, numpy
+  out; JAX in, JAX out.
   """
-  tokens = jnp.asarray(tokens)
+  tokens = _as_array(tokens)
   if tokens.ndim != 3:
     raise ValueError(f"tokens must be [B, T, D], got shape {tokens.shape}")
   num_patches = tokens.shape[1] - num_prefix_tokens
@@ -250,8 +257,9 @@ def head_subsets(distances: jax.Array, *, subset_size: int,
 
 def flatten_representation(x: jax.Array, *, pooling: str = "flatten") -> jax.Array:
   """One row per image: [B, ...] -> [B, d]. pooling="flatten" keeps every position
-  (d = prod of the trailing dims); "mean" averages over all axes but the last (tokens / H, W)."""
-  x = jnp.asarray(x)
+  (d = prod of the trailing dims); "mean" averages over all axes but the last (tokens / H, W).
+  numpy in, numpy out; JAX in, JAX out."""
+  x = _as_array(x)
   if pooling == "flatten":
     return x.reshape(x.shape[0], -1)
   if pooling == "mean":
@@ -271,7 +279,7 @@ def head_subset_representations(head_outputs: jax.Array, indices: np.ndarray, *,
       the CNN's spatial positions.
     pooling: "flatten" -> d = (T - prefix) * k * Dh; "mean" over tokens -> d = k * Dh.
   """
-  head_outputs = jnp.asarray(head_outputs)[:, num_prefix_tokens:]
+  head_outputs = np.asarray(head_outputs)[:, num_prefix_tokens:]  # host: cka_matrix reads rows
   return [flatten_representation(head_outputs[:, :, np.asarray(idx)], pooling=pooling)
           for idx in np.asarray(indices)]
 
@@ -318,7 +326,7 @@ def _feature_grid(features: jax.Array, num_prefix_tokens: int,
     return features
   if features.ndim == 3:  # [B, T, D] tokens
     return tokens_to_grid(features, num_prefix_tokens=num_prefix_tokens, grid_shape=grid_shape)
-  raise ValueError(f"f(images) must return NHWC [B, h, w, C] or tokens [B, T, D], "
+  raise ValueError(f"features (or f(images)) must be NHWC [B, h, w, C] or tokens [B, T, D], "
                    f"got shape {features.shape}")
 
 
@@ -588,9 +596,9 @@ def image_patches(images: jax.Array, patch_size: int | Sequence[int]) -> jax.Arr
   """Non-overlapping patches: [N, H, W, C] -> [N, H // ph, W // pw, ph * pw * C].
 
   Each patch is flattened row-major (rows, then columns, then channels); H and W must be
-  multiples of the patch size.
+  multiples of the patch size. numpy in, numpy out; JAX in, JAX out.
   """
-  images = jnp.asarray(images)
+  images = _as_array(images)
   if images.ndim != 4:
     raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}")
   ph, pw = _pair(patch_size, "patch_size")
@@ -629,8 +637,9 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
     Raghu et al. 2021, Sec. 7, Figs. 9, 10, D.1-D.3.
   """
   from repsim_jax.metrics import cka as cka_lib  # pylint: disable=g-import-not-at-top
-  features = _feature_grid(jnp.asarray(features), num_prefix_tokens, grid_shape)
-  images = jnp.asarray(images)
+  # Rearranged on the host: one XLA compile per token slice would dominate the run time.
+  features = np.asarray(_feature_grid(np.asarray(features), num_prefix_tokens, grid_shape))
+  images = np.asarray(images)
   if images.ndim != 4 or images.shape[0] != features.shape[0]:
     raise ValueError(f"images must be [N, H, W, C] with N = {features.shape[0]} (the number of "
                      f"feature rows), got shape {images.shape}")
@@ -640,7 +649,7 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
       raise ValueError(f"images {images.shape[1:3]} are not a multiple of the feature grid "
                        f"{(gh, gw)}; pass patch_size")
     patch_size = (images.shape[1] // gh, images.shape[2] // gw)
-  patches = image_patches(images, patch_size)
+  patches = np.asarray(image_patches(images, patch_size))
   ph_grid, pw_grid = patches.shape[1:3]
   if tokens is None:
     tokens = [(r, c) for r in range(gh) for c in range(gw)]
