@@ -5,13 +5,17 @@ Every function takes plain arrays (numpy or JAX) or the `blocks` dict of a `Mode
 
 - `mean_attention_distance` / `attention_distances` / `sort_heads`: attention-weighted pixel
   distance per head (Figs. 3, 4, C.5, C.6).
-- `attention_head_outputs`, `head_subsets`, `head_subset_representations`, `head_subset_cka`:
-  local -> global head subsets of one block against a CNN's lower layers (Fig. 5).
+- `attention_values`, `attention_head_outputs`, `head_subsets`, `head_subset_representations`,
+  `head_subset_cka`: local -> global head subsets of one block against a CNN's lower layers
+  (Fig. 5).
 - `effective_receptive_field`: |d centre activation / d input| (Figs. 6, C.1-C.4).
 - `skip_connection_stats`, `transformer_skip_stats`, `resnet_skip_stats`,
   `summarize_token_stats`: norm ratio ||z|| / ||f(z)|| and cos(z, f(z)) (Figs. 7, E.1, E.2).
 - `block_statistics`: attention distances and skip statistics streamed over image batches.
 - `image_patches`, `localization_maps`: CKA of one token with input patches (Figs. 9, 10, D.1-D.3).
+
+Kernels are JAX (jitted where they compute); CKA comes from `repsim_jax.metrics.cka`. Pure
+rearranging of many slices (tokens, patches, head subsets) happens in numpy on the host.
 
 Token layout: transformer tokens are [B, T, D] with `num_prefix_tokens` tokens without a position
 on the image (CLS, distillation, register tokens) first, then the patch tokens in row-major order
