@@ -262,7 +262,7 @@ def test_erf_of_tokens_with_cls():
   rng = np.random.default_rng(6)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)).astype(np.float32))
 
-  def f(x):
+  def f(kernel, x):  # weights as an argument: the params= path
     maps = jax.lax.conv_general_dilated(x, kernel, (4, 4), "VALID",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     tokens = maps.reshape(x.shape[0], -1, 5)
@@ -270,7 +270,8 @@ def test_erf_of_tokens_with_cls():
     return jnp.concatenate([cls, tokens], axis=1)
 
   images = rng.normal(size=(2, 12, 12, 3)).astype(np.float32)
-  erf = np.asarray(vit.effective_receptive_field(f, images, num_images=2, num_prefix_tokens=1))
+  erf = np.asarray(vit.effective_receptive_field(f, images, num_images=2, num_prefix_tokens=1,
+                                                 params=kernel))
   support = erf > 0
   expected = np.zeros((12, 12), bool)
   expected[4:8, 4:8] = True
@@ -278,7 +279,8 @@ def test_erf_of_tokens_with_cls():
   expected_values = np.abs(np.asarray(kernel).sum(-1)).mean(-1)  # [4, 4]
   np.testing.assert_allclose(erf[4:8, 4:8], expected_values / expected_values.max(), rtol=1e-5)
   with pytest.raises(ValueError, match="outside the feature grid"):
-    vit.effective_receptive_field(f, images, num_images=2, num_prefix_tokens=1, location=(3, 0))
+    vit.effective_receptive_field(f, images, num_images=2, num_prefix_tokens=1, location=(3, 0),
+                                  params=kernel)
 
 
 # --------------------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Arra
                               num_prefix_tokens: int = 0,
                               grid_shape: Sequence[int] | None = None,
                               channels: str = "sum", normalize: str | None = "max",
-                              channel_batch_size: int = 64):
+                              channel_batch_size: int = 64, params=None):
   """Effective receptive field of one location of a feature map: [H, W] over input pixels.
 
   ERF[y, x] = mean over images n and input channels c of |d a_n / d images[n, y, x, c]|, where
@@ -366,6 +366,9 @@ def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Arra
     normalize: "max" (default) divides by the maximum, so every map spans [0, 1] as each panel
       of Figs. 6 and C.1-C.4 has its own colour scale; "sum" makes it sum to 1; None keeps the
       raw mean |gradient|.
+    params: when given, f is called as f(params, images) and params (any pytree, e.g. the
+      `nnx.State` from `nnx.split(model)`) enter the compiled function as arguments instead of
+      being baked into it as constants (large models compile faster and share memory).
   Returns:
     [H, W] float32, or a dict / list of them with the structure of f's output.
 
@@ -392,8 +395,8 @@ def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Arra
       raise ValueError(f"location {(row, col)} is outside the feature grid {grid.shape[1:3]}")
     return grid[:, row, col, :].astype(jnp.float32)
 
-  def all_centres(x):
-    return jax.tree.map(centre_features, f(x))
+  def all_centres(x, params):
+    return jax.tree.map(centre_features, f(x) if params is None else f(params, x))
 
   def scale(erf):
     if normalize == "max":
@@ -402,8 +405,8 @@ def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Arra
       return erf / jnp.maximum(erf.sum(), jnp.finfo(jnp.float32).tiny)
     return erf
 
-  def erfs_of(x):
-    feats, vjp = jax.vjp(all_centres, x)
+  def erfs_of(x, params):
+    feats, vjp = jax.vjp(lambda x: all_centres(x, params), x)
     leaves, treedef = jax.tree.flatten(feats)
 
     def input_grad(i, cotangent_i):  # |d <leaf i, cotangent_i> / dx| averaged over n and c
@@ -425,7 +428,7 @@ def effective_receptive_field(f: Callable[[jax.Array], object], images: jax.Arra
     return jax.tree.unflatten(treedef, maps)
 
   # One compiled forward + backward per call (op-by-op dispatch of a large model is slow).
-  return jax.jit(erfs_of)(images)
+  return jax.jit(erfs_of)(images, params)
 
 
 # ---------------------------------------------------------------------------------------------
