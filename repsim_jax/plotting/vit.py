@@ -10,14 +10,22 @@ import os
 from typing import Mapping, Sequence
 
 import matplotlib
-import matplotlib.ticker
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from repsim_jax.plotting.heatmap import layer_heatmap
 
 
-def _save(fig, path: str) -> list[str]:
+def _figure(figsize: tuple[float, float]) -> Figure:
+  # A Figure without pyplot: no global state (no backend switch for notebook users), thread-safe.
+  fig = Figure(figsize=figsize)
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def _save(fig: Figure, path: str) -> list[str]:
   stem, _ = os.path.splitext(os.fspath(path))
   directory = os.path.dirname(stem)
   if directory:
@@ -25,15 +33,14 @@ def _save(fig, path: str) -> list[str]:
   paths = [f"{stem}.png", f"{stem}.pdf"]
   for p in paths:
     fig.savefig(p, bbox_inches="tight", dpi=150)
-  plt.close(fig)
   return paths
 
 
 def _grid(num_panels: int, ncols: int | None, panel_size: float = 2.0):
   ncols = ncols or min(num_panels, 6)
   nrows = math.ceil(num_panels / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.4),
-                           squeeze=False)
+  fig = _figure((panel_size * ncols, panel_size * nrows + 0.4))
+  axes = fig.subplots(nrows, ncols, squeeze=False)
   for ax in axes.flat[num_panels:]:
     ax.axis("off")
   return fig, list(axes.flat)
@@ -56,8 +63,9 @@ def plot_attention_distances(distances: np.ndarray, path: str, *,
     raise ValueError(f"distances must be [L, H], got shape {distances.shape}")
   layers = list(range(distances.shape[0])) if layers is None else list(layers)
   labels = layer_labels or [f"block {l}" for l in layers]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  colours = plt.cm.viridis(np.linspace(0, 0.9, len(layers)))
+  fig = _figure((5, 3.5))
+  ax = fig.subplots()
+  colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(layers)))
   for layer, label, colour in zip(layers, labels, colours):
     values = np.sort(distances[layer]) if sort else distances[layer]
     ax.scatter(np.arange(values.size), values, s=18, color=colour, label=label)
@@ -80,8 +88,9 @@ def plot_attention_distance_by_depth(distances: np.ndarray, path: str, *,
   if distances.ndim != 2:
     raise ValueError(f"distances must be [L, H], got shape {distances.shape}")
   num_layers, num_heads = distances.shape
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  colours = plt.cm.tab20(np.arange(num_heads) % 20)
+  fig = _figure((5, 3.5))
+  ax = fig.subplots()
+  colours = matplotlib.colormaps["tab20"](np.arange(num_heads) % 20)
   for head in range(num_heads):
     ax.scatter(np.arange(num_layers), distances[:, head], s=10, color=colours[head],
                label=f"head {head}" if num_heads <= 16 else None)
@@ -106,7 +115,8 @@ def plot_head_subset_cka(mean_distance: np.ndarray, similarity: np.ndarray, path
     raise ValueError(f"similarity must be [S, Lc] with S = {np.size(mean_distance)}, "
                      f"got shape {similarity.shape}")
   labels = layer_labels or [f"CNN layer {j}" for j in range(similarity.shape[1])]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  fig = _figure((5, 3.5))
+  ax = fig.subplots()
   for j, label in enumerate(labels):
     ax.plot(mean_distance, similarity[:, j], marker="o", ms=3, label=label)
   ax.set_xlabel("mean attention distance of head subset (pixels)")
@@ -139,28 +149,24 @@ def plot_receptive_fields(maps: np.ndarray, path: str, *, titles: Sequence[str] 
 
 
 def plot_skip_ratio_heatmap(stats: np.ndarray, path: str, *, num_tokens: int | None = None,
-                            title: str = "||z|| / ||f(z)||", label: str = "norm ratio",
-                            cmap: str = "viridis") -> list[str]:
+                            num_prefix_tokens: int = 1, title: str = "||z|| / ||f(z)||",
+                            label: str = "norm ratio", cmap: str = "viridis") -> list[str]:
   """Figs. 7 (left), E.1: a token x block heatmap of a [L, T] statistic (token 0 = CLS).
 
   Args:
     stats: [L, T] from `transformer_skip_stats` ("attn_ratio", "mlp_cosine", ...).
     num_tokens: show only the first num_tokens tokens (the paper shows the first few).
+    num_prefix_tokens: prefix tokens labelled "CLS" (0) or "prefix" in the token labels.
   """
   stats = np.asarray(stats)
   if stats.ndim != 2:
     raise ValueError(f"stats must be [L, T], got shape {stats.shape}")
   shown = stats[:, :num_tokens].T  # rows = tokens, columns = blocks
-  fig, ax = plt.subplots(figsize=(max(3.0, 0.3 * shown.shape[1] + 1.5),
-                                  max(2.5, 0.25 * shown.shape[0] + 1.0)))
-  image = ax.imshow(shown, aspect="auto", cmap=cmap, origin="upper")
-  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-  ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-  ax.set_xlabel("block")
-  ax.set_ylabel("token (0 = CLS)")
-  ax.set_title(title)
-  fig.colorbar(image, ax=ax, label=label)
-  return _save(fig, path)
+  token_labels = [("CLS" if t == 0 else f"prefix {t}") if t < num_prefix_tokens else str(t)
+                  for t in range(shown.shape[0])]
+  return layer_heatmap(shown, row_labels=token_labels,
+                       col_labels=[str(b) for b in range(shown.shape[1])], title=title,
+                       path=path, cbar_label=label, xlabel="block", ylabel="token", cmap=cmap)
 
 
 def plot_skip_ratio_lines(series: Mapping[str, np.ndarray], path: str, *,
@@ -170,7 +176,8 @@ def plot_skip_ratio_lines(series: Mapping[str, np.ndarray], path: str, *,
 
   Series of different lengths share a normalised depth axis [0, 1] when normalized_depth.
   """
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  fig = _figure((5, 3.5))
+  ax = fig.subplots()
   for name, values in series.items():
     values = np.asarray(values, dtype=float)
     x = (np.linspace(0, 1, values.size) if normalized_depth and values.size > 1
@@ -203,7 +210,7 @@ def plot_localization(maps: np.ndarray, path: str, *, tokens: Sequence[Sequence[
   vmin, vmax = (float(np.nanmin(maps)), float(np.nanmax(maps))) if shared_scale else (None, None)
   for ax, image, (row, col) in zip(axes, maps, tokens):
     shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+    ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
     ax.set_title(f"token ({row}, {col})", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
