@@ -63,10 +63,12 @@ def transformer_hooks(num_layers: int, layer_path: str, *, attn: str, attn_modul
 def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
                  hooks: Mapping[str, parity.HookSpec], *, channels_last: bool = False,
                  rtol: float = 1e-5, atol: float = 1e-6, torch_kwargs: Mapping | None = None,
-                 our_kwargs: Mapping | None = None, perturb: bool = True, model=None,
+                 our_kwargs: Mapping | None = None, perturb_scale: float = 0.1, model=None,
                  ) -> list[parity.Row]:
   """Returns the comparison rows (all passing) or raises AssertionError with the table.
 
+  `perturb_scale`: std of the noise perturb_ adds (0 = none; full-size models need less than
+  the default so that activations stay O(1) through many layers).
   `model`: an already loaded port (skips save/load; the torch model is then used as is).
   """
   import torch
@@ -74,11 +76,11 @@ def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
 
   torch_model.eval()
   if model is None:
-    if perturb:
-      perturb_(torch_model)
+    if perturb_scale:
+      perturb_(torch_model, scale=perturb_scale)
     ckpt = pathlib.Path(tmp_path) / "ckpt"
     torch_model.save_pretrained(ckpt)
-    model = from_pretrained(ckpt, cache_dir=pathlib.Path(tmp_path) / "cache")
+    model = from_pretrained(ckpt, use_cache=False)  # the orbax cache has its own test
   ours = parity.flatten_output(
       jit_forward(model, sublayers=True, **(our_kwargs or {}))(images_nhwc))
   x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
