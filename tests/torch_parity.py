@@ -64,12 +64,13 @@ def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
                  hooks: Mapping[str, parity.HookSpec], *, channels_last: bool = False,
                  rtol: float = 1e-5, atol: float = 1e-6, torch_kwargs: Mapping | None = None,
                  our_kwargs: Mapping | None = None, perturb_scale: float = 0.1, model=None,
-                 ) -> list[parity.Row]:
+                 dtype=None) -> list[parity.Row]:
   """Returns the comparison rows (all passing) or raises AssertionError with the table.
 
   `perturb_scale`: std of the noise perturb_ adds (0 = none; full-size models need less than
   the default so that activations stay O(1) through many layers).
   `model`: an already loaded port (skips save/load; the torch model is then used as is).
+  `dtype`: our compute dtype (default float32); the torch reference stays float32.
   """
   import torch
   from repsim_jax.models import from_pretrained, jit_forward
@@ -80,7 +81,8 @@ def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
       perturb_(torch_model, scale=perturb_scale)
     ckpt = pathlib.Path(tmp_path) / "ckpt"
     torch_model.save_pretrained(ckpt)
-    model = from_pretrained(ckpt, use_cache=False)  # the orbax cache has its own test
+    kw = {} if dtype is None else {"dtype": dtype}
+    model = from_pretrained(ckpt, use_cache=False, **kw)  # the orbax cache has its own test
   ours = parity.flatten_output(
       jit_forward(model, sublayers=True, **(our_kwargs or {}))(images_nhwc))
   x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
