@@ -1,6 +1,7 @@
 """Shared helper of the model parity tests (not a test file).
 
-check_parity(torch_model, tmp_path, images, hooks) does, for a tiny transformers torch model:
+check_parity(torch_model, tmp_path, images, hooks) does, for a tiny transformers torch model
+(images: float NHWC; any other array, e.g. ImageGPT token ids, is passed to both unchanged):
   1. perturb_ every parameter and persistent buffer deterministically (so LayerNorm weights and
      biases, layer scales, position embeddings, ... are not at their trivial init values),
   2. save_pretrained (safetensors) into tmp_path/"ckpt" and load it with our from_pretrained,
@@ -85,7 +86,9 @@ def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
     model = from_pretrained(ckpt, use_cache=False, **kw)  # the orbax cache has its own test
   ours = parity.flatten_output(
       jit_forward(model, sublayers=True, **(our_kwargs or {}))(images_nhwc))
-  x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
+  # images NHWC -> NCHW for torch; other inputs (ImageGPT token ids [B, T]) go in unchanged
+  x = images_nhwc.transpose(0, 3, 1, 2) if images_nhwc.ndim == 4 else images_nhwc
+  x = torch.from_numpy(np.ascontiguousarray(x))
   ref = parity.run_torch(torch_model, x, hooks, channels_last=channels_last, **(torch_kwargs or {}))
   n_ours = sum(k.startswith("hidden_states.") for k in ours)
   n_ref = sum(k.startswith("hidden_states.") for k in ref)
