@@ -213,11 +213,12 @@ def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | No
                 min_shard_size: int = 1 << 20) -> nnx.Module:
   """Puts a converted parameter tree into `model` (in place; also returned).
 
-  `params` must match `nnx.state(model, nnx.Param).to_pure_dict()` exactly: missing or unexpected
-  entries and shape mismatches raise one ValueError listing them. With `mesh`, parameters get a
-  NamedSharding (see `param_sharding`).
+  `params` must match `nnx.state(model, nnx.Variable).to_pure_dict()` exactly, i.e. hold every
+  variable of the model (parameters, and batch-norm statistics where a port has them): missing
+  or unexpected entries and shape mismatches raise one ValueError listing them. With `mesh`,
+  arrays get a NamedSharding (see `param_sharding`).
   """
-  state = nnx.state(model, nnx.Param)
+  state = nnx.state(model, nnx.Variable)
   expected = _flatten(state.to_pure_dict())
   given = _flatten(params)
   missing = sorted(_name(p) for p in expected if p not in given)
