@@ -333,7 +333,7 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
         params = None
   if params is None:
     params = fam.convert(read_state_dict(files), config)
-    if cache_path is not None:
+    if cache_path is not None and jax.process_index() == 0:  # one writer on multi-host runs
       try:
         _cache_save(cache_path, params)
       except Exception as e:
@@ -350,7 +350,11 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
 
 def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], ModelOutput]:
   """`x -> model(x, **call_kwargs)` as one jit-compiled function (the model's state is an input,
-  so it is not baked into the executable as constants)."""
+  so it is not baked into the executable as constants).
+
+  Note: jit returns dicts with sorted keys, so `out.blocks` comes back in sorted-name order
+  ("block_00" ... before "embeddings"); take the forward order from the names, not the dict.
+  """
   graphdef, state = nnx.split(model)
 
   @jax.jit
