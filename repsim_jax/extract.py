@@ -1,0 +1,203 @@
+"""Model x images -> per-layer pooled representations in an ActivationStore.
+
+One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("data"), the
+model runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
+Batches never straddle store chunks and the last batch of a chunk is padded to the full batch
+size, so every run (fresh, resumed, 1 or 8 devices) executes the same compiled program on the
+same batches and writes bit-identical rows.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from repsim_jax.data.base import Source
+from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
+from repsim_jax.models.outputs import block_names
+from repsim_jax.pooling import pool
+from repsim_jax.progress import Progress
+from repsim_jax.store import ActivationStore
+
+
+def early_middle_late(names: Sequence[str]) -> dict[str, str]:
+  """The paper's representative layers: the second, the middle and the penultimate block.
+
+  Mahaut & Baroni (2026) take the second and penultimate blocks "to avoid effects from
+  tokenization or detokenization on the very first and very last layers". `names` are block
+  names in forward order (e.g. `store.layer_names`, with "embeddings"/"stem" first if present:
+  pass only the blocks you count). Middle is `names[len(names) // 2]`.
+  """
+  if len(names) < 3:
+    raise ValueError(f"early_middle_late needs at least 3 layers, got {list(names)}")
+  return {"early": names[1], "middle": names[len(names) // 2], "late": names[-2]}
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh ("data",) over `devices` (default: this process's local devices)."""
+  devices = list(devices) if devices is not None else jax.local_devices()
+  return Mesh(np.asarray(devices), ("data",))
+
+
+def _device_memory_mb(device: jax.Device) -> float | None:
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if not stats or "bytes_in_use" not in stats:
+    return None
+  return round(stats["bytes_in_use"] / 2**20, 1)
+
+
+def _pure_forward(model: Any) -> tuple[Callable[[Any, jax.Array], Any], Any]:
+  """(forward(params, x), params): NNX modules are split so weights are jit arguments, not constants."""
+  try:
+    from flax import nnx
+    if isinstance(model, nnx.Module):
+      graphdef, state = nnx.split(model)
+      return (lambda state, x: nnx.merge(graphdef, state)(x)), state
+  except ImportError:
+    pass
+  return (lambda _, x: model(x)), None
+
+
+def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict[str, str]:
+  if isinstance(pooling, str):
+    return {name: pooling for name in names}
+  missing = [n for n in names if n not in pooling]
+  if missing:
+    raise ValueError(f"pooling dict has no mode for layers {missing}")
+  return {name: pooling[name] for name in names}
+
+
+def extract(model: Any, source: Source, preprocess: Preprocess, store: ActivationStore, *,
+            batch_size: int, pooling: str | Mapping[str, str] = "mean_patch",
+            num_prefix_tokens: int = 1, layers: Sequence[str] | None = None,
+            mesh: Mesh | None = None, skip_bad_images: bool = False, num_threads: int = 8,
+            prefetch: int | None = None, process_index: int | None = None,
+            process_count: int | None = None, metrics_path: str | None = None,
+            progress_every_s: float = 10.0,
+            on_chunk_written: Callable[[int], None] | None = None) -> ActivationStore:
+  """Fills `store` with `model`'s pooled block outputs for the images `store.ids` of `source`.
+
+  Chunks already marked done are skipped, so rerunning after an interruption continues where it
+  stopped. Rows of skipped bad images are NaN and their ids are recorded in the store.
+
+  Args:
+    model: callable `model(x [B, ...]) -> ModelOutput` (an NNX module or any function).
+    source: gives the decoded image of every id in `store.ids`.
+    preprocess: uint8 [H, W, 3] -> one model input (fixed shape), run in loader threads.
+    store: from `ActivationStore.open_or_create`.
+    batch_size: global batch (all local devices); must divide by the mesh size and divide
+      `store.chunk_rows` (batches never straddle chunks).
+    pooling: one mode for every layer, or layer name -> mode (`repsim_jax.pooling.MODES`).
+    num_prefix_tokens: CLS + register tokens that `mean_patch` leaves out.
+    layers: block names to keep (default: every main block of `ModelOutput.blocks`, forward order).
+    mesh: 1-D data mesh (default: all local devices). Multi-host: each process runs its own
+      local mesh on its own chunk range; no cross-host collective is needed.
+    skip_bad_images: record and NaN-fill undecodable/missing images instead of stopping.
+    process_index / process_count: this host's share of the chunks (default: jax's values).
+    metrics_path: JSON-lines file for progress metrics (images/s, ETA, chunks, device memory).
+    on_chunk_written: called with the chunk index after each chunk is durably written.
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  mesh = mesh if mesh is not None else data_mesh()
+  num_devices = mesh.devices.size
+  if batch_size % num_devices:
+    raise ValueError(f"batch_size {batch_size} should be a multiple of the {num_devices} devices")
+  if store.chunk_rows % batch_size:
+    raise ValueError(f"store chunk_rows {store.chunk_rows} should be a multiple of batch_size "
+                     f"{batch_size} (batches never straddle chunks, for bit-identical resumes)")
+  ids = store.ids
+  known = set(source.ids)
+  unknown = [i for i in ids if i not in known]
+  if unknown:
+    raise KeyError(f"{len(unknown)} store ids are not in the source {source.describe()}: "
+                   f"{unknown[:5]}")
+
+  # Shapes from the first image: abstract evaluation only, nothing runs.
+  first = np.asarray(preprocess(source.load(ids[0]).image))
+  forward, params = _pure_forward(model)
+  abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
+  order: list[str] = []
+  def traced_names(params, x):  # jax sorts dict keys in outputs; record the model's own order
+    blocks = forward(params, x).blocks
+    order[:] = list(blocks)
+    return blocks
+  jax.eval_shape(traced_names, params, abstract_x)
+  available = block_names(dict.fromkeys(order))
+  layers = list(layers) if layers is not None else available
+  bad = [n for n in layers if n not in order]
+  if bad:
+    raise KeyError(f"layers {bad} not in the model's blocks {order}")
+  modes = _pooling_for(layers, pooling)
+  out_dtype = jnp.float16 if store.dtype == "float16" else jnp.float32
+
+  def step(params, x):
+    blocks = forward(params, x).blocks
+    return {n: pool(blocks[n], modes[n], num_prefix_tokens=num_prefix_tokens).astype(out_dtype)
+            for n in layers}
+
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P("data"))
+  # params are an explicit argument (replicated) so large checkpoints are not baked into HLO.
+  step_jit = jax.jit(step, in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
+  abstract_pooled = jax.eval_shape(step, params, abstract_x)
+  store.ensure_layers({n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
+                           "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
+                       for n in layers})
+  params = jax.device_put(params, replicated)
+
+  my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
+                                      process_count=process_count) if not store.is_chunk_done(k)]
+  rows = np.concatenate([np.arange(*store.chunk_bounds(k)) for k in my_chunks]) if my_chunks \
+      else np.zeros(0, np.int64)
+  progress = Progress("extract", len(rows), unit="images", every_s=progress_every_s,
+                      metrics_path=metrics_path, enabled=process_index == 0)
+  if process_index == 0:
+    logging.info("extract: %d layers, %d of %d chunks to do on this host (%d rows), batch %d on "
+                 "%d devices", len(layers), len(my_chunks), store.num_chunks, len(rows),
+                 batch_size, num_devices)
+
+  def chunk_batches():
+    # One loader over all remaining rows so the threads keep prefetching across chunk edges;
+    # chunk_rows % batch_size == 0 keeps every batch inside one chunk.
+    return iter_batches(source, ids, rows, preprocess, batch_size=batch_size,
+                        input_shape=first.shape, input_dtype=first.dtype,
+                        skip_bad_images=skip_bad_images, num_threads=num_threads,
+                        prefetch=prefetch or 4 * batch_size)
+
+  batches = chunk_batches()
+  for written, k in enumerate(my_chunks, start=1):
+    start, stop = store.chunk_bounds(k)
+    buffers = {n: np.empty((stop - start, *abstract_pooled[n].shape[1:]), dtype=out_dtype)
+               for n in layers}
+    skipped: list[str] = []
+    filled = start
+    while filled < stop:
+      batch = next(batches)
+      b = len(batch.rows)
+      inputs = batch.inputs
+      if b < batch_size:  # pad the chunk's last batch: same shape -> same compiled program
+        inputs = np.concatenate([inputs, np.zeros((batch_size - b, *inputs.shape[1:]), inputs.dtype)])
+      pooled = step_jit(params, jax.device_put(inputs, batch_sharding))
+      for n in layers:
+        value = np.asarray(pooled[n])[:b]
+        if not batch.valid.all():
+          value = value.copy()
+          value[~batch.valid] = np.nan
+        buffers[n][filled - start:filled - start + b] = value
+      skipped += batch.skipped
+      filled += b
+      progress.update(b, chunks_written=written - 1, chunks_total=len(my_chunks),
+                      device_memory_mb=_device_memory_mb(mesh.devices.flat[0]))
+    store.write_chunk(k, buffers, skipped_ids=skipped)
+    if on_chunk_written is not None:
+      on_chunk_written(k)
+  if store.finalize() and process_index == 0:
+    logging.info("extract: store %s complete (%d rows, %d layers, %d skipped)", store.path,
+                 store.num_rows, len(layers), len(store.skipped_ids))
+  return store
