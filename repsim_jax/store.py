@@ -259,9 +259,10 @@ class ActivationStore:
     array = self._open_layer(name)
     block = block or self.chunk_rows
     starts = list(range(0, self.num_rows, block))
-    pending = array[starts[0]:starts[0] + block].read() if starts else None
-    for i, start in enumerate(starts):
+    read = lambda start: array[start:min(start + block, self.num_rows)].read()
+    pending = read(starts[0]) if starts else None
+    for i in range(len(starts)):
       current = pending.result()
       if i + 1 < len(starts):
-        pending = array[starts[i + 1]:starts[i + 1] + block].read()
+        pending = read(starts[i + 1])
       yield current
