@@ -2,13 +2,13 @@
 
 One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("data"), the
 model runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
-Batches never straddle store chunks and the last batch of a chunk is padded to the full batch
-size, so every run (fresh, resumed, 1 or 8 devices) executes the same compiled program on the
-same batches and writes bit-identical rows.
+Batches never straddle store chunks, the last batch of a chunk is padded to the full batch size,
+and each device pushes fixed micro-batches of `device_batch` rows through the model, so every run
+(fresh, resumed, on 1 or 8 devices) does the same per-row arithmetic and writes bit-identical rows.
 """
 from __future__ import annotations
 
-import os
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -51,16 +51,46 @@ def _device_memory_mb(device: jax.Device) -> float | None:
   return round(stats["bytes_in_use"] / 2**20, 1)
 
 
-def _pure_forward(model: Any) -> tuple[Callable[[Any, jax.Array], Any], Any]:
-  """(forward(params, x), params): NNX modules are split so weights are jit arguments, not constants."""
-  try:
+def _model_key(model: Any) -> tuple[Any, Any]:
+  """(hashable key of the model's code, its parameters). NNX modules are split so weights are jit
+  arguments, not constants baked into the program, and equal graphs share one compiled step."""
+  from flax import nnx
+  if isinstance(model, nnx.Module):
+    graphdef, state = nnx.split(model)
+    return ("nnx", graphdef), state
+  return ("callable", model), None
+
+
+def _forward(model_key: tuple[Any, Any]) -> Callable[[Any, jax.Array], Any]:
+  kind, value = model_key
+  if kind == "nnx":
     from flax import nnx
-    if isinstance(model, nnx.Module):
-      graphdef, state = nnx.split(model)
-      return (lambda state, x: nnx.merge(graphdef, state)(x)), state
-  except ImportError:
-    pass
-  return (lambda _, x: model(x)), None
+    return lambda state, x: nnx.merge(value, state)(x)
+  return lambda _, x: value(x)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_step(model_key: tuple[Any, Any], layers: tuple[str, ...], modes: tuple[str, ...],
+                   num_prefix_tokens: int, out_dtype: Any, device_batch: int, mesh: Mesh):
+  """The jitted batch step. Cached so a resumed run, or the next dataset through the same model
+  and layers, reuses the compiled program."""
+  forward = _forward(model_key)
+
+  def pooled(params, x):
+    blocks = forward(params, x).blocks
+    return {n: pool(blocks[n], m, num_prefix_tokens=num_prefix_tokens).astype(out_dtype)
+            for n, m in zip(layers, modes)}
+
+  def local(params, x):
+    # Every device runs the same micro-batches of `device_batch` rows, whatever the device count,
+    # so 1 device and 8 devices execute identical per-row arithmetic (bit-identical rows).
+    micro = x.reshape(-1, device_batch, *x.shape[1:])
+    out = jax.lax.map(lambda xb: pooled(params, xb), micro)
+    return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:]), out)
+
+  step = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data")), out_specs=P("data"))
+  return jax.jit(step, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))),
+                 out_shardings=NamedSharding(mesh, P("data")))
 
 
 def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict[str, str]:
@@ -75,7 +105,7 @@ def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict
 def extract(model: Any, source: Source, preprocess: Preprocess, store: ActivationStore, *,
             batch_size: int, pooling: str | Mapping[str, str] = "mean_patch",
             num_prefix_tokens: int = 1, layers: Sequence[str] | None = None,
-            mesh: Mesh | None = None, skip_bad_images: bool = False, num_threads: int = 8,
+            mesh: Mesh | None = None, device_batch: int | None = None, skip_bad_images: bool = False, num_threads: int = 8,
             prefetch: int | None = None, process_index: int | None = None,
             process_count: int | None = None, metrics_path: str | None = None,
             progress_every_s: float = 10.0,
@@ -95,6 +125,8 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     pooling: one mode for every layer, or layer name -> mode (`repsim_jax.pooling.MODES`).
     num_prefix_tokens: CLS + register tokens that `mean_patch` leaves out.
     layers: block names to keep (default: every main block of `ModelOutput.blocks`, forward order).
+    device_batch: rows each device pushes through the model at once (default: batch_size /
+      devices). Rows are bit-identical across device counts when `device_batch` is the same.
     mesh: 1-D data mesh (default: all local devices). Multi-host: each process runs its own
       local mesh on its own chunk range; no cross-host collective is needed.
     skip_bad_images: record and NaN-fill undecodable/missing images instead of stopping.
@@ -120,7 +152,8 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
 
   # Shapes from the first image: abstract evaluation only, nothing runs.
   first = np.asarray(preprocess(source.load(ids[0]).image))
-  forward, params = _pure_forward(model)
+  model_key, params = _model_key(model)
+  forward = _forward(model_key)
   abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
   order: list[str] = []
   def traced_names(params, x):  # jax sorts dict keys in outputs; record the model's own order
@@ -134,18 +167,16 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   if bad:
     raise KeyError(f"layers {bad} not in the model's blocks {order}")
   modes = _pooling_for(layers, pooling)
-  out_dtype = jnp.float16 if store.dtype == "float16" else jnp.float32
-
-  def step(params, x):
-    blocks = forward(params, x).blocks
-    return {n: pool(blocks[n], modes[n], num_prefix_tokens=num_prefix_tokens).astype(out_dtype)
-            for n in layers}
-
+  out_dtype = np.dtype(np.float16 if store.dtype == "float16" else np.float32)
+  device_batch = device_batch or batch_size // num_devices
+  if (batch_size // num_devices) % device_batch:
+    raise ValueError(f"device_batch {device_batch} should divide the per-device batch "
+                     f"{batch_size // num_devices} (batch_size {batch_size} / {num_devices} devices)")
+  step_jit = _compiled_step(model_key, tuple(layers), tuple(modes[n] for n in layers),
+                            num_prefix_tokens, out_dtype, device_batch, mesh)
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  # params are an explicit argument (replicated) so large checkpoints are not baked into HLO.
-  step_jit = jax.jit(step, in_shardings=(replicated, batch_sharding), out_shardings=batch_sharding)
-  abstract_pooled = jax.eval_shape(step, params, abstract_x)
+  abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
   store.ensure_layers({n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
                            "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
                        for n in layers})

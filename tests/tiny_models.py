@@ -60,3 +60,13 @@ class TinyConvNet(nnx.Module):
     b1 = jax.nn.relu(self.c1(b0))
     blocks = {"stem": s, "stage0.block00": b0, "stage1.block00": b1}
     return ModelOutput(hidden_states=(s, b0, b1), blocks=blocks, last_hidden_state=b1)
+
+
+def numpy_init(cls, *, seed: int = 0, scale: float = 0.3, **kwargs):
+  """Builds `cls(**kwargs)` with weights drawn in numpy: no eager jax op (each would compile)."""
+  import numpy as np
+  graphdef, abstract = nnx.split(nnx.eval_shape(lambda: cls(**kwargs)))
+  rng = np.random.default_rng(seed)
+  state = jax.tree.map(lambda s: jnp.asarray(rng.normal(0, scale, s.shape).astype(s.dtype)),
+                       abstract)
+  return nnx.merge(graphdef, state)
