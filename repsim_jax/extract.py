@@ -9,6 +9,9 @@ and each device pushes fixed micro-batches of `device_batch` rows through the mo
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -20,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from repsim_jax.data.base import Source
 from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
 from repsim_jax.models.outputs import block_names
-from repsim_jax.pooling import pool
+from repsim_jax.pooling import default_pooling, pool
 from repsim_jax.progress import Progress
 from repsim_jax.store import ActivationStore
 
@@ -232,3 +235,128 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     logging.info("extract: store %s complete (%d rows, %d layers, %d skipped)", store.path,
                  store.num_rows, len(layers), len(store.skipped_ids))
   return store
+
+
+# ------------------------------------------------------------------ experiment driver
+def resolve_checkpoint(path_or_hub_id: str) -> str:
+  """A local checkpoint directory, or a hub id's snapshot in the local HF cache (no download)."""
+  if os.path.isdir(path_or_hub_id):
+    return path_or_hub_id
+  from huggingface_hub import snapshot_download
+  try:
+    return snapshot_download(path_or_hub_id, local_files_only=True)
+  except Exception as e:
+    raise FileNotFoundError(
+        f"checkpoint {path_or_hub_id!r} is neither a directory nor in the local Hugging Face cache "
+        f"({type(e).__name__}). Fetch it with:\n  hf download {path_or_hub_id}") from e
+
+
+def checkpoint_fingerprint(path: str) -> str:
+  """Identifies a checkpoint's content: config.json bytes plus each weight file's content hash.
+
+  Files in the HF cache are links to blobs named by their sha256, which is used for free; other
+  weight files contribute size + sha256 of their first and last MiB (hashing 5 GB would take
+  longer than a small extraction).
+  """
+  h = hashlib.sha256()
+  for name in sorted(os.listdir(path)):
+    full = os.path.join(path, name)
+    if name == "config.json" or name == "preprocessor_config.json":
+      h.update(name.encode() + open(full, "rb").read())
+    elif name.endswith((".safetensors", ".bin", ".msgpack", ".h5")):
+      if os.path.islink(full):
+        h.update(f"{name}:{os.path.basename(os.readlink(full))}".encode())
+      else:
+        size = os.path.getsize(full)
+        with open(full, "rb") as f:
+          head = f.read(2**20)
+          f.seek(max(size - 2**20, 0))
+          tail = f.read()
+        h.update(f"{name}:{size}:".encode() + hashlib.sha256(head + tail).digest())
+  return h.hexdigest()[:16]
+
+
+def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
+  """The checkpoint's own image processor, one image at a time: (preprocess, its config).
+
+  Returns NHWC float32 pixel values, or int32 token ids for ImageGPT (colour clusters).
+  """
+  import transformers
+  processor = transformers.AutoImageProcessor.from_pretrained(path)
+  def preprocess(image: np.ndarray) -> np.ndarray:
+    out = processor(images=image, return_tensors="np")
+    if "input_ids" in out:
+      return np.asarray(out["input_ids"][0], np.int32)
+    return np.ascontiguousarray(np.asarray(out["pixel_values"][0], np.float32).transpose(1, 2, 0))
+  return preprocess, {"class": type(processor).__name__, **processor.to_dict()}
+
+
+def model_pooling(model_config: Mapping[str, Any], hf_config: Mapping[str, Any]) -> tuple[str, int]:
+  """(pooling, num_prefix_tokens) from the config, else the family default and the checkpoint."""
+  model_type = hf_config.get("model_type", "")
+  mode = model_config.get("pooling") or default_pooling(model_type)
+  prefix = model_config.get("num_prefix_tokens")
+  if prefix is None:
+    has_cls = model_type in ("vit", "dinov2", "dinov2_with_registers", "dinov3_vit")
+    prefix = int(has_cls) + int(hf_config.get("num_register_tokens", 0) or 0)
+  return mode, int(prefix)
+
+
+def run(config: Any, workdir: str) -> dict[str, str]:
+  """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
+
+  Rerunning the same command resumes each store; a changed config is refused by the store.
+  Returns model name -> store path.
+  """
+  import json
+  from repsim_jax import data as data_lib
+  from repsim_jax.results import save_result
+  if config.get("distributed", False):
+    jax.distributed.initialize()
+  os.makedirs(workdir, exist_ok=True)
+  source = data_lib.from_config(config.dataset)
+  ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
+  mesh = data_mesh()
+  out = {}
+  for model_config in config.models:
+    name = model_config.name
+    if model_config.get("tiny_random"):
+      from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
+      path = tiny_random_checkpoint(model_config.model_type,
+                                    os.path.join(workdir, "checkpoints", name),
+                                    image_size=model_config.get("image_size", 32))
+    else:
+      path = resolve_checkpoint(model_config.checkpoint)
+    with open(os.path.join(path, "config.json")) as f:
+      hf_config = json.load(f)
+    pooling, prefix = model_pooling(model_config, hf_config)
+    preprocess, preprocessing = hf_preprocess(path)
+    from repsim_jax.models import from_pretrained
+    dtype = model_config.get("dtype", "float32")
+    model = from_pretrained(path) if dtype == "float32" else from_pretrained(path, dtype=jnp.dtype(dtype))
+    store_config = {
+        "model": {"name": name, "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
+                  "model_type": hf_config.get("model_type"), "fingerprint": checkpoint_fingerprint(path),
+                  "dtype": dtype},
+        "preprocessing": preprocessing,
+        "pooling": {"mode": pooling, "num_prefix_tokens": prefix},
+        "dataset": source.describe(),
+        "sampler": {"n": len(ids), "seed": config.seed},
+    }
+    store_path = os.path.join(workdir, "stores", name)
+    store = ActivationStore.open_or_create(store_path, config=store_config, ids=ids,
+                                           chunk_rows=config.chunk_rows, dtype=config.store_dtype)
+    start = time.perf_counter()
+    extract(model, source, preprocess, store, batch_size=config.batch_size, pooling=pooling,
+            num_prefix_tokens=prefix, layers=model_config.get("layers"), mesh=mesh,
+            device_batch=config.get("device_batch"), skip_bad_images=config.skip_bad_images,
+            num_threads=config.num_threads, metrics_path=os.path.join(workdir, "metrics.jsonl"))
+    seconds = time.perf_counter() - start
+    if jax.process_index() == 0:
+      dims = np.array([int(np.prod(store.layer_specs[n]["shape"])) for n in store.layer_names])
+      save_result(workdir, f"extract_{name}", {"layer_dims": dims}, config=config,
+                  inputs={"checkpoint": store_config["model"]["fingerprint"]},
+                  extra={"store": store_path, "layers": store.layer_names, "n": len(ids),
+                         "seconds": seconds, "skipped_ids": store.skipped_ids})
+    out[name] = store_path
+  return out
