@@ -61,6 +61,10 @@ APPENDIX = {
 
 CATALOGUE = {**MAIN, **APPENDIX}
 
+# Tiny random checkpoints of the four main families (runlocal; `runlocal,models=vit+dinov2`).
+RUNLOCAL = {"vit": tiny("vit", "vit"), "dinov2": tiny("dinov2", "dinov2"),
+            "convnext": tiny("convnext", "convnext"), "igpt": tiny("igpt", "imagegpt")}
+
 VARIANTS = {
     "": list(MAIN),
     "dinov3": ["dinov3_s", "dinov3_b", "dinov3_l", "dinov3_xl"],
@@ -76,8 +80,8 @@ def get_config(arg: str | None = None):
   variant, overrides = parse_arg(arg)
   config = base([], {"kind": "image_folder", "root": "data/imagenet21k/val", "class_names": None})
   if variant == "runlocal":
-    config = runlocal(config, [tiny("vit", "vit"), tiny("dinov2", "dinov2"),
-                               tiny("convnext", "convnext"), tiny("igpt", "imagegpt")])
+    config = runlocal(config, list(RUNLOCAL.values()))
+    return apply_overrides(config, overrides, RUNLOCAL)
   elif variant in VARIANTS:
     config.models = [CATALOGUE[m] for m in VARIANTS[variant]]
     if variant == "manynames":

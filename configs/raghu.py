@@ -32,6 +32,8 @@ CATALOGUE = {
     "bit_r152x2": model("bit_r152x2", "google/bit-152x2"),  # not on the hub; see docstring
 }
 
+RUNLOCAL = {"vit": tiny("vit", "vit"), "bit": tiny("bit", "bit")}
+
 
 def get_config(arg: str | None = None):
   variant, overrides = parse_arg(arg)
@@ -39,7 +41,8 @@ def get_config(arg: str | None = None):
                 {"kind": "tfds", "name": "imagenet2012", "split": "validation", "data_dir": None})
   config.n_images = 10_000
   if variant == "runlocal":
-    config = runlocal(config, [tiny("vit", "vit"), tiny("bit", "bit")])
+    config = runlocal(config, list(RUNLOCAL.values()))
+    return apply_overrides(config, overrides, RUNLOCAL)
   elif variant == "tokens":
     for entry in config.models:
       entry.pooling = "tokens"

@@ -9,8 +9,8 @@ and each device pushes fixed micro-batches of `device_batch` rows through the mo
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
+import pathlib
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -238,44 +238,6 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
 
 
 # ------------------------------------------------------------------ experiment driver
-def resolve_checkpoint(path_or_hub_id: str) -> str:
-  """A local checkpoint directory, or a hub id's snapshot in the local HF cache (no download)."""
-  if os.path.isdir(path_or_hub_id):
-    return path_or_hub_id
-  from huggingface_hub import snapshot_download
-  try:
-    return snapshot_download(path_or_hub_id, local_files_only=True)
-  except Exception as e:
-    raise FileNotFoundError(
-        f"checkpoint {path_or_hub_id!r} is neither a directory nor in the local Hugging Face cache "
-        f"({type(e).__name__}). Fetch it with:\n  hf download {path_or_hub_id}") from e
-
-
-def checkpoint_fingerprint(path: str) -> str:
-  """Identifies a checkpoint's content: config.json bytes plus each weight file's content hash.
-
-  Files in the HF cache are links to blobs named by their sha256, which is used for free; other
-  weight files contribute size + sha256 of their first and last MiB (hashing 5 GB would take
-  longer than a small extraction).
-  """
-  h = hashlib.sha256()
-  for name in sorted(os.listdir(path)):
-    full = os.path.join(path, name)
-    if name == "config.json" or name == "preprocessor_config.json":
-      h.update(name.encode() + open(full, "rb").read())
-    elif name.endswith((".safetensors", ".bin", ".msgpack", ".h5")):
-      if os.path.islink(full):
-        h.update(f"{name}:{os.path.basename(os.readlink(full))}".encode())
-      else:
-        size = os.path.getsize(full)
-        with open(full, "rb") as f:
-          head = f.read(2**20)
-          f.seek(max(size - 2**20, 0))
-          tail = f.read()
-        h.update(f"{name}:{size}:".encode() + hashlib.sha256(head + tail).digest())
-  return h.hexdigest()[:16]
-
-
 def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
   """The checkpoint's own image processor, one image at a time: (preprocess, its config).
 
@@ -310,6 +272,7 @@ def run(config: Any, workdir: str) -> dict[str, str]:
   """
   import json
   from repsim_jax import data as data_lib
+  from repsim_jax.models import loading
   from repsim_jax.results import save_result
   if config.get("distributed", False):
     jax.distributed.initialize()
@@ -326,17 +289,17 @@ def run(config: Any, workdir: str) -> dict[str, str]:
                                     os.path.join(workdir, "checkpoints", name),
                                     image_size=model_config.get("image_size", 32))
     else:
-      path = resolve_checkpoint(model_config.checkpoint)
+      path = str(loading.resolve_checkpoint(model_config.checkpoint))
     with open(os.path.join(path, "config.json")) as f:
       hf_config = json.load(f)
     pooling, prefix = model_pooling(model_config, hf_config)
     preprocess, preprocessing = hf_preprocess(path)
-    from repsim_jax.models import from_pretrained
     dtype = model_config.get("dtype", "float32")
-    model = from_pretrained(path) if dtype == "float32" else from_pretrained(path, dtype=jnp.dtype(dtype))
+    model = loading.from_pretrained(path, dtype=jnp.dtype(dtype))
+    fingerprint = loading.fingerprint(pathlib.Path(path), loading.weight_files(pathlib.Path(path)))
     store_config = {
         "model": {"name": name, "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
-                  "model_type": hf_config.get("model_type"), "fingerprint": checkpoint_fingerprint(path),
+                  "model_type": hf_config.get("model_type"), "fingerprint": fingerprint,
                   "dtype": dtype},
         "preprocessing": preprocessing,
         "pooling": {"mode": pooling, "num_prefix_tokens": prefix},

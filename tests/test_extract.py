@@ -252,3 +252,35 @@ def test_one_vs_eight_fake_devices_identical(tmp_path):
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
   assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr[-3000:]
+
+
+@pytest.mark.slow  # ~15 s alone, ~50 s on a loaded machine (torch import, checkpoint build)
+def test_experiment_runlocal_matches_transformers(tmp_path):
+  """`experiments.extract` on a tiny random ViT checkpoint vs transformers' ViTModel hidden states."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from configs import raghu
+  from repsim_jax.extract import run
+  config = raghu.get_config("runlocal,models=vit")
+  config.n_images, config.chunk_rows = 8, 8
+  stores = run(config, str(tmp_path))
+  store = ActivationStore.open(stores["vit"])
+  assert store.layer_names == ["embeddings", "block_00", "block_01", "block_02", "block_03"]
+  meta = store.metadata["config"]
+  assert meta["pooling"] == {"mode": "mean_patch", "num_prefix_tokens": 1}
+  assert meta["sampler"] == {"n": 8, "seed": 0} and len(meta["model"]["fingerprint"]) >= 16
+  ckpt = str(tmp_path / "checkpoints" / "vit")
+  processor = transformers.AutoImageProcessor.from_pretrained(ckpt)
+  torch_model = transformers.ViTModel.from_pretrained(ckpt, add_pooling_layer=False).eval()
+  source = GeneratedSource(**{k: v for k, v in config.dataset.to_dict().items() if k != "kind"})
+  images = [source.load(i).image for i in store.ids]
+  with torch.no_grad():
+    hidden = torch_model(**processor(images=images, return_tensors="pt"),
+                         output_hidden_states=True).hidden_states
+  for name, h in zip(store.layer_names, hidden):
+    np.testing.assert_allclose(store.layer(name), h[:, 1:].mean(1).numpy(), rtol=1e-4, atol=1e-4)
+  # the same command again resumes (nothing to do) and agrees with the store's config
+  assert run(config, str(tmp_path)) == stores
+  config.seed = 1
+  with pytest.raises(StoreMismatchError, match="ids"):
+    run(config, str(tmp_path))
