@@ -104,19 +104,13 @@ def bench_torch(checkpoint: str, root: str) -> float:
 _RSS_CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, {repo!r})
-import numpy as np, torch, transformers
+import numpy as np
 from repsim_jax.data.generated import GeneratedSource
 from repsim_jax.data.pipeline import resize_normalize
 from repsim_jax.extract import extract
 from repsim_jax.models import from_pretrained
 from repsim_jax.store import ActivationStore
-ckpt = {ckpt!r}
-if not os.path.exists(os.path.join(ckpt, "config.json")):
-  torch.manual_seed(0)
-  transformers.ViTModel(transformers.ViTConfig(hidden_size=128, num_hidden_layers=24,
-      num_attention_heads=2, intermediate_size=256, image_size=16, patch_size=8),
-      add_pooling_layer=False).save_pretrained(ckpt)
-model = from_pretrained(ckpt)
+model = from_pretrained({ckpt!r})
 source = GeneratedSource({n}, size=(16, 16))
 store = ActivationStore.open_or_create({out!r}, config={{"model": "vit24"}}, ids=source.ids,
                                        chunk_rows={chunk_rows})
@@ -133,6 +127,13 @@ print(json.dumps({{"n": {n}, "chunk_rows": {chunk_rows}, "peak_rss_mb": int(hwm)
 def bench_rss(root: str) -> list[dict]:
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   ckpt = os.path.join(root, "vit24")
+  if not os.path.exists(os.path.join(ckpt, "config.json")):  # written here: the child skips torch
+    import torch
+    import transformers
+    torch.manual_seed(0)
+    transformers.ViTModel(transformers.ViTConfig(
+        hidden_size=128, num_hidden_layers=24, num_attention_heads=2, intermediate_size=256,
+        image_size=16, patch_size=8), add_pooling_layer=False).save_pretrained(ckpt)
   out = []
   for n, chunk_rows in ((FLAGS.rss_n // 10, 1024), (FLAGS.rss_n, 1024), (FLAGS.rss_n, 4096)):
     code = _RSS_CHILD.format(repo=repo, ckpt=ckpt, n=n, chunk_rows=chunk_rows,

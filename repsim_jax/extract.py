@@ -32,13 +32,14 @@ def early_middle_late(names: Sequence[str]) -> dict[str, str]:
   """The paper's representative layers: the second, the middle and the penultimate block.
 
   Mahaut & Baroni (2026) take the second and penultimate blocks "to avoid effects from
-  tokenization or detokenization on the very first and very last layers". `names` are block
-  names in forward order (e.g. `store.layer_names`, with "embeddings"/"stem" first if present:
-  pass only the blocks you count). Middle is `names[len(names) // 2]`.
+  tokenization or detokenization on the very first and very last layers". `names` are layer
+  names in forward order (e.g. `store.layer_names`); the input entries "embeddings" and "stem" are
+  not blocks and are left out before counting. Middle is `blocks[len(blocks) // 2]`.
   """
-  if len(names) < 3:
-    raise ValueError(f"early_middle_late needs at least 3 layers, got {list(names)}")
-  return {"early": names[1], "middle": names[len(names) // 2], "late": names[-2]}
+  blocks = [n for n in names if n not in ("embeddings", "stem")]
+  if len(blocks) < 3:
+    raise ValueError(f"early_middle_late needs at least 3 blocks, got {list(names)}")
+  return {"early": blocks[1], "middle": blocks[len(blocks) // 2], "late": blocks[-2]}
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

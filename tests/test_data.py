@@ -233,3 +233,15 @@ def test_iter_batches_skip_bad_images(tmp_path):
   with pytest.raises(ValueError, match="fixed size"):
     list(iter_batches(folder, folder.ids, rows[:2], lambda im: im, batch_size=2,
                       input_shape=(5, 5, 3), input_dtype=np.uint8))
+
+
+def test_from_config(tmp_path):
+  from repsim_jax.data import from_config
+  assert from_config({"kind": "generated", "n": 5, "size": (8, 8)}).load("gen/4").image.shape == (8, 8, 3)
+  write_image_folder(str(tmp_path / "f"), num_classes=2, per_class=1)
+  assert len(from_config({"kind": "image_folder", "root": str(tmp_path / "f")}).ids) == 2
+  (tmp_path / "vg").mkdir()
+  mn = from_config({"kind": "manynames", "tsv": MANYNAMES_TSV, "image_dir": str(tmp_path / "vg")})
+  assert len(mn.ids) == 12
+  with pytest.raises(ValueError, match="dataset.kind"):
+    from_config({"kind": "webdataset"})

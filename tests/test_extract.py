@@ -63,9 +63,13 @@ def test_pooling_modes_match_numpy():
 
 def test_early_middle_late():
   names = [f"block_{i:02d}" for i in range(24)]
-  assert early_middle_late(names) == {"early": "block_01", "middle": "block_12", "late": "block_22"}
+  expected = {"early": "block_01", "middle": "block_12", "late": "block_22"}
+  assert early_middle_late(names) == early_middle_late(["embeddings"] + names) == expected
+  conv = ["stem"] + [f"stage{s}.block{b:02d}" for s, d in enumerate((3, 3, 27, 3)) for b in range(d)]
+  assert early_middle_late(conv) == {"early": "stage0.block01", "middle": "stage2.block12",
+                                     "late": "stage3.block01"}
   with pytest.raises(ValueError, match="at least 3"):
-    early_middle_late(names[:2])
+    early_middle_late(["embeddings"] + names[:2])
 
 
 _FORWARD = {}
