@@ -208,8 +208,8 @@ def _name(path: tuple) -> str:
   return ".".join(str(k) for k in path)
 
 
-def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | None = None
-                ) -> nnx.Module:
+def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | None = None,
+                min_shard_size: int = 1 << 20) -> nnx.Module:
   """Puts a converted parameter tree into `model` (in place; also returned).
 
   `params` must match `nnx.state(model, nnx.Param).to_pure_dict()` exactly: missing or unexpected
@@ -235,8 +235,10 @@ def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | No
   arrays = {}
   for p, ref in expected.items():
     value = np.asarray(given[p], dtype=ref.dtype)
-    arrays[p] = (jax.device_put(value, param_sharding(mesh, value.shape)) if mesh is not None
-                 else jnp.asarray(value))
+    arrays[p] = (jax.device_put(value, param_sharding(mesh, value.shape,
+                                                      min_shard_size=min_shard_size))
+                 if mesh is not None
+                 else jax.device_put(value))
   state.replace_by_pure_dict(_unflatten(arrays))
   nnx.update(model, state)
   return model
@@ -256,32 +258,37 @@ def param_sharding(mesh: jax.sharding.Mesh, shape: tuple[int, ...], *,
 # ----------------------------------------------------------------------------- orbax cache
 
 def _cache_save(path: pathlib.Path, params: dict) -> None:
+  """Saves to path/params (orbax) and path/empty.json (zero-size arrays, which orbax refuses)."""
   import orbax.checkpoint as ocp
   flat = {_name(p): np.asarray(v) for p, v in _flatten(params).items()}
-  path.parent.mkdir(parents=True, exist_ok=True)
+  empty = {k: [list(v.shape), v.dtype.name] for k, v in flat.items() if v.size == 0}
+  path.mkdir(parents=True, exist_ok=True)
+  (path / "empty.json").write_text(json.dumps(empty))
   with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(path, flat)
+    ckptr.save(path / "params", {k: v for k, v in flat.items() if k not in empty})
 
 
 def _cache_load(path: pathlib.Path) -> dict:
   import orbax.checkpoint as ocp
   with ocp.StandardCheckpointer() as ckptr:
-    meta = ckptr.metadata(path)
+    meta = ckptr.metadata(path / "params")
     tree = meta.item_metadata if hasattr(meta, "item_metadata") else meta
-    target = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype,
-                                      sharding=jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0]))
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    target = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype, sharding=cpu)
               for k, v in dict(tree).items()}
-    flat = ckptr.restore(path, target)
-  return _unflatten({tuple(int(k) if k.isdigit() else k for k in name.split(".")):
-                     np.asarray(v) for name, v in flat.items()})
+    flat = {k: np.asarray(v) for k, v in ckptr.restore(path / "params", target).items()}
+  for k, (shape, dtype) in json.loads((path / "empty.json").read_text()).items():
+    flat[k] = np.zeros(shape, dtype)
+  return _unflatten({tuple(int(k) if k.isdigit() else k for k in name.split(".")): v
+                     for name, v in flat.items()})
 
 
 # ----------------------------------------------------------------------------- entry point
 
 def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
                     cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                    mesh: jax.sharding.Mesh | None = None, hf_cache_dir: str | None = None,
-                    ) -> nnx.Module:
+                    mesh: jax.sharding.Mesh | None = None, min_shard_size: int = 1 << 20,
+                    hf_cache_dir: str | None = None) -> nnx.Module:
   """Loads a Hugging Face checkpoint as our NNX port.
 
   Args:
@@ -290,7 +297,10 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
     dtype: compute dtype (parameters stay float32).
     cache_dir: where converted parameters are cached (orbax), keyed by the checkpoint's
       fingerprint; default ~/.cache/repsim_jax/converted. use_cache=False skips the cache.
-    mesh: place parameters with NamedSharding on this mesh (see `param_sharding`).
+    mesh: place parameters with NamedSharding on this mesh: replicated, except 2-D kernels of
+      >= min_shard_size entries, which shard their output dim over a 'model' axis if the mesh
+      has one (see `param_sharding`); jit then partitions the forward pass accordingly. Use
+      Auto axis types (jax.make_mesh(..., axis_types=(AxisType.Auto,) * n)).
     hf_cache_dir: the HF hub cache to look hub ids up in (default: HF's own default).
 
   Returns the model, with `model.converted_from` (the resolved checkpoint directory) and
@@ -312,7 +322,7 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
     key = fingerprint(ckpt, files, extra=f"{fam.__name__}:{getattr(fam, 'CONVERT_VERSION', 0)}")
     root = pathlib.Path(os.path.expanduser(str(cache_dir or DEFAULT_CACHE_DIR)))
     cache_path = root.absolute() / f"{config.model_type}-{key}"
-    if cache_path.is_dir():
+    if (cache_path / "params").is_dir() and (cache_path / "empty.json").is_file():
       try:
         params = _cache_load(cache_path)
         cache_hit = True
@@ -328,8 +338,9 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
         warnings.warn(f"could not write converted-params cache {cache_path}: {e}")
 
   options = fam.build_options(params, config) if hasattr(fam, "build_options") else {}
-  model = fam.build(config, dtype=dtype, rngs=nnx.Rngs(0), **options)
-  load_params(model, params, mesh=mesh)
+  # Abstract build: no random initialisation (one XLA compile per parameter shape otherwise).
+  model = nnx.eval_shape(lambda: fam.build(config, dtype=dtype, rngs=nnx.Rngs(0), **options))
+  load_params(model, params, mesh=mesh, min_shard_size=min_shard_size)
   model.converted_from = str(ckpt)
   model.loaded_from_cache = cache_hit
   return model
