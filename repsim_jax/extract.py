@@ -240,18 +240,35 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
 
 # ------------------------------------------------------------------ experiment driver
 def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
-  """The checkpoint's own image processor, one image at a time: (preprocess, its config).
+  """The checkpoint's own image preprocessing, one image at a time: (preprocess, description).
 
-  Returns NHWC float32 pixel values, or int32 token ids for ImageGPT (colour clusters).
+  Uses `repsim_jax.models.preprocessing.load_preprocessor` (numpy re-implementation of the HF
+  processors) when the package has it, else transformers' processor itself. Returns NHWC float32
+  pixel values, or token ids for ImageGPT (colour clusters). The description (implementation +
+  preprocessor_config.json) goes into the store metadata, so a store is never resumed with a
+  different preprocessing.
   """
+  import json
+  with open(os.path.join(path, "preprocessor_config.json")) as f:
+    description: dict[str, Any] = {"preprocessor_config": json.load(f)}
+  try:
+    from repsim_jax.models.preprocessing import load_preprocessor
+  except ImportError:
+    load_preprocessor = None
+  if load_preprocessor is not None:
+    processor = load_preprocessor(path)
+    description["implementation"] = "repsim_jax.models.preprocessing"
+    return (lambda image: np.asarray(processor([image])[0])), description
+
   import transformers
-  processor = transformers.AutoImageProcessor.from_pretrained(path)
+  hf_processor = transformers.AutoImageProcessor.from_pretrained(path)
+  description["implementation"] = f"transformers.{type(hf_processor).__name__}"
   def preprocess(image: np.ndarray) -> np.ndarray:
-    out = processor(images=image, return_tensors="np")
+    out = hf_processor(images=image, return_tensors="np")
     if "input_ids" in out:
       return np.asarray(out["input_ids"][0], np.int32)
     return np.ascontiguousarray(np.asarray(out["pixel_values"][0], np.float32).transpose(1, 2, 0))
-  return preprocess, {"class": type(processor).__name__, **processor.to_dict()}
+  return preprocess, description
 
 
 def model_pooling(model_config: Mapping[str, Any], hf_config: Mapping[str, Any]) -> tuple[str, int]:
