@@ -56,7 +56,8 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, *, hf_cache_dir: str |
         allow_patterns=["*.json", "*.safetensors", "*.bin"])
   except Exception as e:  # LocalEntryNotFoundError, RepositoryNotFoundError, offline errors
     raise FileNotFoundError(
-        f"hub id {name!r} is not in the local Hugging Face cache "
+        f"{name!r} is not a local checkpoint directory, and as a hub id it is not in the local "
+        f"Hugging Face cache "
         f"({hf_cache_dir or huggingface_hub.constants.HF_HUB_CACHE}) and downloads are off; "
         f"fetch it with:  hf download {name}"
         + (f" --cache-dir {hf_cache_dir}" if hf_cache_dir else "") + f"   ({type(e).__name__})"
