@@ -1,6 +1,6 @@
 """Model x images -> per-layer pooled representations in an ActivationStore.
 
-One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("data"), the
+One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("rows"), the
 model runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
 Batches never straddle store chunks, the last batch of a chunk is padded to the full batch size,
 and each device pushes fixed micro-batches of `device_batch` rows through the model, so every run
@@ -25,6 +25,7 @@ from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
 from repsim_jax.models.outputs import block_names
 from repsim_jax.pooling import default_pooling, pool
 from repsim_jax.progress import Progress
+from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
 from repsim_jax.store import ActivationStore
 
 
@@ -40,12 +41,6 @@ def early_middle_late(names: Sequence[str]) -> dict[str, str]:
   if len(blocks) < 3:
     raise ValueError(f"early_middle_late needs at least 3 blocks, got {list(names)}")
   return {"early": blocks[1], "middle": blocks[len(blocks) // 2], "late": blocks[-2]}
-
-
-def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh ("data",) over `devices` (default: this process's local devices)."""
-  devices = list(devices) if devices is not None else jax.local_devices()
-  return Mesh(np.asarray(devices), ("data",))
 
 
 def _device_memory_mb(device: jax.Device) -> float | None:
@@ -92,9 +87,9 @@ def _compiled_step(model_key: tuple[Any, Any], layers: tuple[str, ...], modes: t
     out = jax.lax.map(lambda xb: pooled(params, xb), micro)
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:]), out)
 
-  step = jax.shard_map(local, mesh=mesh, in_specs=(P(), P("data")), out_specs=P("data"))
-  return jax.jit(step, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))),
-                 out_shardings=NamedSharding(mesh, P("data")))
+  step = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(ROWS)), out_specs=P(ROWS))
+  return jax.jit(step, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P(ROWS))),
+                 out_shardings=NamedSharding(mesh, P(ROWS)))
 
 
 def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict[str, str]:
@@ -131,7 +126,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     layers: block names to keep (default: every main block of `ModelOutput.blocks`, forward order).
     device_batch: rows each device pushes through the model at once (default: batch_size /
       devices). Rows are bit-identical across device counts when `device_batch` is the same.
-    mesh: 1-D data mesh (default: all local devices). Multi-host: each process runs its own
+    mesh: 1-D mesh with axis "rows" (`repsim_jax.sharding.row_mesh`; default: local devices). Multi-host: each process runs its own
       local mesh on its own chunk range; no cross-host collective is needed.
     skip_bad_images: record and NaN-fill undecodable/missing images instead of stopping.
     process_index / process_count: this host's share of the chunks (default: jax's values).
@@ -140,7 +135,8 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  mesh = mesh if mesh is not None else data_mesh()
+  # Local devices: each host extracts its own chunks independently (no cross-host collectives).
+  mesh = mesh if mesh is not None else row_mesh(jax.local_devices())
   num_devices = mesh.devices.size
   if batch_size % num_devices:
     raise ValueError(f"batch_size {batch_size} should be a multiple of the {num_devices} devices")
@@ -179,7 +175,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   step_jit = _compiled_step(model_key, tuple(layers), tuple(modes[n] for n in layers),
                             num_prefix_tokens, out_dtype, device_batch, mesh)
   replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P("data"))
+  batch_sharding = NamedSharding(mesh, P(ROWS))
   abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
   store.ensure_layers({n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
                            "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
@@ -292,12 +288,11 @@ def run(config: Any, workdir: str) -> dict[str, str]:
   from repsim_jax import data as data_lib
   from repsim_jax.models import loading
   from repsim_jax.results import save_result
-  if config.get("distributed", False):
-    jax.distributed.initialize()
+  maybe_initialize_distributed(config.get("distributed") or None)
   os.makedirs(workdir, exist_ok=True)
   source = data_lib.from_config(config.dataset)
   ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
-  mesh = data_mesh()
+  mesh = row_mesh(jax.local_devices())
   out = {}
   for model_config in config.models:
     name = model_config.name

@@ -225,14 +225,15 @@ _DEVICES_SCRIPT = textwrap.dedent("""
   from tiny_models import TinyViT, numpy_init
   from repsim_jax.data.generated import GeneratedSource
   from repsim_jax.data.pipeline import resize_normalize
-  from repsim_jax.extract import data_mesh, extract
+  from repsim_jax.extract import extract
+  from repsim_jax.sharding import row_mesh
   from repsim_jax.store import ActivationStore
   assert jax.device_count() == 8, jax.devices()
   model, source, pre = numpy_init(TinyViT, depth=2), GeneratedSource(24, size=(16, 16)), resize_normalize(size=(16, 16))
   def run(path, devices, hosts=1):
     for host in range(hosts):  # hosts write disjoint chunk ranges of one store
       store = ActivationStore.open_or_create(path, config={{"m": 1}}, ids=source.ids, chunk_rows=8)
-      extract(model, source, pre, store, batch_size=8, mesh=data_mesh(devices), device_batch=1, num_threads=2,
+      extract(model, source, pre, store, batch_size=8, mesh=row_mesh(devices), device_batch=1, num_threads=2,
               process_index=host, process_count=hosts)
     return ActivationStore.open(path)
   one = run({out!r} + "/one", jax.devices()[:1])
