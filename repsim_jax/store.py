@@ -266,3 +266,21 @@ class ActivationStore:
       if i + 1 < len(starts):
         pending = read(starts[i + 1])
       yield current
+
+
+def load_store_layers(path: str, *, names: str | Sequence[str] = "",
+                      drop_skipped: bool = True) -> tuple[list[str], list[np.ndarray]]:
+  """(names, arrays) of a complete store, in forward order: the `layer_io.load_layers` shape.
+
+  `names` (list or comma-separated) keeps those layers in the order given; `drop_skipped`
+  leaves out the NaN rows of images skipped under `skip_bad_images`.
+  """
+  store = ActivationStore.open(path)
+  if isinstance(names, str):
+    names = [n for n in names.split(",") if n]
+  names = list(names) or store.layer_names
+  missing = [n for n in names if n not in store.layer_names]
+  if missing:
+    raise KeyError(f"store {path!r}: no layers named {missing}; available: {store.layer_names}")
+  keep = store.valid_rows() if drop_skipped else slice(None)
+  return names, [store.layer(n)[keep] for n in names]

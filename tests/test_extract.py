@@ -205,6 +205,9 @@ def test_bad_images_stop_or_are_recorded(tmp_path, vit):
   assert json.load(open(tmp_path / "skip" / "metadata.json"))["skipped_ids"] == skip.skipped_ids
   values, valid = skip.layer("block_00"), skip.valid_rows()
   assert np.isnan(values[~valid]).all() and np.isfinite(values[valid]).all()
+  from repsim_jax.store import load_store_layers
+  _, (kept,) = load_store_layers(str(tmp_path / "skip"), names="block_00")
+  np.testing.assert_array_equal(kept, values[valid])
   good = [i for i in folder.ids if "corrupt" not in i]
   np.testing.assert_allclose(values[valid], _reference(vit, folder, good, ["block_00"], "mean_patch", 3)["block_00"],
                              rtol=1e-5, atol=1e-5)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from repsim_jax import store as store_lib
-from repsim_jax.store import ActivationStore, IncompleteStoreError, StoreMismatchError
+from repsim_jax.store import (ActivationStore, IncompleteStoreError, StoreMismatchError,
+                              load_store_layers)
 
 CONFIG = {"model": {"id": "tiny", "fingerprint": "abc"}, "pooling": "mean_patch",
           "dataset": {"kind": "generated"}, "sampler": {"seed": 0}}
@@ -51,6 +52,11 @@ def test_round_trip_and_streaming(tmp_path, dtype):
   assert meta["complete"] and meta["skipped_ids"] == [] and meta["config"]["ids"] == IDS
   assert meta["config"]["model"]["fingerprint"] == "abc" and "jax" in meta["versions"]
   assert reopened.valid_rows().all()
+  names, arrays = load_store_layers(str(tmp_path), names="block_01,block_00")
+  assert names == ["block_01", "block_00"]
+  np.testing.assert_array_equal(arrays[1], reopened.layer("block_00"))
+  with pytest.raises(KeyError, match="block_07"):
+    load_store_layers(str(tmp_path), names=["block_07"])
 
 
 def test_mismatch_is_refused_not_overwritten(tmp_path):
