@@ -56,7 +56,7 @@ class LayerScale(nnx.Module):
     self.gamma = nnx.Param(jnp.full((dim,), init_values, jnp.float32))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return x * self.gamma.value.astype(x.dtype)
+    return x * self.gamma[...].astype(x.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +108,7 @@ class GRN(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     g = jnp.sqrt(jnp.sum(jnp.square(x), axis=(1, 2), keepdims=True))
     n = g / (jnp.mean(g, axis=-1, keepdims=True) + 1e-6)
-    w, b = self.weight.value.astype(x.dtype), self.bias.value.astype(x.dtype)
+    w, b = self.weight[...].astype(x.dtype), self.bias[...].astype(x.dtype)
     return w * (x * n) + b + x
 
 
