@@ -1,0 +1,5 @@
+"""Flax NNX ports of vision models with PyTorch (transformers) parity; see loading.from_pretrained."""
+from repsim_jax.models.loading import from_pretrained, jit_forward, load_params
+from repsim_jax.models.outputs import ModelOutput, block_names
+
+__all__ = ["from_pretrained", "jit_forward", "load_params", "ModelOutput", "block_names"]
