@@ -35,15 +35,14 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from repsim_jax.models.convnext import _activation, _check_pixels
+from repsim_jax.models import layers
+from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
 
 MODEL_TYPES = ("bit",)
-
-_HIGHEST = jax.lax.Precision.HIGHEST
+CONVERT_VERSION = 1
 
 # BitConfig keyword arguments for the ResNets Raghu et al. 2021 compare with ViTs (BiT-M).
 RAGHU_CONFIGS: dict[str, dict[str, Any]] = {
@@ -110,7 +109,7 @@ class WeightStandardizedConv(nnx.Module):
     return jax.lax.conv_general_dilated(
         x.astype(self.dtype), w.astype(self.dtype), window_strides=(self.stride, self.stride),
         padding=pads, rhs_dilation=(self.dilation, self.dilation),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=layers.PRECISION)
 
 
 class GroupNormAct(nnx.Module):
@@ -118,8 +117,9 @@ class GroupNormAct(nnx.Module):
 
   def __init__(self, channels: int, config: Any, *, act: bool = True, dtype, rngs: nnx.Rngs):
     self.norm = nnx.GroupNorm(channels, num_groups=config.num_groups, epsilon=1e-5, dtype=dtype,
+                              param_dtype=jnp.float32,
                               use_fast_variance=False, rngs=rngs)
-    self.act = _activation(config.hidden_act) if act else None
+    self.act = layers.activation(config.hidden_act) if act else None
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.norm(x)
@@ -156,7 +156,7 @@ class Unit(nnx.Module):
       self.norm2 = GroupNormAct(mid, config, dtype=dtype, rngs=rngs)
       self.conv3 = WeightStandardizedConv(mid, cout, 1, **kw)
       self.norm3 = GroupNormAct(cout, config, act=False, dtype=dtype, rngs=rngs)
-      self.act = _activation(config.hidden_act)
+      self.act = layers.activation(config.hidden_act)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     if self.preact:
@@ -195,7 +195,8 @@ class Stem(nnx.Module):
       # HF pads the pool input with zeros (not -inf): a zero can win over negative activations.
       ph, pw = (_same_pad(n, 3, 2, 1) for n in x.shape[1:3])
       x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
+    return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, 3, 3, 1),
+                                 (1, 2, 2, 1), "VALID")
 
 
 class Stage(nnx.Module):
@@ -251,7 +252,7 @@ class BiT(nnx.Module):
 
   def __call__(self, pixel_values: jax.Array, *, sublayers: bool = False) -> ModelOutput:
     """pixel_values: [B, H, W, C] float -> ModelOutput (NHWC maps; see the module docstring)."""
-    _check_pixels(pixel_values, self.num_channels)
+    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model=type(self).__name__)
     x = self.stem(pixel_values.astype(self.dtype))
     blocks: dict[str, jax.Array] = {"stem": x}
     hidden = [x]
@@ -275,32 +276,26 @@ def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> Bi
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
-  """torch BitModel state dict (numpy or torch tensors) -> our pure param dict.
+  """torch BitModel state dict (numpy arrays) -> our pure param dict (OIHW -> HWIO).
 
   A BitForImageClassification state dict (prefix "bit.") is accepted; the head is dropped.
-  Raises KeyError naming any missing tensor.
+  Raises on missing weights and on weights the port does not use.
   """
-  sd = {k: np.asarray(v) for k, v in state_dict.items()}
-  if any(k.startswith("bit.") for k in sd):
-    sd = {k[4:]: v for k, v in sd.items() if k.startswith("bit.")}
-
-  def get(name: str) -> np.ndarray:
-    if name not in sd:
-      raise KeyError(f"torch state dict has no {name!r} (model_type 'bit')")
-    return sd[name]
+  sd = StateDict(state_dict, prefixes=("bit",), marker="embedder.", ignore=("classifier.",))
 
   def conv(t: str) -> dict:
-    return {"kernel": np.transpose(get(f"{t}.weight"), (2, 3, 1, 0))}
+    return sd.conv2d(t, bias=False)
 
   def gn(t: str) -> dict:
-    return {"norm": {"scale": get(f"{t}.weight"), "bias": get(f"{t}.bias")}}
+    return {"norm": sd.layer_norm(t, bias=True)}  # GroupNorm has the same {weight, bias}
 
   preact = config.layer_type == "preactivation"
-  params: dict = {"stem": {"conv": conv("embedder.convolution")}, "stages": {}}
+  params: dict = {"stem": {"conv": conv("embedder.convolution")}}
   if not preact:
     params["stem"]["norm"] = gn("embedder.norm")
+  stages = []
   for s, depth in enumerate(config.depths):
-    units = {}
+    units = []
     for u in range(depth):
       t = f"encoder.stages.{s}.layers.{u}"
       unit = {f"{k}{i}": (conv if k == "conv" else gn)(f"{t}.{k}{i}")
@@ -309,8 +304,10 @@ def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
         unit["downsample"] = conv(f"{t}.downsample.conv")
         if not preact:
           unit["downsample_norm"] = gn(f"{t}.downsample.norm")
-      units[u] = unit
-    params["stages"][s] = {"units": units}
+      units.append(unit)
+    stages.append({"units": layer_list(units)})
+  params["stages"] = layer_list(stages)
   if preact:
     params["norm"] = gn("norm")
+  sd.check_consumed("bit")
   return params

@@ -25,38 +25,15 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
+from repsim_jax.models import layers
+from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
 
 MODEL_TYPES = ("convnext", "convnextv2", "dinov3_convnext")
 
-_HIGHEST = jax.lax.Precision.HIGHEST
-
-
-# TODO(models merge): take these from repsim_jax.models.layers once it lands.
-def _activation(name: str):
-  table = {
-      "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-      "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-      "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-      "relu": jax.nn.relu,
-      "silu": jax.nn.silu,
-      "swish": jax.nn.silu,
-      "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
-  }
-  if name not in table:
-    raise ValueError(f"hidden_act {name!r} is not supported; expected one of {sorted(table)}")
-  return table[name]
-
-
-class LayerScale(nnx.Module):
-  def __init__(self, dim: int, *, init_values: float, rngs: nnx.Rngs):
-    self.gamma = nnx.Param(jnp.full((dim,), init_values, jnp.float32))
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return x * self.gamma[...].astype(x.dtype)
+CONVERT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +67,6 @@ class Variant:
                block_eps=1e-6, down_eps=1e-6, stem_kernel=patch, tokens_output=False)
 
 
-def _layer_norm(dim: int, eps: float, dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
-  # use_fast_variance=False: E[(x-m)^2] as torch, not E[x^2]-m^2 (loses digits for large means).
-  return nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, use_fast_variance=False, rngs=rngs)
-
-
 class GRN(nnx.Module):
   """Global response normalisation (ConvNeXt V2), NHWC.
 
@@ -106,8 +78,9 @@ class GRN(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    g = jnp.sqrt(jnp.sum(jnp.square(x), axis=(1, 2), keepdims=True))
-    n = g / (jnp.mean(g, axis=-1, keepdims=True) + 1e-6)
+    # statistics in float32 also when computing in bfloat16
+    g = jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=(1, 2), keepdims=True))
+    n = (g / (jnp.mean(g, axis=-1, keepdims=True) + 1e-6)).astype(x.dtype)
     w, b = self.weight[...].astype(x.dtype), self.bias[...].astype(x.dtype)
     return w * (x * n) + b + x
 
@@ -117,13 +90,13 @@ class Block(nnx.Module):
 
   def __init__(self, dim: int, variant: Variant, config: Any, *, dtype, rngs: nnx.Rngs):
     self.dwconv = nnx.Conv(dim, dim, (7, 7), padding=3, feature_group_count=dim, dtype=dtype,
-                           precision=_HIGHEST, rngs=rngs)
-    self.norm = _layer_norm(dim, variant.block_eps, dtype, rngs)
-    self.pwconv1 = nnx.Linear(dim, 4 * dim, dtype=dtype, precision=_HIGHEST, rngs=rngs)
-    self.act = _activation(config.hidden_act)
+                           param_dtype=jnp.float32, precision=layers.PRECISION, rngs=rngs)
+    self.norm = layers.layer_norm(dim, eps=variant.block_eps, dtype=dtype, rngs=rngs)
+    self.pwconv1 = layers.linear(dim, 4 * dim, dtype=dtype, rngs=rngs)
+    self.act = layers.activation(config.hidden_act)
     self.grn = GRN(4 * dim, rngs=rngs) if variant.grn else None
-    self.pwconv2 = nnx.Linear(4 * dim, dim, dtype=dtype, precision=_HIGHEST, rngs=rngs)
-    self.layer_scale = (LayerScale(dim, init_values=config.layer_scale_init_value, rngs=rngs)
+    self.pwconv2 = layers.linear(4 * dim, dim, dtype=dtype, rngs=rngs)
+    self.layer_scale = (layers.LayerScale(dim, init=config.layer_scale_init_value)
                         if variant.layer_scale else None)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -142,24 +115,24 @@ class Downsample(nnx.Module):
   """LN then a stride-2 2x2 conv (stages 1..3)."""
 
   def __init__(self, cin: int, cout: int, eps: float, *, dtype, rngs: nnx.Rngs):
-    self.norm = _layer_norm(cin, eps, dtype, rngs)
+    self.norm = layers.layer_norm(cin, eps=eps, dtype=dtype, rngs=rngs)
     self.conv = nnx.Conv(cin, cout, (2, 2), strides=2, padding="VALID", dtype=dtype,
-                         precision=_HIGHEST, rngs=rngs)
+                         param_dtype=jnp.float32, precision=layers.PRECISION, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv(self.norm(x))
 
 
 class Stem(nnx.Module):
-  """Non-overlapping patch conv then LN."""
+  """Non-overlapping patch conv then LN; [B, H, W, C] -> [B, H/p, W/p, D]."""
 
   def __init__(self, cin: int, cout: int, kernel: int, eps: float, *, dtype, rngs: nnx.Rngs):
-    self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=kernel, padding="VALID", dtype=dtype,
-                         precision=_HIGHEST, rngs=rngs)
-    self.norm = _layer_norm(cout, eps, dtype, rngs)
+    self.patch_embeddings = layers.PatchEmbedding(cin, cout, kernel, dtype=dtype, rngs=rngs)
+    self.norm = layers.layer_norm(cout, eps=eps, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return self.norm(self.conv(x))
+    tokens, (h, w) = self.patch_embeddings(x)
+    return self.norm(tokens.reshape(x.shape[0], h, w, tokens.shape[-1]))
 
 
 class Stage(nnx.Module):
@@ -190,11 +163,11 @@ class ConvNeXt(nnx.Module):
       stages.append(Stage(cin, sizes[i], depth, v, config, downsample=i > 0, dtype=dtype,
                           rngs=rngs))
     self.stages = nnx.List(stages)
-    self.norm = _layer_norm(sizes[-1], config.layer_norm_eps, dtype, rngs)
+    self.norm = layers.layer_norm(sizes[-1], eps=config.layer_norm_eps, dtype=dtype, rngs=rngs)
 
   def __call__(self, pixel_values: jax.Array, *, sublayers: bool = False) -> ModelOutput:
     """pixel_values: [B, H, W, C] float -> ModelOutput (NHWC maps; see the module docstring)."""
-    _check_pixels(pixel_values, self.num_channels)
+    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model=type(self).__name__)
     x = pixel_values.astype(self.dtype)
     x = self.stem(x)
     blocks: dict[str, jax.Array] = {"stem": x}
@@ -221,15 +194,6 @@ class ConvNeXt(nnx.Module):
                        pooler_output=pooler)
 
 
-def _check_pixels(x: jax.Array, num_channels: int) -> None:
-  if x.ndim != 4 or x.shape[-1] != num_channels:
-    raise ValueError(f"pixel_values: expected NHWC [batch, height, width, {num_channels}], got "
-                     f"shape {tuple(x.shape)}")
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"pixel_values: expected a float array (preprocessed images), got "
-                     f"{x.dtype}")
-
-
 def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> ConvNeXt:
   """The NNX model for a transformers ConvNext / ConvNextV2 / DINOv3ConvNext config."""
   return ConvNeXt(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
@@ -237,72 +201,62 @@ def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> Co
 
 # --- torch -> NNX parameters -------------------------------------------------------------------
 
-def _conv(w: np.ndarray) -> np.ndarray:
-  """torch OIHW -> flax HWIO."""
-  return np.transpose(w, (2, 3, 1, 0))
-
-
-def _torch_names(config: Any) -> dict[str, str]:
-  """Our module prefixes -> torch module prefixes (per variant)."""
-  if config.model_type == "dinov3_convnext":
-    return {"stem.conv": "model.stages.0.downsample_layers.0",
-            "stem.norm": "model.stages.0.downsample_layers.1",
-            "down.norm": "model.stages.{s}.downsample_layers.0",
-            "down.conv": "model.stages.{s}.downsample_layers.1",
-            "block": "model.stages.{s}.layers.{b}",
-            "dwconv": "depthwise_conv", "bnorm": "layer_norm", "pw1": "pointwise_conv1",
-            "pw2": "pointwise_conv2", "scale": "gamma", "norm": "layer_norm"}
-  return {"stem.conv": "embeddings.patch_embeddings", "stem.norm": "embeddings.layernorm",
-          "down.norm": "encoder.stages.{s}.downsampling_layer.0",
-          "down.conv": "encoder.stages.{s}.downsampling_layer.1",
-          "block": "encoder.stages.{s}.layers.{b}",
-          "dwconv": "dwconv", "bnorm": "layernorm", "pw1": "pwconv1", "pw2": "pwconv2",
-          "scale": "layer_scale_parameter", "norm": "layernorm"}
+# torch module names per family: (stem conv, stem norm, downsample norm, downsample conv, block,
+# depthwise conv, block norm, pointwise 1, pointwise 2, layer scale, final norm).
+_TORCH_NAMES = {
+    "convnext": ("embeddings.patch_embeddings", "embeddings.layernorm",
+                 "encoder.stages.{s}.downsampling_layer.0", "encoder.stages.{s}.downsampling_layer.1",
+                 "encoder.stages.{s}.layers.{b}", "dwconv", "layernorm", "pwconv1", "pwconv2",
+                 "layer_scale_parameter", "layernorm"),
+    "dinov3_convnext": ("model.stages.0.downsample_layers.0", "model.stages.0.downsample_layers.1",
+                        "model.stages.{s}.downsample_layers.0", "model.stages.{s}.downsample_layers.1",
+                        "model.stages.{s}.layers.{b}", "depthwise_conv", "layer_norm",
+                        "pointwise_conv1", "pointwise_conv2", "gamma", "layer_norm"),
+}
+_TORCH_NAMES["convnextv2"] = _TORCH_NAMES["convnext"]
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
-  """torch state dict (ConvNext*Model names, numpy or torch tensors) -> our pure param dict.
+  """torch state dict (numpy arrays) -> our pure param dict (`nnx.state(model,
+  nnx.Param).to_pure_dict()` layout): OIHW -> HWIO, Linear [out, in] -> [in, out].
 
-  A state dict of a *ForImageClassification model (prefix "convnext." / "convnextv2.") is
-  accepted too; the classifier is dropped. Raises KeyError naming any missing tensor.
+  Task checkpoints (ConvNext*ForImageClassification: prefix "convnext." / "convnextv2.") are
+  accepted, their classifier dropped; hub DINOv3 ConvNeXt names ("stages.*") are renamed as
+  transformers does. Raises on missing weights and on weights the port does not use.
   """
-  sd = {k: np.asarray(v) for k, v in state_dict.items()}
-  for prefix in ("convnext.", "convnextv2."):
-    if any(k.startswith(prefix) for k in sd):
-      sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-  n = _torch_names(config)
+  kind = config.model_type
   variant = Variant.from_config(config)
+  if kind == "dinov3_convnext":
+    sd = StateDict(state_dict, marker="model.stages.")
+    sd.rename([(r"^stages\.", "model.stages.")])  # transformers' conversion_mapping
+  else:
+    sd = StateDict(state_dict, prefixes=(kind,), marker="embeddings.", ignore=("classifier.",))
+  stem_conv, stem_norm, down_norm, down_conv, block, dw, bnorm, pw1, pw2, scale, norm = (
+      _TORCH_NAMES[kind])
 
-  def get(name: str) -> np.ndarray:
-    if name not in sd:
-      raise KeyError(f"torch state dict has no {name!r} (model_type {config.model_type!r})")
-    return sd[name]
-
-  def conv(t: str) -> dict:
-    return {"kernel": _conv(get(f"{t}.weight")), "bias": get(f"{t}.bias")}
-
-  def linear(t: str) -> dict:
-    return {"kernel": get(f"{t}.weight").T, "bias": get(f"{t}.bias")}
-
-  def norm(t: str) -> dict:
-    return {"scale": get(f"{t}.weight"), "bias": get(f"{t}.bias")}
-
-  params: dict = {"stem": {"conv": conv(n["stem.conv"]), "norm": norm(n["stem.norm"])},
-                  "stages": {}, "norm": norm(n["norm"])}
+  stages = []
   for s, depth in enumerate(config.depths):
-    stage: dict = {"blocks": {}}
-    if s > 0:
-      stage["downsample"] = {"norm": norm(n["down.norm"].format(s=s)),
-                             "conv": conv(n["down.conv"].format(s=s))}
+    blocks = []
     for b in range(depth):
-      t = n["block"].format(s=s, b=b)
-      block = {"dwconv": conv(f"{t}.{n['dwconv']}"), "norm": norm(f"{t}.{n['bnorm']}"),
-               "pwconv1": linear(f"{t}.{n['pw1']}"), "pwconv2": linear(f"{t}.{n['pw2']}")}
+      t = block.format(s=s, b=b)
+      p = {"dwconv": sd.conv2d(f"{t}.{dw}", bias=True),
+           "norm": sd.layer_norm(f"{t}.{bnorm}", bias=True),
+           "pwconv1": sd.linear(f"{t}.{pw1}", bias=True),
+           "pwconv2": sd.linear(f"{t}.{pw2}", bias=True)}
       if variant.grn:
-        block["grn"] = {"weight": get(f"{t}.grn.weight").reshape(-1),
-                        "bias": get(f"{t}.grn.bias").reshape(-1)}
+        p["grn"] = {"weight": sd.pop(f"{t}.grn.weight").reshape(-1),
+                    "bias": sd.pop(f"{t}.grn.bias").reshape(-1)}
       if variant.layer_scale:
-        block["layer_scale"] = {"gamma": get(f"{t}.{n['scale']}")}
-      stage["blocks"][b] = block
-    params["stages"][s] = stage
+        p["layer_scale"] = {"lambda1": sd.pop(f"{t}.{scale}")}
+      blocks.append(p)
+    stage: dict = {"blocks": layer_list(blocks)}
+    if s > 0:
+      stage["downsample"] = {"norm": sd.layer_norm(down_norm.format(s=s), bias=True),
+                             "conv": sd.conv2d(down_conv.format(s=s), bias=True)}
+    stages.append(stage)
+  params = {"stem": {"patch_embeddings": {"projection": sd.conv2d(stem_conv, bias=True)},
+                     "norm": sd.layer_norm(stem_norm, bias=True)},
+            "stages": layer_list(stages),
+            "norm": sd.layer_norm(norm, bias=True)}
+  sd.check_consumed(kind)
   return params
