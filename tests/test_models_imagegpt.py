@@ -68,7 +68,7 @@ def test_matches_torch(tmp_path, overrides):
 
 def test_sos_and_causal_model_checkpoint(tmp_path):
   """A causal-LM checkpoint (weights under 'transformer.', lm_head ignored), SOS-first ids,
-  and a sequence shorter than n_positions."""
+  causality, and a sequence shorter than n_positions."""
   config = _tiny_config()
   lm = _save(tmp_path, config, cls=transformers.ImageGPTForCausalImageModeling, seed=1)
   # hub checkpoints also store the causal-mask buffers; they must be skipped, not rejected
@@ -81,29 +81,23 @@ def test_sos_and_causal_model_checkpoint(tmp_path):
   ids = np.asarray(imagegpt.prepend_sos(_ids(config, seed=3), config))
   assert (ids[:, 0] == config.vocab_size - 1).all() and ids.shape[1] == config.n_positions
   _check(lm.transformer, ours, config, ids, what="imagegpt causal-LM checkpoint, SOS")
+  # causality: changing the last token leaves every earlier position untouched
+  changed = ids.copy()
+  changed[:, -1] = (changed[:, -1] + 1) % (config.vocab_size - 1)
+  forward = jit_forward(ours)
+  a, b = forward(jnp.asarray(ids)).last_hidden_state, forward(jnp.asarray(changed)).last_hidden_state
+  np.testing.assert_array_equal(a[:, :-1], b[:, :-1])
+  assert not np.allclose(a[:, -1], b[:, -1])
   short = ids[:, :7].copy()
-  out = ours(jnp.asarray(short))
+  out = forward(jnp.asarray(short))
   with torch.no_grad():
     want = lm.transformer(torch.from_numpy(short)).last_hidden_state.numpy()
   np.testing.assert_allclose(out.last_hidden_state, want, rtol=0, atol=RTOL * np.abs(want).max())
 
 
-def test_causality(tmp_path):
-  """Changing the last token leaves every earlier position untouched."""
-  config = _tiny_config()
-  model = imagegpt.build(config, rngs=nnx.Rngs(0))
-  ids = _ids(config)
-  changed = ids.copy()
-  changed[:, -1] = (changed[:, -1] + 1) % (config.vocab_size - 1)
-  forward = jit_forward(model)
-  a, b = forward(jnp.asarray(ids)).last_hidden_state, forward(jnp.asarray(changed)).last_hidden_state
-  np.testing.assert_array_equal(a[:, :-1], b[:, :-1])
-  assert not np.allclose(a[:, -1], b[:, -1])
-
-
 def test_bad_inputs():
   config = _tiny_config()
-  model = imagegpt.build(config, rngs=nnx.Rngs(0))
+  model = nnx.eval_shape(lambda: imagegpt.build(config, rngs=nnx.Rngs(0)))  # checks come first
   with pytest.raises(TypeError, match="integer colour-cluster ids"):
     model(jnp.zeros((1, 4), jnp.float32))
   with pytest.raises(ValueError, match=r"must lie in \[0, 33\)"):
