@@ -67,3 +67,35 @@ def test_corrupted_parameter_exits_nonzero(tmp_path, capsys, monkeypatch):
   assert status == 1, out
   failed = {line.split()[0] for line in out.splitlines() if line.endswith("FAIL") or "FAIL  <-" in line}
   assert failed == {"block_01", "hidden_states.2", "last_hidden_state"}, out
+
+
+@pytest.mark.parametrize("model_type", ["vit", "dinov2", "dinov3_vit", "convnext", "convnextv2",
+                                        "dinov3_convnext", "bit", "imagegpt"])
+def test_hook_tables_name_real_torch_modules(model_type):
+  """Every torch path the tool hooks exists in the family's base model (guards against
+  transformers renaming modules); the same names as our blocks."""
+  from repsim_jax.models import compare
+  small = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+               image_size=16, patch_size=8)
+  conv = dict(depths=[1, 2, 1, 1], hidden_sizes=[8, 8, 16, 16])
+  config = {
+      "vit": lambda: transformers.ViTConfig(**small),
+      "dinov2": lambda: transformers.Dinov2Config(**small),
+      "dinov3_vit": lambda: transformers.DINOv3ViTConfig(**small),
+      "convnext": lambda: transformers.ConvNextConfig(**conv),
+      "convnextv2": lambda: transformers.ConvNextV2Config(**conv),
+      "dinov3_convnext": lambda: transformers.DINOv3ConvNextConfig(**conv),
+      "bit": lambda: transformers.BitConfig(depths=[1, 2, 1, 1], hidden_sizes=[8, 8, 16, 16],
+                                            embedding_size=8, num_groups=4),
+      "imagegpt": lambda: transformers.ImageGPTConfig(n_embd=16, n_layer=2, n_head=2,
+                                                      n_positions=16, vocab_size=9),
+  }[model_type]()
+  with torch.device("meta"):  # module names only: skip allocating and initialising weights
+    model = transformers.AutoModel.from_config(config)
+  modules = dict(model.named_modules())
+  hooks = compare.torch_hooks(config, sublayers=True)
+  paths = {spec if isinstance(spec, str) else spec[0] for spec in hooks.values()}
+  assert not paths - set(modules), sorted(paths - set(modules))
+  blocks = [n for n in hooks if n.count(".") == (1 if n.startswith("stage") else 0)]
+  assert len(blocks) == 1 + sum(getattr(config, "depths", [])) + (
+      0 if hasattr(config, "depths") else config.num_hidden_layers)
