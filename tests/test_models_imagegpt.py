@@ -106,3 +106,23 @@ def test_bad_inputs():
     model(jnp.zeros((1, 17), jnp.int32))
   with pytest.raises(ValueError, match=r"\[batch, seq_len\]"):
     model(jnp.zeros((4,), jnp.int32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_full_size_random_weights(size):
+  """ImageGPT-S (24 x 512) / -L (48 x 1536) at full length (1024 tokens), random weights, one
+  image: every hidden state within 1e-5 of torch (run with --runslow; -L needs ~25 GB RAM)."""
+  from repsim_jax.models import load_params
+  dims = {"small": (512, 24, 8), "large": (1536, 48, 16)}[size]
+  config = transformers.ImageGPTConfig(n_embd=dims[0], n_layer=dims[1], n_head=dims[2])
+  torch.manual_seed(0)
+  torch_model = perturb_(transformers.ImageGPTModel(config).eval(), scale=0.02)
+  params = imagegpt.convert({k: v.numpy() for k, v in torch_model.state_dict().items()}, config)
+  ours = load_params(nnx.eval_shape(lambda: imagegpt.build(config, rngs=nnx.Rngs(0))), params)
+  ids = _ids(config, batch=1)
+  out = jit_forward(ours)(jnp.asarray(ids))
+  reference = parity.run_torch(torch_model, torch.from_numpy(ids), {})
+  rows = parity.compare(parity.flatten_output(out), reference, rtol=RTOL)
+  print(f"imagegpt-{size}: max rel {max(r.rel for r in rows):.2e}")
+  parity.assert_close(rows, what=f"imagegpt-{size}")
