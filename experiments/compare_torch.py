@@ -5,7 +5,8 @@
 
 Prints one row per hidden state and per block (with --sublayers also attention / MLP branches,
 residual stream and attention probabilities): max absolute error, max |torch|, relative error.
-Exits with status 1 when any row exceeds max_abs > rtol * max|torch| + atol. The logic lives in
+Exits with status 1 when any row exceeds max_abs > rtol * max|torch| + atol, and 2 when the
+checkpoint is not found (the message gives the command that fetches it). The logic lives in
 repsim_jax.models.compare.compare_checkpoint.
 """
 from __future__ import annotations
@@ -35,11 +36,14 @@ def main(argv) -> int:
 
   from repsim_jax.models import compare, parity
 
-  result = compare.compare_checkpoint(
-      _MODEL.value, n_images=_N_IMAGES.value, image_size=_IMAGE_SIZE.value, rtol=_RTOL.value,
-      atol=_ATOL.value, sublayers=_SUBLAYERS.value, dtype=getattr(jnp, _DTYPE.value),
-      seed=_SEED.value, use_cache=not _NO_CACHE.value,
-      cache_dir=_CACHE_DIR.value)
+  try:
+    result = compare.compare_checkpoint(
+        _MODEL.value, n_images=_N_IMAGES.value, image_size=_IMAGE_SIZE.value, rtol=_RTOL.value,
+        atol=_ATOL.value, sublayers=_SUBLAYERS.value, dtype=getattr(jnp, _DTYPE.value),
+        seed=_SEED.value, use_cache=not _NO_CACHE.value, cache_dir=_CACHE_DIR.value)
+  except FileNotFoundError as e:  # missing checkpoint: the message has the fetch command
+    print(f"error: {e}")
+    return 2
   print(f"{result.model_type} from {result.checkpoint}\ninputs: {result.inputs}\n")
   print(parity.format_table(result.rows))
   bad = [r for r in result.rows if not r.ok]
