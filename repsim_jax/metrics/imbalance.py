@@ -208,7 +208,7 @@ def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtyp
     for i, u in enumerate(a_ids):
       bound = neighbours_lib.score_error_bound(*operands[2 * u: 2 * u + 2], rows)
       exact, _ = neighbours_lib._refine(union[u], rows, cand_scores[:, i], cand[:, i], k, metric,
-                                        bound)
+                                        bound, mesh=mesh)
       changed = np.flatnonzero(np.any(np.sort(exact, 1) != np.sort(cand[:, i, :k], 1), axis=1))
       if changed.size:  # recount only the rows whose neighbour set moved
         for j, v in enumerate(b_ids):

@@ -71,31 +71,32 @@ def _exact_distances(x, rows, cols, metric):
   return 1.0 - np.einsum("rcd,rcd->rc", qn, cn)
 
 
-def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True):
+def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True, mesh=None):
   """Exact neighbours for the rows whose float32 order is within error of changing.
 
   Rows where the gap between consecutive candidates (among the first k + 1) is within twice the
-  error bound are re-ranked with float64 distances over their candidates; rows where even the
-  last candidate is within error of the k-th are recomputed exactly over all points.
-  Returns (distances [m, k] float64 or None for rows not re-ranked, indices [m, k]).
+  error bound are re-ranked on the host with float64 distances over their candidates; rows where
+  even the last candidate is within error of the k-th (tightly bunched distances, e.g. cosine
+  on isotropic noise) are recomputed by the float64 device kernel over all points.
+  Returns (indices [m, k], the row positions that were re-ranked).
   """
   idx = cand[:, :k].copy()
   gaps = np.diff(cand_scores[:, : k + 1], axis=1).min(axis=1)
-  near = np.flatnonzero(gaps <= 2 * bound)
   far = np.flatnonzero(cand_scores[:, -1] - cand_scores[:, k - 1] <= 2 * bound)
-  exact = {}
+  near = np.setdiff1d(np.flatnonzero(gaps <= 2 * bound), far)
   for start in range(0, len(near), _REFINE_ROWS):
     rows = near[start:start + _REFINE_ROWS]
     d = _exact_distances(x, query_idx[rows], cand[rows], metric)
     order = np.lexsort((cand[rows], d), axis=-1)[:, :k]  # by distance, then index
     idx[rows] = np.take_along_axis(cand[rows], order, axis=1)
-  n = len(x)
-  for row in far:  # rare: the true neighbours may lie beyond the candidates
-    q = query_idx[row]
-    d = _exact_distances(x, np.array([q]), np.arange(n)[None, :], metric)[0]
-    if exclude_self:
-      d[q] = np.inf
-    idx[row] = np.lexsort((np.arange(n), d))[:k]
+  if far.size:  # the true neighbours may lie beyond the candidates: float64 over all points
+    with jax.enable_x64(True):
+      points, sqnorm = distances.prepare(x, metric, np.float64)
+      mesh = mesh or _blocked.sharding.row_mesh()
+      bs = _blocked.choose_block_size(len(x), len(far), mesh.size, itemsize=8)
+      _, idx[far] = _blocked.map_row_blocks(
+          _knn_block, query_idx[far], (), (points, sqnorm), mesh=mesh, block_size=bs,
+          static=dict(k=int(k), metric=metric, exclude_self=bool(exclude_self)))
   return idx, np.union1d(near, far)
 
 
@@ -146,7 +147,7 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
       static=dict(k=int(n_cand), metric=metric, exclude_self=bool(exclude_self)))
   if refine and n_cand > k:
     bound = score_error_bound(points, sqnorm, query_idx)
-    idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self)
+    idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self, mesh)
     dist = _exact_distances(x, query_idx, idx, metric)
   else:
     idx = idx[:, :k]
