@@ -1,0 +1,89 @@
+"""The row-block engine shared by the kNN and rank kernels.
+
+Query rows are split over the devices of a 1-D mesh (`shard_map`), and each device walks its rows
+in blocks of `block_size` with `lax.map`, so memory per device is O(block_size * n) plus the
+replicated points, never n x n. Results are gathered to the host in row order.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+
+from repsim_jax import sharding
+
+DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
+_BYTES_PER_SCORE = 4 * 4  # the score block plus the temporaries XLA keeps around it
+
+
+def choose_block_size(n_points: int, n_queries: int, n_devices: int, *, itemsize: int = 4,
+                      memory_budget_bytes: int | None = None, block_size: int | None = None) -> int:
+  """Rows per block so that a block's working set (~4 copies of [block, n]) fits the budget."""
+  if block_size is not None:
+    if block_size < 1:
+      raise ValueError(f"block_size must be >= 1, got {block_size}")
+    return int(block_size)
+  budget = DEFAULT_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
+  rows = budget // max(1, n_points * _BYTES_PER_SCORE * itemsize // 4)
+  rows = int(max(8, min(4096, rows)))
+  rows = 1 << int(math.log2(rows))  # powers of two: fewer distinct compilations
+  per_device = -(-n_queries // n_devices)
+  return max(1, min(rows, 1 << max(0, math.ceil(math.log2(max(per_device, 1))))))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(block_fn: Callable, static: tuple, mesh: Mesh, block_size: int, per_device: int,
+              n_sharded: int, n_replicated: int):
+  kwargs = dict(static)
+
+  def device_fn(*args):
+    sharded, replicated = args[:n_sharded], args[n_sharded:]
+    n_blocks = per_device // block_size
+    blocks = tuple(a.reshape(n_blocks, block_size, *a.shape[1:]) for a in sharded)
+    out = jax.lax.map(lambda blk: block_fn(*blk, *replicated, **kwargs), blocks)
+    return jax.tree.map(lambda o: o.reshape(per_device, *o.shape[2:]), out)
+
+  specs = (P(sharding.ROWS),) * n_sharded + (P(),) * n_replicated
+  return jax.jit(jax.shard_map(device_fn, mesh=mesh, in_specs=specs, out_specs=P(sharding.ROWS)))
+
+
+def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.ndarray, ...],
+                   replicated: tuple[Any, ...], *, static: dict[str, Any], mesh: Mesh | None,
+                   block_size: int) -> Any:
+  """Runs `block_fn(query_idx_block, *sharded_blocks, *replicated, **static)` over all queries.
+
+  Args:
+    block_fn: a module-level function (it keys the compilation cache); returns a pytree of
+      arrays with leading dimension block_size.
+    query_idx: [q] int32 global row indices of the queries.
+    sharded: arrays with leading dimension q, split like the queries.
+    replicated: arrays every device sees whole (the points), already on the mesh or numpy.
+    static: hashable keyword arguments of block_fn.
+    mesh: 1-D "rows" mesh (default: all devices).
+
+  Returns:
+    the pytree of outputs as numpy, leading dimension q, in query order.
+  """
+  mesh = sharding.row_mesh() if mesh is None else mesh
+  n_dev, n_q = mesh.size, len(query_idx)
+  per_device = -(-n_q // n_dev)
+  per_device = -(-per_device // block_size) * block_size
+  total = per_device * n_dev
+
+  def pad(a, fill):
+    a = np.asarray(a)
+    widths = [(0, total - len(a))] + [(0, 0)] * (a.ndim - 1)
+    return np.pad(a, widths, constant_values=fill)
+
+  args = [sharding.shard_rows(pad(np.asarray(query_idx, np.int32), -1), mesh)]
+  args += [sharding.shard_rows(pad(a, 0), mesh) for a in sharded]
+  args += [sharding.replicate(a, mesh) for a in replicated]
+  fn = _compiled(block_fn, tuple(sorted(static.items())), mesh, block_size, per_device,
+                 1 + len(sharded), len(replicated))
+  out = fn(*args)
+  return jax.tree.map(lambda o: sharding.to_host(o)[:n_q], out)
