@@ -22,7 +22,7 @@ def test_representative_layers():
     nb.representative_layers(2)
 
 
-def test_query_neighbours_excludes_self_even_with_duplicates():
+def test_query_neighbours_excludes_self_keeps_duplicates():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(40, 5))
   x[7] = x[3]  # duplicate image: distance 0 to query 7 from a lower index
@@ -32,7 +32,7 @@ def test_query_neighbours_excludes_self_even_with_duplicates():
   np.testing.assert_array_equal(idx, want_i)
   np.testing.assert_allclose(dist, want_d, atol=1e-5)
   assert not (idx == queries[:, None]).any()
-  assert idx[0, 0] == 3 and idx[1, 0] == 7
+  assert idx[0, 0] == 3 and idx[1, 0] == 7  # the duplicate is the nearest neighbour
 
 
 def test_neighbourhoods_and_shared_counts_against_numpy():

@@ -33,24 +33,17 @@ def representative_layers(n_layers: int) -> tuple[int, int, int]:
 
 def query_neighbours(x, queries, k: int, *, metric: str = "cosine",
                      block_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """k nearest neighbours of the rows `queries` of x among all rows of x, the query itself excluded.
+  """k nearest neighbours of the rows `queries` of x among all rows of x, the query excluded.
 
-  x: [n, d]; queries: int [m]. Returns (distances [m, k], indices [m, k]) as `knn` orders them
-  (closest first, ties to the lower index). Asks `knn` for k + 1 neighbours of the query vectors
-  and drops the query's own index (or, if a duplicate image pushed it out, the last neighbour).
+  x: [n, d]; queries: int [m]. Returns (distances [m, k], indices [m, k]) from `knn`: closest
+  first, ties to the lower index, the query excluded by index (an exact duplicate image still
+  counts as a neighbour, as in the paper's Fig. 17).
   """
   queries = np.asarray(queries)
-  n = np.shape(x)[0]
-  if queries.ndim != 1 or queries.size == 0 or queries.min() < 0 or queries.max() >= n:
-    raise ValueError(f"queries: expected a non-empty 1-D array of row indices in [0, {n}), "
-                     f"got {queries!r}")
-  if not 0 < k < n:
-    raise ValueError(f"k: expected 1..n-1={n - 1}, got {k}")
-  q = np.asarray(x[np.sort(queries)])[np.argsort(np.argsort(queries))]  # sorted reads for memmaps
-  dist, idx = knn(x, k + 1, metric=metric, queries=q, exclude_self=False, block_size=block_size)
-  dist, idx = np.asarray(dist), np.asarray(idx)
-  order = np.argsort(idx == queries[:, None], axis=1, kind="stable")[:, :k]  # self to the end
-  return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+  if queries.ndim != 1 or queries.size == 0:
+    raise ValueError(f"queries: expected a non-empty 1-D array of row indices, got {queries!r}")
+  dist, idx = knn(x, k, metric=metric, queries=queries, exclude_self=True, block_size=block_size)
+  return np.asarray(dist), np.asarray(idx)
 
 
 def neighbourhoods(layers_by_model: Mapping[str, Sequence], queries, *, k: int = 9,
