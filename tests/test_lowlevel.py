@@ -184,3 +184,14 @@ def test_lowlevel_neighbour_analysis_against_numpy():
                              for i in range(len(rows))]))
       np.testing.assert_allclose(out[scope]["sharing"][model], want, atol=1e-12)
   assert out["edge_density"]["sharing"]["a"][1] > out["edge_density"]["baseline"] + 0.2
+
+
+def test_plot_neighbour_sharing_writes_png_and_pdf(tmp_path):
+  from repsim_jax.plotting.lowlevel import plot_neighbour_sharing
+  sharing = {"vit": np.linspace(0.5, 0.2, 12), "dinov2": np.linspace(0.5, 0.45, 40)}
+  panels = {p: (sharing, 0.33) for p in ll.PROPERTIES}
+  for name, pan in [("fig3", {"overall": (sharing, 0.152)}), ("fig14", panels)]:
+    paths = plot_neighbour_sharing(pan, str(tmp_path / name))
+    for p, magic in zip(paths, [b"\x89PNG", b"%PDF"]):
+      with open(p, "rb") as f:
+        assert f.read(4) == magic

@@ -69,3 +69,29 @@ def test_neighbourhoods_and_shared_counts_against_numpy():
       np.testing.assert_array_equal(counts["across_layers"][m, q],
                                     [[len(sa & sb) for sb in sets] for sa in sets])
   assert counts["between_models"][2, :, 0, 1].min() >= 6  # late a and b share most neighbours
+
+
+def test_plot_neighbourhoods_writes_png_and_pdf(tmp_path):
+  from repsim_jax.plotting.neighbourhoods import plot_neighbourhoods
+  rng = np.random.default_rng(2)
+  images = (rng.random((30, 12, 16, 3)) * 255).astype(np.uint8)
+  indices = rng.integers(0, 30, size=(2, 3, 9))
+  paths = plot_neighbourhoods(images, 4, indices, str(tmp_path / "fig2.png"),
+                              model_names=["vit", "dinov2"])
+  assert paths == [str(tmp_path / "fig2.png"), str(tmp_path / "fig2.pdf")]
+  with open(paths[0], "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  with open(paths[1], "rb") as f:
+    assert f.read(5) == b"%PDF-"
+  with pytest.raises(ValueError, match="model_names"):
+    plot_neighbourhoods(images, 4, indices, str(tmp_path / "x"), model_names=["vit"])
+
+
+def test_mosaic_places_images_row_major():
+  from repsim_jax.plotting.neighbourhoods import mosaic
+  ims = [np.full((4, 5, 3), v, np.uint8) for v in (0, 51, 102, 153, 204)]
+  out = mosaic(ims, 3, gap=1)
+  assert out.shape == (2 * 4 + 1, 3 * 5 + 2, 3)
+  np.testing.assert_allclose(out[0, 6], 0.2)  # second image, first row
+  np.testing.assert_allclose(out[5, 6], 0.8)  # fifth image, second row
+  np.testing.assert_allclose(out[5, 12], 1.0)  # empty slot stays white

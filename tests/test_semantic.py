@@ -72,3 +72,13 @@ def test_label_set_validation():
     semantic.sample_queries(5, 6)
   with pytest.raises(ValueError, match=r"layers\[0\]"):
     semantic.semantic_coherence([np.ones((3, 2))], [{"a"}, {"b"}], n_queries=1, k=1)
+
+
+def test_plot_semantic_coherence_writes_png_and_pdf(tmp_path):
+  from repsim_jax.plotting.semantic import plot_semantic_coherence
+  mean = {"vit": np.linspace(0.05, 0.4, 12), "igpt": np.linspace(0.05, 0.1, 24)}
+  std = {m: 0.1 * np.ones_like(v) for m, v in mean.items()}
+  paths = plot_semantic_coherence(mean, std, str(tmp_path / "sub" / "fig4"))
+  for p, magic in zip(paths, [b"\x89PNG", b"%PDF"]):
+    with open(p, "rb") as f:
+      assert f.read(4) == magic
