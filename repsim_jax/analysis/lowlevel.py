@@ -47,24 +47,20 @@ GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)  # skimage.color.rgb2gray (ITU-R BT.709 
 # ----------------------------------------------------------------------------- filters
 
 
-def _correlate1d(x: jax.Array, weights: Sequence[float], axis: int, mode: str) -> jax.Array:
-  """`scipy.ndimage.correlate1d` with an odd-length kernel: out[i] = sum_t w[t] x[i + t - r].
+def _padded_taps(x: jax.Array, radius: int, mode: str):
+  """Pads the last two axes of x once and returns tap(di, dj) -> y with y[i, j] = x[i+di, j+dj].
 
   mode: "constant" (zeros outside) or "reflect" (scipy's reflect = half-sample symmetric, numpy's
-  "symmetric"). Written as shifted slices so XLA fuses it with its neighbours.
+  "symmetric"). Padding once and slicing many times keeps XLA to one fused loop per stencil.
   """
-  radius = len(weights) // 2
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (radius, radius)
+  h, w = x.shape[-2:]
+  pad = [(0, 0)] * (x.ndim - 2) + [(radius, radius)] * 2
   padded = jnp.pad(x, pad, mode="constant" if mode == "constant" else "symmetric")
-  n = x.shape[axis]
-  out = None
-  for t, w in enumerate(weights):
-    if w == 0:
-      continue
-    term = jax.lax.slice_in_dim(padded, t, t + n, axis=axis) * jnp.asarray(w, x.dtype)
-    out = term if out is None else out + term
-  return out
+
+  def tap(di: int, dj: int) -> jax.Array:
+    return padded[..., radius + di:radius + di + h, radius + dj:radius + dj + w]
+
+  return tap
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,16 +73,25 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> tuple[float, ...]:
 
 
 def _gaussian_filter(x: jax.Array, sigma: float, mode: str) -> jax.Array:
+  """`scipy.ndimage.gaussian_filter` (truncate=4) over the last two axes: one pad, then the
+  separable passes (rows, then columns) on the padded array."""
   weights = gaussian_kernel1d(sigma)
-  return _correlate1d(_correlate1d(x, weights, -2, mode), weights, -1, mode)
+  r = len(weights) // 2
+  h, w = x.shape[-2:]
+  pad = [(0, 0)] * (x.ndim - 2) + [(r, r)] * 2
+  padded = jnp.pad(x, pad, mode="constant" if mode == "constant" else "symmetric")
+  rows = sum(padded[..., t:t + h, :] * np.float32(wt) for t, wt in enumerate(weights))
+  return sum(rows[..., :, t:t + w] * np.float32(wt) for t, wt in enumerate(weights))
 
 
-def _ndi_sobel(x: jax.Array, axis: int) -> jax.Array:
-  """`scipy.ndimage.sobel(x, axis)` for 2-D x: derivative [-1, 0, 1] along `axis`, smoothing
-  [1, 2, 1] along the other axis, reflected borders."""
-  other = -1 if axis in (0, -2) else -2
-  return _correlate1d(_correlate1d(x, (-1.0, 0.0, 1.0), axis, "reflect"), (1.0, 2.0, 1.0), other,
-                      "reflect")
+def _sobel_pair(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(`scipy.ndimage.sobel(x, axis=0)`, `scipy.ndimage.sobel(x, axis=1)`) for 2-D x: derivative
+  [-1, 0, 1] along the axis, smoothing [1, 2, 1] along the other, reflected borders."""
+  tap = _padded_taps(x, 1, "reflect")
+  smooth = {-1: 1.0, 0: 2.0, 1: 1.0}
+  d0 = sum((tap(1, dj) - tap(-1, dj)) * smooth[dj] for dj in (-1, 0, 1))
+  d1 = sum((tap(di, 1) - tap(di, -1)) * smooth[di] for di in (-1, 0, 1))
+  return d0, d1
 
 
 def rgb_to_gray(images: jax.Array) -> jax.Array:
@@ -109,19 +114,12 @@ def sobel_magnitude(gray: jax.Array) -> jax.Array:
   gray: [H, W] float. Returns [H, W]: sqrt((s_0^2 + s_1^2) / 2) with s_a the Sobel response along
   axis a normalised by 1/4 (smoothing weights [1, 2, 1] / 4).
   """
-  s0 = _ndi_sobel(gray, 0) * 0.25
-  s1 = _ndi_sobel(gray, 1) * 0.25
+  s0, s1 = _sobel_pair(gray)
+  s0, s1 = s0 * 0.25, s1 * 0.25
   return jnp.sqrt((s0 * s0 + s1 * s1) * 0.5)
 
 
 # ----------------------------------------------------------------------------- canny
-
-
-def _shift(x: jax.Array, di: int, dj: int) -> jax.Array:
-  """y[i, j] = x[i + di, j + dj], zero outside the image."""
-  h, w = x.shape[-2:]
-  padded = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
-  return padded[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w]
 
 
 def _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold):
@@ -140,7 +138,8 @@ def _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold):
   den = jnp.where(i_major, ai, aj)
   w = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
 
-  s = {(di, dj): _shift(m, di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)}
+  tap = _padded_taps(m, 1, "constant")
+  s = {(di, dj): tap(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)}
   # (neigh1_1, neigh1_2, neigh2_1, neigh2_2) for the four cases
   same_i = (s[1, 0], s[1, 1], s[-1, 0], s[-1, -1])
   same_j = (s[0, 1], s[1, 1], s[0, -1], s[-1, -1])
@@ -160,8 +159,9 @@ def _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold):
 
 def _dilate8(x: jax.Array) -> jax.Array:
   """3x3 binary dilation (8-connectivity) of bit planes, zero outside; separable: rows, columns."""
-  h = x | _shift(x, 0, 1) | _shift(x, 0, -1)
-  return h | _shift(h, 1, 0) | _shift(h, -1, 0)
+  p = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
+  rows = p[..., :, :-2] | p[..., :, 1:-1] | p[..., :, 2:]  # [.., H + 2, W], zero first/last row
+  return rows[..., :-2, :] | rows[..., 1:-1, :] | rows[..., 2:, :]
 
 
 def _hysteresis_bitplanes(candidates: jax.Array, strong: jax.Array, steps_per_check: int = 4):
@@ -221,18 +221,14 @@ def _hysteresis_vmap(axis_size, in_batched, candidates, strong):
   return _hysteresis_bitplanes(candidates, strong), True
 
 
-@functools.partial(jax.jit, static_argnames=("sigma", "low_threshold", "high_threshold"))
-def canny(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
-          high_threshold: float = 0.2) -> jax.Array:
-  """Canny edge map of one grey image, matching `skimage.feature.canny` (mode="constant", no mask).
+def canny_candidates(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                     high_threshold: float = 0.2) -> jax.Array:
+  """Canny up to (not including) hysteresis: uint8 [H, W], 0 = no edge, 1 = weak, 2 = strong.
 
-  gray: [H, W] float in [0, 1]. Thresholds are on the gradient magnitude of the smoothed image
-  (skimage's defaults for float images: 0.1 and 0.2). Returns bool [H, W]. vmap it for batches.
-
-  Steps: Gaussian smoothing with zero padding divided by the smoothed all-ones image (skimage's
-  bleed-over correction, + float eps); `scipy.ndimage.sobel` gradients (reflected borders);
-  magnitude = hypot; bilinear non-maximum suppression with the 1-pixel border removed;
-  hysteresis: candidates = NMS survivors >= low, kept if 8-connected to one >= high.
+  gray: [H, W] float in [0, 1]. Gaussian smoothing with zero padding divided by the smoothed
+  all-ones image (skimage's bleed-over correction, + float eps); `scipy.ndimage.sobel` gradients
+  (reflected borders); magnitude = hypot; bilinear non-maximum suppression with the 1-pixel border
+  removed; survivors >= low_threshold are weak, >= high_threshold strong.
   """
   if gray.ndim != 2:
     raise ValueError(f"gray: expected one [H, W] image, got shape {gray.shape}; vmap for batches")
@@ -247,12 +243,31 @@ def canny(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
   ones_w = np.correlate(np.pad(np.ones(w), r), weights, mode="valid").astype(np.float32)
   bleed = ones_h[:, None] * ones_w[None, :] + np.finfo(np.float32).eps
   smoothed = _gaussian_filter(gray, sigma, "constant") / jnp.asarray(bleed)
-  jsobel = _ndi_sobel(smoothed, 1)
-  isobel = _ndi_sobel(smoothed, 0)
+  # barriers materialise each stage once; without them XLA recomputes the wide stencils inside
+  # every consumer
+  isobel, jsobel = _sobel_pair(jax.lax.optimization_barrier(smoothed))
   magnitude = jnp.sqrt(isobel * isobel + jsobel * jsobel)
+  isobel, jsobel, magnitude = jax.lax.optimization_barrier((isobel, jsobel, magnitude))
   kept = _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold)
-  candidates = kept > 0
-  return hysteresis(candidates, candidates & (kept >= high_threshold))
+  return jax.lax.optimization_barrier(
+      jnp.where(kept > 0, 1 + (kept >= high_threshold), 0).astype(jnp.uint8))
+
+
+def _hysteresis_code(code: jax.Array) -> jax.Array:
+  return hysteresis(code > 0, code == 2)
+
+
+@functools.partial(jax.jit, static_argnames=("sigma", "low_threshold", "high_threshold"))
+def canny(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+          high_threshold: float = 0.2) -> jax.Array:
+  """Canny edge map of one grey image, matching `skimage.feature.canny` (mode="constant", no mask).
+
+  gray: [H, W] float in [0, 1]. Thresholds are on the gradient magnitude of the smoothed image
+  (skimage's defaults for float images: 0.1 and 0.2). Returns bool [H, W]. vmap it for batches.
+  `canny_candidates` then `hysteresis`: weak pixels are kept if 8-connected to a strong one.
+  """
+  return _hysteresis_code(canny_candidates(gray, sigma=sigma, low_threshold=low_threshold,
+                                           high_threshold=high_threshold))
 
 
 # ----------------------------------------------------------------------------- per-image features
@@ -286,22 +301,32 @@ def image_features(image: jax.Array, *, sigma: float = 1.0, low_threshold: float
   ])
 
 
+def _candidates_and_stats(image, *, sigma, low_threshold, high_threshold):
+  gray = rgb_to_gray(image)
+  code = canny_candidates(gray, sigma=sigma, low_threshold=low_threshold,
+                          high_threshold=high_threshold)
+  return code, colour_warmth(image), texture_complexity(gray)
+
+
 @functools.partial(jax.jit, static_argnames=("sigma", "low_threshold", "high_threshold", "chunk"))
 def batch_features(images: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
-                   high_threshold: float = 0.2, chunk: int = 32) -> jax.Array:
-  """`image_features` vmapped over a batch: images [B, H, W, 3] (uint8 or float in [0, 1]) -> [B, 3].
+                   high_threshold: float = 0.2, chunk: int = 4) -> jax.Array:
+  """`image_features` for a batch: images [B, H, W, 3] (uint8 or float in [0, 1]) -> [B, 3].
 
-  The batch is processed `chunk` images at a time (`lax.map` over vmapped chunks): on CPU the
-  per-chunk working set then stays in cache, which is several times faster than one huge vmap.
-  32 fills the uint32 bit planes of the hysteresis exactly.
+  Same values as vmapping `image_features`, scheduled for CPU caches: the filters run vmapped over
+  `chunk` images at a time (`lax.map`), so one chunk's intermediates stay in cache (several times
+  faster than one vmap over the whole batch), and the hysteresis runs vmapped over 32 images at a
+  time, which fills its uint32 bit planes.
   """
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
   images = to_unit_float(images)
-  per_image = functools.partial(image_features, sigma=sigma, low_threshold=low_threshold,
-                                high_threshold=high_threshold)
-  # lax.map with batch_size vmaps per_image over each chunk
-  return jax.lax.map(per_image, images, batch_size=min(chunk, images.shape[0]))
+  stage = functools.partial(_candidates_and_stats, sigma=sigma, low_threshold=low_threshold,
+                            high_threshold=high_threshold)
+  code, warmth, texture = jax.lax.map(stage, images, batch_size=min(chunk, images.shape[0]))
+  density = jax.lax.map(lambda c: jnp.mean(_hysteresis_code(c).astype(jnp.float32)), code,
+                        batch_size=min(32, images.shape[0]))
+  return jnp.stack([density, warmth, texture], axis=1)
 
 
 def lowlevel_features(images, *, sigma: float = 1.0, low_threshold: float = 0.1,
