@@ -302,6 +302,7 @@ def image_features(image: jax.Array, *, sigma: float = 1.0, low_threshold: float
 
 
 def _candidates_and_stats(image, *, sigma, low_threshold, high_threshold):
+  image = to_unit_float(image)  # per chunk: a float copy of the whole batch costs a memory pass
   gray = rgb_to_gray(image)
   code = canny_candidates(gray, sigma=sigma, low_threshold=low_threshold,
                           high_threshold=high_threshold)
@@ -320,7 +321,6 @@ def batch_features(images: jax.Array, *, sigma: float = 1.0, low_threshold: floa
   """
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
-  images = to_unit_float(images)
   stage = functools.partial(_candidates_and_stats, sigma=sigma, low_threshold=low_threshold,
                             high_threshold=high_threshold)
   code, warmth, texture = jax.lax.map(stage, images, batch_size=min(chunk, images.shape[0]))
