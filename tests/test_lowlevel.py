@@ -98,7 +98,7 @@ def test_lowlevel_features_match_skimage_per_image():
   np.testing.assert_allclose(got["texture_complexity"], [filters.sobel(g).std() for g in grey],
                              atol=1e-5, rtol=1e-5)
   np.testing.assert_allclose(got["edge_density"], [feature.canny(g).mean() for g in grey],
-                             atol=0.01)
+                             atol=1e-3)  # i.e. >= 99.9 % of pixels agree
   np.testing.assert_allclose(color.rgb2gray(floats), np.asarray(ll.rgb_to_gray(floats)), atol=1e-12)
 
 

@@ -314,10 +314,11 @@ def batch_features(images: jax.Array, *, sigma: float = 1.0, low_threshold: floa
                    high_threshold: float = 0.2, chunk: int = 4) -> jax.Array:
   """`image_features` for a batch: images [B, H, W, 3] (uint8 or float in [0, 1]) -> [B, 3].
 
-  Same values as vmapping `image_features`, scheduled for CPU caches: the filters run vmapped over
-  `chunk` images at a time (`lax.map`), so one chunk's intermediates stay in cache (several times
-  faster than one vmap over the whole batch), and the hysteresis runs vmapped over 32 images at a
-  time, which fills its uint32 bit planes.
+  The values of vmapping `image_features` (edge density up to a few pixels whose suppression or
+  threshold test flips with the float rounding of a different fusion), scheduled for CPU caches:
+  the filters run vmapped over `chunk` images at a time (`lax.map`), so one chunk's intermediates
+  stay in cache (~2-3x faster than one vmap over the whole batch), and the hysteresis runs vmapped
+  over 32 images at a time, which fills its uint32 bit planes.
   """
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
