@@ -237,3 +237,25 @@ def test_eight_devices_equal_one_device():
     one = repsim_jax.information_imbalance_matrix(layers, k=3, metric=metric, block_size=64)
     np.testing.assert_array_equal(np.array(eight[metric]), one)  # bit-identical
   np.testing.assert_array_equal(np.array(eight["knn"]), neighbours.knn(layers[1], 4)[1])
+
+
+def test_fused_and_two_phase_schedules_agree_and_refinement_fixes_float32_ties():
+  rng = np.random.default_rng(15)
+  a = rng.normal(size=(60, 3)) * 50
+  # Point 0's two nearest neighbours differ by 1e-9 in distance: a tie in float32, not in
+  # float64. Without the float64 re-ranking, float32 would pick index 1 (lowest index).
+  a[0], a[1], a[2] = [1000.0, 0, 0], [1000.0 + 1 + 1e-9, 0, 0], [1000.0, 1.0, 0]
+  b = rng.normal(size=(60, 4))
+  want = repsim_jax.information_imbalance_matrix([a, b], k=1, dtype=np.float64)
+  for fused in (True, False):
+    got = repsim_jax.information_imbalance_matrix([a, b], k=1, fused=fused)
+    np.testing.assert_array_equal(got, want)
+  assert neighbours.knn(a, 1)[1][0, 0] == 2
+  layers = _layers(seed=16, n=130, widths=[4, 9, 6])
+  for k, ties in ((1, "min"), (3, "average")):
+    np.testing.assert_array_equal(
+        imbalance.imbalance_ranks(layers, layers[1:], k=k, ties=ties, fused=True),
+        imbalance.imbalance_ranks(layers, layers[1:], k=k, ties=ties, fused=False))
+  ab, ba = repsim_jax.information_imbalance_pair(layers[0], layers[1])
+  assert ab == repsim_jax.information_imbalance(layers[0], layers[1])
+  assert ba == repsim_jax.information_imbalance(layers[1], layers[0])

@@ -31,9 +31,11 @@ def choose_block_size(n_points: int, n_queries: int, n_devices: int, *, itemsize
   budget = DEFAULT_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
   rows = budget // max(1, n_points * _BYTES_PER_SCORE * itemsize // 4)
   rows = int(max(8, min(4096, rows)))
-  rows = 1 << int(math.log2(rows))  # powers of two: fewer distinct compilations
   per_device = -(-n_queries // n_devices)
-  return max(1, min(rows, 1 << max(0, math.ceil(math.log2(max(per_device, 1))))))
+  if per_device <= rows:  # one block per device: no padding beyond a multiple of 8
+    return max(1, -(-per_device // 8) * 8)
+  n_blocks = -(-per_device // rows)  # equal blocks, so padding stays under 8 rows per block
+  return -(-(-(-per_device // n_blocks)) // 8) * 8
 
 
 @functools.lru_cache(maxsize=64)
@@ -54,7 +56,8 @@ def _compiled(block_fn: Callable, static: tuple, mesh: Mesh, block_size: int, pe
 
 def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.ndarray, ...],
                    replicated: tuple[Any, ...], *, static: dict[str, Any], mesh: Mesh | None,
-                   block_size: int) -> Any:
+                   block_size: int, chunks: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> Any:
   """Runs `block_fn(query_idx_block, *sharded_blocks, *replicated, **static)` over all queries.
 
   Args:
@@ -62,28 +65,38 @@ def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.
       arrays with leading dimension block_size.
     query_idx: [q] int32 global row indices of the queries.
     sharded: arrays with leading dimension q, split like the queries.
-    replicated: arrays every device sees whole (the points), already on the mesh or numpy.
+    replicated: arrays every device sees whole (the points); copied to the devices once.
     static: hashable keyword arguments of block_fn.
     mesh: 1-D "rows" mesh (default: all devices).
+    block_size: query rows per block and device.
+    chunks: host-level calls the queries are split into (same compiled program each time), so
+      `progress(done_rows, total_rows)` can report between them.
 
   Returns:
     the pytree of outputs as numpy, leading dimension q, in query order.
   """
   mesh = sharding.row_mesh() if mesh is None else mesh
   n_dev, n_q = mesh.size, len(query_idx)
-  per_device = -(-n_q // n_dev)
-  per_device = -(-per_device // block_size) * block_size
-  total = per_device * n_dev
-
-  def pad(a, fill):
-    a = np.asarray(a)
-    widths = [(0, total - len(a))] + [(0, 0)] * (a.ndim - 1)
-    return np.pad(a, widths, constant_values=fill)
-
-  args = [sharding.shard_rows(pad(np.asarray(query_idx, np.int32), -1), mesh)]
-  args += [sharding.shard_rows(pad(a, 0), mesh) for a in sharded]
-  args += [sharding.replicate(a, mesh) for a in replicated]
+  step = n_dev * block_size
+  per_call = -(-max(1, -(-n_q // max(1, chunks))) // step) * step
+  per_device = per_call // n_dev
+  replicated = [sharding.replicate(a, mesh) for a in replicated]
   fn = _compiled(block_fn, tuple(sorted(static.items())), mesh, block_size, per_device,
                  1 + len(sharded), len(replicated))
-  out = fn(*args)
-  return jax.tree.map(lambda o: sharding.to_host(o)[:n_q], out)
+  query_idx = np.asarray(query_idx, np.int32)
+  outs = []
+  for start in range(0, n_q, per_call):
+    stop = min(start + per_call, n_q)
+
+    def pad(a, fill):
+      a = np.asarray(a[start:stop])
+      widths = [(0, per_call - len(a))] + [(0, 0)] * (a.ndim - 1)
+      return np.pad(a, widths, constant_values=fill)
+
+    args = [sharding.shard_rows(pad(query_idx, -1), mesh)]
+    args += [sharding.shard_rows(pad(a, 0), mesh) for a in sharded]
+    out = fn(*args, *replicated)
+    outs.append(jax.tree.map(lambda o: sharding.to_host(o)[: stop - start], out))
+    if progress is not None:
+      progress(stop, n_q)
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *outs)

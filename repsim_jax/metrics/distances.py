@@ -63,29 +63,41 @@ def preprocess(x, *, clip_quantiles: tuple[float, float] | None = None, center: 
   return x
 
 
+def _row_sqnorms(x: np.ndarray, chunk: int = 8192) -> np.ndarray:
+  """Row squared norms accumulated in float64, in chunks (no full float64 copy of x)."""
+  out = np.empty(len(x))
+  for start in range(0, len(x), chunk):
+    c = np.asarray(x[start:start + chunk], np.float64)
+    out[start:start + chunk] = np.einsum("nd,nd->n", c, c)
+  return out
+
+
 def prepare(x: np.ndarray, metric: str, dtype=np.float32, name: str = "x"):
   """Points and squared norms ready for `score_block` (host side, once per layer).
 
+  Memory: one output copy of x in `dtype` (padded), no float64 copy.
+
   Returns:
-    (points [n, d], sqnorm [n]) as numpy arrays of `dtype`.
+    (points [n, d_padded], sqnorm [n]) as numpy arrays of `dtype`.
   """
   check_metric(metric)
-  x = np.asarray(x, dtype=np.float64)
+  x = np.asarray(x)
+  n, d = x.shape
+  width = 1 << max(3, (d - 1).bit_length()) if d <= 128 else -(-d // 128) * 128
+  points = np.zeros((n, width), dtype)
   if metric == "euclidean":
-    std = float(x.std())
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = float(np.sqrt(max(_row_sqnorms(x).sum() / x.size - float(mean @ mean) / d, 0.0)))
     grid = 2.0 ** np.floor(np.log2(std)) if std > 0 else 1.0
-    points = x - np.round(x.mean(axis=0, keepdims=True) / grid) * grid
+    offset = np.round(mean / grid) * grid  # dyadic: exact in float32, keeps lattices exact
+    np.subtract(x, offset.astype(dtype), out=points[:, :d], casting="unsafe")
   else:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(_row_sqnorms(x))
     zero = int(np.sum(norms == 0))
     if zero:
       raise ValueError(f"{name}: cosine distance is undefined for {zero} all-zero rows")
-    points = x / norms
-  d = points.shape[1]
-  width = 1 << max(3, (d - 1).bit_length()) if d <= 128 else -(-d // 128) * 128
-  points = np.pad(points, ((0, 0), (0, width - d))).astype(dtype)
-  sqnorm = np.einsum("nd,nd->n", points.astype(np.float64), points.astype(np.float64))
-  return points, sqnorm.astype(dtype)
+    np.divide(x, norms[:, None], out=points[:, :d], casting="unsafe")
+  return points, _row_sqnorms(points).astype(dtype)
 
 
 def score_block(query_idx: jax.Array, points: jax.Array, sqnorm: jax.Array, *, metric: str,

@@ -35,32 +35,54 @@ import numpy as np
 
 from repsim_jax import sharding
 from repsim_jax.metrics import _blocked, _validate, distances
+from repsim_jax.metrics import neighbours as neighbours_lib
 from repsim_jax.metrics.neighbours import knn
 
-__all__ = ["information_imbalance", "information_imbalance_matrix", "imbalance_ranks"]
+__all__ = ["information_imbalance", "information_imbalance_pair", "information_imbalance_matrix",
+           "imbalance_ranks"]
 
 TIES = ("min", "average")
+_MIN_FUSED_BLOCK = 32  # below this many rows per block the fused pass is bandwidth-bound
 
 
-def _rank_block(query_idx, neighbours, points, sqnorm, *, metric, ties):
-  """Rank sums [b, La] (times 2 for ties="average", to stay integer) for one query block.
+def _count_ranks(scores, neighbours, ties):
+  """Rank sums [b, La] of `neighbours` [b, La, k] in the score rows [b, N] of one b-layer.
 
-  neighbours: [b, La, k] indices of each query's neighbours in each a-layer.
+  ties="average" returns twice the rank, so that everything stays an exact integer.
   """
-  scores = distances.score_block(query_idx, points, sqnorm, metric=metric)
   b, n_a, k = neighbours.shape
   picked = jnp.take_along_axis(scores, neighbours.reshape(b, n_a * k), axis=1)  # [b, La*k]
 
-  def count(threshold, op):  # one a-layer column at a time keeps the temporaries at [b, n]
+  def count(threshold, op):  # one a-layer column at a time keeps the temporaries at [b, N]
     return jnp.sum(op(scores, threshold[:, None]), axis=1, dtype=jnp.int32)
 
-  closer = jax.lax.map(lambda t: count(t, jnp.less), picked.T).T  # [b, La*k]
+  closer = jax.lax.map(lambda t: count(t, jnp.less), picked.T).T
   if ties == "min":
     ranks = 1 + closer
-  else:  # 2 * (1 + closer + (equal - 1) / 2), equal counting j itself
-    equal = jax.lax.map(lambda t: count(t, jnp.equal), picked.T).T
-    ranks = 1 + 2 * closer + equal
+  else:  # 2 * (1 + closer + (equal - 1) / 2), `equal` counting j itself
+    ranks = 1 + 2 * closer + jax.lax.map(lambda t: count(t, jnp.equal), picked.T).T
   return ranks.reshape(b, n_a, k).sum(axis=2)
+
+
+def _rank_block(query_idx, neighbours, points, sqnorm, *, metric, ties):
+  """Two-phase kernel: ranks [b, La] of known neighbours in one b-layer."""
+  scores = distances.score_block(query_idx, points, sqnorm, metric=metric)
+  return _count_ranks(scores, neighbours, ties)
+
+
+def _fused_block(query_idx, *layers, metric, ties, k, n_cand, a_ids, b_ids):
+  """One pass for every layer: each layer's score block is computed once per query block.
+
+  layers: (points, sqnorm) pairs of the union of a- and b-layers.
+  Returns (candidate scores and indices [b, La, n_cand] of the a-layers, ranks [b, La, Lb]).
+  """
+  scores = [distances.score_block(query_idx, layers[2 * u], layers[2 * u + 1], metric=metric)
+            for u in range(len(layers) // 2)]
+  best = [neighbours_lib.smallest_k(scores[u], n_cand) for u in a_ids]
+  cand_scores = jnp.stack([v for v, _ in best], axis=1)
+  cand = jnp.stack([i for _, i in best], axis=1)
+  ranks = [_count_ranks(scores[u], cand[:, :, :k], ties) for u in b_ids]
+  return cand_scores, cand, jnp.stack(ranks, axis=2)
 
 
 @contextlib.contextmanager
@@ -85,16 +107,53 @@ def _warn_duplicates(layers, names):
                     f"their distances tie (see the ties option)", stacklevel=3)
 
 
+def _union(layers_a, layers_b):
+  """Distinct layers (by identity) and the positions of the a- and b-layers among them."""
+  union, ids = [], {}
+  def position(x):
+    if id(x) not in ids:
+      ids[id(x)] = len(union)
+      union.append(x)
+    return ids[id(x)]
+  a_ids = tuple(position(x) for x in layers_a)
+  b_ids = tuple(position(x) for x in layers_b)
+  return union, a_ids, b_ids
+
+
+def _device_bytes_free(mesh) -> int | None:
+  stats = mesh.devices.flat[0].memory_stats() or {}
+  if "bytes_limit" in stats:
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+  return None  # CPU: host memory, not reported
+
+
+class _Reporter:
+  def __init__(self, say, total_passes):
+    self.say, self.total, self.start = say, total_passes, time.perf_counter()
+
+  def __call__(self, done, what):
+    elapsed = time.perf_counter() - self.start
+    eta = elapsed / max(done, 1e-9) * (self.total - done)
+    self.say(f"information imbalance: {done:.1f}/{self.total} layer passes ({what}), "
+             f"{done / max(elapsed, 1e-9):.2f} passes/s, elapsed {elapsed:.1f}s, ETA {eta:.1f}s")
+
+
 def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
                     metric: str = "euclidean", ties: str = "min", block_size: int | None = None,
                     memory_budget_bytes: int | None = None, mesh=None, dtype=np.float32,
-                    check_duplicates: bool = True,
+                    check_duplicates: bool = True, fused: bool | None = None,
                     progress: Callable[[str], None] | None = None) -> np.ndarray:
   """Per-point sums over k neighbours of the B-ranks: int64 [La, Lb, N].
 
   Delta[i, j] = 2 / (N^2 k) * ranks[i, j].sum(); with ties="average" the ranks are doubled
   (integers either way, so sums are exact and identical on any number of devices).
-  Arguments as in `information_imbalance_matrix`.
+
+  Two schedules give identical results. Fused (default when every distinct layer's points and
+  score blocks fit): one pass per distinct layer computes its score block once per query block,
+  takes its neighbours and counts the ranks of every a-layer's neighbours in it. Two-phase
+  (otherwise, or fused=False): neighbour lists per a-layer, then one pass per b-layer. In float32,
+  neighbours are re-ranked in float64 on the host (see `knn`); rows whose neighbours change are
+  recounted exactly. Other arguments as in `information_imbalance_matrix`.
   """
   distances.check_metric(metric)
   _check_dtype(dtype)
@@ -110,35 +169,79 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
     if not same:
       _warn_duplicates(layers_b, [f"layers_b[{i}]" for i in range(len(layers_b))])
   mesh = sharding.row_mesh() if mesh is None else mesh
-  bs = _blocked.choose_block_size(n, n, mesh.size, block_size=block_size,
-                                  itemsize=np.dtype(dtype).itemsize,
-                                  memory_budget_bytes=memory_budget_bytes)
+  union, a_ids, b_ids = _union(layers_a, layers_b)
+  itemsize = np.dtype(dtype).itemsize
+  budget = memory_budget_bytes or _blocked.DEFAULT_MEMORY_BUDGET_BYTES
+  fused_bs = _blocked.choose_block_size(n, n, mesh.size, block_size=block_size, itemsize=itemsize,
+                                        memory_budget_bytes=budget // len(union))
+  if fused is None:
+    free = _device_bytes_free(mesh)
+    points_bytes = sum(x.shape[1] for x in union) * n * itemsize
+    fused = fused_bs >= min(_MIN_FUSED_BLOCK, n) and (free is None or points_bytes < free // 2)
   say = progress or (lambda msg: None)
-  start = time.perf_counter()
-  total = len(layers_a) + len(layers_b)
   with _precision(dtype):
-    neighbours = []
-    for i, x in enumerate(layers_a):
-      _, idx = knn(x, k, metric=metric, block_size=bs, mesh=mesh, dtype=dtype)
-      neighbours.append(idx)
-      _report(say, "neighbours", i + 1, total, start)
-    neighbours = np.stack(neighbours, axis=1).astype(np.int32)  # [N, La, k]
-    ranks = []
-    for j, y in enumerate(layers_b):
-      points, sqnorm = distances.prepare(y, metric, dtype, name=f"layers_b[{j}]")
-      r = _blocked.map_row_blocks(
-          _rank_block, np.arange(n), (neighbours,), (points, sqnorm), mesh=mesh, block_size=bs,
-          static=dict(metric=metric, ties=ties))
-      ranks.append(np.asarray(r, np.int64).T)  # [La, N]
-      _report(say, "ranks", len(layers_a) + j + 1, total, start)
-  return np.stack(ranks, axis=1)
+    if fused:
+      return _fused_ranks(union, a_ids, b_ids, k=k, metric=metric, ties=ties, mesh=mesh,
+                          block_size=fused_bs, dtype=dtype, say=say)
+    bs = _blocked.choose_block_size(n, n, mesh.size, block_size=block_size, itemsize=itemsize,
+                                    memory_budget_bytes=budget)
+    return _two_phase_ranks(layers_a, layers_b, k=k, metric=metric, ties=ties, mesh=mesh,
+                            block_size=bs, dtype=dtype, say=say)
 
 
-def _report(say, what, done, total, start):
-  elapsed = time.perf_counter() - start
-  eta = elapsed / done * (total - done)
-  say(f"information imbalance: {done}/{total} layer passes ({what}), {done / elapsed:.2f} "
-      f"layers/s, elapsed {elapsed:.1f}s, ETA {eta:.1f}s")
+def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtype, say):
+  n = len(union[0])
+  refine = np.dtype(dtype) == np.float32
+  n_cand = min(k + neighbours_lib._REFINE_EXTRA, n - 1) if refine else k
+  report = _Reporter(say, len(union))
+  operands = []
+  for u, x in enumerate(union):
+    operands += distances.prepare(x, metric, dtype, name=f"layer {u}")
+  cand_scores, cand, ranks = _blocked.map_row_blocks(
+      _fused_block, np.arange(n), (), tuple(operands), mesh=mesh, block_size=block_size,
+      chunks=20, progress=lambda done, total: report(len(union) * done / total, "fused"),
+      static=dict(metric=metric, ties=ties, k=int(k), n_cand=int(n_cand), a_ids=a_ids,
+                  b_ids=b_ids))
+  ranks = np.asarray(ranks, np.int64).transpose(1, 2, 0)  # [La, Lb, N]
+  if refine and n_cand > k:
+    rows = np.arange(n)
+    for i, u in enumerate(a_ids):
+      bound = neighbours_lib.score_error_bound(*operands[2 * u: 2 * u + 2], rows)
+      exact, _ = neighbours_lib._refine(union[u], rows, cand_scores[:, i], cand[:, i], k, metric,
+                                        bound)
+      changed = np.flatnonzero(np.any(np.sort(exact, 1) != np.sort(cand[:, i, :k], 1), axis=1))
+      if changed.size:  # recount only the rows whose neighbour set moved
+        for j, v in enumerate(b_ids):
+          ranks[i, j, changed] = _rank_pass(union[v], changed, exact[changed][:, None, :],
+                                            metric=metric, ties=ties, mesh=mesh, dtype=dtype,
+                                            block_size=8)[:, 0]
+  return ranks
+
+
+def _rank_pass(y, rows, nn, *, metric, ties, mesh, dtype, block_size, progress=None):
+  points, sqnorm = distances.prepare(y, metric, dtype)
+  r = _blocked.map_row_blocks(_rank_block, rows, (nn.astype(np.int32),), (points, sqnorm),
+                              mesh=mesh, block_size=block_size,
+                              static=dict(metric=metric, ties=ties),
+                              chunks=1 if progress is None else 10, progress=progress)
+  return np.asarray(r, np.int64)  # [rows, La]
+
+
+def _two_phase_ranks(layers_a, layers_b, *, k, metric, ties, mesh, block_size, dtype, say):
+  n = len(layers_a[0])
+  report = _Reporter(say, len(layers_a) + len(layers_b))
+  nn = []
+  for i, x in enumerate(layers_a):
+    nn.append(knn(x, k, metric=metric, block_size=block_size, mesh=mesh, dtype=dtype)[1])
+    report(i + 1, "neighbours")
+  nn = np.stack(nn, axis=1)  # [N, La, k]
+  ranks = []
+  for j, y in enumerate(layers_b):
+    done = len(layers_a) + j
+    ranks.append(_rank_pass(y, np.arange(n), nn, metric=metric, ties=ties, mesh=mesh,
+                            dtype=dtype, block_size=block_size,
+                            progress=lambda d, t: report(done + d / t, "ranks")).T)
+  return np.stack(ranks, axis=1)  # [La, Lb, N]
 
 
 def ranks_to_imbalance(ranks: np.ndarray, k: int, ties: str = "min") -> np.ndarray:
@@ -153,6 +256,7 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
                                  block_size: int | None = None,
                                  memory_budget_bytes: int | None = None, mesh=None,
                                  dtype=np.float32, check_duplicates: bool = True,
+                                 fused: bool | None = None,
                                  progress: Callable[[str], None] | None = None) -> np.ndarray:
   """Delta(layers_a[i] -> layers_b[j]) for every pair: float64 [La, Lb].
 
@@ -166,7 +270,8 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
     mesh: 1-D "rows" mesh; default every device (all hosts once `jax.distributed` is up).
     dtype: np.float32 (default, matmuls at "highest") or np.float64 (reference runs).
     check_duplicates: warn, with a count, when a layer holds exactly repeated points.
-    progress: called with a progress line after every layer pass.
+    fused: schedule (see `imbalance_ranks`); None picks fused when it fits the budget.
+    progress: called with progress lines (layer passes done, elapsed, ETA).
 
   Returns:
     float64 [La, Lb] with entry [i, j] = Delta(layers_a[i] -> layers_b[j]).
@@ -175,7 +280,7 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
   ranks = imbalance_ranks(layers_a, layers_b, k=k, metric=metric, ties=ties,
                           block_size=block_size, memory_budget_bytes=memory_budget_bytes,
                           mesh=mesh, dtype=dtype, check_duplicates=check_duplicates,
-                          progress=progress)
+                          fused=fused, progress=progress)
   return ranks_to_imbalance(ranks, k, ties)
 
 
@@ -197,3 +302,14 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
     _warn_duplicates([a, b], ["a", "b"])
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
                                             check_duplicates=False, **kwargs)[0, 0])
+
+
+def information_imbalance_pair(a, b, **kwargs) -> tuple[float, float]:
+  """(Delta(a -> b), Delta(b -> a)) in one fused pass over each space (DADApy returns both too).
+
+  Keywords as in `information_imbalance_matrix`.
+  """
+  a = _validate.as_representation(a, "a")
+  b = _validate.as_representation(b, "b")
+  m = information_imbalance_matrix([a, b], [a, b], **kwargs)
+  return float(m[0, 1]), float(m[1, 0])

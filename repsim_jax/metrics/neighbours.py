@@ -10,19 +10,105 @@ from repsim_jax.metrics import _blocked, _validate, distances
 __all__ = ["knn"]
 
 
+_GROUP = 128  # columns per group in the two-level top-k
+
+
+def smallest_k(scores: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """The k smallest scores per row and their column indices, exactly, sorted ascending.
+
+  Two levels (XLA's CPU top-k sorts whole rows): the minimum of each group of 128 columns, the k
+  groups with the smallest minima (every one of the k smallest values lies in one of them), then
+  top-k over those k * 128 values. Groups are taken in column order, so among equal values the
+  lower column index still comes first.
+  """
+  b, n = scores.shape
+  n_groups = -(-n // _GROUP)
+  if n_groups <= k:
+    neg, idx = jax.lax.top_k(-scores, k)
+    return -neg, idx
+  scores = jnp.pad(scores, ((0, 0), (0, n_groups * _GROUP - n)), constant_values=jnp.inf)
+  grouped = scores.reshape(b, n_groups, _GROUP)
+  _, groups = jax.lax.top_k(-grouped.min(axis=2), k)
+  groups = jnp.sort(groups, axis=1)
+  cand = jnp.take_along_axis(grouped, groups[:, :, None], axis=1).reshape(b, k * _GROUP)
+  neg, pos = jax.lax.top_k(-cand, k)
+  idx = jnp.take_along_axis(groups, pos // _GROUP, axis=1) * _GROUP + pos % _GROUP
+  return -neg, idx
+
+
 def _knn_block(query_idx, points, sqnorm, *, k, metric, exclude_self):
   scores = distances.score_block(query_idx, points, sqnorm, metric=metric,
                                  exclude_self=exclude_self)
-  # top_k keeps the lower index first among equal values: ties go to the lowest index.
-  neg, idx = jax.lax.top_k(-scores, k)
-  dist = distances.scores_to_distances(-neg, sqnorm[jnp.maximum(query_idx, 0)], metric=metric)
-  return dist, idx
+  return smallest_k(scores, k)
+
+
+_REFINE_EXTRA = 7  # float32 candidates beyond k, re-ranked exactly when needed
+_REFINE_ROWS = 2048  # rows per host chunk of the float64 re-ranking
+_EPS32 = float(np.finfo(np.float32).eps)
+
+
+def score_error_bound(points: np.ndarray, sqnorm: np.ndarray, query_idx: np.ndarray):
+  """A bound on the float32 error of `score_block` scores for each query row.
+
+  Scores are |x_j|^2 - 2 <q, x_j> with an inner product of d float32 terms: worst-case error
+  d * eps * |q| |x_j| (any summation order), plus roundings of the norms and of the inputs to
+  float32; the factor 4 covers all of them with margin.
+  """
+  d = points.shape[1]
+  norm_max = float(np.sqrt(sqnorm.max()))
+  q_norm = np.sqrt(np.asarray(sqnorm[query_idx], np.float64))
+  return 4 * (d + 2) * _EPS32 * (q_norm * norm_max + norm_max ** 2)
+
+
+def _exact_distances(x, rows, cols, metric):
+  """float64 distances [r, c] between x[rows] and x[cols[r]] ([r, c] indices)."""
+  q = np.asarray(x[rows], np.float64)[:, None, :]
+  c = np.asarray(x[cols], np.float64)
+  if metric == "euclidean":
+    return np.sqrt(np.einsum("rcd,rcd->rc", c - q, c - q))
+  qn = q / np.linalg.norm(q, axis=-1, keepdims=True)
+  cn = c / np.linalg.norm(c, axis=-1, keepdims=True)
+  return 1.0 - np.einsum("rcd,rcd->rc", qn, cn)
+
+
+def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True):
+  """Exact neighbours for the rows whose float32 order is within error of changing.
+
+  Rows where the gap between consecutive candidates (among the first k + 1) is within twice the
+  error bound are re-ranked with float64 distances over their candidates; rows where even the
+  last candidate is within error of the k-th are recomputed exactly over all points.
+  Returns (distances [m, k] float64 or None for rows not re-ranked, indices [m, k]).
+  """
+  idx = cand[:, :k].copy()
+  gaps = np.diff(cand_scores[:, : k + 1], axis=1).min(axis=1)
+  near = np.flatnonzero(gaps <= 2 * bound)
+  far = np.flatnonzero(cand_scores[:, -1] - cand_scores[:, k - 1] <= 2 * bound)
+  exact = {}
+  for start in range(0, len(near), _REFINE_ROWS):
+    rows = near[start:start + _REFINE_ROWS]
+    d = _exact_distances(x, query_idx[rows], cand[rows], metric)
+    order = np.lexsort((cand[rows], d), axis=-1)[:, :k]  # by distance, then index
+    idx[rows] = np.take_along_axis(cand[rows], order, axis=1)
+  n = len(x)
+  for row in far:  # rare: the true neighbours may lie beyond the candidates
+    q = query_idx[row]
+    d = _exact_distances(x, np.array([q]), np.arange(n)[None, :], metric)[0]
+    if exclude_self:
+      d[q] = np.inf
+    idx[row] = np.lexsort((np.arange(n), d))[:k]
+  return idx, np.union1d(near, far)
 
 
 def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: bool = True,
-        block_size: int | None = None, memory_budget_bytes: int | None = None,
-        mesh=None, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+        refine: bool = True, block_size: int | None = None,
+        memory_budget_bytes: int | None = None, mesh=None,
+        dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
   """The k nearest neighbours of each query among the rows of `x`.
+
+  Candidates come from the blocked device kernel (float32 scores at precision "highest", or
+  float64). With `refine` (float32), rows whose candidate order lies within the float32 error
+  bound are re-ranked on the host with float64 distances (and, if needed, over all points), so
+  the neighbours are exact; returned distances are float64.
 
   Args:
     x: [n, d] points.
@@ -30,6 +116,7 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
     metric: "euclidean" or "cosine" (1 - cosine similarity).
     queries: optional [m] int row indices of `x` to query (default: every row).
     exclude_self: a query is not its own neighbour (by index; exact duplicates still count).
+    refine: re-rank candidates in float64 on the host (default True).
     block_size / memory_budget_bytes: rows per block, or the budget it is chosen from.
     mesh: 1-D "rows" mesh (default: all devices).
     dtype: np.float32 (default) or np.float64 (needs `jax.enable_x64`).
@@ -53,7 +140,16 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
   bs = _blocked.choose_block_size(n, len(query_idx), mesh.size, block_size=block_size,
                                   itemsize=np.dtype(dtype).itemsize,
                                   memory_budget_bytes=memory_budget_bytes)
-  dist, idx = _blocked.map_row_blocks(
+  n_cand = min(k + _REFINE_EXTRA, n - 1 if exclude_self else n) if refine else k
+  scores, idx = _blocked.map_row_blocks(
       _knn_block, query_idx, (), (points, sqnorm), mesh=mesh, block_size=bs,
-      static=dict(k=int(k), metric=metric, exclude_self=bool(exclude_self)))
+      static=dict(k=int(n_cand), metric=metric, exclude_self=bool(exclude_self)))
+  if refine and n_cand > k:
+    bound = score_error_bound(points, sqnorm, query_idx)
+    idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self)
+    dist = _exact_distances(x, query_idx, idx, metric)
+  else:
+    idx = idx[:, :k]
+    dist = np.asarray(distances.scores_to_distances(
+        scores[:, :k], sqnorm[query_idx], metric=metric))
   return dist, idx

@@ -1,38 +1,65 @@
-"""Layer x layer heatmaps (II, CKA): PNG and PDF."""
+"""Layer x layer heatmaps (information imbalance, CKA, k-NN alignment, ...): PNG and PDF."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
-def layer_heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
-                  path: str, cbar_label: str = "", xlabel: str = "", ylabel: str = "",
-                  vmin: float | None = None, vmax: float | None = None,
-                  cmap: str = "viridis") -> list[str]:
-  """Draws `matrix` [R, C] with labelled axes; writes `path` with .png and .pdf, returns both."""
-  matrix = np.asarray(matrix)
-  if matrix.shape != (len(row_labels), len(col_labels)):
-    raise ValueError(f"matrix shape {matrix.shape} does not match labels "
-                     f"({len(row_labels)}, {len(col_labels)})")
-  size = (max(4.0, 0.28 * len(col_labels) + 2.5), max(3.5, 0.28 * len(row_labels) + 1.5))
-  fig, ax = plt.subplots(figsize=size)
-  im = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", aspect="auto")
-  ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=7)
-  ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+def _tick_positions(count: int, max_ticks: int) -> np.ndarray:
+  step = max(1, int(np.ceil(count / max_ticks)))
+  return np.arange(0, count, step)
+
+
+def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequence[str],
+                  title: str, path: str, cbar_label: str = "", xlabel: str = "",
+                  ylabel: str = "", vmin: float | None = None, vmax: float | None = None,
+                  cmap: str = "viridis", origin: str = "upper", max_ticks: int = 48,
+                  dpi: int = 150) -> list[str]:
+  """Draws matrix [R, C] (entry [i, j]: row layer i against column layer j) and saves it.
+
+  Args:
+    matrix: [R, C] values, e.g. `cka_matrix(a, b)` or `information_imbalance_matrix(a, b)`.
+      NaN entries are drawn blank.
+    row_labels, col_labels: R and C layer names (thinned to at most `max_ticks` ticks).
+    title: figure title; for a directed measure name the direction, e.g. "ViT-B/16 → ResNet-50".
+    path: output path; its extension (if any) is replaced: `<base>.png` and `<base>.pdf` are
+      written, parent directories created.
+    cbar_label, xlabel, ylabel: colour-bar and axis titles (e.g. "CKA", the model names).
+    vmin, vmax: colour limits (default: the data range).
+    cmap, origin: the paper's CKA figures (Raghu et al. 2021) use cmap="magma", origin="lower"
+      (first layers at the bottom left); the defaults suit the II matrices.
+
+  Returns:
+    The two written paths [png, pdf].
+  """
+  m = np.asarray(matrix, dtype=np.float64)
+  if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
+    raise ValueError(f"matrix: shape {m.shape} does not match the labels "
+                     f"({len(row_labels)} row_labels, {len(col_labels)} col_labels)")
+  base = os.path.splitext(path)[0]
+  if os.path.dirname(base):
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+
+  # A Figure without pyplot: no global state, safe in threads and without a display.
+  size = (max(4.0, 0.22 * m.shape[1] + 2.8), max(3.5, 0.22 * m.shape[0] + 1.8))
+  fig = Figure(figsize=size)
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot(1, 1, 1)
+  image = ax.imshow(np.ma.masked_invalid(m), origin=origin, cmap=cmap, vmin=vmin, vmax=vmax,
+                    aspect="auto", interpolation="nearest")
+  rows, cols = _tick_positions(m.shape[0], max_ticks), _tick_positions(m.shape[1], max_ticks)
+  ax.set_yticks(rows, [row_labels[i] for i in rows], fontsize=7)
+  ax.set_xticks(cols, [col_labels[j] for j in cols], fontsize=7, rotation=90)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
-  fig.colorbar(im, ax=ax, label=cbar_label)
+  fig.colorbar(image, ax=ax, label=cbar_label)
   fig.tight_layout()
-  base = os.path.splitext(path)[0]
   paths = [base + ".png", base + ".pdf"]
   for p in paths:
-    fig.savefig(p, dpi=150)
-  plt.close(fig)
+    fig.savefig(p, dpi=dpi)
   return paths
