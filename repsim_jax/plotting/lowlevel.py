@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from repsim_jax.plotting.common import relative_depth, save_figure
+from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
 
 
 def plot_neighbour_sharing(panels: Mapping[str, tuple[Mapping[str, np.ndarray], float]], path: str,
@@ -19,8 +18,8 @@ def plot_neighbour_sharing(panels: Mapping[str, tuple[Mapping[str, np.ndarray], 
   """
   if not panels:
     raise ValueError("panels: expected at least one panel")
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False,
-                           sharey=True)
+  fig = new_figure((4.2 * len(panels), 3.4))
+  axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
   for ax, (name, (sharing, baseline)) in zip(axes[0], panels.items()):
     for model, values in sharing.items():
       values = 100 * np.asarray(values, float)

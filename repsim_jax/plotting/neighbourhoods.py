@@ -4,10 +4,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from repsim_jax.plotting.common import save_figure
+from repsim_jax.plotting.common import new_figure, save_figure
 
 
 def _as_rgb(image) -> np.ndarray:
@@ -59,9 +58,9 @@ def plot_neighbourhoods(images, query: int, indices, path: str, *, model_names: 
     raise ValueError(f"model_names / layer_names: expected {n_models} / {n_rows} names, got "
                      f"{len(model_names)} / {len(layer_names)}")
   side = math.ceil(math.sqrt(k))
-  fig, axes = plt.subplots(n_rows, n_models + 1, squeeze=False,
-                           figsize=(cell_size * (n_models + 1), cell_size * n_rows + 0.6),
-                           gridspec_kw=dict(wspace=0.05, hspace=0.05))
+  fig = new_figure((cell_size * (n_models + 1), cell_size * n_rows + 0.6))
+  axes = fig.subplots(n_rows, n_models + 1, squeeze=False,
+                      gridspec_kw=dict(wspace=0.05, hspace=0.05))
   _show(axes[0, 0], _as_rgb(images[int(query)]))
   axes[0, 0].set_title("query", fontsize=9)
   for r in range(1, n_rows):

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from repsim_jax.plotting.common import relative_depth, save_figure
+from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
 
 
 def plot_semantic_coherence(mean: Mapping[str, np.ndarray], std: Mapping[str, np.ndarray],
@@ -19,7 +18,8 @@ def plot_semantic_coherence(mean: Mapping[str, np.ndarray], std: Mapping[str, np
   """
   if set(mean) != set(std):
     raise ValueError(f"mean, std: expected the same models, got {sorted(mean)} and {sorted(std)}")
-  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  fig = new_figure((5.5, 3.8))
+  ax = fig.subplots()
   for model in mean:
     m, s = np.asarray(mean[model], float), np.asarray(std[model], float)
     x = relative_depth(len(m))
