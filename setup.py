@@ -24,8 +24,9 @@ setuptools.setup(
         "absl-py",
         "ml_collections",
         "matplotlib",
-        "safetensors",
-        "transformers>=4.56",  # configs and the torch reference; ports are ours
+        "ml_dtypes",
+        "huggingface_hub",  # resolving hub ids in the local cache (never downloads at run time)
+        "transformers>=4.56",  # config parsing and the torch reference; ports are ours
         "tensorstore",
         "pillow",
     ],
@@ -35,6 +36,7 @@ setuptools.setup(
         # DADApy pins jax==0.4.30/numpy<2, so it lives in its own venv: tests/reference/install_dadapy.sh
         "test": [
             "pytest",
+            "safetensors",
             "torch==2.13.0",
             "scikit-image",
             "scikit-learn",

@@ -11,10 +11,14 @@ def load_layers(spec: str, *, names: str | list[str] = "") -> tuple[list[str], l
   """Loads layers from `spec` and returns (names, arrays) in layer order.
 
   Args:
-    spec: an .npz file (its arrays, in file order, are the layers), a folder of .npy files
-      (sorted by file name) or a glob pattern of .npy files.
+    spec: an ActivationStore directory (its layers in model order), an .npz file (its arrays, in
+      file order, are the layers), a folder of .npy files (sorted by file name) or a glob
+      pattern of .npy files.
     names: optional layer names (list or comma-separated) to keep, in the order given.
   """
+  if os.path.isfile(os.path.join(spec, "metadata.json")):  # an ActivationStore
+    from repsim_jax.store import load_store_layers
+    return load_store_layers(spec, names=names)
   if spec.endswith(".npz") and os.path.isfile(spec):
     with np.load(spec) as z:
       layers = {k: z[k] for k in z.files}

@@ -213,7 +213,7 @@ _DEVICE_SCRIPT = textwrap.dedent("""
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import numpy as np, jax
     sys.path.insert(0, sys.argv[1])
-    from tests.test_imbalance import _layers
+    from test_imbalance import _layers
     import repsim_jax
     from repsim_jax.metrics import neighbours
     assert jax.device_count() == 8, jax.devices()
@@ -228,8 +228,8 @@ _DEVICE_SCRIPT = textwrap.dedent("""
 
 
 def test_eight_devices_equal_one_device():
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, root], capture_output=True,
+  tests_dir = os.path.dirname(os.path.abspath(__file__))
+  proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, tests_dir], capture_output=True,
                         text=True, check=True)
   eight = json.loads(proc.stdout.strip().splitlines()[-1])
   layers = _layers(seed=14, n=203, widths=[5, 11, 7])

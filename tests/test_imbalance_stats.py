@@ -111,3 +111,22 @@ def test_cli_end_to_end_and_failed_run_leaves_only_error_log(tmp_path):
   assert os.listdir(tmp_path / "bad") == ["error.log"]
   log = (tmp_path / "bad" / "error.log").read_text()
   assert "bad.npz layer 'broken': 20 non-finite values (20 NaN, 0 inf)" in log
+
+
+def test_run_reads_layers_straight_from_an_activation_store(tmp_path):
+  from repsim_jax.store import ActivationStore
+  layers = _layers()
+  config = {"model": {"id": "synthetic"}, "pooling": "mean", "dataset": {"kind": "test"}}
+  store = ActivationStore.open_or_create(str(tmp_path / "store"), config=config,
+                                         ids=[f"img{i}" for i in range(120)], chunk_rows=50)
+  store.ensure_layers({f"block_{i:02d}": {"shape": [12], "pooling": "mean"} for i in range(4)})
+  for k in range(3):
+    start, stop = store.chunk_bounds(k)
+    store.write_chunk(k, {f"block_{i:02d}": x[start:stop] for i, x in enumerate(layers)})
+  store.finalize()
+  cfg = imbalance_config.get_config(f"inputs_a={tmp_path / 'store'}")
+  cfg.layers_a = "block_03,block_00"
+  out = imbalance_driver.run(cfg, str(tmp_path / "work"))
+  assert out["layers_a"] == ["block_03", "block_00"]
+  np.testing.assert_array_equal(
+      out["imbalance"], repsim_jax.information_imbalance_matrix([layers[3], layers[0]]))

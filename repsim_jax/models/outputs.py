@@ -27,8 +27,18 @@ class ModelOutput:
   pooler_output: jax.Array | None = None
 
 
+_FIRST = ("embeddings", "stem")
+
+
+def forward_order(names) -> list[str]:
+  """Names in forward order. jit returns dicts with sorted keys; zero-padded block names sort in
+  forward order already, so only the input entries ("embeddings", "stem") need moving first."""
+  names = list(names)
+  return [n for n in _FIRST if n in names] + sorted(n for n in names if n not in _FIRST)
+
+
 def block_names(blocks: dict[str, jax.Array]) -> list[str]:
   """The main block names in forward order (sublayer entries like "block_03.attn" left out)."""
   def is_sublayer(name: str) -> bool:
     return name.count(".") > (1 if name.startswith("stage") else 0)
-  return [name for name in blocks if not is_sublayer(name)]
+  return [name for name in forward_order(blocks) if not is_sublayer(name)]

@@ -1,0 +1,121 @@
+"""Images/s of our jit-compiled ports vs the transformers torch models, same CPU, same batch.
+
+  python -m benchmarks.bench_models                      # ViT-B/16, DINOv2-B, ConvNeXt-B, ImageGPT-S
+  python -m benchmarks.bench_models --models=vit_b16 --batch=8 --iters=5
+
+Random weights from the configs (no download): the torch model is created from its config, and
+our port gets the very same weights through `convert` + `load_params` (the first outputs are
+checked against each other, so both sides do the same work). Both run float32 inference on the
+same inputs; torch with `output_hidden_states=True` in inference mode, ours through
+`jit_forward` (which returns every hidden state and every block output). torch gets
+`--threads` threads (default: the CPUs this process may use); XLA's CPU client uses the same
+cores through its own thread pool. The median time per call is used. The compile time of our first call is reported separately and
+excluded from the rate. Prints e.g. "ViT-B/16 batch 8: ours X img/s vs torch Y img/s = Zx".
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from absl import app, flags
+
+_MODELS = flags.DEFINE_list("models", ["vit_b16", "dinov2_b", "convnext_b", "imagegpt_s"],
+                            "which configs to run")
+_BATCH = flags.DEFINE_integer("batch", 8, "images per forward pass")
+_ITERS = flags.DEFINE_integer("iters", 3, "timed forward passes per framework (after a warm-up)")
+_THREADS = flags.DEFINE_integer("threads", None, "torch threads (default: usable CPUs)")
+
+
+def _configs():
+  import transformers
+  return {
+      "vit_b16": ("ViT-B/16", transformers.ViTConfig(), "ViTModel", 224),
+      "dinov2_b": ("DINOv2-B", transformers.Dinov2Config(
+          hidden_size=768, num_hidden_layers=12, num_attention_heads=12, patch_size=14,
+          image_size=518), "Dinov2Model", 224),
+      "convnext_b": ("ConvNeXt-B", transformers.ConvNextConfig(
+          depths=[3, 3, 27, 3], hidden_sizes=[128, 256, 512, 1024]), "ConvNextModel", 224),
+      "imagegpt_s": ("ImageGPT-S", transformers.ImageGPTConfig(
+          n_embd=512, n_layer=24, n_head=8), "ImageGPTModel", None),
+  }
+
+
+def _timed(fn, iters: int) -> float:
+  """Seconds per call: the median over iters calls, after one untimed call (the median, because
+  the machine is shared and single calls get descheduled)."""
+  fn()
+  times = []
+  for _ in range(iters):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return sorted(times)[len(times) // 2]
+
+
+def bench_one(key: str, *, batch: int, iters: int) -> str:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import torch
+  import transformers
+  from flax import nnx
+
+  from repsim_jax.models import jit_forward, load_params, registry
+
+  label, config, cls_name, size = _configs()[key]
+  config._attn_implementation = "eager"  # what our ports mirror (and what ImageGPT has)
+  torch.manual_seed(0)
+  torch_model = getattr(transformers, cls_name)(config).eval()
+  fam = registry.family(config.model_type)
+  state_dict = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
+  params = fam.convert(state_dict, config)
+  options = fam.build_options(params, config) if hasattr(fam, "build_options") else {}
+  ours = nnx.eval_shape(lambda: fam.build(config, dtype=jnp.float32, rngs=nnx.Rngs(0), **options))
+  load_params(ours, params)
+  forward = jit_forward(ours)
+
+  rng = np.random.default_rng(0)
+  if size is None:  # ImageGPT: a full 32x32 image of cluster ids
+    x_np = rng.integers(0, config.vocab_size - 1, (batch, config.n_positions))
+    x_torch = torch.from_numpy(x_np)
+  else:
+    x_np = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
+    x_torch = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
+  x_jax = jax.device_put(x_np)
+
+  start = time.perf_counter()
+  first = jax.block_until_ready(forward(x_jax))
+  compile_s = time.perf_counter() - start
+  with torch.inference_mode():
+    ref = torch_model(x_torch, output_hidden_states=True).last_hidden_state.numpy()
+  if ref.ndim == 4:  # conv models: NCHW -> our NHWC
+    ref = ref.transpose(0, 2, 3, 1)
+  err = float(np.abs(np.asarray(first.last_hidden_state) - ref).max() / np.abs(ref).max())
+
+  ours_s = _timed(lambda: jax.block_until_ready(forward(x_jax)), iters)
+
+  def torch_call():
+    with torch.inference_mode():
+      torch_model(x_torch, output_hidden_states=True)
+
+  torch_s = _timed(torch_call, iters)
+  return (f"{label} batch {batch}: ours {batch / ours_s:.2f} img/s vs torch {batch / torch_s:.2f} "
+          f"img/s = {torch_s / ours_s:.2f}x   (compile {compile_s:.1f} s, last_hidden_state "
+          f"rel err {err:.1e})")
+
+
+def main(argv) -> None:
+  del argv
+  import torch
+  threads = _THREADS.value or len(os.sched_getaffinity(0))
+  torch.set_num_threads(threads)
+  import jax
+  print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
+        f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
+        f"iters {_ITERS.value}")
+  for key in _MODELS.value:
+    print(bench_one(key, batch=_BATCH.value, iters=_ITERS.value), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,313 @@
+"""BiT ResNet (ResNet v2 with weight standardisation and GroupNorm), ported from transformers'
+`BitModel` (torch).
+
+Both layer types of HF are covered: "preactivation" (BiT: GN+ReLU before each conv, unit output
+= branch + shortcut, a final GN+ReLU) and "bottleneck" (ViT-hybrid backbone: conv-GN-ReLU, unit
+output = ReLU(branch + shortcut)). Every convolution is weight-standardised per output channel
+(biased variance, eps 1e-8 in the units, as HF) and padded like HF: `global_padding=None` pads
+((stride-1) + dilation*(k-1)) // 2 on both sides; "SAME" pads statically when that is exact and
+otherwise dynamically as TensorFlow (extra pixel at the bottom/right), computed from the input
+size; "VALID" does not pad. The stem max-pool pads dynamically with zeros (not -inf) when
+`embedding_dynamic_padding`, else the stem output is zero-padded by one pixel when
+`global_padding` is not "SAME", as HF does.
+
+`hidden_states` = torch's `output_hidden_states=True` in NHWC: (stem output, stage 0..3 outputs),
+before the final norm. `last_hidden_state` is after the final norm (preactivation) and
+`pooler_output` is its spatial mean, [B, 1, 1, C] as torch's AdaptiveAvgPool2d output in NHWC.
+`blocks`: "stem", "stageS.blockBB" for every residual unit, and with `sublayers=True`
+"stageS.blockBB.branch", the residual branch before the add.
+
+Raghu et al.'s baselines as HF configs: `RAGHU_CONFIGS["resnet50x1"]`, `["resnet152x2"]`
+(HF's BitModel cannot run `width_factor` != 1 with the default hidden sizes, because its final
+norm is built for `hidden_sizes[-1]`; a x2 model is therefore written with doubled hidden sizes
+and stem width, which is what BiT's x2 means).
+
+References:
+  Kolesnikov et al. 2020, "Big Transfer (BiT): General Visual Representation Learning".
+  Qiao et al. 2019, "Micro-Batch Training with Batch-Channel Normalization and Weight
+  Standardization". He et al. 2016, "Identity Mappings in Deep Residual Networks".
+  transformers/models/bit/modeling_bit.py
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from repsim_jax.models import layers
+from repsim_jax.models.convert import StateDict, layer_list
+from repsim_jax.models.outputs import ModelOutput
+
+MODEL_TYPES = ("bit",)
+CONVERT_VERSION = 1
+
+# BitConfig keyword arguments for the ResNets Raghu et al. 2021 compare with ViTs (BiT-M).
+RAGHU_CONFIGS: dict[str, dict[str, Any]] = {
+    "resnet50x1": dict(layer_type="preactivation", depths=[3, 4, 6, 3], embedding_size=64,
+                       hidden_sizes=[256, 512, 1024, 2048], num_groups=32, width_factor=1,
+                       global_padding=None, embedding_dynamic_padding=False),
+    "resnet152x2": dict(layer_type="preactivation", depths=[3, 8, 36, 3], embedding_size=128,
+                        hidden_sizes=[512, 1024, 2048, 4096], num_groups=32, width_factor=1,
+                        global_padding=None, embedding_dynamic_padding=False),
+}
+
+
+def make_div(value: float, divisor: int = 8) -> int:
+  """Channel rounding of HF/timm (`modeling_bit.make_div`)."""
+  new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+  if new_value < 0.9 * value:
+    new_value += divisor
+  return new_value
+
+
+def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+  """TF 'SAME' padding (HF DynamicPad2d): the extra pixel goes after."""
+  total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+  return total // 2, total - total // 2
+
+
+def _padding_rule(padding: str | None, kernel: int, stride: int, dilation: int) -> int | None:
+  """HF `get_padding_value`: a static symmetric pad, or None for dynamic 'SAME'."""
+  static = ((stride - 1) + dilation * (kernel - 1)) // 2
+  if padding is None:
+    return static
+  padding = padding.lower()
+  if padding == "same":
+    return static if stride == 1 and (dilation * (kernel - 1)) % 2 == 0 else None
+  if padding == "valid":
+    return 0
+  return static
+
+
+class WeightStandardizedConv(nnx.Module):
+  """Conv2d (no bias) whose kernel is standardised per output channel before use.
+
+  w_hat[..., o] = (w[..., o] - mean(w[..., o])) / sqrt(var(w[..., o]) + eps), mean and biased
+  var over (kh, kw, in); x: [B, H, W, Cin] -> [B, H', W', Cout].
+  """
+
+  def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, dilation: int = 1,
+               padding: str | None, eps: float, dtype, rngs: nnx.Rngs):
+    init = nnx.initializers.he_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (kernel, kernel, cin, cout), jnp.float32))
+    self.size, self.stride, self.dilation, self.eps = kernel, stride, dilation, eps
+    self.static_pad = _padding_rule(padding, kernel, stride, dilation)
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    w = self.kernel[...]
+    mean = jnp.mean(w, axis=(0, 1, 2), keepdims=True)
+    var = jnp.mean(jnp.square(w - mean), axis=(0, 1, 2), keepdims=True)
+    w = (w - mean) * jax.lax.rsqrt(var + self.eps)
+    if self.static_pad is None:
+      pads = [_same_pad(n, self.size, self.stride, self.dilation) for n in x.shape[1:3]]
+    else:
+      pads = [(self.static_pad, self.static_pad)] * 2
+    return jax.lax.conv_general_dilated(
+        x.astype(self.dtype), w.astype(self.dtype), window_strides=(self.stride, self.stride),
+        padding=pads, rhs_dilation=(self.dilation, self.dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=layers.PRECISION)
+
+
+class GroupNormAct(nnx.Module):
+  """GroupNorm (eps 1e-5) optionally followed by the config's activation."""
+
+  def __init__(self, channels: int, config: Any, *, act: bool = True, dtype, rngs: nnx.Rngs):
+    self.norm = nnx.GroupNorm(channels, num_groups=config.num_groups, epsilon=1e-5, dtype=dtype,
+                              param_dtype=jnp.float32,
+                              use_fast_variance=False, rngs=rngs)
+    self.act = layers.activation(config.hidden_act) if act else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = self.norm(x)
+    return self.act(x) if self.act is not None else x
+
+
+class Unit(nnx.Module):
+  """One residual unit, pre-activation or bottleneck (HF BitPreActivationBottleneckLayer /
+  BitBottleneckLayer). Returns (output, branch before the add)."""
+
+  def __init__(self, cin: int, cout: int, config: Any, *, stride: int, dilation: int,
+               first: bool, dtype, rngs: nnx.Rngs):
+    self.preact = config.layer_type == "preactivation"
+    mid = make_div(cout * 0.25)
+    pad = config.global_padding
+    kw = dict(padding=pad, eps=1e-8, dtype=dtype, rngs=rngs)
+    self.downsample = (WeightStandardizedConv(cin, cout, 1, stride=stride, **kw)
+                       if first else None)
+    if self.preact:
+      # HF's pre-activation unit ignores dilation in its 3x3 conv.
+      self.norm1 = GroupNormAct(cin, config, dtype=dtype, rngs=rngs)
+      self.conv1 = WeightStandardizedConv(cin, mid, 1, **kw)
+      self.norm2 = GroupNormAct(mid, config, dtype=dtype, rngs=rngs)
+      self.conv2 = WeightStandardizedConv(mid, mid, 3, stride=stride, **kw)
+      self.norm3 = GroupNormAct(mid, config, dtype=dtype, rngs=rngs)
+      self.conv3 = WeightStandardizedConv(mid, cout, 1, **kw)
+      self.downsample_norm = None
+    else:
+      self.downsample_norm = (GroupNormAct(cout, config, act=False, dtype=dtype, rngs=rngs)
+                              if first else None)
+      self.conv1 = WeightStandardizedConv(cin, mid, 1, **kw)
+      self.norm1 = GroupNormAct(mid, config, dtype=dtype, rngs=rngs)
+      self.conv2 = WeightStandardizedConv(mid, mid, 3, stride=stride, dilation=dilation, **kw)
+      self.norm2 = GroupNormAct(mid, config, dtype=dtype, rngs=rngs)
+      self.conv3 = WeightStandardizedConv(mid, cout, 1, **kw)
+      self.norm3 = GroupNormAct(cout, config, act=False, dtype=dtype, rngs=rngs)
+      self.act = layers.activation(config.hidden_act)
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    if self.preact:
+      pre = self.norm1(x)
+      shortcut = self.downsample(pre) if self.downsample is not None else x
+      branch = self.conv3(self.norm3(self.conv2(self.norm2(self.conv1(pre)))))
+      return branch + shortcut, branch
+    shortcut = x
+    if self.downsample is not None:
+      shortcut = self.downsample_norm(self.downsample(x))
+    branch = self.norm3(self.conv3(self.norm2(self.conv2(self.norm1(self.conv1(x))))))
+    return self.act(branch + shortcut), branch
+
+
+class Stem(nnx.Module):
+  """7x7/2 standardised conv, [zero pad 1,] [GN+act (bottleneck)], 3x3/2 max-pool (HF
+  BitEmbeddings)."""
+
+  def __init__(self, config: Any, *, dtype, rngs: nnx.Rngs):
+    self.conv = WeightStandardizedConv(config.num_channels, config.embedding_size, 7, stride=2,
+                                       padding=config.global_padding, eps=1e-8, dtype=dtype,
+                                       rngs=rngs)
+    same = config.global_padding is not None and config.global_padding.upper() == "SAME"
+    self.pad_one = not same
+    self.norm = (GroupNormAct(config.embedding_size, config, dtype=dtype, rngs=rngs)
+                 if config.layer_type != "preactivation" else None)
+    self.dynamic_pool_pad = config.embedding_dynamic_padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = self.conv(x)
+    if self.pad_one:
+      x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    if self.norm is not None:
+      x = self.norm(x)
+    if self.dynamic_pool_pad:
+      # HF pads the pool input with zeros (not -inf): a zero can win over negative activations.
+      ph, pw = (_same_pad(n, 3, 2, 1) for n in x.shape[1:3])
+      x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+    return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, 3, 3, 1),
+                                 (1, 2, 2, 1), "VALID")
+
+
+class Stage(nnx.Module):
+
+  def __init__(self, units: list[Unit]):
+    self.units = nnx.List(units)
+
+
+def _stage_plan(config: Any) -> list[tuple[int, int, int, int]]:
+  """(out_channels, stride, dilation, first_dilation) per stage, as HF BitEncoder/BitStage."""
+  plan, current_stride, dilation = [], 4, 1
+  for s, hidden in enumerate(config.hidden_sizes[:len(config.depths)]):
+    out = make_div(hidden * config.width_factor)
+    stride = 1 if s == 0 else 2
+    if current_stride >= config.output_stride:
+      dilation *= stride
+      stride = 1
+    first_dilation = 1 if dilation in (1, 2) else 2
+    plan.append((out, stride, dilation, first_dilation))
+    current_stride *= stride
+  return plan
+
+
+class BiT(nnx.Module):
+  """BitModel; input NHWC float images."""
+
+  def __init__(self, config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    if config.layer_type not in ("preactivation", "bottleneck"):
+      raise ValueError(f"config.layer_type {config.layer_type!r}: expected 'preactivation' or "
+                       f"'bottleneck'")
+    plan = _stage_plan(config)
+    if config.layer_type == "preactivation" and plan[-1][0] != config.hidden_sizes[-1]:
+      raise ValueError(
+          f"config: width_factor={config.width_factor} makes the last stage "
+          f"{plan[-1][0]} channels wide but HF's final norm has hidden_sizes[-1]="
+          f"{config.hidden_sizes[-1]} (torch BitModel fails too); scale hidden_sizes and "
+          f"embedding_size instead and keep width_factor=1 (see RAGHU_CONFIGS)")
+    self.num_channels = config.num_channels
+    self.dtype = dtype
+    self.stem = Stem(config, dtype=dtype, rngs=rngs)
+    stages, cin = [], config.embedding_size
+    for depth, (cout, stride, dilation, first_dilation) in zip(config.depths, plan):
+      units = []
+      for u in range(depth):
+        units.append(Unit(cin, cout, config, stride=stride if u == 0 else 1,
+                          dilation=first_dilation if u == 0 else dilation, first=u == 0,
+                          dtype=dtype, rngs=rngs))
+        cin = cout
+      stages.append(Stage(units))
+    self.stages = nnx.List(stages)
+    self.norm = (GroupNormAct(config.hidden_sizes[-1], config, dtype=dtype, rngs=rngs)
+                 if config.layer_type == "preactivation" else None)
+
+  def __call__(self, pixel_values: jax.Array, *, sublayers: bool = False) -> ModelOutput:
+    """pixel_values: [B, H, W, C] float -> ModelOutput (NHWC maps; see the module docstring)."""
+    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model=type(self).__name__)
+    x = self.stem(pixel_values.astype(self.dtype))
+    blocks: dict[str, jax.Array] = {"stem": x}
+    hidden = [x]
+    for s, stage in enumerate(self.stages):
+      for u, unit in enumerate(stage.units):
+        x, branch = unit(x)
+        name = f"stage{s}.block{u:02d}"
+        if sublayers:
+          blocks[f"{name}.branch"] = branch
+        blocks[name] = x
+      hidden.append(x)
+    last = self.norm(x) if self.norm is not None else x
+    pooled = jnp.mean(last, axis=(1, 2), keepdims=True)
+    return ModelOutput(hidden_states=tuple(hidden), blocks=blocks, last_hidden_state=last,
+                       pooler_output=pooled)
+
+
+def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> BiT:
+  """The NNX model for a transformers BitConfig."""
+  return BiT(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
+
+
+def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
+  """torch BitModel state dict (numpy arrays) -> our pure param dict (OIHW -> HWIO).
+
+  A BitForImageClassification state dict (prefix "bit.") is accepted; the head is dropped.
+  Raises on missing weights and on weights the port does not use.
+  """
+  sd = StateDict(state_dict, prefixes=("bit",), marker="embedder.", ignore=("classifier.",))
+
+  def conv(t: str) -> dict:
+    return sd.conv2d(t, bias=False)
+
+  def gn(t: str) -> dict:
+    return {"norm": sd.layer_norm(t, bias=True)}  # GroupNorm has the same {weight, bias}
+
+  preact = config.layer_type == "preactivation"
+  params: dict = {"stem": {"conv": conv("embedder.convolution")}}
+  if not preact:
+    params["stem"]["norm"] = gn("embedder.norm")
+  stages = []
+  for s, depth in enumerate(config.depths):
+    units = []
+    for u in range(depth):
+      t = f"encoder.stages.{s}.layers.{u}"
+      unit = {f"{k}{i}": (conv if k == "conv" else gn)(f"{t}.{k}{i}")
+              for k in ("conv", "norm") for i in (1, 2, 3)}
+      if u == 0:
+        unit["downsample"] = conv(f"{t}.downsample.conv")
+        if not preact:
+          unit["downsample_norm"] = gn(f"{t}.downsample.norm")
+      units.append(unit)
+    stages.append({"units": layer_list(units)})
+  params["stages"] = layer_list(stages)
+  if preact:
+    params["norm"] = gn("norm")
+  sd.check_consumed("bit")
+  return params

@@ -1,0 +1,102 @@
+"""ConvNeXt v1 / V2 / DINOv3 ports vs transformers (tiny random perturbed models, float32,
+every hidden state and every block + residual branch within rel err 1e-5)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from torch_parity import check_parity, max_rel, random_images  # noqa: E402
+
+DEPTHS = [1, 2, 1, 1]
+
+# model_type -> (config class, model class, torch block path, torch stem module)
+FAMILIES = {
+    "convnext": ("ConvNextConfig", "ConvNextModel", "encoder.stages.{s}.layers.{b}", "embeddings"),
+    "convnextv2": ("ConvNextV2Config", "ConvNextV2Model", "encoder.stages.{s}.layers.{b}",
+                   "embeddings"),
+    "dinov3_convnext": ("DINOv3ConvNextConfig", "DINOv3ConvNextModel",
+                        "model.stages.{s}.layers.{b}", "model.stages.0.downsample_layers.1"),
+}
+
+
+def tiny(model_type: str, **kw):
+  config_cls, model_cls, _, _ = FAMILIES[model_type]
+  cfg = dict(depths=DEPTHS, hidden_sizes=[8, 16, 24, 32])
+  cfg.update(kw)
+  torch.manual_seed(0)
+  return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
+
+
+def conv_hooks(model_type: str, depths) -> dict:
+  """Every block output and its residual branch (the drop_path Identity sees the branch after
+  layer scale, before the add)."""
+  _, _, block, stem = FAMILIES[model_type]
+  hooks = {"stem": stem}
+  for s, depth in enumerate(depths):
+    for b in range(depth):
+      path = block.format(s=s, b=b)
+      hooks[f"stage{s}.block{b:02d}"] = path
+      hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
+  return hooks
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_convnext_matches_torch_every_block(model_type, tmp_path):
+  rows = check_parity(tiny(model_type), tmp_path, random_images((2, 64, 64, 3)),
+                      conv_hooks(model_type, DEPTHS), channels_last=True)
+  names = [r.name for r in rows]
+  assert [n for n in names if n.startswith("hidden_states.")] == [
+      f"hidden_states.{i}" for i in range(5)]
+  assert sum(n.startswith("stage") and n.count(".") == 1 for n in names) == sum(DEPTHS)
+  print(f"{model_type}: {len(rows)} tensors, max rel err {max_rel(rows):.2e}")
+
+
+def test_convnext_outputs_layout(tmp_path):
+  """Names, order and shapes of the output contract; V1 without layer scale and another patch
+  size; the task checkpoint (ConvNextForImageClassification) loads the same backbone."""
+  from repsim_jax.models import from_pretrained
+  from repsim_jax.models.outputs import block_names
+  torch.manual_seed(0)
+  cfg = transformers.ConvNextConfig(depths=[1, 1, 3, 1], hidden_sizes=[4, 8, 8, 16], patch_size=2,
+                                    layer_scale_init_value=0.0, num_labels=3)
+  task = transformers.ConvNextForImageClassification(cfg)
+  task.save_pretrained(tmp_path / "task")
+  ours = from_pretrained(tmp_path / "task", use_cache=False)
+  rows = check_parity(task.convnext, tmp_path, random_images((1, 32, 32, 3), seed=1),
+                      conv_hooks("convnext", [1, 1, 3, 1]), channels_last=True, model=ours)
+  out = ours(random_images((1, 32, 32, 3)), sublayers=False)
+  assert block_names(out.blocks) == ["stem", "stage0.block00", "stage1.block00", "stage2.block00",
+                                     "stage2.block01", "stage2.block02", "stage3.block00"]
+  assert [h.shape for h in out.hidden_states] == [
+      (1, 16, 16, 4), (1, 16, 16, 4), (1, 8, 8, 8), (1, 4, 4, 8), (1, 2, 2, 16)]
+  assert out.pooler_output.shape == (1, 16) and max_rel(rows) < 1e-5
+
+
+def test_dinov3_convnext_hub_names_and_tokens(tmp_path):
+  """Hub DINOv3 ConvNeXt checkpoints name the stages without the "model." prefix;
+  last_hidden_state is [B, 1 + H*W, C] (pooled token first)."""
+  from repsim_jax.models.convnext import build, convert
+  from repsim_jax.models import load_params
+  model = tiny("dinov3_convnext")
+  sd = {k.removeprefix("model."): v.numpy() for k, v in model.state_dict().items()}
+  ours = load_params(build(model.config), convert(sd, model.config))
+  out = ours(random_images((1, 64, 64, 3)))
+  assert out.last_hidden_state.shape == (1, 1 + 2 * 2, 32)
+  np.testing.assert_array_equal(out.pooler_output, out.last_hidden_state[:, 0])
+
+
+def test_convnext_bad_inputs(tmp_path):
+  from repsim_jax.models.convnext import build, convert
+  model = tiny("convnextv2")
+  ours = build(model.config)
+  with pytest.raises(ValueError, match="NCHW"):
+    ours(np.zeros((1, 3, 32, 32), np.float32))
+  with pytest.raises(TypeError, match="floating point"):
+    ours(np.zeros((1, 32, 32, 3), np.uint8))
+  sd = {k: v.numpy() for k, v in model.state_dict().items()}
+  sd.pop("encoder.stages.2.layers.0.grn.weight")
+  with pytest.raises(KeyError, match="grn.weight"):
+    convert(sd, model.config)
