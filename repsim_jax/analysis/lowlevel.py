@@ -1,0 +1,510 @@
+"""Low-level image features and how much neighbourhoods are organised around them (Figs. 3, 14).
+
+Three per-image properties, computed in JAX with `vmap` over images (Mahaut & Baroni 2026, §3.3):
+
+- **edge density**: fraction of pixels marked as edges by a Canny detector on the grey image. The
+  detector reproduces `skimage.feature.canny` step by step (Gaussian smoothing with zero padding
+  and bleed-over correction, Sobel gradients with reflected borders, bilinear non-maximum
+  suppression, 8-connected hysteresis), so with the same `sigma` and thresholds the edge maps agree
+  with scikit-image up to float rounding at threshold and suppression ties.
+- **colour warmth**: mean over pixels of (red - blue), with channels scaled to [0, 1]; so it lies in
+  [-1, 1], positive for warm (red / orange) images and negative for cold (blue) ones. A plain
+  difference rather than a ratio keeps dark pixels, whose hue is noise, from dominating.
+- **texture complexity**: population standard deviation (ddof=0) over pixels of the Sobel gradient
+  magnitude of the grey image, exactly `np.std(skimage.filters.sobel(gray))`.
+
+The grey image is `skimage.color.rgb2gray`: 0.2125 R + 0.7154 G + 0.0721 B on [0, 1] channels.
+
+Categories and neighbour sharing: for each property the `group_size` images with the lowest, the
+middle and the highest values form three categories (nine in all, an image may be in several);
+`neighbour_category_sharing` then measures, per layer, the fraction of an image's k nearest
+neighbours that share at least one category with it, and `random_sharing_baseline` gives the exact
+value of that fraction if neighbours were drawn at random.
+
+References:
+  Mahaut & Baroni 2026, "Similarity of Processing Steps in Vision Model Representations", §3.3,
+    Figs. 3 and 14.
+  Canny 1986, "A Computational Approach To Edge Detection", IEEE TPAMI 8:679-714.
+  scikit-image `feature.canny` and `filters.sobel` (the reference implementations matched here).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from repsim_jax.metrics.neighbours import knn
+from repsim_jax.progress import Progress
+
+PROPERTIES = ("edge_density", "colour_warmth", "texture_complexity")
+LEVELS = ("low", "middle", "high")
+GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)  # skimage.color.rgb2gray (ITU-R BT.709 luma)
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+def _padded_taps(x: jax.Array, radius: int, mode: str):
+  """Pads the last two axes of x once and returns tap(di, dj) -> y with y[i, j] = x[i+di, j+dj].
+
+  mode: "constant" (zeros outside) or "reflect" (scipy's reflect = half-sample symmetric, numpy's
+  "symmetric"). Padding once and slicing many times keeps XLA to one fused loop per stencil.
+  """
+  h, w = x.shape[-2:]
+  pad = [(0, 0)] * (x.ndim - 2) + [(radius, radius)] * 2
+  padded = jnp.pad(x, pad, mode="constant" if mode == "constant" else "symmetric")
+
+  def tap(di: int, dj: int) -> jax.Array:
+    return padded[..., radius + di:radius + di + h, radius + dj:radius + dj + w]
+
+  return tap
+
+
+@functools.lru_cache(maxsize=None)
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> tuple[float, ...]:
+  """Normalised 1-D Gaussian weights as `scipy.ndimage.gaussian_filter1d` builds them."""
+  radius = int(truncate * float(sigma) + 0.5)
+  x = np.arange(-radius, radius + 1, dtype=np.float64)
+  phi = np.exp(-0.5 / float(sigma) ** 2 * x ** 2)
+  return tuple(float(v) for v in phi / phi.sum())
+
+
+def _gaussian_filter(x: jax.Array, sigma: float, mode: str) -> jax.Array:
+  """`scipy.ndimage.gaussian_filter` (truncate=4) over the last two axes: one pad, then the
+  separable passes (rows, then columns) on the padded array."""
+  weights = gaussian_kernel1d(sigma)
+  r = len(weights) // 2
+  h, w = x.shape[-2:]
+  pad = [(0, 0)] * (x.ndim - 2) + [(r, r)] * 2
+  padded = jnp.pad(x, pad, mode="constant" if mode == "constant" else "symmetric")
+  rows = sum(padded[..., t:t + h, :] * np.float32(wt) for t, wt in enumerate(weights))
+  return sum(rows[..., :, t:t + w] * np.float32(wt) for t, wt in enumerate(weights))
+
+
+def _sobel_pair(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(`scipy.ndimage.sobel(x, axis=0)`, `scipy.ndimage.sobel(x, axis=1)`) for 2-D x: derivative
+  [-1, 0, 1] along the axis, smoothing [1, 2, 1] along the other, reflected borders."""
+  tap = _padded_taps(x, 1, "reflect")
+  smooth = {-1: 1.0, 0: 2.0, 1: 1.0}
+  d0 = sum((tap(1, dj) - tap(-1, dj)) * smooth[dj] for dj in (-1, 0, 1))
+  d1 = sum((tap(di, 1) - tap(di, -1)) * smooth[di] for di in (-1, 0, 1))
+  return d0, d1
+
+
+def rgb_to_gray(images: jax.Array) -> jax.Array:
+  """Luma as `skimage.color.rgb2gray`: [..., H, W, 3] in [0, 1] -> [..., H, W]."""
+  r, g, b = GRAY_WEIGHTS
+  return images[..., 0] * r + images[..., 1] * g + images[..., 2] * b
+
+
+def to_unit_float(images) -> jax.Array:
+  """uint8 images -> float32 / 255; float images are taken to be in [0, 1] already."""
+  images = jnp.asarray(images)
+  if jnp.issubdtype(images.dtype, jnp.integer):
+    return images.astype(jnp.float32) / 255.0
+  return images.astype(jnp.float32)
+
+
+def sobel_magnitude(gray: jax.Array) -> jax.Array:
+  """Sobel gradient magnitude, equal to `skimage.filters.sobel(gray)` (2-D, reflected borders).
+
+  gray: [H, W] float. Returns [H, W]: sqrt((s_0^2 + s_1^2) / 2) with s_a the Sobel response along
+  axis a normalised by 1/4 (smoothing weights [1, 2, 1] / 4).
+  """
+  s0, s1 = _sobel_pair(gray)
+  s0, s1 = s0 * 0.25, s1 * 0.25
+  return jnp.sqrt((s0 * s0 + s1 * s1) * 0.5)
+
+
+# ----------------------------------------------------------------------------- canny
+
+
+def _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold):
+  """Bilinear non-maximum suppression as in skimage's `_nonmaximum_suppression_bilinear`.
+
+  The gradient direction picks one of four octant pairs; the magnitude must be >= the linear
+  interpolation of the two neighbours on each side along the gradient. Border pixels (the eroded
+  all-ones mask) and pixels below `low_threshold` are dropped. Returns the kept magnitudes (0 elsewhere).
+  """
+  m = magnitude
+  ai, aj = jnp.abs(isobel), jnp.abs(jsobel)
+  # same-sign gradients (both > 0 or both <= 0) vs opposite signs
+  same = (isobel > 0) == (jsobel > 0)
+  i_major = jnp.where(same, ai > aj, ai >= aj)  # which branch of each pair (skimage's tie rule)
+  num = jnp.where(i_major, aj, ai)
+  den = jnp.where(i_major, ai, aj)
+  w = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
+
+  tap = _padded_taps(m, 1, "constant")
+  s = {(di, dj): tap(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)}
+  # (neigh1_1, neigh1_2, neigh2_1, neigh2_2) for the four cases
+  same_i = (s[1, 0], s[1, 1], s[-1, 0], s[-1, -1])
+  same_j = (s[0, 1], s[1, 1], s[0, -1], s[-1, -1])
+  opp_j = (s[0, 1], s[-1, 1], s[0, -1], s[1, -1])
+  opp_i = (s[-1, 0], s[-1, 1], s[1, 0], s[1, -1])
+  n11, n12, n21, n22 = (
+      jnp.where(same, jnp.where(i_major, a, b), jnp.where(i_major, d, c))
+      for a, b, c, d in zip(same_i, same_j, opp_j, opp_i))
+  c_plus = n12 * w + n11 * (1 - w) <= m
+  c_minus = n22 * w + n21 * (1 - w) <= m
+  h, wd = m.shape[-2:]
+  inner = jnp.zeros((h, wd), bool).at[1:-1, 1:-1].set(True)  # eroded all-ones mask
+  low = low_threshold if low_threshold > 0 else 1e-14
+  keep = inner & (m >= low) & c_plus & c_minus
+  return jnp.where(keep, m, 0)
+
+
+def _dilate8(x: jax.Array) -> jax.Array:
+  """3x3 binary dilation (8-connectivity) of bit planes, zero outside; separable: rows, columns."""
+  p = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
+  rows = p[..., :, :-2] | p[..., :, 1:-1] | p[..., :, 2:]  # [.., H + 2, W], zero first/last row
+  return rows[..., :-2, :] | rows[..., 1:-1, :] | rows[..., 2:, :]
+
+
+def _hysteresis_bitplanes(candidates: jax.Array, strong: jax.Array, steps_per_check: int = 4):
+  """Batched hysteresis: candidates, strong bool [B, H, W] -> bool [B, H, W].
+
+  Packs 32 images into the bits of one uint32 per pixel, so one dilation step (shifts, ORs, one
+  AND) advances all 32 geodesic fronts at once, and loops until no bit changes.
+  """
+  b, h, w = candidates.shape
+  planes = -(-b // 32)
+  pad = planes * 32 - b
+  bits = jnp.left_shift(jnp.uint32(1), jnp.arange(32, dtype=jnp.uint32))[None, :, None, None]
+
+  def pack(x):
+    x = jnp.pad(x, ((0, pad), (0, 0), (0, 0))).reshape(planes, 32, h, w)
+    return jnp.sum(jnp.where(x, bits, jnp.uint32(0)), axis=1, dtype=jnp.uint32)
+
+  cand = pack(candidates)
+
+  def grow(state):
+    reached, _ = state
+    new = reached
+    for _ in range(steps_per_check):  # a few steps per convergence check: the check is a reduction
+      new = _dilate8(new) & cand
+    return new, jnp.any(new != reached)
+
+  reached, _ = jax.lax.while_loop(lambda s: s[1], grow, (pack(strong) & cand, jnp.array(True)))
+  unpacked = (reached[:, None] & bits) != 0
+  return unpacked.reshape(planes * 32, h, w)[:b]
+
+
+@jax.custom_batching.custom_vmap
+def hysteresis(candidates: jax.Array, strong: jax.Array) -> jax.Array:
+  """Pixels of `candidates` 8-connected (through candidates) to a pixel of `strong`.
+
+  candidates, strong: bool [H, W]. Equivalent to labelling the connected components of
+  `candidates` (skimage does it with `ndi.label`) and keeping those holding a strong pixel;
+  computed as geodesic dilation of `strong & candidates` inside `candidates` until it stops
+  changing. Under `vmap` the images are packed 32 to a uint32 bit plane (see the vmap rule), which
+  makes a step ~32x cheaper than on bool images.
+  """
+  return _hysteresis_bitplanes(candidates[None], strong[None])[0]
+
+
+@hysteresis.def_vmap
+def _hysteresis_vmap(axis_size, in_batched, candidates, strong):
+  cand_b, strong_b = in_batched
+  if not cand_b:
+    candidates = jnp.broadcast_to(candidates, (axis_size,) + candidates.shape)
+  if not strong_b:
+    strong = jnp.broadcast_to(strong, (axis_size,) + strong.shape)
+  if candidates.ndim != 3:  # nested vmap: flatten the outer batch dims, then restore them
+    lead = candidates.shape[:-2]
+    out = _hysteresis_bitplanes(candidates.reshape((-1,) + candidates.shape[-2:]),
+                                strong.reshape((-1,) + strong.shape[-2:]))
+    return out.reshape(lead + out.shape[-2:]), True
+  return _hysteresis_bitplanes(candidates, strong), True
+
+
+def canny_candidates(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                     high_threshold: float = 0.2) -> jax.Array:
+  """Canny up to (not including) hysteresis: uint8 [H, W], 0 = no edge, 1 = weak, 2 = strong.
+
+  gray: [H, W] float in [0, 1]. Gaussian smoothing with zero padding divided by the smoothed
+  all-ones image (skimage's bleed-over correction, + float eps); `scipy.ndimage.sobel` gradients
+  (reflected borders); magnitude = hypot; bilinear non-maximum suppression with the 1-pixel border
+  removed; survivors >= low_threshold are weak, >= high_threshold strong.
+  """
+  if gray.ndim != 2:
+    raise ValueError(f"gray: expected one [H, W] image, got shape {gray.shape}; vmap for batches")
+  if high_threshold < low_threshold:
+    raise ValueError(f"high_threshold ({high_threshold}) < low_threshold ({low_threshold})")
+  gray = gray.astype(jnp.float32)
+  h, w = gray.shape
+  weights = np.asarray(gaussian_kernel1d(sigma))
+  # smoothed all-ones image under zero padding: separable, known at trace time
+  r = len(weights) // 2
+  ones_h = np.correlate(np.pad(np.ones(h), r), weights, mode="valid").astype(np.float32)
+  ones_w = np.correlate(np.pad(np.ones(w), r), weights, mode="valid").astype(np.float32)
+  bleed = ones_h[:, None] * ones_w[None, :] + np.finfo(np.float32).eps
+  smoothed = _gaussian_filter(gray, sigma, "constant") / jnp.asarray(bleed)
+  # barriers materialise each stage once; without them XLA recomputes the wide stencils inside
+  # every consumer
+  isobel, jsobel = _sobel_pair(jax.lax.optimization_barrier(smoothed))
+  magnitude = jnp.sqrt(isobel * isobel + jsobel * jsobel)
+  isobel, jsobel, magnitude = jax.lax.optimization_barrier((isobel, jsobel, magnitude))
+  kept = _nonmaximum_suppression(isobel, jsobel, magnitude, low_threshold)
+  return jax.lax.optimization_barrier(
+      jnp.where(kept > 0, 1 + (kept >= high_threshold), 0).astype(jnp.uint8))
+
+
+def _hysteresis_code(code: jax.Array) -> jax.Array:
+  return hysteresis(code > 0, code == 2)
+
+
+@functools.partial(jax.jit, static_argnames=("sigma", "low_threshold", "high_threshold"))
+def canny(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+          high_threshold: float = 0.2) -> jax.Array:
+  """Canny edge map of one grey image, matching `skimage.feature.canny` (mode="constant", no mask).
+
+  gray: [H, W] float in [0, 1]. Thresholds are on the gradient magnitude of the smoothed image
+  (skimage's defaults for float images: 0.1 and 0.2). Returns bool [H, W]. vmap it for batches.
+  `canny_candidates` then `hysteresis`: weak pixels are kept if 8-connected to a strong one.
+  """
+  return _hysteresis_code(canny_candidates(gray, sigma=sigma, low_threshold=low_threshold,
+                                           high_threshold=high_threshold))
+
+
+# ----------------------------------------------------------------------------- per-image features
+
+
+def colour_warmth(image: jax.Array) -> jax.Array:
+  """Mean over pixels of (red - blue), channels in [0, 1]: image [H, W, 3] -> scalar in [-1, 1]."""
+  return jnp.mean(image[..., 0] - image[..., 2])
+
+
+def texture_complexity(gray: jax.Array) -> jax.Array:
+  """Population std (ddof=0) of the Sobel gradient magnitude: gray [H, W] -> scalar."""
+  return jnp.std(sobel_magnitude(gray))
+
+
+def edge_density(gray: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                 high_threshold: float = 0.2) -> jax.Array:
+  """Fraction of pixels on Canny edges: gray [H, W] -> scalar in [0, 1]."""
+  edges = canny(gray, sigma=sigma, low_threshold=low_threshold, high_threshold=high_threshold)
+  return jnp.mean(edges.astype(jnp.float32))
+
+
+def image_features(image: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                   high_threshold: float = 0.2) -> jax.Array:
+  """The three properties of one image: [H, W, 3] in [0, 1] -> [3] in the order of `PROPERTIES`."""
+  gray = rgb_to_gray(image)
+  return jnp.stack([
+      edge_density(gray, sigma=sigma, low_threshold=low_threshold, high_threshold=high_threshold),
+      colour_warmth(image),
+      texture_complexity(gray),
+  ])
+
+
+def _candidates_and_stats(image, *, sigma, low_threshold, high_threshold):
+  image = to_unit_float(image)  # per chunk: a float copy of the whole batch costs a memory pass
+  gray = rgb_to_gray(image)
+  code = canny_candidates(gray, sigma=sigma, low_threshold=low_threshold,
+                          high_threshold=high_threshold)
+  return code, colour_warmth(image), texture_complexity(gray)
+
+
+@functools.partial(jax.jit, static_argnames=("sigma", "low_threshold", "high_threshold", "chunk"))
+def batch_features(images: jax.Array, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                   high_threshold: float = 0.2, chunk: int = 4) -> jax.Array:
+  """`image_features` for a batch: images [B, H, W, 3] (uint8 or float in [0, 1]) -> [B, 3].
+
+  The values of vmapping `image_features` (edge density up to a few pixels whose suppression or
+  threshold test flips with the float rounding of a different fusion), scheduled for CPU caches:
+  the filters run vmapped over `chunk` images at a time (`lax.map`), so one chunk's intermediates
+  stay in cache (~2-3x faster than one vmap over the whole batch), and the hysteresis runs vmapped
+  over 32 images at a time, which fills its uint32 bit planes.
+  """
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images: expected [B, H, W, 3], got shape {images.shape}")
+  stage = functools.partial(_candidates_and_stats, sigma=sigma, low_threshold=low_threshold,
+                            high_threshold=high_threshold)
+  code, warmth, texture = jax.lax.map(stage, images, batch_size=min(chunk, images.shape[0]))
+  density = jax.lax.map(lambda c: jnp.mean(_hysteresis_code(c).astype(jnp.float32)), code,
+                        batch_size=min(32, images.shape[0]))
+  return jnp.stack([density, warmth, texture], axis=1)
+
+
+def lowlevel_features(images, *, sigma: float = 1.0, low_threshold: float = 0.1,
+                      high_threshold: float = 0.2, batch_size: int = 256,
+                      progress: Progress | None = None) -> dict[str, np.ndarray]:
+  """Edge density, colour warmth and texture complexity of every image.
+
+  images: [n, H, W, 3] uint8 or float in [0, 1] (numpy, a memmap or anything sliceable; read
+  `batch_size` images at a time). Canny uses `sigma`, `low_threshold`, `high_threshold` on the
+  smoothed grey image (scikit-image's conventions). Returns {property: float32 [n]}.
+  """
+  n = len(images)
+  if n == 0:
+    raise ValueError("images: expected at least one image, got 0")
+  batch_size = min(batch_size, n)
+  out = []
+  for start in range(0, n, batch_size):
+    batch = np.asarray(images[start:start + batch_size])
+    m = len(batch)
+    if m < batch_size:  # pad the ragged last batch: one compiled shape for the whole run
+      batch = np.concatenate([batch, np.zeros((batch_size - m,) + batch.shape[1:], batch.dtype)])
+    out.append(np.asarray(batch_features(batch, sigma=sigma, low_threshold=low_threshold,
+                                         high_threshold=high_threshold))[:m])
+    if progress is not None:
+      progress.update(m)
+  values = np.concatenate(out)
+  return {name: values[:, i] for i, name in enumerate(PROPERTIES)}
+
+
+# ----------------------------------------------------------------------------- categories
+
+
+def property_levels(values, *, group_size: int = 100) -> np.ndarray:
+  """Low / middle / high groups of one property: values [n] -> bool [n, 3] (columns as `LEVELS`).
+
+  Images are ranked by value (stable sort, so ties go to the lower index): the first
+  `group_size` are "low", the last `group_size` "high", and "middle" is the `group_size` ranks
+  starting at (n - group_size) // 2. With n >= 3 * group_size the three groups are disjoint.
+  """
+  values = np.asarray(values)
+  if values.ndim != 1:
+    raise ValueError(f"values: expected a 1-D array [n], got shape {values.shape}")
+  n = values.shape[0]
+  if not 0 < group_size <= n:
+    raise ValueError(f"group_size: expected 1..n={n}, got {group_size}")
+  if not np.all(np.isfinite(values)):
+    raise ValueError("values: expected finite numbers, got NaN or inf")
+  order = np.argsort(values, kind="stable")
+  start = (n - group_size) // 2
+  levels = np.zeros((n, 3), bool)
+  levels[order[:group_size], 0] = True
+  levels[order[start:start + group_size], 1] = True
+  levels[order[n - group_size:], 2] = True
+  return levels
+
+
+def lowlevel_categories(features: Mapping[str, np.ndarray], *,
+                        group_size: int = 100) -> tuple[np.ndarray, list[str]]:
+  """The 3 x len(features) categories: membership bool [n, 3P] and names "<property>:<level>".
+
+  features: {property: [n]} (e.g. from `lowlevel_features`), all of the same length.
+  """
+  names, columns = [], []
+  lengths = {k: np.shape(v) for k, v in features.items()}
+  if len({s for s in lengths.values()}) != 1:
+    raise ValueError(f"features: expected equal-length 1-D arrays, got shapes {lengths}")
+  for prop, values in features.items():
+    columns.append(property_levels(values, group_size=group_size))
+    names += [f"{prop}:{level}" for level in LEVELS]
+  return np.concatenate(columns, axis=1), names
+
+
+def _check_membership(membership) -> np.ndarray:
+  membership = np.asarray(membership)
+  if membership.ndim != 2 or membership.dtype != bool:
+    raise ValueError(f"membership: expected bool [n, categories], got {membership.dtype} "
+                     f"{membership.shape}")
+  return membership
+
+
+def category_sharing(neighbours, membership, *, queries=None) -> np.ndarray:
+  """Fraction of each query's neighbours that share at least one category with it.
+
+  neighbours: int [m, k] row indices into `membership` (bool [n, c]); queries: int [m] (default
+  arange(n), i.e. neighbours of every row). Returns float [m]:
+  mean_j [ C(query) ∩ C(neighbours[i, j]) ≠ ∅ ].
+  """
+  membership = _check_membership(membership)
+  neighbours = np.asarray(neighbours)
+  queries = np.arange(neighbours.shape[0]) if queries is None else np.asarray(queries)
+  if neighbours.ndim != 2 or queries.shape != neighbours.shape[:1]:
+    raise ValueError(f"neighbours: expected [m, k] with m = len(queries) = {queries.shape[0]}, "
+                     f"got shape {neighbours.shape}")
+  shared = np.any(membership[queries][:, None, :] & membership[neighbours], axis=-1)
+  return shared.mean(axis=1)
+
+
+def random_sharing_baseline(membership) -> float:
+  """Exact expected `category_sharing` if each image's neighbours were a random subset of the others.
+
+  For image i let s_i = #{j != i : C_i ∩ C_j ≠ ∅}. A uniformly random neighbour (any k, drawn
+  without replacement from the n - 1 other images) shares a category with probability
+  s_i / (n - 1), so the mean over images is
+
+      baseline = sum_i s_i / (n (n - 1)) = (sum_{p, q : p ∩ q ≠ ∅} n_p n_q - n_+) / (n (n - 1)),
+
+  where images are grouped by their exact category set p with n_p members and n_+ is the number of
+  images with at least one category (each shares with itself, which the first sum counts). With
+  9 disjoint categories of 100 images this is 8.91e4 / (900 * 899) = 11.0 %; overlaps raise it (the
+  paper reports 15.2 % for its data). Costs O(#distinct sets^2), never n x n.
+
+  membership: bool [n, c] for the n images among which neighbours are searched.
+  """
+  membership = _check_membership(membership)
+  n = membership.shape[0]
+  if n < 2:
+    raise ValueError(f"membership: expected at least 2 images, got {n}")
+  patterns, counts = np.unique(membership, axis=0, return_counts=True)
+  overlap = (patterns.astype(np.int64) @ patterns.T.astype(np.int64)) > 0
+  pairs = counts.astype(np.float64) @ overlap @ counts.astype(np.float64)
+  n_plus = counts[patterns.any(axis=1)].sum()
+  return float((pairs - n_plus) / (n * (n - 1)))
+
+
+def neighbour_sharing_by_layer(layers: Sequence, membership, *, k: int = 10,
+                               metric: str = "cosine",
+                               block_size: int | None = None) -> np.ndarray:
+  """Per layer, per image: fraction of its k nearest neighbours sharing a category with it.
+
+  layers: sequence of L arrays [n, d_l] (representations of the same n images, rows aligned with
+  `membership` bool [n, c]). Neighbours via `repsim_jax.metrics.neighbours.knn` (self excluded,
+  ties to the lower index). Returns float [L, n]; its mean over images is the Fig. 3 value.
+  """
+  membership = _check_membership(membership)
+  out = []
+  for l, x in enumerate(layers):
+    if np.shape(x)[0] != membership.shape[0]:
+      raise ValueError(f"layers[{l}]: expected {membership.shape[0]} rows (one per image in "
+                       f"membership), got shape {np.shape(x)}")
+    _, idx = knn(x, k, metric=metric, block_size=block_size)
+    out.append(category_sharing(np.asarray(idx), membership))
+  return np.stack(out)
+
+
+def lowlevel_neighbour_analysis(layers_by_model: Mapping[str, Sequence], features: Mapping[str, np.ndarray],
+                                *, group_size: int = 100, k: int = 10, metric: str = "cosine",
+                                block_size: int | None = None) -> dict[str, dict]:
+  """Figs. 3 and 14: neighbour category sharing per layer, overall and per property.
+
+  layers_by_model: {model: [L_m arrays [n, d_l]]}, rows aligned with `features` {property: [n]}
+  (e.g. the paper's 2k images). Categories come from `lowlevel_categories(features, group_size)`.
+
+  "overall" (Fig. 3): the images in at least one of the 3P categories (the paper's 900, fewer
+  when they overlap), neighbours searched among them, a neighbour counts if it shares any category.
+  Per property (Fig. 14): the analysis repeated on that property alone: the images in one of its 3
+  categories, neighbours among them, sharing its category.
+
+  Returns {scope: {"images": int [n_s] (rows used), "baseline": float (exact random baseline),
+  "sharing": {model: float [L_m] (mean over images)}, "per_image": {model: float [L_m, n_s]}}}
+  for scope in ("overall",) + property names.
+  """
+  membership, _ = lowlevel_categories(features, group_size=group_size)
+  scopes = {"overall": membership}
+  for p, prop in enumerate(features):
+    scopes[prop] = membership[:, 3 * p:3 * p + 3]
+  result = {}
+  for scope, cols in scopes.items():
+    rows = np.flatnonzero(cols.any(axis=1))
+    sub = cols[rows]
+    per_image = {
+        model: neighbour_sharing_by_layer([np.asarray(x)[rows] for x in layers], sub, k=k,
+                                          metric=metric, block_size=block_size)
+        for model, layers in layers_by_model.items()}
+    result[scope] = {
+        "images": rows,
+        "baseline": random_sharing_baseline(sub),
+        "sharing": {m: v.mean(axis=1) for m, v in per_image.items()},
+        "per_image": per_image,
+    }
+  return result
