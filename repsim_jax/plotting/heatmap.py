@@ -1,12 +1,11 @@
 """Layer x layer heatmaps (information imbalance, CKA, k-NN alignment, ...): PNG and PDF."""
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from repsim_jax.plotting import common
 
 
 def _tick_positions(count: int, max_ticks: int) -> np.ndarray:
@@ -40,14 +39,8 @@ def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequenc
   if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
     raise ValueError(f"matrix: shape {m.shape} does not match the labels "
                      f"({len(row_labels)} row_labels, {len(col_labels)} col_labels)")
-  base = os.path.splitext(path)[0]
-  if os.path.dirname(base):
-    os.makedirs(os.path.dirname(base), exist_ok=True)
-
-  # A Figure without pyplot: no global state, safe in threads and without a display.
   size = (max(4.0, 0.22 * m.shape[1] + 2.8), max(3.5, 0.22 * m.shape[0] + 1.8))
-  fig = Figure(figsize=size)
-  FigureCanvasAgg(fig)
+  fig = common.new_figure(size)
   ax = fig.add_subplot(1, 1, 1)
   image = ax.imshow(np.ma.masked_invalid(m), origin=origin, cmap=cmap, vmin=vmin, vmax=vmax,
                     aspect="auto", interpolation="nearest")
@@ -59,7 +52,4 @@ def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequenc
   ax.set_title(title)
   fig.colorbar(image, ax=ax, label=cbar_label)
   fig.tight_layout()
-  paths = [base + ".png", base + ".pdf"]
-  for p in paths:
-    fig.savefig(p, dpi=dpi)
-  return paths
+  return common.save_figure(fig, path, dpi=dpi)

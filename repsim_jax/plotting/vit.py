@@ -6,34 +6,16 @@ Every function takes the arrays returned by `repsim_jax.analysis.vit`, writes `<
 from __future__ import annotations
 
 import math
-import os
 from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from repsim_jax.plotting.common import new_figure as _figure
+from repsim_jax.plotting.common import save_figure as _save
 from repsim_jax.plotting.heatmap import layer_heatmap
-
-
-def _figure(figsize: tuple[float, float]) -> Figure:
-  # A Figure without pyplot: no global state (no backend switch for notebook users), thread-safe.
-  fig = Figure(figsize=figsize)
-  FigureCanvasAgg(fig)
-  return fig
-
-
-def _save(fig: Figure, path: str) -> list[str]:
-  stem, _ = os.path.splitext(os.fspath(path))
-  directory = os.path.dirname(stem)
-  if directory:
-    os.makedirs(directory, exist_ok=True)
-  paths = [f"{stem}.png", f"{stem}.pdf"]
-  for p in paths:
-    fig.savefig(p, bbox_inches="tight", dpi=150)
-  return paths
 
 
 def _grid(num_panels: int, ncols: int | None, panel_size: float = 2.0):
