@@ -24,7 +24,11 @@ hyperparameters documented below (`LOGISTIC_PROBE_HPARAMS`), shared by all layer
 
 All probes of one analysis run in one jit-compiled program: the (layer, class) probe grid is
 vmapped, in chunks of `probe_batch_size` probes via `jax.lax.map(..., batch_size=...)` so that
-1000 classes x 40 layers never materialise all gathered probe matrices at once.
+1000 classes x 40 layers never materialise all gathered probe matrices at once. A binary probe
+on a layer wider than its M rows (ImageNet: M = 100 images, d = 192-1536) is trained on M exact
+row-space features (`_row_space_features`: one Gram matrix and one Cholesky), which is the same
+optimisation problem in an orthonormal basis of the train rows' span; it cut the time per probe
+~7x at d = 512 on CPU with identical accuracies.
 
 References:
   Mahaut, M. & Baroni, M. (2026). Similarity of Processing Steps in Vision Model Representations.
@@ -90,12 +94,12 @@ def _logistic_loss(params, x, targets, train, l2):
 
 def _fit_logistic(x: jax.Array, targets: jax.Array, train: jax.Array, *, num_outputs: int,
                   iterations: int, l2: float, memory_size: int):
-  """Trains one standardised logistic probe with optax L-BFGS; returns (params, x_std).
+  """Trains one logistic probe with optax L-BFGS from zero; returns params (W [d, K], b [K]).
 
-  x: [n, d] raw features; targets: [n] int; train: [n] float 0/1 (rows outside the train split
-  are ignored). num_outputs: 1 for a binary (sigmoid) probe, K for a K-way softmax probe.
+  x: [n, d] prepared (standardised) features; targets: [n] int; train: [n] float 0/1 (rows
+  outside the train split are ignored). num_outputs: 1 for a binary (sigmoid) probe, K for a
+  K-way softmax probe.
   """
-  x = _standardise(x, train)
   d = x.shape[-1]
   params = (jnp.zeros((d, num_outputs), x.dtype), jnp.zeros((num_outputs,), x.dtype))
   loss = functools.partial(_logistic_loss, x=x, targets=targets, train=train, l2=l2)
@@ -112,7 +116,7 @@ def _fit_logistic(x: jax.Array, targets: jax.Array, train: jax.Array, *, num_out
     return (optax.apply_updates(params, updates), state), None
 
   (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=iterations)
-  return params, x
+  return params
 
 
 def _accuracy(params, x, targets, test) -> jax.Array:
@@ -143,7 +147,8 @@ def _check_layers(layers, n: int, name: str = "layers") -> list[np.ndarray]:
 class BinaryProbeSplits:
   """Rows of every per-class probe, padded to a common length M = 2 * max class count.
 
-  index: [C, M] int, rows into the feature arrays (padding rows point at 0);
+  index: [C, M] int, rows into the feature arrays, ordered train rows, test rows, padding
+    (padding rows point at 0);
   target: [C, M] int, 1 for the class's images (positives), 0 for sampled negatives;
   train, test: [C, M] bool masks (padding rows are in neither).
   """
@@ -194,27 +199,62 @@ def balanced_binary_splits(labels: ArrayLike, *, seed: int = 0,
     others = np.concatenate([order[:starts[c]], order[starts[c + 1]:]])
     neg = others[r]
     n_test = max(1, int(round(test_fraction * n_c)))
-    rows = []
-    for part in (rng.permutation(pos), rng.permutation(neg)):
-      rows.append((part, np.arange(n_c) < n_test))
-    idx = np.concatenate([rows[0][0], rows[1][0]])
-    is_test = np.concatenate([rows[0][1], rows[1][1]])
+    pos, neg = rng.permutation(pos), rng.permutation(neg)
+    # Row order: train rows, then test rows, then padding (`_binary_probe` relies on it).
+    idx = np.concatenate([pos[n_test:], neg[n_test:], pos[:n_test], neg[:n_test]])
+    y = np.concatenate([np.ones(n_c - n_test), np.zeros(n_c - n_test), np.ones(n_test),
+                        np.zeros(n_test)])
+    n_train = 2 * (n_c - n_test)
     index[c, :2 * n_c] = idx
-    target[c, :n_c] = 1
-    test[c, :2 * n_c] = is_test
-    train[c, :2 * n_c] = ~is_test
+    target[c, :2 * n_c] = y
+    train[c, :n_train] = True
+    test[c, n_train:2 * n_c] = True
   return BinaryProbeSplits(index, target, train, test, classes)
+
+
+def _row_space_features(xs: jax.Array, train: jax.Array, test: jax.Array) -> jax.Array:
+  """Exact low-dimensional features for a probe with fewer rows than features.
+
+  xs: [M, d] standardised rows ordered train, test, padding (d > M); train/test: [M] 0/1.
+  Returns z: [M, M] = cholesky(G), G = xs xs^T + s 1 1^T (+ s on padding diagonals, + 1e-6 s I),
+  s = mean squared row norm. Why this is the same probe, only cheaper (M instead of d columns):
+  - the optimal W lies in the span of the train rows (representer theorem: the loss sees W only
+    through train logits, the penalty only grows outside the span), so only inner products
+    between rows matter, and z reproduces them: z_i . z_j = G_ij for all rows i, j;
+  - Cholesky is lower triangular and the train rows come first, so train rows have non-zeros
+    only in the first n_train columns; the other columns get zero gradient, start at 0 and stay
+    0, and each test row's first n_train entries are its coordinates in the train span, so test
+    logits equal those of the d-dimensional probe;
+  - the constant s 1 1^T is a constant extra feature; its weight is optimal at 0 because the
+    unpenalised intercept absorbs any constant for free. It removes the exact rank deficiency
+    that centring on the train split creates (train rows sum to 0), so the float32 Cholesky is
+    stable; the 1e-6 s jitter only guards duplicated images.
+  No triangular solves: on CPU, batched LAPACK solves cost ~10x the Cholesky itself.
+  """
+  valid = train + test
+  xs = xs * valid[:, None]
+  gram = jnp.matmul(xs, xs.T, precision=_PRECISION)
+  scale = jnp.trace(gram) / jnp.maximum(jnp.sum(valid), 1.0)
+  gram = gram + scale * (jnp.outer(valid, valid) + jnp.diag(1.0 - valid)
+                         + 1e-6 * jnp.eye(gram.shape[0], dtype=gram.dtype))
+  return jnp.linalg.cholesky(gram)
 
 
 def _binary_probe(features: jax.Array, layer: jax.Array, index: jax.Array, target: jax.Array,
                   train: jax.Array, test: jax.Array, *, iterations: int, l2: float,
                   memory_size: int) -> jax.Array:
-  """One probe: features [L, N, d], layer scalar, index/target/train/test [M] -> accuracy."""
+  """One probe: features [L, N, d], layer scalar, index/target/train/test [M] -> accuracy.
+
+  Rows must be ordered train, test, padding (as `balanced_binary_splits` makes them).
+  """
   x = features[layer, index]  # gathers [M, d] directly (never [N, d] per probe under vmap)
-  train_f = train.astype(features.dtype)
-  params, x = _fit_logistic(x, target, train_f, num_outputs=1, iterations=iterations, l2=l2,
-                            memory_size=memory_size)
-  return _accuracy(params, x, target, test.astype(features.dtype))
+  train_f, test_f = train.astype(features.dtype), test.astype(features.dtype)
+  x = _standardise(x, train_f)
+  if x.shape[-1] > x.shape[0]:  # static: wide layers train on M exact row-space features
+    x = _row_space_features(x, train_f, test_f)
+  params = _fit_logistic(x, target, train_f, num_outputs=1, iterations=iterations, l2=l2,
+                         memory_size=memory_size)
+  return _accuracy(params, x, target, test_f)
 
 
 @functools.partial(jax.jit, static_argnames=("iterations", "l2", "memory_size",
@@ -275,6 +315,10 @@ def class_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayL
   layers = _check_layers(layers, len(labels))
   if splits is None:
     splits = balanced_binary_splits(labels, seed=seed, test_fraction=test_fraction)
+  rank = np.where(splits.train, 0, np.where(splits.test, 1, 2))
+  if np.any(np.diff(rank, axis=1) < 0):
+    raise ValueError("splits rows must be ordered train, test, padding per class "
+                     "(as balanced_binary_splits makes them)")
   groups: dict[int, list[int]] = {}
   for i, a in enumerate(layers):
     groups.setdefault(int(np.shape(a)[1]), []).append(i)
@@ -327,9 +371,10 @@ def train_test_split_mask(n: int, *, test_fraction: float = 0.2, seed: int = 0) 
 
 def _multiclass_probe(x, targets, train, *, num_classes, iterations, l2, memory_size):
   train_f = train.astype(x.dtype)
-  params, xs = _fit_logistic(x, targets, train_f, num_outputs=num_classes,
-                             iterations=iterations, l2=l2, memory_size=memory_size)
-  return _accuracy(params, xs, targets, 1.0 - train_f)
+  x = _standardise(x, train_f)
+  params = _fit_logistic(x, targets, train_f, num_outputs=num_classes, iterations=iterations,
+                         l2=l2, memory_size=memory_size)
+  return _accuracy(params, x, targets, 1.0 - train_f)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "iterations", "l2", "memory_size",
