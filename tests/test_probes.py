@@ -224,3 +224,16 @@ def test_figures_written(tmp_path):
   assert len(paths) == 6
   for p in paths:
     assert p.endswith((".png", ".pdf")) and (tmp_path / p).stat().st_size > 1000
+
+
+def test_stacked_input_and_bad_splits(binary_case):
+  layers, labels, splits, acc = binary_case
+  stacked = np.stack(layers[1:])  # one [L, N, d] array, widths equal
+  np.testing.assert_array_equal(
+      probes.class_probe_accuracy(stacked, labels, splits=splits, probe_batch_size=8), acc[1:])
+  shuffled = probes.BinaryProbeSplits(splits.index[:, ::-1], splits.target[:, ::-1],
+                                      splits.train[:, ::-1], splits.test[:, ::-1], splits.classes)
+  with pytest.raises(ValueError, match="ordered train, test, padding"):
+    probes.class_probe_accuracy(layers, labels, splits=shuffled)
+  with pytest.raises(ValueError, match=r"layers\[0\] must have shape"):
+    probes.class_probe_accuracy([layers[0][:5]], labels)

@@ -126,9 +126,15 @@ def _accuracy(params, x, targets, test) -> jax.Array:
   return jnp.sum((pred == targets) * test) / jnp.maximum(jnp.sum(test), 1.0)
 
 
-def _check_layers(layers, n: int, name: str = "layers") -> list[np.ndarray]:
-  if isinstance(layers, (np.ndarray, jax.Array)) and np.ndim(layers) == 3:
-    layers = list(layers)
+def _is_stacked(layers) -> bool:
+  return isinstance(layers, (np.ndarray, jax.Array)) and np.ndim(layers) == 3
+
+
+def _check_layers(layers, n: int, name: str = "layers"):
+  if _is_stacked(layers):
+    if np.shape(layers)[1] != n:
+      raise ValueError(f"{name} must have shape [L, n={n}, d]; got {np.shape(layers)}")
+    return layers  # one [L, n, d] array: kept as is (no per-layer copies)
   out = []
   for i, a in enumerate(layers):
     if np.ndim(a) != 2 or np.shape(a)[0] != n:
@@ -320,12 +326,13 @@ def class_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayL
     raise ValueError("splits rows must be ordered train, test, padding per class "
                      "(as balanced_binary_splits makes them)")
   groups: dict[int, list[int]] = {}
-  for i, a in enumerate(layers):
-    groups.setdefault(int(np.shape(a)[1]), []).append(i)
+  for i in range(len(layers)):
+    groups.setdefault(int(np.shape(layers)[-1] if _is_stacked(layers) else np.shape(layers[i])[1]),
+                      []).append(i)
   acc = np.zeros((len(layers), len(splits.classes)), np.float32)
   args = [jnp.asarray(a) for a in (splits.index, splits.target, splits.train, splits.test)]
   for _, members in groups.items():
-    if len(members) == len(layers) and isinstance(layers, (np.ndarray, jax.Array)):
+    if _is_stacked(layers):  # a single width: the array is the stack
       stacked = jnp.asarray(layers)
     else:
       stacked = jnp.stack([jnp.asarray(layers[i], jnp.float32) for i in members])
@@ -427,10 +434,10 @@ def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: A
   train_mask = np.asarray(train_mask, bool)
   if train_mask.shape != labels.shape or train_mask.all() or not train_mask.any():
     raise ValueError("train_mask must be a [n] bool array with both train and test rows")
-  width = max(int(np.shape(a)[1]) for a in layers)
-  if isinstance(layers, (np.ndarray, jax.Array)):
+  if _is_stacked(layers):
     stacked = jnp.asarray(layers, jnp.float32)
   else:
+    width = max(int(np.shape(a)[1]) for a in layers)
     stacked = jnp.stack([jnp.pad(jnp.asarray(a, jnp.float32), ((0, 0), (0, width - a.shape[1])))
                          for a in layers])
   return np.asarray(_multiclass_probe_layers(
