@@ -58,6 +58,8 @@ def main():
   p.add_argument("--sklearn_probes", type=int, default=200)
   p.add_argument("--probe_batch_size", type=int, default=32)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--iterations", type=int, default=probes.LOGISTIC_PROBE_HPARAMS["iterations"],
+                 help="L-BFGS steps (the library default unless overridden)")
   args = p.parse_args()
 
   labels = np.repeat(np.arange(args.classes), args.per_class)
@@ -67,9 +69,11 @@ def main():
   n_probes = args.classes * args.layers
   print(f"workload: {args.classes} classes x {args.layers} layers = {n_probes} probes, "
         f"{len(labels)} images, d = {args.dim}, {features.nbytes / 2**30:.1f} GiB features; "
-        f"{jax.devices()[0].platform}, load average {os.getloadavg()[0]:.1f}")
+        f"{jax.devices()[0].platform}, load average {os.getloadavg()[0]:.1f}, "
+        f"{args.iterations} L-BFGS steps")
 
   run = lambda: probes.class_probe_accuracy(features, labels, splits=splits,
+                                            iterations=args.iterations,
                                             probe_batch_size=args.probe_batch_size)
   t = time.perf_counter()
   acc = run()
