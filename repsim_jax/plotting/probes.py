@@ -4,30 +4,17 @@ out-of-domain probe accuracy per layer (ibid., Fig. 13), few-shot probe accuracy
 `<path>.pdf` and returns the two paths."""
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-
-def _save(fig, path: str) -> list[str]:
-  stem, _ = os.path.splitext(os.fspath(path))
-  if os.path.dirname(stem):
-    os.makedirs(os.path.dirname(stem), exist_ok=True)
-  paths = [f"{stem}.png", f"{stem}.pdf"]
-  for p in paths:
-    fig.savefig(p, bbox_inches="tight", dpi=150)
-  plt.close(fig)
-  return paths
+from repsim_jax.plotting.common import new_figure, relative_depth as _depth, save_figure as _save
 
 
-def _depth(n_layers: int) -> np.ndarray:
-  """Layer index / (n_layers - 1): models of different depths share one x axis."""
-  return np.arange(n_layers) / max(n_layers - 1, 1)
+def _subplots(ncols: int, figsize: tuple[float, float]):
+  fig = new_figure(figsize)
+  return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
 def _density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -49,8 +36,8 @@ def plot_roughness(roughness_by_model: Mapping[str, np.ndarray], path: str, *,
     "roughness" (computed from the curve when absent); each example is drawn on the right
     against relative depth and marked by a dashed line at its roughness on the left.
   """
-  fig, (ax_d, ax_c) = plt.subplots(1, 2, figsize=(11, 4))
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  fig, (ax_d, ax_c) = _subplots(2, (11, 4))
+  colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
   model_color = {m: colors[i % len(colors)] for i, m in enumerate(roughness_by_model)}
   all_r = np.concatenate([np.ravel(r) for r in roughness_by_model.values()])
   grid = np.linspace(0, max(float(all_r.max()) * 1.2, 1e-3), 400)
@@ -81,8 +68,8 @@ def plot_ood_probes(accuracy: Mapping[str, Mapping[str, np.ndarray]], path: str,
   accuracy: dataset -> model -> [L] test accuracy in [0, 1].
   """
   datasets = list(accuracy)
-  fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
-  for ax, ds in zip(axes[0], datasets):
+  fig, axes = _subplots(len(datasets), (4.5 * len(datasets), 3.6))
+  for ax, ds in zip(axes, datasets):
     for model, acc in accuracy[ds].items():
       acc = np.asarray(acc)
       ax.plot(_depth(len(acc)), acc, marker=".", label=model)
@@ -102,8 +89,8 @@ def plot_few_shot(accuracy: Mapping[str, Mapping[str, np.ndarray]], path: str, *
   token") -> [L] accuracy in [0, 1].
   """
   panels = list(accuracy)
-  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-  for ax, panel in zip(axes[0], panels):
+  fig, axes = _subplots(len(panels), (5 * len(panels), 3.8))
+  for ax, panel in zip(axes, panels):
     for label, acc in accuracy[panel].items():
       acc = 100 * np.asarray(acc)
       ax.plot(_depth(len(acc)), acc, marker=".", label=label)
