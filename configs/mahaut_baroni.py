@@ -5,7 +5,8 @@ Main models (Table 1): iGPT-L, DINOv2-giant, ConvNeXt-XL (22k), ViT-L/16.
   python -m experiments.extract --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
 
-Appendix A variants (Table 2), one store per model under <workdir>/stores/<name>:
+Appendix A variants (Table 2), one store per model under <workdir>/stores/<name> (with
+experiments.paper, their Fig. 1 grids are the appendix Figs. 6-9):
 
   python -m experiments.extract --config=configs/mahaut_baroni.py:dinov3 --workdir=runs/mb_dinov3
   python -m experiments.extract --config=configs/mahaut_baroni.py:convnext --workdir=runs/mb_convnext
@@ -92,7 +93,7 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   """Settings of `experiments.paper` (`repsim_jax.analysis.paper.run`), the paper's by default."""
   a = ml_collections.ConfigDict()
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
-  a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean", "ties": "min",
+  a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean", "ties": "min",
                  "memory_budget_mb": 1024, "heatmaps": True}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
@@ -150,6 +151,9 @@ def get_config(arg: str | None = None):
       config.dataset = {"kind": "manynames", "tsv": "data/manynames/manynames-en.tsv",
                         "image_dir": "data/visual_genome", "crop_to_object": False}
       config.n_images = None  # every ManyNames object
+      # Fig. 4 only; the other analyses run on the ImageNet-21K images (default variant)
+      for step in ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "probes", "ood"):
+        config.analysis[step].enabled = False
   else:
     raise ValueError(f"unknown variant {variant!r}; expected one of "
                      f"{sorted(v or '<default>' for v in VARIANTS) + ['runlocal']}")

@@ -82,14 +82,15 @@ def _reusable(path: str, ids: Sequence[str], dataset: dict, model_config) -> boo
   return same
 
 
-def ensure_stores(config, workdir: str) -> tuple[Any, list[str], dict[str, str]]:
+def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str], dict[str, str]]:
   """(source, sampled ids, model -> store path), extracting the models without a complete store.
 
   A store is reused when it is complete and holds the same image ids, dataset and model id (its
   checkpoint fingerprint was checked when it was written); anything else goes through
   `repsim_jax.extract.run`, which resumes partial stores and refuses mismatched ones.
+  `source`: the source of `config.dataset` when the caller already opened it.
   """
-  source = data_lib.from_config(config.dataset)
+  source = source if source is not None else data_lib.from_config(config.dataset)
   ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
   paths = {m.name: os.path.join(workdir, "stores", m.name) for m in config.models}
   dataset = source.describe()
@@ -562,7 +563,7 @@ def _other_dataset(config, dataset, n_images, workdir: str, subdir: str,
   dataset = dict(dataset.to_dict() if hasattr(dataset, "to_dict") else dataset)
   sub = _dataset_config(config, dataset, n_images)
   try:
-    source, ids, paths = ensure_stores(sub, os.path.join(workdir, subdir))
+    source = data_lib.from_config(dataset)
   except FileNotFoundError as e:
     if dataset.get("kind") == "tfds":
       from repsim_jax.data.tfds_source import build_command
@@ -573,6 +574,7 @@ def _other_dataset(config, dataset, n_images, workdir: str, subdir: str,
     logging.warning("paper: %s", note)
     section["notes"].append(note)
     return None
+  source, ids, paths = ensure_stores(sub, os.path.join(workdir, subdir), source=source)
   return load_representations(source, ids, paths)
 
 
@@ -637,9 +639,8 @@ def run(config, workdir: str) -> dict[str, Any]:
           f"{m} " + "/".join(reps.layer_names[m][i] for i in reps.representative[m])
           for m in reps.models))
   out: dict[str, Any] = {}
-  logging.info("paper: [2/8] information imbalance")
-  out["imbalance"] = imbalance_step(reps, a.imbalance, config, workdir, summary)
-  steps = [("sample_size", lambda: sample_size_step(reps, a.sample_size, a.imbalance, config,
+  steps = [("imbalance", lambda: imbalance_step(reps, a.imbalance, config, workdir, summary)),
+           ("sample_size", lambda: sample_size_step(reps, a.sample_size, a.imbalance, config,
                                                     workdir, summary)),
            ("neighbourhoods", lambda: neighbourhood_step(reps, a.neighbourhoods, config, workdir,
                                                          summary)),
@@ -647,7 +648,7 @@ def run(config, workdir: str) -> dict[str, Any]:
            ("semantic", lambda: semantic_step(reps, a.semantic, config, workdir, summary)),
            ("probes", lambda: probes_step(reps, a.probes, config, workdir, summary)),
            ("ood", lambda: ood_step(config, a.ood, workdir, summary))]
-  for number, (name, step) in enumerate(steps, start=3):
+  for number, (name, step) in enumerate(steps, start=2):
     if not a[name].get("enabled", True):
       logging.info("paper: [%d/8] %s disabled in the config", number, name)
       summary.section(name)["notes"].append("disabled in the config")
