@@ -100,6 +100,15 @@ def _check_sizes(sizes, curves: Mapping[str, np.ndarray], name: str) -> np.ndarr
   return sizes
 
 
+def _log_sizes_axis(ax, sizes: np.ndarray) -> None:
+  """Log x with one labelled tick per sample size (no crowded minor labels)."""
+  from matplotlib.ticker import NullFormatter
+  ax.set_xscale("log")
+  ax.set_xticks(sizes, [f"{int(s):,}" for s in sizes], fontsize=7)
+  ax.xaxis.set_minor_formatter(NullFormatter())
+  ax.set_xlabel("number of images N")
+
+
 def plot_sample_size_std(sizes, std_by_model: Mapping[str, np.ndarray], path: str, *,
                          n_subsamples: int = 10, title: str | None = None) -> list[str]:
   """Fig. 11: std of II over `n_subsamples` random subsamples vs sample size N (log x).
@@ -112,8 +121,7 @@ def plot_sample_size_std(sizes, std_by_model: Mapping[str, np.ndarray], path: st
   ax = fig.subplots()
   for model, std in std_by_model.items():
     ax.plot(sizes, np.asarray(std, float), marker="o", markersize=4, label=model)
-  ax.set_xscale("log")
-  ax.set_xlabel("number of images N")
+  _log_sizes_axis(ax, sizes)
   ax.set_ylabel(f"std of II over {n_subsamples} subsamples")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
@@ -142,8 +150,7 @@ def plot_smoothness_vs_n(sizes, mean_by_model: Mapping[str, np.ndarray],
     m, s = np.asarray(mean, float), np.asarray(std_by_model[model], float)
     (line,) = ax.plot(sizes, m, marker="o", markersize=4, label=model)
     ax.fill_between(sizes, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
-  ax.set_xscale("log")
-  ax.set_xlabel("number of images N")
+  _log_sizes_axis(ax, sizes)
   ax.set_ylabel("std of adjacent-layer II differences")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
