@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from absl import logging
@@ -104,6 +104,10 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
     sub = copy.deepcopy(config)
     sub.models = todo
     extract_lib.run(sub, workdir)
+  import jax
+  if jax.process_count() > 1:  # every host's chunks are written before anyone reads the stores
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f"repsim_jax.analysis.paper: stores of {workdir}")
   return source, ids, paths
 
 
@@ -129,8 +133,20 @@ def load_representations(source, ids: Sequence[str], paths: dict[str, str]) -> R
 # ----------------------------------------------------------------------------- summary
 
 
+def _writer() -> bool:
+  """Every process computes (the kernels' default mesh spans all hosts); process 0 writes."""
+  import jax
+  return jax.process_index() == 0
+
+
+def _save(*args, **kwargs) -> str | None:
+  return save_result(*args, **kwargs) if _writer() else None
+
+
 class Summary:
-  """Collects figures, headline rows (statement | paper | ours) and notes; writes summary.md."""
+  """Collects figures, headline rows (statement | paper | ours) and notes; writes summary.md.
+
+  Figures are passed as callables that draw and return their paths, run on process 0 only."""
 
   def __init__(self, workdir: str, title: str):
     self.workdir, self.title = workdir, title
@@ -140,10 +156,13 @@ class Summary:
     self.sections.append({"title": title, "figures": [], "rows": [], "notes": [], "tables": []})
     return self.sections[-1]
 
-  def figure(self, section, caption: str, paths: Sequence[str]) -> None:
-    section["figures"].append((caption, [os.path.relpath(p, self.workdir) for p in paths]))
+  def figure(self, section, caption: str, draw: Callable[[], Sequence[str]]) -> None:
+    if _writer():
+      section["figures"].append((caption, [os.path.relpath(p, self.workdir) for p in draw()]))
 
-  def write(self) -> str:
+  def write(self) -> str | None:
+    if not _writer():
+      return None
     lines = [f"# {self.title}", ""]
     for s in self.sections:
       lines += [f"## {s['title']}", ""]
@@ -207,31 +226,31 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
   logging.info("paper: II over %d models, %d layers in all, N=%d, k=%d, %s", len(reps.models),
                len(union), len(rows), cfg.k, cfg.metric)
   full = information_imbalance_matrix(union, union, progress=logging.info, **_imbalance_kwargs(cfg))
+  prints = {m: {n: fingerprint(x[rows]) for n, x in zip(reps.layer_names[m], reps.layers[m])}
+            for m in reps.models} if _writer() else {m: {} for m in reps.models}
   matrices = {}
   for i, a in enumerate(reps.models):
     for j, b in enumerate(reps.models):
       block = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
       matrices[(a, b)] = block
-      save_result(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
-                  {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
-                   "layers_b": np.array(reps.layer_names[b]), "rows": rows,
-                   "representative_a": np.array(reps.representative[a])},
-                  config=config,
-                  inputs={**{f"a/{n}": fingerprint(x[rows]) for n, x in
-                             zip(reps.layer_names[a], reps.layers[a])},
-                          **{f"b/{n}": fingerprint(x[rows]) for n, x in
-                             zip(reps.layer_names[b], reps.layers[b])}},
-                  extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
-                         "direction": f"{a} → {b}"})
+      _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
+            {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
+             "layers_b": np.array(reps.layer_names[b]), "rows": rows,
+             "representative_a": np.array(reps.representative[a])},
+            config=config,
+            inputs={**{f"a/{n}": v for n, v in prints[a].items()},
+                    **{f"b/{n}": v for n, v in prints[b].items()}},
+            extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
+                   "direction": f"{a} → {b}"})
   section = summary.section("Information imbalance across layers and models (Figs. 1, 10)")
   summary.figure(section, "Fig. 1: early / middle / late layer of A vs every layer of B",
-                 plot_imbalance_grid(matrices, _fig(workdir, "fig01_imbalance_grid"),
-                                     models=reps.models, representative=reps.representative,
-                                     layer_names=reps.layer_names))
+                 lambda: plot_imbalance_grid(matrices, _fig(workdir, "fig01_imbalance_grid"),
+                                             models=reps.models, representative=reps.representative,
+                                             layer_names=reps.layer_names))
   if cfg.heatmaps:
     summary.figure(section, "Fig. 10: all layers x all layers, one heatmap per ordered pair",
-                   plot_imbalance_heatmaps(matrices, _fig(workdir, "fig10"),
-                                           layer_names=reps.layer_names))
+                   lambda: plot_imbalance_heatmaps(matrices, _fig(workdir, "fig10"),
+                                                   layer_names=reps.layer_names))
   self_max = {m: float(matrices[(m, m)].max()) for m in reps.models}
   smooth = {m: float(smoothness(matrices[(m, m)][reps.representative[m]], axis=-1).mean())
             for m in reps.models}
@@ -254,7 +273,7 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
   return {"matrices": matrices, "self_max": self_max, "smoothness": smooth}
 
 
-# ----------------------------------------------------------------------------- App. B (Figs. 11, 12)
+# ----------------------------------------------------------------------------- Figs. 11, 12
 
 
 def sample_size_step(reps: Representations, cfg, ii_cfg, config, workdir: str,
@@ -283,18 +302,19 @@ def sample_size_step(reps: Representations, cfg, ii_cfg, config, workdir: str,
     per_seed = smoothness(curve["values"], axis=-1).mean(axis=-1)  # [S, R]
     std11[m] = curve["std"].mean(axis=(1, 2))
     mean12[m], std12[m] = per_seed.mean(axis=1), per_seed.std(axis=1, ddof=1)
-    save_result(os.path.join(workdir, "sample_size"), f"sample_size_{m}",
-                {"sizes": curve["sizes"], "values": curve["values"], "std": curve["std"],
-                 "std_mean": std11[m], "smoothness": per_seed, "smoothness_mean": mean12[m],
-                 "smoothness_std": std12[m], "layers_a": np.array(reps.representative[m])},
-                config=config, extra={"model": m, "n_subsamples": cfg.n_subsamples})
+    _save(os.path.join(workdir, "sample_size"), f"sample_size_{m}",
+          {"sizes": curve["sizes"], "values": curve["values"], "std": curve["std"],
+           "std_mean": std11[m], "smoothness": per_seed, "smoothness_mean": mean12[m],
+           "smoothness_std": std12[m], "layers_a": np.array(reps.representative[m])},
+          config=config, extra={"model": m, "n_subsamples": cfg.n_subsamples})
     progress.update(1)
   summary.figure(section, "Fig. 11: std of II over subsamples vs N",
-                 plot_sample_size_std(sizes, std11, _fig(workdir, "fig11_sample_size"),
-                                      n_subsamples=cfg.n_subsamples))
+                 lambda: plot_sample_size_std(sizes, std11, _fig(workdir, "fig11_sample_size"),
+                                              n_subsamples=cfg.n_subsamples))
   summary.figure(section, "Fig. 12: smoothness vs N (mean ± std over seeds)",
-                 plot_smoothness_vs_n(sizes, mean12, std12, _fig(workdir, "fig12_smoothness"),
-                                      n_seeds=cfg.n_subsamples))
+                 lambda: plot_smoothness_vs_n(sizes, mean12, std12,
+                                              _fig(workdir, "fig12_smoothness"),
+                                              n_seeds=cfg.n_subsamples))
   section["rows"] += [
       (f"std of II over subsamples at the largest N ({sizes[-1]})",
        "flat after N = 1e4; ConvNeXt varies most", _fmt({m: v[-1] for m, v in std11.items()})),
@@ -366,19 +386,19 @@ def neighbourhood_step(reps: Representations, cfg, config, workdir: str, summary
   result = neighbourhoods(reps.layers, queries, k=cfg.k, layers=reps.representative,
                           metric=cfg.metric)
   shared = shared_neighbour_counts(result["indices"])
-  save_result(os.path.join(workdir, "neighbourhoods"), "neighbourhoods",
-              {"queries": queries, "query_ids": np.array([reps.ids[q] for q in queries]),
-               "layers": result["layers"], "indices": result["indices"],
-               "distances": result["distances"], **shared},
-              config=config, extra={"models": result["models"], "k": cfg.k})
+  _save(os.path.join(workdir, "neighbourhoods"), "neighbourhoods",
+        {"queries": queries, "query_ids": np.array([reps.ids[q] for q in queries]),
+         "layers": result["layers"], "indices": result["indices"],
+         "distances": result["distances"], **shared},
+        config=config, extra={"models": result["models"], "k": cfg.k})
   images = Images(reps.source, reps.ids, thumbnail=cfg.thumbnail)
   for q, row in enumerate(queries):
     summary.figure(section, f"{cfg.k} nearest neighbours of {reps.ids[row]}",
-                   plot_neighbourhoods(images, int(row), result["indices"][:, :, q],
-                                       _fig(workdir, f"fig02_neighbours_{q:02d}"),
-                                       model_names=result["models"],
-                                       title=f"{cfg.k} nearest neighbours (cosine) of "
-                                             f"{reps.ids[row]}"))
+                   lambda: plot_neighbourhoods(images, int(row), result["indices"][:, :, q],
+                                               _fig(workdir, f"fig02_neighbours_{q:02d}"),
+                                               model_names=result["models"],
+                                               title=f"{cfg.k} nearest neighbours (cosine) of "
+                                                     f"{reps.ids[row]}"))
   common = shared["all_models"].mean(axis=1)  # [R]
   section["rows"].append(
       ("neighbours shared by all models (mean over queries), early / middle / late",
@@ -411,18 +431,19 @@ def lowlevel_step(reps: Representations, cfg, config, workdir: str, summary: Sum
     arrays[f"{scope}/baseline"] = r["baseline"]
     for m in reps.models:
       arrays[f"{scope}/sharing/{m}"] = r["sharing"][m]
-  save_result(os.path.join(workdir, "lowlevel"), "lowlevel", arrays, config=config,
-              extra={"baseline": {s: r["baseline"] for s, r in result.items()},
-                     "n_images": n, "k": cfg.k, "group_size": cfg.group_size})
+  _save(os.path.join(workdir, "lowlevel"), "lowlevel", arrays, config=config,
+        extra={"baseline": {s: r["baseline"] for s, r in result.items()},
+               "n_images": n, "k": cfg.k, "group_size": cfg.group_size})
   overall = result["overall"]
   summary.figure(section, "Fig. 3: neighbours sharing a low-level category",
-                 plot_neighbour_sharing({"all 9 categories": (overall["sharing"],
-                                                              overall["baseline"])},
-                                        _fig(workdir, "fig03_lowlevel"), k=cfg.k))
+                 lambda: plot_neighbour_sharing({"all 9 categories": (overall["sharing"],
+                                                                      overall["baseline"])},
+                                                _fig(workdir, "fig03_lowlevel"), k=cfg.k))
   summary.figure(section, "Fig. 14: per property",
-                 plot_neighbour_sharing({s: (r["sharing"], r["baseline"])
-                                         for s, r in result.items() if s != "overall"},
-                                        _fig(workdir, "fig14_lowlevel_properties"), k=cfg.k))
+                 lambda: plot_neighbour_sharing({s: (r["sharing"], r["baseline"])
+                                                 for s, r in result.items() if s != "overall"},
+                                                _fig(workdir, "fig14_lowlevel_properties"),
+                                                k=cfg.k))
   pick = lambda which: {m: float(overall["sharing"][m][reps.representative[m][which]])
                         for m in reps.models}
   section["rows"] += [
@@ -457,13 +478,13 @@ def semantic_step(reps: Representations, cfg, config, workdir: str, summary: Sum
                                 metric=cfg.metric)
     mean[m], std[m] = out[m]["mean"], out[m]["std"]
     logging.info("paper: semantic coherence %s done", m)
-  save_result(os.path.join(workdir, "semantic"), "semantic",
-              {"queries": queries, **{f"{m}/{k}": v for m in reps.models
-                                      for k, v in out[m].items() if k != "queries"}},
-              config=config, extra={"n_queries": len(queries), "k": cfg.k})
+  _save(os.path.join(workdir, "semantic"), "semantic",
+        {"queries": queries, **{f"{m}/{k}": v for m in reps.models
+                                for k, v in out[m].items() if k != "queries"}},
+        config=config, extra={"n_queries": len(queries), "k": cfg.k})
   summary.figure(section, "Fig. 4: Jaccard index of ManyNames labels",
-                 plot_semantic_coherence(mean, std, _fig(workdir, "fig04_semantic"),
-                                         n_queries=len(queries), k=cfg.k))
+                 lambda: plot_semantic_coherence(mean, std, _fig(workdir, "fig04_semantic"),
+                                                 n_queries=len(queries), k=cfg.k))
   by_depth = {m: " / ".join(f"{mean[m][i]:.3f}" for i in reps.representative[m])
               for m in reps.models}
   section["rows"].append(("Jaccard index, early / middle / late",
@@ -524,18 +545,18 @@ def probes_step(reps: Representations, cfg, config, workdir: str, summary: Summa
                                        probe_batch_size=cfg.probe_batch_size)
     rough[m] = roughness(accuracy[m], axis=0)
     progress.update(1)
-  save_result(os.path.join(workdir, "probes"), "class_probes",
-              {"classes": classes.astype(str), "rows": rows,
-               **{f"accuracy/{m}": a for m, a in accuracy.items()},
-               **{f"roughness/{m}": r for m, r in rough.items()}},
-              config=config, extra={"roughness_mean": {m: float(r.mean()) for m, r in rough.items()},
-                                    "num_classes": len(classes)})
+  _save(os.path.join(workdir, "probes"), "class_probes",
+        {"classes": classes.astype(str), "rows": rows,
+         **{f"accuracy/{m}": a for m, a in accuracy.items()},
+         **{f"roughness/{m}": r for m, r in rough.items()}},
+        config=config, extra={"roughness_mean": {m: float(r.mean()) for m, r in rough.items()},
+                              "num_classes": len(classes)})
   # examples as in the paper: the roughest and the smoothest class curve over all models
   flat = [(float(r[c]), m, c) for m, r in rough.items() for c in range(len(classes))]
   examples = [{"model": m, "label": str(classes[c]), "accuracy": accuracy[m][:, c], "roughness": r}
               for r, m, c in (max(flat), min(flat))]
   summary.figure(section, "Fig. 5: roughness of per-class probe accuracy across layers",
-                 plot_roughness(rough, _fig(workdir, "fig05_roughness"), examples=examples))
+                 lambda: plot_roughness(rough, _fig(workdir, "fig05_roughness"), examples=examples))
   section["rows"] += [
       ("mean roughness per class (std of adjacent-layer accuracy differences)",
        "ConvNeXt widest / roughest; iGPT and ViT smoothest", _fmt({m: float(r.mean())
@@ -596,15 +617,15 @@ def ood_step(config, cfg, workdir: str, summary: Summary) -> dict:
                                                    test_fraction=cfg.test_fraction, l2=cfg.l2,
                                                    iterations=cfg.iterations)
                       for m in reps.models}
-    save_result(os.path.join(workdir, "ood"), f"ood_{name}",
-                {f"accuracy/{m}": a for m, a in accuracy[name].items()}, config=config,
-                extra={"dataset": name, "n": reps.n, "num_classes": len(classes),
-                       "best": {m: float(a.max()) for m, a in accuracy[name].items()}})
+    _save(os.path.join(workdir, "ood"), f"ood_{name}",
+          {f"accuracy/{m}": a for m, a in accuracy[name].items()}, config=config,
+          extra={"dataset": name, "n": reps.n, "num_classes": len(classes),
+                 "best": {m: float(a.max()) for m, a in accuracy[name].items()}})
   if not cfg.datasets:
     section["notes"].append("no out-of-domain datasets configured")
   if accuracy:
     summary.figure(section, "Fig. 13: multi-class linear probes per layer",
-                   plot_ood_probes(accuracy, _fig(workdir, "fig13_ood_probes")))
+                   lambda: plot_ood_probes(accuracy, _fig(workdir, "fig13_ood_probes")))
     for name, acc in accuracy.items():
       peak = {m: f"{np.argmax(a) / max(len(a) - 1, 1):.2f}" for m, a in acc.items()}
       section["rows"].append((f"{name}: relative depth of the best layer (accuracy)",
@@ -627,8 +648,6 @@ def run(config, workdir: str) -> dict[str, Any]:
   os.makedirs(workdir, exist_ok=True)
   logging.info("paper: [1/8] representations")
   source, ids, paths = ensure_stores(config, workdir)
-  if jax.process_index() != 0:  # extraction is shared; the analyses run (and write) on process 0
-    return {}
   reps = load_representations(source, ids, paths)
   summary = Summary(workdir, "Mahaut & Baroni (2026) reproduction: "
                     + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))

@@ -12,7 +12,7 @@ import numpy as np
 from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
 from repsim_jax.plotting.heatmap import layer_heatmap
 
-# The paper's markers and colours: early = blue circle, middle = purple square, late = yellow triangle.
+# The paper's markers: early = blue circle, middle = purple square, late = yellow triangle.
 _STYLES = (("o", "#1f4e99"), ("s", "#7b3294"), ("^", "#e6ab02"))
 
 
@@ -65,8 +65,8 @@ def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: st
         ax.set_ylabel("information imbalance", fontsize=8)
       if j == 0:  # the curves depend only on the row's model A: one legend per row
         ax.legend(fontsize=6, title=f"layer of {a}", title_fontsize=6)
-  fig.suptitle(title or "Information imbalance Δ(A → B) from an early, middle and late layer of A "
-               "to every layer of B", fontsize=10)
+  fig.suptitle(title or "Information imbalance Δ(A → B) from an early, middle and late layer "
+               "of A to every layer of B", fontsize=10)
   fig.tight_layout()
   return save_figure(fig, path)
 
