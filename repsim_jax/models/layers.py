@@ -224,6 +224,18 @@ def run_encoder(layers: Sequence[EncoderBlock], x: jax.Array, *, sublayers: bool
   return x, hidden, blocks
 
 
+def rotate_half(x: jax.Array) -> jax.Array:
+  """[..., d] -> concat(-x[..., d/2:], x[..., :d/2]) (the rotary-embedding helper of transformers)."""
+  x1, x2 = jnp.split(x, 2, axis=-1)
+  return jnp.concatenate([-x2, x1], axis=-1)
+
+
+def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+  """x * cos + rotate_half(x) * sin: rotary position embedding (Su et al. 2021, RoFormer);
+  cos, sin broadcast against x: [..., T, head_dim]."""
+  return x * cos.astype(x.dtype) + rotate_half(x) * sin.astype(x.dtype)
+
+
 def check_pixel_values(pixel_values: jax.Array, *, num_channels: int, model: str) -> None:
   """Clear errors for wrong rank, channel count or dtype of NHWC float images."""
   shape = tuple(pixel_values.shape)

@@ -236,7 +236,7 @@ def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | No
   for p, ref in expected.items():
     value = np.asarray(given[p], dtype=ref.dtype)
     arrays[p] = (jax.device_put(value, param_sharding(mesh, value.shape)) if mesh is not None
-                 else jnp.asarray(value))
+                 else jax.device_put(value))
   state.replace_by_pure_dict(_unflatten(arrays))
   nnx.update(model, state)
   return model
@@ -256,24 +256,29 @@ def param_sharding(mesh: jax.sharding.Mesh, shape: tuple[int, ...], *,
 # ----------------------------------------------------------------------------- orbax cache
 
 def _cache_save(path: pathlib.Path, params: dict) -> None:
+  """Saves to path/params (orbax) and path/empty.json (zero-size arrays, which orbax refuses)."""
   import orbax.checkpoint as ocp
   flat = {_name(p): np.asarray(v) for p, v in _flatten(params).items()}
-  path.parent.mkdir(parents=True, exist_ok=True)
+  empty = {k: [list(v.shape), v.dtype.name] for k, v in flat.items() if v.size == 0}
+  path.mkdir(parents=True, exist_ok=True)
+  (path / "empty.json").write_text(json.dumps(empty))
   with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(path, flat)
+    ckptr.save(path / "params", {k: v for k, v in flat.items() if k not in empty})
 
 
 def _cache_load(path: pathlib.Path) -> dict:
   import orbax.checkpoint as ocp
   with ocp.StandardCheckpointer() as ckptr:
-    meta = ckptr.metadata(path)
+    meta = ckptr.metadata(path / "params")
     tree = meta.item_metadata if hasattr(meta, "item_metadata") else meta
-    target = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype,
-                                      sharding=jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0]))
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    target = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype, sharding=cpu)
               for k, v in dict(tree).items()}
-    flat = ckptr.restore(path, target)
-  return _unflatten({tuple(int(k) if k.isdigit() else k for k in name.split(".")):
-                     np.asarray(v) for name, v in flat.items()})
+    flat = {k: np.asarray(v) for k, v in ckptr.restore(path / "params", target).items()}
+  for k, (shape, dtype) in json.loads((path / "empty.json").read_text()).items():
+    flat[k] = np.zeros(shape, dtype)
+  return _unflatten({tuple(int(k) if k.isdigit() else k for k in name.split(".")): v
+                     for name, v in flat.items()})
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -312,7 +317,7 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
     key = fingerprint(ckpt, files, extra=f"{fam.__name__}:{getattr(fam, 'CONVERT_VERSION', 0)}")
     root = pathlib.Path(os.path.expanduser(str(cache_dir or DEFAULT_CACHE_DIR)))
     cache_path = root.absolute() / f"{config.model_type}-{key}"
-    if cache_path.is_dir():
+    if (cache_path / "params").is_dir() and (cache_path / "empty.json").is_file():
       try:
         params = _cache_load(cache_path)
         cache_hit = True
@@ -328,7 +333,8 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
         warnings.warn(f"could not write converted-params cache {cache_path}: {e}")
 
   options = fam.build_options(params, config) if hasattr(fam, "build_options") else {}
-  model = fam.build(config, dtype=dtype, rngs=nnx.Rngs(0), **options)
+  # Abstract build: no random initialisation (one XLA compile per parameter shape otherwise).
+  model = nnx.eval_shape(lambda: fam.build(config, dtype=dtype, rngs=nnx.Rngs(0), **options))
   load_params(model, params, mesh=mesh)
   model.converted_from = str(ckpt)
   model.loaded_from_cache = cache_hit

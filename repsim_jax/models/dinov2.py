@@ -1,0 +1,112 @@
+"""DINOv2 (Oquab et al. 2023) as transformers' `Dinov2Model`, in Flax NNX.
+
+model(pixel_values [B, H, W, C]) -> ModelOutput with
+  hidden_states: (embeddings, block_00, ..., block_{L-1})  [B, 1 + N, D] (last before layernorm),
+  last_hidden_state: layernorm(block_{L-1}),  pooler_output: last_hidden_state[:, 0].
+Blocks: x + ls1(attn(norm1 x)), then + ls2(mlp(norm2 .)); the MLP is SwiGLU (hidden size
+(int(D * mlp_ratio * 2/3) + 7) // 8 * 8) when config.use_swiglu_ffn (ViT-g), else fc-gelu-fc.
+Any image size works: as in torch, the position embeddings are resized bicubically
+(align_corners=False, A = -0.75, no antialias) to (H // p, W // p) patches whenever the patch
+count differs from the config's or H != W; trailing pixels that do not fill a patch are dropped.
+(The "dinov2_with_registers" model type, which interpolates with antialias, is not ported.)
+
+References: Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without Supervision",
+arXiv:2304.07193; transformers/models/dinov2/modeling_dinov2.py.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from repsim_jax.models import layers
+from repsim_jax.models.convert import StateDict, layer_list
+from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.vit import ClsPosEmbedding, convert_attention, encoder_block
+
+MODEL_TYPES = ("dinov2",)
+CONVERT_VERSION = 1
+
+LEGACY_NAMES = [
+    (r"attention\.attention\.query", "attention.q_proj"),
+    (r"attention\.attention\.key", "attention.k_proj"),
+    (r"attention\.attention\.value", "attention.v_proj"),
+    (r"attention\.output\.dense", "attention.o_proj"),
+    (r"mlp\.weights_out", "mlp.down_proj"),
+]
+
+
+def swiglu_hidden_size(config) -> int:
+  hidden = int(config.hidden_size * config.mlp_ratio)
+  return (int(hidden * 2 / 3) + 7) // 8 * 8
+
+
+class Dinov2Model(nnx.Module):
+
+  def __init__(self, config, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    dim = config.hidden_size
+    self.num_channels = config.num_channels
+    self.embeddings = ClsPosEmbedding(num_channels=config.num_channels, dim=dim,
+                                      image_size=config.image_size, patch_size=config.patch_size,
+                                      dtype=dtype, rngs=rngs)
+
+    def mlp():
+      if config.use_swiglu_ffn:
+        return layers.GatedMLP(dim, swiglu_hidden_size(config), act="silu", dtype=dtype, rngs=rngs)
+      return layers.MLP(dim, int(dim * config.mlp_ratio), act=config.hidden_act, dtype=dtype,
+                        rngs=rngs)
+
+    self.layers = nnx.List([
+        encoder_block(dim=dim, num_heads=config.num_attention_heads, eps=config.layer_norm_eps,
+                      qkv_bias=config.qkv_bias, layer_scale=config.layerscale_value, mlp=mlp(),
+                      dtype=dtype, rngs=rngs)
+        for _ in range(config.num_hidden_layers)])
+    self.layernorm = layers.layer_norm(dim, eps=config.layer_norm_eps, dtype=dtype, rngs=rngs)
+
+  def __call__(self, pixel_values: jax.Array, *, sublayers: bool = False) -> ModelOutput:
+    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model="Dinov2Model")
+    x = self.embeddings(pixel_values, interpolate=True, model="Dinov2Model")
+    x, hidden, blocks = layers.run_encoder(self.layers, x, sublayers=sublayers)
+    sequence = self.layernorm(x)
+    return ModelOutput(hidden_states=tuple(hidden), blocks=blocks, last_hidden_state=sequence,
+                       pooler_output=sequence[:, 0])
+
+
+def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs) -> Dinov2Model:
+  return Dinov2Model(config, dtype=dtype, rngs=rngs)
+
+
+def _convert_mlp(sd: StateDict, prefix: str, config) -> dict:
+  if not config.use_swiglu_ffn:
+    return {"fc1": sd.linear(f"{prefix}.fc1"), "fc2": sd.linear(f"{prefix}.fc2")}
+  if f"{prefix}.weights_in.weight" in sd:  # legacy fused [gate; up] projection
+    w, b = sd.pop(f"{prefix}.weights_in.weight"), sd.pop(f"{prefix}.weights_in.bias")
+    h = w.shape[0] // 2
+    gate = {"kernel": w[:h].T.copy(), "bias": b[:h]}
+    up = {"kernel": w[h:].T.copy(), "bias": b[h:]}
+  else:
+    gate, up = sd.linear(f"{prefix}.gate_proj"), sd.linear(f"{prefix}.up_proj")
+  return {"gate_proj": gate, "up_proj": up, "down_proj": sd.linear(f"{prefix}.down_proj")}
+
+
+def convert(state_dict, config) -> dict:
+  sd = StateDict(state_dict, prefixes=("dinov2",), ignore=("classifier.", "embeddings.mask_token"))
+  sd.rename(LEGACY_NAMES)
+  params = {
+      "embeddings": {
+          "cls_token": sd.pop("embeddings.cls_token"),
+          "position_embeddings": sd.pop("embeddings.position_embeddings"),
+          "patch_embeddings": {"projection": sd.conv2d("embeddings.patch_embeddings.projection")},
+      },
+      "layers": layer_list([{
+          "norm1": sd.layer_norm(f"encoder.layer.{i}.norm1"),
+          "attention": convert_attention(sd, f"encoder.layer.{i}.attention"),
+          "layer_scale1": {"lambda1": sd.pop(f"encoder.layer.{i}.layer_scale1.lambda1")},
+          "norm2": sd.layer_norm(f"encoder.layer.{i}.norm2"),
+          "mlp": _convert_mlp(sd, f"encoder.layer.{i}.mlp", config),
+          "layer_scale2": {"lambda1": sd.pop(f"encoder.layer.{i}.layer_scale2.lambda1")},
+      } for i in range(config.num_hidden_layers)]),
+      "layernorm": sd.layer_norm("layernorm"),
+  }
+  sd.check_consumed("dinov2")
+  return params

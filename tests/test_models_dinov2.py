@@ -1,0 +1,47 @@
+"""DINOv2 port vs transformers Dinov2Model (tiny random perturbed model, float32, rel <= 1e-5)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from torch_parity import check_parity, max_rel, random_images, transformer_hooks  # noqa: E402
+
+
+def tiny_dinov2(**kw):
+  cfg = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, mlp_ratio=2,
+             image_size=32, patch_size=8, attn_implementation="eager")
+  cfg.update(kw)
+  torch.manual_seed(0)
+  return transformers.Dinov2Model(transformers.Dinov2Config(**cfg))
+
+
+def dinov2_hooks(n):
+  return transformer_hooks(n, "encoder.layer.{i}", attn="layer_scale1", attn_module="attention",
+                           mid="norm2", mlp="layer_scale2")
+
+
+def test_dinov2_matches_torch_every_layer(tmp_path):
+  rows = check_parity(tiny_dinov2(), tmp_path, random_images((2, 32, 32, 3)), dinov2_hooks(2))
+  print("dinov2 max rel", max_rel(rows))
+
+
+def test_dinov2_swiglu_at_other_input_size(tmp_path):
+  # SwiGLU MLP (as ViT-g) and a 40x56 input (5x7 patches, plus 3 trailing pixel rows dropped):
+  # the position embeddings are resized bicubically from the config's 4x4 grid, as in torch.
+  model = tiny_dinov2(use_swiglu_ffn=True, hidden_size=48, num_attention_heads=3)
+  rows = check_parity(model, tmp_path, random_images((1, 43, 56, 3), seed=1), dinov2_hooks(2))
+  assert rows[0].shape == (1, 1 + 5 * 7, 48)
+  print("dinov2 swiglu max rel", max_rel(rows))
+
+
+def test_bicubic_matches_torch_interpolate():
+  from repsim_jax.models.layers import resize_bicubic
+  grid = np.random.default_rng(0).standard_normal((5, 7, 3)).astype(np.float32)
+  for out_hw in [(9, 4), (5, 7), (3, 11), (16, 16)]:
+    ref = torch.nn.functional.interpolate(torch.from_numpy(grid.transpose(2, 0, 1))[None],
+                                          size=out_hw, mode="bicubic", align_corners=False)
+    ours = np.asarray(resize_bicubic(grid, out_hw))
+    np.testing.assert_allclose(ours, ref[0].numpy().transpose(1, 2, 0), rtol=1e-5, atol=1e-6)
