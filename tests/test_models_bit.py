@@ -31,9 +31,8 @@ def bit_hooks(depths) -> dict:
 
 
 @pytest.mark.parametrize("layer_type,padding,size", [
-    ("preactivation", None, 48),   # BiT (google/bit-50 style): static symmetric padding
-    ("preactivation", "SAME", 45),  # dynamic TF-SAME padding with odd sizes
-    ("bottleneck", "SAME", 45),     # ViT-hybrid backbone style
+    ("preactivation", None, 48),  # BiT (google/bit-50, Raghu et al.): static symmetric padding
+    ("bottleneck", "SAME", 45),   # ViT-hybrid backbone: dynamic TF-SAME padding, odd sizes
 ])
 def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
   model = tiny_bit(layer_type=layer_type, global_padding=padding,
