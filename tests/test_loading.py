@@ -194,3 +194,42 @@ def test_current_and_legacy_torch_names_convert_alike(family, tmp_path):
   assert set(legacy) != set(current)
   convert = registry.family(family).convert
   assert_same_params(convert(current, model.config), convert(legacy, model.config))
+
+
+SHARDED_SCRIPT = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import jax, numpy as np
+from repsim_jax.models import from_pretrained, jit_forward
+P = jax.sharding.PartitionSpec
+ckpt, x_path, out_path = sys.argv[1:4]
+mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+model = from_pretrained(ckpt, use_cache=False, mesh=mesh, min_shard_size=0)
+assert model.layers[0].mlp.fc1.kernel[...].sharding.spec == P(None, "model")
+assert model.embeddings.cls_token[...].sharding.spec == P()
+x = jax.device_put(np.load(x_path), jax.sharding.NamedSharding(mesh, P("data")))
+out = jit_forward(model, sublayers=True)(x)
+np.savez(out_path, **{k: np.asarray(v) for k, v in out.blocks.items()},
+         last_hidden_state=np.asarray(out.last_hidden_state))
+"""
+
+
+def test_params_sharded_over_8_fake_devices_give_the_same_outputs(vit_ckpt, tmp_path):
+  import os
+  import subprocess
+  import sys
+  from repsim_jax.models import jit_forward
+  x = np.random.default_rng(0).standard_normal((4, 32, 32, 3)).astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+  proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT, str(vit_ckpt),
+                         str(tmp_path / "x.npy"), str(tmp_path / "out.npz")],
+                        env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  sharded = np.load(tmp_path / "out.npz")
+  out = jit_forward(from_pretrained(vit_ckpt, use_cache=False), sublayers=True)(x)
+  ref = dict(out.blocks, last_hidden_state=out.last_hidden_state)
+  assert set(sharded.files) == set(ref)
+  for k in ref:
+    np.testing.assert_allclose(sharded[k], np.asarray(ref[k]), rtol=1e-5, atol=1e-6, err_msg=k)

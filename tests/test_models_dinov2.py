@@ -38,10 +38,11 @@ def test_dinov2_swiglu_at_other_input_size(tmp_path):
 
 
 def test_bicubic_matches_torch_interpolate():
-  from repsim_jax.models.layers import resize_bicubic
-  grid = np.random.default_rng(0).standard_normal((5, 7, 3)).astype(np.float32)
+  # up, down, identity and mixed resizes of a [C, h, w] grid, as separable weight matrices
+  from repsim_jax.models.layers import bicubic_matrix
+  grid = np.random.default_rng(0).standard_normal((3, 5, 7)).astype(np.float32)
   for out_hw in [(9, 4), (5, 7), (3, 11), (16, 16)]:
-    ref = torch.nn.functional.interpolate(torch.from_numpy(grid.transpose(2, 0, 1))[None],
-                                          size=out_hw, mode="bicubic", align_corners=False)
-    ours = np.asarray(resize_bicubic(grid, out_hw))
-    np.testing.assert_allclose(ours, ref[0].numpy().transpose(1, 2, 0), rtol=1e-5, atol=1e-6)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(grid)[None], size=out_hw,
+                                          mode="bicubic", align_corners=False)[0].numpy()
+    ours = bicubic_matrix(5, out_hw[0]) @ grid @ bicubic_matrix(7, out_hw[1]).T
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)

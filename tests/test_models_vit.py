@@ -63,3 +63,12 @@ def test_vit_task_checkpoint_without_pooler(tmp_path):
   rows = check_parity(clf, tmp_path, random_images((1, 32, 32, 3)),
                       {"block_00": "vit.layers.0"})
   assert "pooler_output" not in [r.name for r in rows]
+
+
+def test_vit_bfloat16_compute_stays_close(tmp_path):
+  # bfloat16 compute (float32 params, float32 softmax / norm statistics): ~3 significant digits
+  import jax.numpy as jnp
+  rows = check_parity(tiny_vit(), tmp_path, random_images((2, 32, 32, 3)), vit_hooks(2),
+                      dtype=jnp.bfloat16, rtol=3e-2, atol=1e-3)
+  assert max_rel(rows) > 1e-4  # it really ran in bfloat16
+  print("vit bfloat16 max rel", max_rel(rows))

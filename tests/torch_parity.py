@@ -1,6 +1,7 @@
 """Shared helper of the model parity tests (not a test file).
 
-check_parity(torch_model, tmp_path, images, hooks) does, for a tiny transformers torch model:
+check_parity(torch_model, tmp_path, images, hooks) does, for a tiny transformers torch model
+(images: float NHWC; any other array, e.g. ImageGPT token ids, is passed to both unchanged):
   1. perturb_ every parameter and persistent buffer deterministically (so LayerNorm weights and
      biases, layer scales, position embeddings, ... are not at their trivial init values),
   2. save_pretrained (safetensors) into tmp_path/"ckpt" and load it with our from_pretrained,
@@ -63,25 +64,31 @@ def transformer_hooks(num_layers: int, layer_path: str, *, attn: str, attn_modul
 def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
                  hooks: Mapping[str, parity.HookSpec], *, channels_last: bool = False,
                  rtol: float = 1e-5, atol: float = 1e-6, torch_kwargs: Mapping | None = None,
-                 our_kwargs: Mapping | None = None, perturb: bool = True, model=None,
-                 ) -> list[parity.Row]:
+                 our_kwargs: Mapping | None = None, perturb_scale: float = 0.1, model=None,
+                 dtype=None) -> list[parity.Row]:
   """Returns the comparison rows (all passing) or raises AssertionError with the table.
 
+  `perturb_scale`: std of the noise perturb_ adds (0 = none; full-size models need less than
+  the default so that activations stay O(1) through many layers).
   `model`: an already loaded port (skips save/load; the torch model is then used as is).
+  `dtype`: our compute dtype (default float32); the torch reference stays float32.
   """
   import torch
   from repsim_jax.models import from_pretrained, jit_forward
 
   torch_model.eval()
   if model is None:
-    if perturb:
-      perturb_(torch_model)
+    if perturb_scale:
+      perturb_(torch_model, scale=perturb_scale)
     ckpt = pathlib.Path(tmp_path) / "ckpt"
     torch_model.save_pretrained(ckpt)
-    model = from_pretrained(ckpt, cache_dir=pathlib.Path(tmp_path) / "cache")
+    kw = {} if dtype is None else {"dtype": dtype}
+    model = from_pretrained(ckpt, use_cache=False, **kw)  # the orbax cache has its own test
   ours = parity.flatten_output(
       jit_forward(model, sublayers=True, **(our_kwargs or {}))(images_nhwc))
-  x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
+  # images NHWC -> NCHW for torch; other inputs (ImageGPT token ids [B, T]) go in unchanged
+  x = images_nhwc.transpose(0, 3, 1, 2) if images_nhwc.ndim == 4 else images_nhwc
+  x = torch.from_numpy(np.ascontiguousarray(x))
   ref = parity.run_torch(torch_model, x, hooks, channels_last=channels_last, **(torch_kwargs or {}))
   n_ours = sum(k.startswith("hidden_states.") for k in ours)
   n_ref = sum(k.startswith("hidden_states.") for k in ref)

@@ -208,8 +208,8 @@ def _name(path: tuple) -> str:
   return ".".join(str(k) for k in path)
 
 
-def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | None = None
-                ) -> nnx.Module:
+def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | None = None,
+                min_shard_size: int = 1 << 20) -> nnx.Module:
   """Puts a converted parameter tree into `model` (in place; also returned).
 
   `params` must match `nnx.state(model, nnx.Param).to_pure_dict()` exactly: missing or unexpected
@@ -235,7 +235,9 @@ def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | No
   arrays = {}
   for p, ref in expected.items():
     value = np.asarray(given[p], dtype=ref.dtype)
-    arrays[p] = (jax.device_put(value, param_sharding(mesh, value.shape)) if mesh is not None
+    arrays[p] = (jax.device_put(value, param_sharding(mesh, value.shape,
+                                                      min_shard_size=min_shard_size))
+                 if mesh is not None
                  else jax.device_put(value))
   state.replace_by_pure_dict(_unflatten(arrays))
   nnx.update(model, state)
@@ -285,8 +287,8 @@ def _cache_load(path: pathlib.Path) -> dict:
 
 def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
                     cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                    mesh: jax.sharding.Mesh | None = None, hf_cache_dir: str | None = None,
-                    ) -> nnx.Module:
+                    mesh: jax.sharding.Mesh | None = None, min_shard_size: int = 1 << 20,
+                    hf_cache_dir: str | None = None) -> nnx.Module:
   """Loads a Hugging Face checkpoint as our NNX port.
 
   Args:
@@ -295,7 +297,10 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
     dtype: compute dtype (parameters stay float32).
     cache_dir: where converted parameters are cached (orbax), keyed by the checkpoint's
       fingerprint; default ~/.cache/repsim_jax/converted. use_cache=False skips the cache.
-    mesh: place parameters with NamedSharding on this mesh (see `param_sharding`).
+    mesh: place parameters with NamedSharding on this mesh: replicated, except 2-D kernels of
+      >= min_shard_size entries, which shard their output dim over a 'model' axis if the mesh
+      has one (see `param_sharding`); jit then partitions the forward pass accordingly. Use
+      Auto axis types (jax.make_mesh(..., axis_types=(AxisType.Auto,) * n)).
     hf_cache_dir: the HF hub cache to look hub ids up in (default: HF's own default).
 
   Returns the model, with `model.converted_from` (the resolved checkpoint directory) and
@@ -335,7 +340,7 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
   options = fam.build_options(params, config) if hasattr(fam, "build_options") else {}
   # Abstract build: no random initialisation (one XLA compile per parameter shape otherwise).
   model = nnx.eval_shape(lambda: fam.build(config, dtype=dtype, rngs=nnx.Rngs(0), **options))
-  load_params(model, params, mesh=mesh)
+  load_params(model, params, mesh=mesh, min_shard_size=min_shard_size)
   model.converted_from = str(ckpt)
   model.loaded_from_cache = cache_hit
   return model
