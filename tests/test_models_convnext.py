@@ -110,3 +110,38 @@ def test_convnext_bad_inputs():
   sd = {k: v.numpy() for k, v in model.state_dict().items()} | {"extra.weight": np.zeros(1)}
   with pytest.raises(ValueError, match="extra.weight"):
     convert(sd, model.config)
+
+
+def test_convnext_bfloat16_compute(tmp_path):
+  """dtype=bfloat16 computes in bfloat16 (parameters stay float32) and stays near float32."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  from repsim_jax.models import jit_forward, load_params
+  from repsim_jax.models.convnext import build, convert
+  from torch_parity import perturb_
+  model = perturb_(tiny("convnextv2"))
+  params = convert({k: v.numpy() for k, v in model.state_dict().items()}, model.config)
+  images = random_images((1, 32, 32, 3))
+  outs = {}
+  for dtype in (jnp.float32, jnp.bfloat16):
+    ours = load_params(nnx.eval_shape(lambda: build(model.config, dtype=dtype)), params)
+    assert jax.tree.leaves(nnx.state(ours, nnx.Param))[0].dtype == jnp.float32
+    outs[dtype] = jit_forward(ours)(images)
+  assert outs[jnp.bfloat16].blocks["stage3.block00"].dtype == jnp.bfloat16
+  a = np.asarray(outs[jnp.bfloat16].pooler_output, np.float32)
+  b = np.asarray(outs[jnp.float32].pooler_output)
+  rel = np.abs(a - b).max() / np.abs(b).max()
+  assert 1e-6 < rel < 0.1, rel  # really bfloat16 (not silently float32), and close
+
+
+@pytest.mark.slow
+def test_convnext_xlarge_full_size_matches_torch(tmp_path):
+  """ConvNeXt-XL (facebook/convnext-xlarge-224-22k config: 3+3+27+3 blocks, 256..2048
+  channels), random weights, 224x224: every hidden state and all 36 blocks + branches."""
+  model = tiny("convnext", depths=[3, 3, 27, 3], hidden_sizes=[256, 512, 1024, 2048])
+  depths = model.config.depths
+  rows = check_parity(model, tmp_path, random_images((1, 224, 224, 3)),
+                      conv_hooks("convnext", depths), channels_last=True, perturb_scale=0.01)
+  assert sum(r.name.startswith("stage") and r.name.count(".") == 1 for r in rows) == 36
+  print(f"convnext-xlarge: max rel {max_rel(rows):.2e} over {len(rows)} entries")
