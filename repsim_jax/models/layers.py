@@ -166,6 +166,10 @@ class PatchEmbedding(nnx.Module):
                                precision=PRECISION, rngs=rngs)
 
   def __call__(self, pixel_values: jax.Array) -> tuple[jax.Array, tuple[int, int]]:
+    _, height, width, _ = pixel_values.shape
+    if height < self.patch_size[0] or width < self.patch_size[1]:
+      raise ValueError(f"image size {height}x{width} is smaller than one "
+                       f"{self.patch_size[0]}x{self.patch_size[1]} patch")
     y = self.projection(pixel_values)
     b, h, w, d = y.shape
     return y.reshape(b, h * w, d), (h, w)

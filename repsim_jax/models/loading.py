@@ -56,7 +56,8 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, *, hf_cache_dir: str |
         allow_patterns=["*.json", "*.safetensors", "*.bin"])
   except Exception as e:  # LocalEntryNotFoundError, RepositoryNotFoundError, offline errors
     raise FileNotFoundError(
-        f"hub id {name!r} is not in the local Hugging Face cache "
+        f"{name!r} is not a local checkpoint directory, and as a hub id it is not in the local "
+        f"Hugging Face cache "
         f"({hf_cache_dir or huggingface_hub.constants.HF_HUB_CACHE}) and downloads are off; "
         f"fetch it with:  hf download {name}"
         + (f" --cache-dir {hf_cache_dir}" if hf_cache_dir else "") + f"   ({type(e).__name__})"
@@ -212,11 +213,12 @@ def load_params(model: nnx.Module, params: dict, *, mesh: jax.sharding.Mesh | No
                 min_shard_size: int = 1 << 20) -> nnx.Module:
   """Puts a converted parameter tree into `model` (in place; also returned).
 
-  `params` must match `nnx.state(model, nnx.Param).to_pure_dict()` exactly: missing or unexpected
-  entries and shape mismatches raise one ValueError listing them. With `mesh`, parameters get a
-  NamedSharding (see `param_sharding`).
+  `params` must match `nnx.state(model, nnx.Variable).to_pure_dict()` exactly, i.e. hold every
+  variable of the model (parameters, and batch-norm statistics where a port has them): missing
+  or unexpected entries and shape mismatches raise one ValueError listing them. With `mesh`,
+  arrays get a NamedSharding (see `param_sharding`).
   """
-  state = nnx.state(model, nnx.Param)
+  state = nnx.state(model, nnx.Variable)
   expected = _flatten(state.to_pure_dict())
   given = _flatten(params)
   missing = sorted(_name(p) for p in expected if p not in given)
@@ -331,7 +333,7 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
         params = None
   if params is None:
     params = fam.convert(read_state_dict(files), config)
-    if cache_path is not None:
+    if cache_path is not None and jax.process_index() == 0:  # one writer on multi-host runs
       try:
         _cache_save(cache_path, params)
       except Exception as e:
@@ -348,7 +350,11 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
 
 def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], ModelOutput]:
   """`x -> model(x, **call_kwargs)` as one jit-compiled function (the model's state is an input,
-  so it is not baked into the executable as constants)."""
+  so it is not baked into the executable as constants).
+
+  Note: jit returns dicts with sorted keys, so `out.blocks` comes back in sorted-name order
+  ("block_00" ... before "embeddings"); take the forward order from the names, not the dict.
+  """
   graphdef, state = nnx.split(model)
 
   @jax.jit
