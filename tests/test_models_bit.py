@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from repsim_jax.models.bit import RAGHU_CONFIGS, torch_hooks  # noqa: E402
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
 DEPTHS = [1, 2, 1, 1]
@@ -20,16 +21,6 @@ def tiny_bit(**kw):
   return transformers.BitModel(transformers.BitConfig(**cfg))
 
 
-def bit_hooks(depths) -> dict:
-  hooks = {"stem": "embedder"}
-  for s, depth in enumerate(depths):
-    for u in range(depth):
-      path = f"encoder.stages.{s}.layers.{u}"
-      hooks[f"stage{s}.block{u:02d}"] = path
-      hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"  # Identity: branch before add
-  return hooks
-
-
 @pytest.mark.parametrize("layer_type,padding,size", [
     ("preactivation", None, 48),  # BiT (google/bit-50, Raghu et al.): static symmetric padding
     ("bottleneck", "SAME", 45),   # ViT-hybrid backbone: dynamic TF-SAME padding, odd sizes
@@ -37,7 +28,7 @@ def bit_hooks(depths) -> dict:
 def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
   model = tiny_bit(layer_type=layer_type, global_padding=padding,
                    embedding_dynamic_padding=padding == "SAME")
-  rows = check_parity(model, tmp_path, random_images((2, size, size, 3)), bit_hooks(DEPTHS),
+  rows = check_parity(model, tmp_path, random_images((2, size, size, 3)), torch_hooks(model.config),
                       channels_last=True)
   names = [r.name for r in rows]
   assert [n for n in names if n.startswith("hidden_states.")] == [
@@ -47,11 +38,10 @@ def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
 
 def test_bit_raghu_configs_build_and_shapes():
   """The ResNet50x1 / ResNet152x2 configs build with the unit counts and widths of BiT-M."""
-  import jax
   from flax import nnx
   from repsim_jax.models import bit
   for name, units, width in [("resnet50x1", 16, 2048), ("resnet152x2", 50, 4096)]:
-    cfg = transformers.BitConfig(**bit.RAGHU_CONFIGS[name])
+    cfg = transformers.BitConfig(**RAGHU_CONFIGS[name])
     # abstract build: shapes only, no parameter memory
     model = nnx.eval_shape(lambda: bit.build(cfg, rngs=nnx.Rngs(0)))
     assert sum(len(s.units) for s in model.stages) == units
@@ -72,15 +62,14 @@ def test_bit_raghu_full_size_matches_torch(name, tmp_path):
   error against float64): the port may not be less accurate than the reference itself.
   """
   import copy
-  from repsim_jax.models import bit, parity
+  from repsim_jax.models import parity
   torch.manual_seed(0)
-  model = transformers.BitModel(transformers.BitConfig(**bit.RAGHU_CONFIGS[name]))
-  depths = model.config.depths
+  model = transformers.BitModel(transformers.BitConfig(**RAGHU_CONFIGS[name]))
   images = random_images((1, 224, 224, 3))
-  rows = check_parity(model, tmp_path, images, bit_hooks(depths), channels_last=True,
-                      perturb_scale=0.01, rtol=1.0)  # tolerance applied below
+  hooks = torch_hooks(model.config)
+  rows = check_parity(model, tmp_path, images, hooks, channels_last=True, perturb_scale=0.01,
+                      rtol=1.0)  # tolerance applied below
   x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-  hooks = bit_hooks(depths)
   ref32 = parity.run_torch(model, x, hooks, channels_last=True)
   ref64 = parity.run_torch(copy.deepcopy(model).double(), x.double(), hooks, channels_last=True)
   floor = {r.name: r.rel for r in parity.compare(ref32, ref64, rtol=1.0)}

@@ -302,6 +302,20 @@ def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> Bi
   return BiT(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
 
 
+def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
+  """Our block names -> the transformers BitModel module whose forward output equals them (for
+  forward hooks in parity checks; NCHW there). The branch is the output of the unit's
+  `drop_path` (an Identity at inference): conv3 (pre-activation) or norm3 (bottleneck) output."""
+  hooks = {"stem": "embedder"}
+  for s, depth in enumerate(config.depths):
+    for u in range(depth):
+      path = f"encoder.stages.{s}.layers.{u}"
+      hooks[f"stage{s}.block{u:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"
+  return hooks
+
+
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
   """torch BitModel state dict (numpy arrays) -> our pure param dict (OIHW -> HWIO).
 

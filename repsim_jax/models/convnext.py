@@ -199,6 +199,26 @@ def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> Co
   return ConvNeXt(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
 
 
+def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
+  """Our block names -> the transformers module whose forward output equals them (for forward
+  hooks in parity checks, see repsim_jax.models.parity.run_torch; NCHW there).
+
+  The residual branch is the output of the block's `drop_path` (an Identity at inference), which
+  receives the branch after layer scale and before the add.
+  """
+  stem = _TORCH_NAMES[config.model_type][1] if config.model_type == "dinov3_convnext" else (
+      "embeddings")
+  block = _TORCH_NAMES[config.model_type][4]
+  hooks = {"stem": stem}
+  for s, depth in enumerate(config.depths):
+    for b in range(depth):
+      path = block.format(s=s, b=b)
+      hooks[f"stage{s}.block{b:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
+  return hooks
+
+
 # --- torch -> NNX parameters -------------------------------------------------------------------
 
 # torch module names per family: (stem conv, stem norm, downsample norm, downsample conv, block,
