@@ -1,5 +1,11 @@
 """BiT ResNet port vs transformers BitModel (tiny random perturbed models, float32, every hidden
-state and every residual unit + its branch within rel err 1e-5)."""
+state and every residual unit + its branch within rel err 1e-5).
+
+Weight-standardised GroupNorm ResNets amplify float32 rounding (~2x per stage in these tiny
+random models): torch's own float32 output is 2-5e-6 away from its float64 output at the last
+stage, and ours is as close to float64 as torch's. So the 1e-5 bound has ~2x margin here, and
+full-size models are checked against torch's own float32 drift instead (slow tests below).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -15,20 +21,20 @@ DEPTHS = [1, 2, 1, 1]
 
 
 def tiny_bit(**kw):
-  cfg = dict(depths=DEPTHS, hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=2)
+  cfg = dict(depths=DEPTHS, hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=4)
   cfg.update(kw)
   torch.manual_seed(0)
   return transformers.BitModel(transformers.BitConfig(**cfg))
 
 
 @pytest.mark.parametrize("layer_type,padding,size", [
-    ("preactivation", None, 48),  # BiT (google/bit-50, Raghu et al.): static symmetric padding
-    ("bottleneck", "SAME", 45),   # ViT-hybrid backbone: dynamic TF-SAME padding, odd sizes
+    ("preactivation", None, (45, 38)),  # BiT (google/bit-50, Raghu et al.): static padding
+    ("bottleneck", "SAME", (45, 38)),   # ViT-hybrid backbone: dynamic TF-SAME padding
 ])
 def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
   model = tiny_bit(layer_type=layer_type, global_padding=padding,
                    embedding_dynamic_padding=padding == "SAME")
-  rows = check_parity(model, tmp_path, random_images((2, size, size, 3)), torch_hooks(model.config),
+  rows = check_parity(model, tmp_path, random_images((2, *size, 3)), torch_hooks(model.config),
                       channels_last=True)
   names = [r.name for r in rows]
   assert [n for n in names if n.startswith("hidden_states.")] == [
@@ -49,6 +55,26 @@ def test_bit_raghu_configs_build_and_shapes():
   bad = transformers.BitConfig(width_factor=2)
   with pytest.raises(ValueError, match="width_factor"):
     bit.build(bad)
+
+
+def test_bit_task_checkpoint_converts_like_base_model():
+  """BitForImageClassification weights ("bit." prefix, classifier head) convert to the same
+  parameters as the base model's; a missing weight is named."""
+  from repsim_jax.models.bit import convert
+  torch.manual_seed(0)
+  task = transformers.BitForImageClassification(transformers.BitConfig(
+      depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=4,
+      layer_type="bottleneck", num_labels=3))
+  sd = {k: v.numpy() for k, v in task.state_dict().items()}
+  base = {k.removeprefix("bit."): v for k, v in sd.items() if k.startswith("bit.")}
+  ours, ref = convert(sd, task.config), convert(base, task.config)
+  np.testing.assert_array_equal(ours["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"],
+                                ref["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"])
+  np.testing.assert_array_equal(ours["stem"]["conv"]["kernel"],
+                                np.transpose(base["embedder.convolution.weight"], (2, 3, 1, 0)))
+  del base["encoder.stages.1.layers.0.norm2.bias"]
+  with pytest.raises(KeyError, match="norm2.bias"):
+    convert(base, task.config)
 
 
 @pytest.mark.slow
