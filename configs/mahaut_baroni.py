@@ -93,8 +93,8 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   """Settings of `experiments.paper` (`repsim_jax.analysis.paper.run`), the paper's by default."""
   a = ml_collections.ConfigDict()
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
-  a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean", "ties": "min",
-                 "memory_budget_mb": 1024, "heatmaps": True}
+  a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean",
+                 "ties": "min", "memory_budget_mb": 1024, "heatmaps": True}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
   a.sample_size = {"enabled": True, "sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),
