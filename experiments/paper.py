@@ -21,7 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   result = run(flags.FLAGS.config, flags.FLAGS.workdir)
-  if result:
+  if result.get("summary"):  # process 0 writes it
     print(f"summary: {result['summary']}")
 
 

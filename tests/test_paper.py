@@ -147,3 +147,18 @@ def test_semantic_step_reads_manynames_labels(tmp_path):
   np.testing.assert_allclose(arrays["m/mean"], expected["mean"], rtol=1e-12)
   assert os.path.exists(tmp_path / "figures" / "fig04_semantic.png")
   assert "Jaccard" in open(summary.write()).read()
+
+
+def test_unprepared_tfds_dataset_is_skipped_with_its_build_command(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from configs import mahaut_baroni
+  from repsim_jax.analysis import paper
+  config = mahaut_baroni.get_config("runlocal,models=vit")
+  summary = paper.Summary(str(tmp_path), "t")
+  section = summary.section("ood")
+  data_dir = str(tmp_path / "tfds")
+  reps = paper._other_dataset(config, {"kind": "tfds", "name": "stl10", "split": "test",
+                                       "data_dir": data_dir}, 8, str(tmp_path), "ood/stl10",
+                              section)
+  assert reps is None and not os.path.exists(tmp_path / "ood")
+  assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section["notes"][0]
