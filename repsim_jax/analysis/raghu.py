@@ -546,6 +546,10 @@ def run_few_shot(models: Sequence[Model], images: Images, writer: Writer, settin
       for n in names:
         tokens[n].append(np.asarray(to_tokens(blocks[n])))
     labels = np.concatenate(batch_labels).astype(np.int64)
+    if labels.min() < 0:
+      raise ValueError(f"few_shot: images without a non-negative integer label "
+                       f"{settings.label_key!r} in {images.source.describe()}; set "
+                       f"config.analysis.few_shot.label_key")
     train = probes.few_shot_indices(labels, shots=settings.shots, seed=settings.seed)
     test = np.setdiff1d(np.arange(len(labels)), train)[:settings.n_test]
     layers = [np.concatenate(tokens[n]) for n in names]
