@@ -30,6 +30,7 @@ out: --config=configs/raghu.py:models=vit_b32+vit_b16+vit_l16+vit_h14+bit_r50x1
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from configs.extract_common import apply_overrides, base, model, parse_arg, runlocal, tiny
 
@@ -48,8 +49,13 @@ RUNLOCAL = {"vit": tiny("vit", "vit"), "bit": tiny("bit", "bit")}
 def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
   """Settings of `repsim_jax.analysis.raghu.run` (one field per figure group).
 
-  n_images: images of the analysis (a nested seeded sample, `data.sample_ids`); None: the
-  config's `n_images`. CKA options go to `repsim_jax.cka_matrix` (batch_size None: exact).
+  n_images: images of the analysis (a nested seeded sample, `data.sample_ids`). CKA options go
+  to `repsim_jax.cka_matrix` (batch_size None: exact CKA on all n_images). Fields that default
+  to None are typed placeholders, so `--config.analysis.head_subsets.cnn=bit_r50x1` works.
+
+  Host memory: CKA keeps [n_images, d] per layer and sublayer of every model; the few-shot
+  probes keep every block's tokens [n_images, T, D] of one model (ViT-B/32, 12 blocks: 1.8 MB
+  per image in float32), so lower few_shot.n_images on small hosts.
   """
   a = ml_collections.ConfigDict()
   # Figs. 1, 2, B.1: per-block vectors (model's default pooling), blocks and sublayers, the
@@ -60,23 +66,24 @@ def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
   a.block_stats = dict(n_images=5000, prefix_keys="renormalize", lowest_highest=2)
   # Fig. 5: head subsets of the first block (local -> global) against the CNN's first blocks.
   # vit / cnn: model names (None: every ViT against the first CNN); subset_size None: H // 4.
-  a.head_subsets = dict(n_images=2048, vit=None, cnn=None, cnn_layers=3, subset_size=None,
-                        stride=1, pooling="mean", debiased=True, batch_size=None)
+  a.head_subsets = dict(n_images=2048, vit=placeholder(str), cnn=placeholder(str), cnn_layers=3,
+                        subset_size=placeholder(int), stride=1, pooling="mean", debiased=True,
+                        batch_size=placeholder(int))
   # Figs. 6, C.1-C.4: ERF of the centre location, after and before the residual add.
   a.erf = dict(n_images=32, channels="sum")
   # Figs. 9, 10, D.1-D.3: CKA of one token with the input patches; layers None: the last two
   # blocks with a spatial grid of at least 2 x 2; tokens None: corners, edges and centre.
-  a.localization = dict(n_images=1024, layers=None, tokens=None, debiased=True,
-                        batch_size=None)
+  a.localization = dict(n_images=1024, layers=placeholder(tuple), tokens=placeholder(tuple),
+                        debiased=True, batch_size=placeholder(int))
   # Figs. 11, 13, D.4, F.1-F.3: closed-form few-shot probes per block and token mode; the
   # `shots` per class are the train set, up to n_test of the other sampled images the test set.
-  a.few_shot = dict(n_images=20_000, shots=10, n_test=5000, seed=0, label_key="label")
+  a.few_shot = dict(n_images=12_000, shots=10, n_test=2000, seed=0, label_key="label")
   if local:
-    a.cka.update(n_images=None, batch_size=8, n_samples=32, repeats=2)
+    a.cka.update(n_images=32, batch_size=8, n_samples=32, repeats=2)
     a.block_stats.n_images = 16
-    a.head_subsets.n_images = None
+    a.head_subsets.n_images = 32
     a.erf.n_images = 4
-    a.localization.n_images = None
+    a.localization.n_images = 32
     a.few_shot.update(n_images=40, shots=4, n_test=24)
   return a
 
