@@ -20,6 +20,11 @@ seeded sample of the images, and writes into `workdir`:
 | 9, 10, D.1-D.3    | localization_<model>            | `localization_maps`                   |
 | 11, 13, D.4, F.*  | few_shot_<model>                | `few_shot_accuracy` per token mode    |
 
+Figs. 4 and C.6 (ImageNet-only ViTs), 10 (a GAP ViT), D.4 and F.1-F.3 (other models and
+datasets) are these analyses on other checkpoints or datasets: name them in `config.models` /
+`config.dataset`. Figs. 8 and 12 need models trained without skip connections or on data subsets
+and are not drawn.
+
 Images are read once per model and analysis, preprocessed with the checkpoint's own processor,
 and pushed through one jit-compiled forward pass per model (`jit_forward(sublayers=True)`; the
 last batch is padded so every batch reuses the same program). Only what an analysis needs
@@ -143,7 +148,11 @@ class Images:
 
   def ids(self, n: int | None) -> list[str]:
     n = n or self.config.n_images
-    return self._sample_ids(self.source.ids, min(n, len(self.source.ids)), seed=self.config.seed)
+    if n > len(self.source.ids):
+      logging.warning("raghu: %d images asked for, the source has %d; using all", n,
+                      len(self.source.ids))
+      n = len(self.source.ids)
+    return self._sample_ids(self.source.ids, n, seed=self.config.seed)
 
   def batches(self, model: Model, ids: Sequence[str], *, label_key: str | None = None,
               progress: Progress | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -163,6 +172,11 @@ class Images:
       if progress is not None:
         progress.update(len(chunk))
       yield inputs, np.asarray([c[1] for c in chunk])
+
+
+def _progress(writer: "Writer", name: str, total: int) -> Progress:
+  return Progress(name, total, unit="images",
+                  metrics_path=os.path.join(writer.workdir, "metrics.jsonl"))
 
 
 class Writer:
@@ -242,8 +256,7 @@ def run_cka(models: Sequence[Model], images: Images, writer: Writer, settings) -
   opts = cka_options(settings)
   names = {m.name: (m.layers if settings.sublayers else block_names(dict.fromkeys(m.layers)))
            for m in models}
-  progress = Progress("cka: forward", len(ids) * len(models), unit="images",
-                      metrics_path=os.path.join(writer.workdir, "metrics.jsonl"))
+  progress = _progress(writer, "cka: forward", len(ids) * len(models))
   layers = {m.name: pooled_layers(m, images, ids, names[m.name], progress) for m in models}
   figures, lines = [], []
   style = dict(cmap="magma", origin="lower", cbar_label="CKA", vmin=0.0, vmax=1.0)
@@ -293,8 +306,7 @@ def run_block_stats(models: Sequence[Model], images: Images, writer: Writer, set
   ids = images.ids(settings.n_images)
   figures, lines, ratio_lines, cosine_lines, stats_by_model = [], [], {}, {}, {}
   for m in models:
-    progress = Progress(f"block statistics: {m.name}", len(ids), unit="images",
-                        metrics_path=os.path.join(writer.workdir, "metrics.jsonl"))
+    progress = _progress(writer, f"block statistics: {m.name}", len(ids))
     stats = vit.block_statistics(m.blocks, (x for x, _ in images.batches(m, ids)),
                                  patch_size=m.patch_size, num_prefix_tokens=m.num_prefix_tokens,
                                  prefix_keys=settings.prefix_keys, progress=progress)
@@ -368,7 +380,8 @@ def run_head_subsets(models: Sequence[Model], images: Images, writer: Writer, se
   ids = images.ids(settings.n_images)
   cnn_names = cnn.main_blocks[:settings.cnn_layers]
   cnn_layers: dict[str, list[np.ndarray]] = {n: [] for n in cnn_names}
-  for inputs, _ in images.batches(cnn, ids):
+  for inputs, _ in images.batches(cnn, ids, progress=_progress(writer, f"head subsets: {cnn.name}",
+                                                               len(ids))):
     blocks = cnn.blocks(inputs)
     for n in cnn_names:
       cnn_layers[n].append(np.asarray(vit.flatten_representation(blocks[n],
@@ -384,7 +397,8 @@ def run_head_subsets(models: Sequence[Model], images: Images, writer: Writer, se
     first = m.main_blocks[0]
     block = m.module.layers[int(first.split("_")[1])]
     subsets: list[list[np.ndarray]] = [[] for _ in indices]
-    for inputs, _ in images.batches(m, ids):
+    for inputs, _ in images.batches(m, ids, progress=_progress(writer, f"head subsets: {m.name}",
+                                                               len(ids))):
       blocks = m.blocks(inputs)
       heads = vit.attention_head_outputs(blocks[f"{first}.attn_probs"],
                                          vit.attention_values(block, blocks["embeddings"]))
@@ -493,7 +507,8 @@ def run_localization(models: Sequence[Model], images: Images, writer: Writer, se
     layers = [n for n in layers if n in abstract]
     feats: dict[str, list[np.ndarray]] = {n: [] for n in layers}
     inputs_all = []
-    for inputs, _ in images.batches(m, ids):
+    for inputs, _ in images.batches(m, ids, progress=_progress(writer, f"localization: {m.name}",
+                                                               len(ids))):
       blocks = m.blocks(inputs)
       inputs_all.append(inputs)
       for n in layers:
@@ -540,7 +555,8 @@ def run_few_shot(models: Sequence[Model], images: Images, writer: Writer, settin
       to_tokens = lambda a: a
     tokens: dict[str, list[np.ndarray]] = {n: [] for n in names}
     batch_labels = []
-    for inputs, y in images.batches(m, ids, label_key=settings.label_key):
+    for inputs, y in images.batches(m, ids, label_key=settings.label_key,
+                                    progress=_progress(writer, f"few-shot: {m.name}", len(ids))):
       blocks = m.blocks(inputs)
       batch_labels.append(y)
       for n in names:
