@@ -70,7 +70,9 @@ def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
                         subset_size=placeholder(int), stride=1, pooling="mean", debiased=True,
                         batch_size=placeholder(int))
   # Figs. 6, C.1-C.4: ERF of the centre location, after and before the residual add.
-  a.erf = dict(n_images=32, channels="sum")
+  # blocks None: every block (one backward pass per map, all in one compiled program); name a
+  # few ("block_00", "block_05", ...) to bound the compile time of deep models.
+  a.erf = dict(n_images=32, channels="sum", blocks=placeholder(tuple))
   # Figs. 9, 10, D.1-D.3: CKA of one token with the input patches; layers None: the last two
   # blocks with a spatial grid of at least 2 x 2; tokens None: corners, edges and centre.
   a.localization = dict(n_images=1024, layers=placeholder(tuple), tokens=placeholder(tuple),

@@ -438,12 +438,16 @@ def run_erf(models: Sequence[Model], images: Images, writer: Writer, settings) -
   figures, lines = [], []
   for m in models:
     x = np.concatenate([inputs for inputs, _ in images.batches(m, ids)])
+    chosen = [b for b in m.main_blocks if not settings.get("blocks") or b in settings.blocks]
     if m.kind == "vit":
-      after = [n for b in m.main_blocks for n in (f"{b}.mid", b)]
-      before = [n for b in m.main_blocks for n in (f"{b}.attn", f"{b}.mlp")]
+      after = [n for b in chosen for n in (f"{b}.mid", b)]
+      before = [n for b in chosen for n in (f"{b}.attn", f"{b}.mlp")]
     else:
-      after = m.main_blocks
-      before = [f"{b}.branch" for b in m.main_blocks]
+      after = chosen
+      before = [f"{b}.branch" for b in chosen]
+    if not chosen:
+      logging.warning("erf: %s has none of the blocks %s; skipped", m.name, settings.blocks)
+      continue
     graphdef, state = nnx.split(m.module)
     wanted = after + before
 
