@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax.data.base import Source
 from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
-from repsim_jax.models.outputs import block_names
+from repsim_jax.models.outputs import block_names, representative_indices
 from repsim_jax.pooling import default_pooling, pool
 from repsim_jax.progress import Progress
 from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
@@ -40,7 +40,8 @@ def early_middle_late(names: Sequence[str]) -> dict[str, str]:
   blocks = [n for n in names if n not in ("embeddings", "stem")]
   if len(blocks) < 3:
     raise ValueError(f"early_middle_late needs at least 3 blocks, got {list(names)}")
-  return {"early": blocks[1], "middle": blocks[len(blocks) // 2], "late": blocks[-2]}
+  early, middle, late = representative_indices(len(blocks))
+  return {"early": blocks[early], "middle": blocks[middle], "late": blocks[late]}
 
 
 def _device_memory_mb(device: jax.Device) -> float | None:

@@ -262,7 +262,8 @@ def test_one_vs_eight_fake_devices_identical(tmp_path):
   assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr[-3000:]
 
 
-@pytest.mark.slow  # ~15 s alone, ~50 s on a loaded machine (torch import, checkpoint build)
+# ~15 s alone, ~50 s on a loaded machine (torch import, checkpoint build): worth it in CI, since
+# it is the one check of the whole extraction command against transformers.
 def test_experiment_runlocal_matches_transformers(tmp_path):
   """`experiments.extract` on a tiny random ViT checkpoint vs transformers' ViTModel hidden states."""
   torch = pytest.importorskip("torch")

@@ -1,5 +1,11 @@
 """BiT ResNet port vs transformers BitModel (tiny random perturbed models, float32, every hidden
-state and every residual unit + its branch within rel err 1e-5)."""
+state and every residual unit + its branch within rel err 1e-5).
+
+Weight-standardised GroupNorm ResNets amplify float32 rounding (~2x per stage in these tiny
+random models): torch's own float32 output is 2-5e-6 away from its float64 output at the last
+stage, and ours is as close to float64 as torch's. So the 1e-5 bound has ~2x margin here, and
+full-size models are checked against torch's own float32 drift instead (slow tests below).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,37 +14,27 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from repsim_jax.models.bit import RAGHU_CONFIGS, torch_hooks  # noqa: E402
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
 DEPTHS = [1, 2, 1, 1]
 
 
 def tiny_bit(**kw):
-  cfg = dict(depths=DEPTHS, hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=2)
+  cfg = dict(depths=DEPTHS, hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=4)
   cfg.update(kw)
   torch.manual_seed(0)
   return transformers.BitModel(transformers.BitConfig(**cfg))
 
 
-def bit_hooks(depths) -> dict:
-  hooks = {"stem": "embedder"}
-  for s, depth in enumerate(depths):
-    for u in range(depth):
-      path = f"encoder.stages.{s}.layers.{u}"
-      hooks[f"stage{s}.block{u:02d}"] = path
-      hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"  # Identity: branch before add
-  return hooks
-
-
 @pytest.mark.parametrize("layer_type,padding,size", [
-    ("preactivation", None, 48),   # BiT (google/bit-50 style): static symmetric padding
-    ("preactivation", "SAME", 45),  # dynamic TF-SAME padding with odd sizes
-    ("bottleneck", "SAME", 45),     # ViT-hybrid backbone style
+    ("preactivation", None, (45, 38)),  # BiT (google/bit-50, Raghu et al.): static padding
+    ("bottleneck", "SAME", (45, 38)),   # ViT-hybrid backbone: dynamic TF-SAME padding
 ])
 def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
   model = tiny_bit(layer_type=layer_type, global_padding=padding,
                    embedding_dynamic_padding=padding == "SAME")
-  rows = check_parity(model, tmp_path, random_images((2, size, size, 3)), bit_hooks(DEPTHS),
+  rows = check_parity(model, tmp_path, random_images((2, *size, 3)), torch_hooks(model.config),
                       channels_last=True)
   names = [r.name for r in rows]
   assert [n for n in names if n.startswith("hidden_states.")] == [
@@ -48,11 +44,10 @@ def test_bit_matches_torch_every_unit(layer_type, padding, size, tmp_path):
 
 def test_bit_raghu_configs_build_and_shapes():
   """The ResNet50x1 / ResNet152x2 configs build with the unit counts and widths of BiT-M."""
-  import jax
   from flax import nnx
   from repsim_jax.models import bit
   for name, units, width in [("resnet50x1", 16, 2048), ("resnet152x2", 50, 4096)]:
-    cfg = transformers.BitConfig(**bit.RAGHU_CONFIGS[name])
+    cfg = transformers.BitConfig(**RAGHU_CONFIGS[name])
     # abstract build: shapes only, no parameter memory
     model = nnx.eval_shape(lambda: bit.build(cfg, rngs=nnx.Rngs(0)))
     assert sum(len(s.units) for s in model.stages) == units
@@ -60,3 +55,52 @@ def test_bit_raghu_configs_build_and_shapes():
   bad = transformers.BitConfig(width_factor=2)
   with pytest.raises(ValueError, match="width_factor"):
     bit.build(bad)
+
+
+def test_bit_task_checkpoint_converts_like_base_model():
+  """BitForImageClassification weights ("bit." prefix, classifier head) convert to the same
+  parameters as the base model's; a missing weight is named."""
+  from repsim_jax.models.bit import convert
+  torch.manual_seed(0)
+  task = transformers.BitForImageClassification(transformers.BitConfig(
+      depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 48, 64], embedding_size=8, num_groups=4,
+      layer_type="bottleneck", num_labels=3))
+  sd = {k: v.numpy() for k, v in task.state_dict().items()}
+  base = {k.removeprefix("bit."): v for k, v in sd.items() if k.startswith("bit.")}
+  ours, ref = convert(sd, task.config), convert(base, task.config)
+  np.testing.assert_array_equal(ours["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"],
+                                ref["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"])
+  np.testing.assert_array_equal(ours["stem"]["conv"]["kernel"],
+                                np.transpose(base["embedder.convolution.weight"], (2, 3, 1, 0)))
+  del base["encoder.stages.1.layers.0.norm2.bias"]
+  with pytest.raises(KeyError, match="norm2.bias"):
+    convert(base, task.config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet50x1", "resnet152x2"])
+def test_bit_raghu_full_size_matches_torch(name, tmp_path):
+  """Raghu et al.'s BiT ResNets at full size, random weights, 224x224, every unit + branch.
+
+  A random weight-standardised GroupNorm ResNet amplifies float32 rounding by ~1.3x per unit:
+  torch's own float32 output drifts from its float64 output by up to ~3e-5 (ResNet50x1) by the
+  last stage. So each tensor must match torch float32 within max(1e-5, 2 x torch's own float32
+  error against float64): the port may not be less accurate than the reference itself.
+  """
+  import copy
+  from repsim_jax.models import parity
+  torch.manual_seed(0)
+  model = transformers.BitModel(transformers.BitConfig(**RAGHU_CONFIGS[name]))
+  images = random_images((1, 224, 224, 3))
+  hooks = torch_hooks(model.config)
+  rows = check_parity(model, tmp_path, images, hooks, channels_last=True, perturb_scale=0.01,
+                      rtol=1.0)  # tolerance applied below
+  x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+  ref32 = parity.run_torch(model, x, hooks, channels_last=True)
+  ref64 = parity.run_torch(copy.deepcopy(model).double(), x.double(), hooks, channels_last=True)
+  floor = {r.name: r.rel for r in parity.compare(ref32, ref64, rtol=1.0)}
+  bad = [(r.name, r.rel, floor[r.name]) for r in rows if r.rel > max(1e-5, 2 * floor[r.name])]
+  assert not bad, f"port less accurate than torch float32 itself: {bad[:5]}"
+  worst = max(rows, key=lambda r: r.rel)
+  print(f"bit {name}: max rel {worst.rel:.2e} ({worst.name}; torch f32 vs f64 there "
+        f"{floor[worst.name]:.2e}) over {len(rows)} entries")

@@ -8,45 +8,34 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from repsim_jax.models.convnext import torch_hooks  # noqa: E402
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
 DEPTHS = [1, 2, 1, 1]
 
-# model_type -> (config class, model class, torch block path, torch stem module)
+# model_type -> (config class, model class)
 FAMILIES = {
-    "convnext": ("ConvNextConfig", "ConvNextModel", "encoder.stages.{s}.layers.{b}", "embeddings"),
-    "convnextv2": ("ConvNextV2Config", "ConvNextV2Model", "encoder.stages.{s}.layers.{b}",
-                   "embeddings"),
-    "dinov3_convnext": ("DINOv3ConvNextConfig", "DINOv3ConvNextModel",
-                        "model.stages.{s}.layers.{b}", "model.stages.0.downsample_layers.1"),
+    "convnext": ("ConvNextConfig", "ConvNextModel"),
+    "convnextv2": ("ConvNextV2Config", "ConvNextV2Model"),
+    "dinov3_convnext": ("DINOv3ConvNextConfig", "DINOv3ConvNextModel"),
 }
 
 
 def tiny(model_type: str, **kw):
-  config_cls, model_cls, _, _ = FAMILIES[model_type]
+  config_cls, model_cls = FAMILIES[model_type]
   cfg = dict(depths=DEPTHS, hidden_sizes=[8, 16, 24, 32])
   cfg.update(kw)
   torch.manual_seed(0)
   return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**cfg))
 
 
-def conv_hooks(model_type: str, depths) -> dict:
-  """Every block output and its residual branch (the drop_path Identity sees the branch after
-  layer scale, before the add)."""
-  _, _, block, stem = FAMILIES[model_type]
-  hooks = {"stem": stem}
-  for s, depth in enumerate(depths):
-    for b in range(depth):
-      path = block.format(s=s, b=b)
-      hooks[f"stage{s}.block{b:02d}"] = path
-      hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
-  return hooks
-
-
 @pytest.mark.parametrize("model_type", list(FAMILIES))
 def test_convnext_matches_torch_every_block(model_type, tmp_path):
-  rows = check_parity(tiny(model_type), tmp_path, random_images((2, 64, 64, 3)),
-                      conv_hooks(model_type, DEPTHS), channels_last=True)
+  model = tiny(model_type)
+  # non-square sizes that strides of 4, 8, 16, 32 do not divide are floored as in torch
+  size = {"convnext": (64, 64), "convnextv2": (60, 44), "dinov3_convnext": (64, 48)}[model_type]
+  rows = check_parity(model, tmp_path, random_images((2, *size, 3)), torch_hooks(model.config),
+                      channels_last=True)
   names = [r.name for r in rows]
   assert [n for n in names if n.startswith("hidden_states.")] == [
       f"hidden_states.{i}" for i in range(5)]
@@ -56,7 +45,8 @@ def test_convnext_matches_torch_every_block(model_type, tmp_path):
 
 def test_convnext_outputs_layout(tmp_path):
   """Names, order and shapes of the output contract; V1 without layer scale and another patch
-  size; the task checkpoint (ConvNextForImageClassification) loads the same backbone."""
+  size; a task checkpoint (ConvNextForImageClassification) loads the same backbone."""
+  import jax
   from repsim_jax.models import from_pretrained
   from repsim_jax.models.outputs import block_names
   torch.manual_seed(0)
@@ -65,33 +55,39 @@ def test_convnext_outputs_layout(tmp_path):
   task = transformers.ConvNextForImageClassification(cfg)
   task.save_pretrained(tmp_path / "task")
   ours = from_pretrained(tmp_path / "task", use_cache=False)
-  rows = check_parity(task.convnext, tmp_path, random_images((1, 32, 32, 3), seed=1),
-                      conv_hooks("convnext", [1, 1, 3, 1]), channels_last=True, model=ours)
-  out = ours(random_images((1, 32, 32, 3)), sublayers=False)
-  assert block_names(out.blocks) == ["stem", "stage0.block00", "stage1.block00", "stage2.block00",
-                                     "stage2.block01", "stage2.block02", "stage3.block00"]
+  images = random_images((1, 32, 32, 3), seed=1)
+  rows = check_parity(task.convnext, tmp_path, images, torch_hooks(cfg),
+                      channels_last=True, model=ours)
+  assert max_rel(rows) < 1e-5
+  out = jax.eval_shape(lambda x: ours(x), images)  # shapes and names only, nothing compiled
+  # jit and eval_shape return dicts with sorted keys, so compare the set of names here
+  assert set(block_names(out.blocks)) == {"stem", "stage0.block00", "stage1.block00", "stage2.block00",
+                                     "stage2.block01", "stage2.block02", "stage3.block00"}
   assert [h.shape for h in out.hidden_states] == [
       (1, 16, 16, 4), (1, 16, 16, 4), (1, 8, 8, 8), (1, 4, 4, 8), (1, 2, 2, 16)]
-  assert out.pooler_output.shape == (1, 16) and max_rel(rows) < 1e-5
+  assert out.last_hidden_state.shape == (1, 2, 2, 16) and out.pooler_output.shape == (1, 16)
 
 
-def test_dinov3_convnext_hub_names_and_tokens(tmp_path):
-  """Hub DINOv3 ConvNeXt checkpoints name the stages without the "model." prefix;
-  last_hidden_state is [B, 1 + H*W, C] (pooled token first)."""
-  from repsim_jax.models.convnext import build, convert
-  from repsim_jax.models import load_params
+def test_dinov3_convnext_hub_names():
+  """Hub DINOv3 ConvNeXt checkpoints name the stages without the "model." prefix (transformers
+  renames them on load); both spellings convert to the same parameters."""
+  from repsim_jax.models.convnext import convert
   model = tiny("dinov3_convnext")
-  sd = {k.removeprefix("model."): v.numpy() for k, v in model.state_dict().items()}
-  ours = load_params(build(model.config), convert(sd, model.config))
-  out = ours(random_images((1, 64, 64, 3)))
-  assert out.last_hidden_state.shape == (1, 1 + 2 * 2, 32)
-  np.testing.assert_array_equal(out.pooler_output, out.last_hidden_state[:, 0])
+  sd = {k: v.numpy() for k, v in model.state_dict().items()}
+  ours = convert(sd, model.config)
+  hub = convert({k.removeprefix("model."): v for k, v in sd.items()}, model.config)
+  flat = lambda t, p="": ({f"{p}{k}": v for k, v in t.items() if not isinstance(v, dict)} | {
+      n: x for k, v in t.items() if isinstance(v, dict) for n, x in flat(v, f"{p}{k}.").items()})
+  assert sorted(flat(ours)) == sorted(flat(hub))
+  for name, value in flat(ours).items():
+    np.testing.assert_array_equal(value, flat(hub)[name])
 
 
-def test_convnext_bad_inputs(tmp_path):
+def test_convnext_bad_inputs():
+  from flax import nnx
   from repsim_jax.models.convnext import build, convert
   model = tiny("convnextv2")
-  ours = build(model.config)
+  ours = nnx.eval_shape(lambda: build(model.config))  # input checks run before any parameter use
   with pytest.raises(ValueError, match="NCHW"):
     ours(np.zeros((1, 3, 32, 32), np.float32))
   with pytest.raises(TypeError, match="floating point"):
@@ -100,3 +96,38 @@ def test_convnext_bad_inputs(tmp_path):
   sd.pop("encoder.stages.2.layers.0.grn.weight")
   with pytest.raises(KeyError, match="grn.weight"):
     convert(sd, model.config)
+  sd = {k: v.numpy() for k, v in model.state_dict().items()} | {"extra.weight": np.zeros(1)}
+  with pytest.raises(ValueError, match="extra.weight"):
+    convert(sd, model.config)
+
+
+def test_convnext_bfloat16_compute():
+  """dtype=bfloat16 computes in bfloat16 (parameters stay float32) and stays near torch float32."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  from repsim_jax.models import jit_forward, load_params
+  from repsim_jax.models.convnext import build, convert
+  from torch_parity import perturb_
+  model = perturb_(tiny("convnextv2")).eval()
+  params = convert({k: v.numpy() for k, v in model.state_dict().items()}, model.config)
+  ours = load_params(nnx.eval_shape(lambda: build(model.config, dtype=jnp.bfloat16)), params)
+  assert {x.dtype for x in jax.tree.leaves(nnx.state(ours, nnx.Param))} == {jnp.dtype("float32")}
+  images = random_images((1, 32, 32, 3))
+  out = jit_forward(ours)(images)
+  assert out.blocks["stage3.block00"].dtype == jnp.bfloat16
+  with torch.no_grad():
+    ref = model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).pooler_output.numpy()
+  rel = np.abs(np.asarray(out.pooler_output, np.float32) - ref).max() / np.abs(ref).max()
+  assert 1e-5 < rel < 0.1, rel  # really bfloat16 (not silently float32), and close
+
+
+@pytest.mark.slow
+def test_convnext_xlarge_full_size_matches_torch(tmp_path):
+  """ConvNeXt-XL (facebook/convnext-xlarge-224-22k config: 3+3+27+3 blocks, 256..2048
+  channels), random weights, 224x224: every hidden state and all 36 blocks + branches."""
+  model = tiny("convnext", depths=[3, 3, 27, 3], hidden_sizes=[256, 512, 1024, 2048])
+  rows = check_parity(model, tmp_path, random_images((1, 224, 224, 3)), torch_hooks(model.config),
+                      channels_last=True, perturb_scale=0.01)
+  assert sum(r.name.startswith("stage") and r.name.count(".") == 1 for r in rows) == 36
+  print(f"convnext-xlarge: max rel {max_rel(rows):.2e} over {len(rows)} entries")

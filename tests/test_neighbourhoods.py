@@ -16,9 +16,9 @@ def _numpy_cosine_neighbours(x, queries, k):
 
 
 def test_representative_layers():
-  assert nb.representative_layers(12) == (1, 5, 10)
+  assert nb.representative_layers(12) == (1, 6, 10)
   assert nb.representative_layers(3) == (1, 1, 1)
-  with pytest.raises(ValueError, match="n_layers"):
+  with pytest.raises(ValueError, match="at least 3 blocks"):
     nb.representative_layers(2)
 
 

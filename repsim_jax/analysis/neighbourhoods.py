@@ -16,19 +16,15 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from repsim_jax.metrics.neighbours import knn
+from repsim_jax.models.outputs import representative_indices
 
 LAYER_NAMES = ("early", "middle", "late")
 
 
 def representative_layers(n_layers: int) -> tuple[int, int, int]:
-  """(early, middle, late) layer indices: the second, the middle ((n-1)//2) and the penultimate.
-
-  The paper takes the second and penultimate layers "to avoid effects from tokenization or
-  detokenization on the very first and very last layers".
-  """
-  if n_layers < 3:
-    raise ValueError(f"n_layers: expected >= 3 to pick early / middle / late, got {n_layers}")
-  return 1, (n_layers - 1) // 2, n_layers - 2
+  """(early, middle, late) layer indices: the second, the middle (n // 2) and the penultimate,
+  as everywhere else (`repsim_jax.models.outputs.representative_indices`)."""
+  return representative_indices(n_layers)
 
 
 def query_neighbours(x, queries, k: int, *, metric: str = "cosine",

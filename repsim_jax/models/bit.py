@@ -113,13 +113,40 @@ class WeightStandardizedConv(nnx.Module):
         dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=layers.PRECISION)
 
 
+class GroupNorm(nnx.Module):
+  """torch.nn.GroupNorm on NHWC: channels split into `groups` contiguous groups, each normalised
+  over (H, W, channels in group) with biased variance, then a per-channel affine.
+
+  Statistics are computed in float32 with a shifted two-pass mean (m = m0 + mean(x - m0)): the
+  stem and residual-stream inputs of BiT have |mean| >> std, where a one-pass float32 mean loses
+  enough digits to triple the error against float64 compared with torch.
+  """
+
+  def __init__(self, channels: int, groups: int, *, eps: float, dtype):
+    if channels % groups:
+      raise ValueError(f"GroupNorm: {channels} channels do not split into {groups} groups")
+    self.groups, self.eps, self.dtype = groups, eps, dtype
+    self.scale = nnx.Param(jnp.ones((channels,), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((channels,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    xg = x.astype(jnp.float32).reshape(b, h, w, self.groups, c // self.groups)
+    axes = (1, 2, 4)
+    m0 = jnp.mean(xg, axis=axes, keepdims=True)
+    mean = m0 + jnp.mean(xg - m0, axis=axes, keepdims=True)
+    d = xg - mean
+    var = jnp.mean(jnp.square(d), axis=axes, keepdims=True)
+    y = (d * jax.lax.rsqrt(var + self.eps)).reshape(b, h, w, c)
+    return (y * self.scale[...] + self.bias[...]).astype(self.dtype)
+
+
 class GroupNormAct(nnx.Module):
-  """GroupNorm (eps 1e-5) optionally followed by the config's activation."""
+  """GroupNorm (eps 1e-5) optionally followed by the config's activation (HF
+  BitGroupNormActivation)."""
 
   def __init__(self, channels: int, config: Any, *, act: bool = True, dtype, rngs: nnx.Rngs):
-    self.norm = nnx.GroupNorm(channels, num_groups=config.num_groups, epsilon=1e-5, dtype=dtype,
-                              param_dtype=jnp.float32,
-                              use_fast_variance=False, rngs=rngs)
+    self.norm = GroupNorm(channels, config.num_groups, eps=1e-5, dtype=dtype)
     self.act = layers.activation(config.hidden_act) if act else None
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -276,6 +303,20 @@ class BiT(nnx.Module):
 def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> BiT:
   """The NNX model for a transformers BitConfig."""
   return BiT(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
+
+
+def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
+  """Our block names -> the transformers BitModel module whose forward output equals them (for
+  forward hooks in parity checks; NCHW there). The branch is the output of the unit's
+  `drop_path` (an Identity at inference): conv3 (pre-activation) or norm3 (bottleneck) output."""
+  hooks = {"stem": "embedder"}
+  for s, depth in enumerate(config.depths):
+    for u in range(depth):
+      path = f"encoder.stages.{s}.layers.{u}"
+      hooks[f"stage{s}.block{u:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"
+  return hooks
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:

@@ -44,7 +44,7 @@ class Variant:
   layer_scale: bool    # v1 (when layer_scale_init_value > 0) and DINOv3
   block_eps: float     # LN inside blocks
   down_eps: float      # LN of the stem and of the downsampling layers
-  stem_kernel: int
+  stem_kernel: int | tuple[int, int]
   tokens_output: bool  # DINOv3: last_hidden_state is LN([pooled; patch tokens]) [B, 1+HW, C]
 
   @classmethod
@@ -57,11 +57,7 @@ class Variant:
     if kind not in ("convnext", "convnextv2"):
       raise ValueError(f"config.model_type {kind!r} is not a ConvNeXt family; expected one of "
                        f"{MODEL_TYPES}")
-    patch = config.patch_size
-    if not isinstance(patch, int):
-      if patch[0] != patch[1]:
-        raise ValueError(f"config.patch_size {patch!r}: only square patches are supported")
-      patch = patch[0]
+    patch = config.patch_size if isinstance(config.patch_size, int) else tuple(config.patch_size)
     v2 = kind == "convnextv2"
     return cls(kind, grn=v2, layer_scale=not v2 and config.layer_scale_init_value > 0,
                block_eps=1e-6, down_eps=1e-6, stem_kernel=patch, tokens_output=False)
@@ -126,7 +122,8 @@ class Downsample(nnx.Module):
 class Stem(nnx.Module):
   """Non-overlapping patch conv then LN; [B, H, W, C] -> [B, H/p, W/p, D]."""
 
-  def __init__(self, cin: int, cout: int, kernel: int, eps: float, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], eps: float, *, dtype,
+               rngs: nnx.Rngs):
     self.patch_embeddings = layers.PatchEmbedding(cin, cout, kernel, dtype=dtype, rngs=rngs)
     self.norm = layers.layer_norm(cout, eps=eps, dtype=dtype, rngs=rngs)
 
@@ -197,6 +194,26 @@ class ConvNeXt(nnx.Module):
 def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> ConvNeXt:
   """The NNX model for a transformers ConvNext / ConvNextV2 / DINOv3ConvNext config."""
   return ConvNeXt(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
+
+
+def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
+  """Our block names -> the transformers module whose forward output equals them (for forward
+  hooks in parity checks, see repsim_jax.models.parity.run_torch; NCHW there).
+
+  The residual branch is the output of the block's `drop_path` (an Identity at inference), which
+  receives the branch after layer scale and before the add.
+  """
+  stem = _TORCH_NAMES[config.model_type][1] if config.model_type == "dinov3_convnext" else (
+      "embeddings")
+  block = _TORCH_NAMES[config.model_type][4]
+  hooks = {"stem": stem}
+  for s, depth in enumerate(config.depths):
+    for b in range(depth):
+      path = block.format(s=s, b=b)
+      hooks[f"stage{s}.block{b:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
+  return hooks
 
 
 # --- torch -> NNX parameters -------------------------------------------------------------------

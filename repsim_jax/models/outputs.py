@@ -42,3 +42,12 @@ def block_names(blocks: dict[str, jax.Array]) -> list[str]:
   def is_sublayer(name: str) -> bool:
     return name.count(".") > (1 if name.startswith("stage") else 0)
   return [name for name in forward_order(blocks) if not is_sublayer(name)]
+
+
+def representative_indices(n_blocks: int) -> tuple[int, int, int]:
+  """(early, middle, late) block indices of Mahaut & Baroni (2026): the second, the middle
+  (n // 2) and the penultimate block, "to avoid effects from tokenization or detokenization on
+  the very first and very last layers". The one definition every analysis uses."""
+  if n_blocks < 3:
+    raise ValueError(f"early / middle / late needs at least 3 blocks, got {n_blocks}")
+  return 1, n_blocks // 2, n_blocks - 2

@@ -1,0 +1,160 @@
+"""Information-imbalance figures of Mahaut & Baroni (2026): Fig. 1 (and the appendix Figs. 6-9,
+the same grid on other model sets), Fig. 10 (all layers x all layers), Fig. 11 (std of II over
+subsamples vs N) and Fig. 12 (smoothness vs N). Each function takes arrays, writes `<path>.png`
+and `<path>.pdf` and returns the written paths."""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
+from repsim_jax.plotting.heatmap import layer_heatmap
+
+# The paper's markers: early = blue circle, middle = purple square, late = yellow triangle.
+_STYLES = (("o", "#1f4e99"), ("s", "#7b3294"), ("^", "#e6ab02"))
+
+
+def _check_pairs(matrices: Mapping[tuple[str, str], np.ndarray], models: Sequence[str]) -> None:
+  missing = [(a, b) for a in models for b in models if (a, b) not in matrices]
+  if missing:
+    raise ValueError(f"matrices: expected every ordered pair of {list(models)}, missing {missing}")
+
+
+def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: str, *,
+                        models: Sequence[str], representative: Mapping[str, Sequence[int]],
+                        layer_names: Mapping[str, Sequence[str]] | None = None,
+                        row_names: Sequence[str] = ("early", "middle", "late"),
+                        title: str | None = None, panel_size: float = 2.8) -> list[str]:
+  """Fig. 1: a models x models grid; panel (A, B) shows Δ(A_l → every layer of B).
+
+  matrices: {(A, B): [L_A, L_B]} for every ordered pair of `models` (A predicts B: row A, column
+  B, as in the paper where the last column is "X → DINOv2"). representative: {model: layer
+  indices} (early, middle, late) of the predicting model, one curve each against the relative
+  depth of B. layer_names: {model: names} for the legend (default: indices). Shared y in [0, 1].
+  """
+  models = list(models)
+  _check_pairs(matrices, models)
+  for m in models:
+    if m not in representative:
+      raise ValueError(f"representative: no layers for model {m!r}")
+    if len(representative[m]) != len(row_names):
+      raise ValueError(f"representative[{m!r}]: expected {len(row_names)} layers "
+                       f"({', '.join(row_names)}), got {list(representative[m])}")
+  n = len(models)
+  fig = new_figure((panel_size * n + 0.6, panel_size * n + 0.8))
+  axes = fig.subplots(n, n, squeeze=False, sharey=True)
+  for i, a in enumerate(models):
+    for j, b in enumerate(models):
+      ax = axes[i, j]
+      m = np.asarray(matrices[(a, b)], np.float64)
+      x = relative_depth(m.shape[1])
+      for (marker, color), row_name, layer in zip(_STYLES, row_names, representative[a]):
+        name = layer_names[a][layer] if layer_names else str(layer)
+        ax.plot(x, m[layer], marker=marker, color=color, markersize=3, linewidth=1,
+                label=f"{row_name} ({name})")
+      ax.set_title(f"{a} → {b}", fontsize=9)
+      ax.set_ylim(0, 1)
+      ax.set_xlim(0, 1)
+      ax.grid(alpha=0.3)
+      ax.tick_params(labelsize=7)
+      if i == n - 1:
+        ax.set_xlabel(f"relative depth of {b}", fontsize=8)
+      if j == 0:
+        ax.set_ylabel("information imbalance", fontsize=8)
+      if j == 0:  # the curves depend only on the row's model A: one legend per row
+        ax.legend(fontsize=6, title=f"layer of {a}", title_fontsize=6)
+  fig.suptitle(title or "Information imbalance Δ(A → B) from an early, middle and late layer "
+               "of A to every layer of B", fontsize=10)
+  fig.tight_layout()
+  return save_figure(fig, path)
+
+
+def plot_imbalance_heatmaps(matrices: Mapping[tuple[str, str], np.ndarray], directory: str, *,
+                            layer_names: Mapping[str, Sequence[str]],
+                            prefix: str = "fig10") -> list[str]:
+  """Fig. 10: every layer of A against every layer of B, one heatmap per ordered pair (A, B).
+
+  Writes `<directory>/<prefix>_<A>__<B>.png/.pdf` through `layer_heatmap` (rows: predicting layers
+  of A, columns: predicted layers of B, colours in [0, 1]); returns every written path.
+  """
+  paths = []
+  for (a, b), m in matrices.items():
+    paths += layer_heatmap(
+        m, row_labels=list(layer_names[a]), col_labels=list(layer_names[b]),
+        title=f"{a} → {b}", path=os.path.join(directory, f"{prefix}_{a}__{b}"),
+        ylabel=f"predicting layer of {a}", xlabel=f"predicted layer of {b}",
+        cbar_label="Δ(A → B)", vmin=0.0, vmax=1.0)
+  return paths
+
+
+def _check_sizes(sizes, curves: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+  sizes = np.asarray(sizes)
+  if sizes.ndim != 1 or len(sizes) == 0:
+    raise ValueError(f"sizes: expected a non-empty 1-D array of sample sizes, got {sizes!r}")
+  for model, v in curves.items():
+    if np.shape(v) != sizes.shape:
+      raise ValueError(f"{name}[{model!r}]: expected shape {sizes.shape} (one value per size), "
+                       f"got {np.shape(v)}")
+  return sizes
+
+
+def _log_sizes_axis(ax, sizes: np.ndarray) -> None:
+  """Log x with one labelled tick per sample size (no crowded minor labels)."""
+  from matplotlib.ticker import NullFormatter
+  ax.set_xscale("log")
+  ax.set_xticks(sizes, [f"{int(s):,}" for s in sizes], fontsize=7)
+  ax.xaxis.set_minor_formatter(NullFormatter())
+  ax.set_xlabel("number of images N")
+
+
+def plot_sample_size_std(sizes, std_by_model: Mapping[str, np.ndarray], path: str, *,
+                         n_subsamples: int = 10, title: str | None = None) -> list[str]:
+  """Fig. 11: std of II over `n_subsamples` random subsamples vs sample size N (log x).
+
+  std_by_model: {model: [S]}, e.g. `sample_size_curve(...)["std"]` averaged over the early,
+  middle and late predicting layers and the predicted layers.
+  """
+  sizes = _check_sizes(sizes, std_by_model, "std_by_model")
+  fig = new_figure((5.2, 3.8))
+  ax = fig.subplots()
+  for model, std in std_by_model.items():
+    ax.plot(sizes, np.asarray(std, float), marker="o", markersize=4, label=model)
+  _log_sizes_axis(ax, sizes)
+  ax.set_ylabel(f"std of II over {n_subsamples} subsamples")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  ax.set_title(title or "Information imbalance across subsamples (early, middle, late layers)",
+               fontsize=9)
+  fig.tight_layout()
+  return save_figure(fig, path)
+
+
+def plot_smoothness_vs_n(sizes, mean_by_model: Mapping[str, np.ndarray],
+                         std_by_model: Mapping[str, np.ndarray], path: str, *,
+                         n_seeds: int = 10, title: str | None = None) -> list[str]:
+  """Fig. 12: smoothness (std of adjacent-layer II differences) vs N, mean ± std over seeds.
+
+  mean_by_model, std_by_model: {model: [S]} (e.g. from `smoothness_curve`, averaged over the
+  predicting layers). Log x; the band is mean ± std over `n_seeds` seeds.
+  """
+  if set(mean_by_model) != set(std_by_model):
+    raise ValueError(f"mean_by_model, std_by_model: expected the same models, got "
+                     f"{sorted(mean_by_model)} and {sorted(std_by_model)}")
+  sizes = _check_sizes(sizes, mean_by_model, "mean_by_model")
+  _check_sizes(sizes, std_by_model, "std_by_model")
+  fig = new_figure((5.2, 3.8))
+  ax = fig.subplots()
+  for model, mean in mean_by_model.items():
+    m, s = np.asarray(mean, float), np.asarray(std_by_model[model], float)
+    (line,) = ax.plot(sizes, m, marker="o", markersize=4, label=model)
+    ax.fill_between(sizes, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
+  _log_sizes_axis(ax, sizes)
+  ax.set_ylabel("std of adjacent-layer II differences")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  ax.set_title(title or f"Smoothness of II curves vs N (mean ± std over {n_seeds} seeds)",
+               fontsize=9)
+  fig.tight_layout()
+  return save_figure(fig, path)

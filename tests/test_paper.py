@@ -1,0 +1,164 @@
+"""Mahaut & Baroni (2026) end to end (runlocal: tiny random checkpoints, generated images) and the
+information-imbalance figures (Figs. 1, 10, 11, 12) from small arrays."""
+from __future__ import annotations
+
+import os
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from repsim_jax.plotting.imbalance import (plot_imbalance_grid, plot_imbalance_heatmaps,
+                                           plot_sample_size_std, plot_smoothness_vs_n)
+
+
+def _check_written(paths, count=2):
+  assert len(paths) == count
+  for p in paths:
+    assert os.path.getsize(p) > 0
+    if p.endswith(".png"):
+      image = matplotlib.image.imread(p)
+      assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+    else:
+      with open(p, "rb") as f:
+        assert f.read(5) == b"%PDF-"
+
+
+def _matrices(depths):
+  rng = np.random.default_rng(0)
+  return {(a, b): rng.uniform(0, 1, (la, lb)) for a, la in depths.items()
+          for b, lb in depths.items()}
+
+
+def test_imbalance_grid_and_heatmaps(tmp_path):
+  depths = {"vit": 5, "convnext": 7}
+  matrices = _matrices(depths)
+  names = {m: [f"{m}_{i}" for i in range(l)] for m, l in depths.items()}
+  paths = plot_imbalance_grid(matrices, str(tmp_path / "fig1.png"), models=list(depths),
+                              representative={"vit": [1, 2, 3], "convnext": [1, 3, 5]},
+                              layer_names=names)
+  assert paths == [str(tmp_path / "fig1.png"), str(tmp_path / "fig1.pdf")]
+  _check_written(paths)
+  heat = plot_imbalance_heatmaps(matrices, str(tmp_path / "fig10"), layer_names=names)
+  _check_written(heat, count=8)
+  assert str(tmp_path / "fig10" / "fig10_vit__convnext.png") in heat
+  with pytest.raises(ValueError, match="missing"):
+    plot_imbalance_grid({("vit", "vit"): matrices[("vit", "vit")]}, str(tmp_path / "x"),
+                        models=list(depths), representative={"vit": [1, 2, 3]})
+  with pytest.raises(ValueError, match="expected 3 layers"):
+    plot_imbalance_grid(matrices, str(tmp_path / "x"), models=list(depths),
+                        representative={"vit": [1, 2], "convnext": [1, 2, 3]})
+
+
+def test_sample_size_and_smoothness_figures(tmp_path):
+  sizes = np.array([100, 1000, 10_000])
+  std = {"vit": np.array([0.05, 0.02, 0.01]), "convnext": np.array([0.08, 0.05, 0.04])}
+  _check_written(plot_sample_size_std(sizes, std, str(tmp_path / "fig11")))
+  _check_written(plot_smoothness_vs_n(sizes, std, {m: v / 4 for m, v in std.items()},
+                                      str(tmp_path / "fig12")))
+  with pytest.raises(ValueError, match="one value per size"):
+    plot_sample_size_std(sizes, {"vit": np.zeros(2)}, str(tmp_path / "bad"))
+  with pytest.raises(ValueError, match="same models"):
+    plot_smoothness_vs_n(sizes, std, {"vit": std["vit"]}, str(tmp_path / "bad"))
+
+
+def test_runlocal_end_to_end(tmp_path, monkeypatch):
+  """The whole paper on 2 tiny random models and 32 generated images, OOD probes on mock tfds
+  CIFAR-100; then a rerun reuses the complete stores without extracting."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from configs import mahaut_baroni
+  from repsim_jax import information_imbalance_matrix
+  from repsim_jax.analysis import paper
+  from repsim_jax.results import load_result
+  from repsim_jax.store import load_store_layers
+  config = mahaut_baroni.get_config("runlocal,models=vit+igpt")
+  workdir = str(tmp_path)
+  with tfds.testing.mock_data(num_examples=16):
+    out = paper.run(config, workdir)
+  figures = ["fig01_imbalance_grid", "fig02_neighbours_00", "fig03_lowlevel", "fig05_roughness",
+             "fig11_sample_size", "fig12_smoothness", "fig13_ood_probes",
+             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit"]
+  for name in figures:
+    for ext in ("png", "pdf"):
+      assert os.path.getsize(os.path.join(workdir, "figures", f"{name}.{ext}")) > 0, name
+  results = ["imbalance/ii_vit__vit", "imbalance/ii_vit__igpt", "imbalance/ii_igpt__vit",
+             "imbalance/ii_igpt__igpt", "sample_size/sample_size_vit",
+             "neighbourhoods/neighbourhoods", "lowlevel/lowlevel", "probes/class_probes",
+             "ood/ood_cifar100"]
+  for name in results:
+    for ext in ("npz", "json"):
+      assert os.path.exists(os.path.join(workdir, f"{name}.{ext}")), name
+  summary = open(out["summary"]).read()
+  assert "figures/fig01_imbalance_grid.png" in summary and "15.2 %" in summary
+  assert "not ManyNames" in summary  # the semantic step is skipped with a note
+
+  # a saved II matrix is the II of the store's layers
+  arrays, meta = load_result(os.path.join(workdir, "imbalance", "ii_igpt__vit"))
+  names_a, layers_a = load_store_layers(os.path.join(workdir, "stores", "igpt"))
+  names_b, layers_b = load_store_layers(os.path.join(workdir, "stores", "vit"))
+  assert list(arrays["layers_a"]) == names_a and list(arrays["layers_b"]) == names_b
+  assert len(names_a) == 5 and meta["values"]["direction"] == "igpt → vit"
+  np.testing.assert_allclose(arrays["imbalance"], information_imbalance_matrix(layers_a, layers_b),
+                             rtol=0, atol=1e-12)
+  # the headline numbers are those of the saved matrices
+  vit_self = load_result(os.path.join(workdir, "imbalance", "ii_vit__vit"))[0]["imbalance"]
+  assert out["imbalance"]["self_max"]["vit"] == pytest.approx(vit_self.max())
+  # OOD probes: one accuracy per layer of each model
+  ood = load_result(os.path.join(workdir, "ood", "ood_cifar100"))[0]
+  assert ood["accuracy/igpt"].shape == (5,) and np.all((0 <= ood["accuracy/vit"]) &
+                                                           (ood["accuracy/vit"] <= 1))
+
+  def no_extraction(*args, **kwargs):
+    raise AssertionError("complete stores should be reused")
+  monkeypatch.setattr(paper.extract_lib, "run", no_extraction)
+  _, ids, paths = paper.ensure_stores(config, workdir)
+  assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
+
+
+def test_semantic_step_reads_manynames_labels(tmp_path):
+  """Fig. 4 on the real ManyNames slice (generated stand-ins for the Visual Genome images): the
+  labels reach the Jaccard computation through the store's ids."""
+  from PIL import Image
+  import ml_collections
+  from repsim_jax.analysis import paper
+  from repsim_jax.analysis.semantic import semantic_coherence
+  from repsim_jax.data.generated import generated_image
+  from repsim_jax.data.manynames import ManyNamesSource, read_manynames
+  from repsim_jax.results import load_result
+  from configs import mahaut_baroni
+  tsv = os.path.join(os.path.dirname(__file__), "data", "manynames", "manynames-zh-slice.tsv")
+  vg = tmp_path / "vg"
+  vg.mkdir()
+  for i, row in enumerate(read_manynames(tsv)):
+    Image.fromarray(generated_image(i, size=(16, 16))[0]).save(vg / f"{row['vg_image_id']}.jpg")
+  source = ManyNamesSource(tsv, str(vg))
+  ids = list(reversed(source.ids))  # store order differs from the TSV order
+  rng = np.random.default_rng(0)
+  layers = [rng.normal(size=(len(ids), 6)).astype(np.float32) for _ in range(4)]
+  reps = paper.Representations(source, ids, ["m"], {"m": [f"l{i}" for i in range(4)]},
+                               {"m": layers}, {"m": [1, 2, 2]}, {"m": "vit"})
+  config = ml_collections.ConfigDict({"dataset": {"kind": "manynames"}})
+  cfg = mahaut_baroni.analysis(local=True).semantic
+  summary = paper.Summary(str(tmp_path), "t")
+  paper.semantic_step(reps, cfg, config, str(tmp_path), summary)
+  arrays, _ = load_result(str(tmp_path / "semantic" / "semantic"))
+  labels = [set(r["responses"]) for r in reversed(read_manynames(tsv))]
+  expected = semantic_coherence(layers, labels, n_queries=cfg.n_queries, k=cfg.k, seed=cfg.seed)
+  np.testing.assert_allclose(arrays["m/mean"], expected["mean"], rtol=1e-12)
+  assert os.path.exists(tmp_path / "figures" / "fig04_semantic.png")
+  assert "Jaccard" in open(summary.write()).read()
+
+
+def test_unprepared_tfds_dataset_is_skipped_with_its_build_command(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from configs import mahaut_baroni
+  from repsim_jax.analysis import paper
+  config = mahaut_baroni.get_config("runlocal,models=vit")
+  summary = paper.Summary(str(tmp_path), "t")
+  section = summary.section("ood")
+  data_dir = str(tmp_path / "tfds")
+  reps = paper._other_dataset(config, {"kind": "tfds", "name": "stl10", "split": "test",
+                                       "data_dir": data_dir}, 8, str(tmp_path), "ood/stl10",
+                              section)
+  assert reps is None and not os.path.exists(tmp_path / "ood")
+  assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section["notes"][0]
