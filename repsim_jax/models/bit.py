@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from repsim_jax.models import layers
@@ -222,7 +223,9 @@ class Stem(nnx.Module):
       # HF pads the pool input with zeros (not -inf): a zero can win over negative activations.
       ph, pw = (_same_pad(n, 3, 2, 1) for n in x.shape[1:3])
       x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-    return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, 3, 3, 1),
+    # A numpy init value stays concrete under jit, so jax sees a max-pool and can differentiate
+    # it (effective receptive fields); a jnp.array init is a tracer there and is not.
+    return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, (1, 3, 3, 1),
                                  (1, 2, 2, 1), "VALID")
 
 
