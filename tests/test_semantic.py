@@ -10,7 +10,7 @@ import pytest
 
 from repsim_jax.analysis import semantic
 
-SLICE = os.path.join(os.path.dirname(__file__), "data", "manynames_semantic",
+SLICE = os.path.join(os.path.dirname(__file__), "data", "manynames",
                      "manynames-zh-slice.tsv")
 
 
