@@ -9,6 +9,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from repsim_jax.extract import run
+from repsim_jax import results
 
 config_flags.DEFINE_config_file("config", None, "Extraction config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Output directory (stores, metrics.jsonl, results).")
@@ -17,7 +18,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  run(flags.FLAGS.config, flags.FLAGS.workdir)
+  with results.error_log(flags.FLAGS.workdir):
+    run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ fingerprints) and imbalance.{png,pdf}. A failed run writes only <workdir>/error.
 from __future__ import annotations
 
 import os
-import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from repsim_jax import imbalance_driver
+from repsim_jax import imbalance_driver, results
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs", "imbalance.py"),
@@ -23,13 +22,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.", re
 
 def main(argv):
   del argv
-  try:
+  with results.error_log(_WORKDIR.value):
     result = imbalance_driver.run(_CONFIG.value, _WORKDIR.value)
-  except Exception:
-    os.makedirs(_WORKDIR.value, exist_ok=True)
-    with open(os.path.join(_WORKDIR.value, "error.log"), "w") as f:
-      f.write(traceback.format_exc())
-    raise
   logging.info("wrote %s", ", ".join(result["files"]))
   print(f"information imbalance matrix: {result['files'][0]}")
 

@@ -11,6 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from repsim_jax.analysis.paper import run
+from repsim_jax import results
 
 config_flags.DEFINE_config_file("config", None, "Config file (configs/mahaut_baroni.py).",
                                 lock_config=True)
@@ -20,7 +21,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  result = run(flags.FLAGS.config, flags.FLAGS.workdir)
+  with results.error_log(flags.FLAGS.workdir):
+    result = run(flags.FLAGS.config, flags.FLAGS.workdir)
   if result.get("summary"):  # process 0 writes it
     print(f"summary: {result['summary']}")
 

@@ -11,11 +11,11 @@ and one <name>.{npz,json} per result (config, versions, input fingerprints). A f
 from __future__ import annotations
 
 import os
-import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from repsim_jax import results
 from repsim_jax.analysis import raghu
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,13 +26,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.", re
 
 def main(argv):
   del argv
-  try:
+  with results.error_log(_WORKDIR.value):
     result = raghu.run(_CONFIG.value, _WORKDIR.value)
-  except Exception:
-    os.makedirs(_WORKDIR.value, exist_ok=True)
-    with open(os.path.join(_WORKDIR.value, "error.log"), "w") as f:
-      f.write(traceback.format_exc())
-    raise
   logging.info("wrote %d files", len(result["files"]))
   print(f"summary: {result['summary']}")
 

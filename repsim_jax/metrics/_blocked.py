@@ -30,12 +30,21 @@ def choose_block_size(n_points: int, n_queries: int, n_devices: int, *, itemsize
     return int(block_size)
   budget = DEFAULT_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
   rows = budget // max(1, n_points * _BYTES_PER_SCORE * itemsize // 4)
-  rows = int(max(8, min(4096, rows)))
+  # Above ~1k rows the [block, n] temporaries leave the cache and elementwise passes slow down,
+  # while the matmul is already efficient.
+  rows = int(max(8, min(1024, rows)))
   per_device = -(-n_queries // n_devices)
   if per_device <= rows:  # one block per device: no padding beyond a multiple of 8
     return max(1, -(-per_device // 8) * 8)
   n_blocks = -(-per_device // rows)  # equal blocks, so padding stays under 8 rows per block
   return -(-(-(-per_device // n_blocks)) // 8) * 8
+
+
+def sparse_block_size(n_rows: int, n_devices: int) -> int:
+  """Block size for passes over a varying subset of rows (re-ranking fallbacks): a power of two
+  between 8 and 256, so that with `bucket=True` only a handful of programs are ever compiled."""
+  per_device = max(1, -(-n_rows // n_devices))
+  return int(min(256, max(8, 1 << (per_device // 4).bit_length())))
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,7 +65,7 @@ def _compiled(block_fn: Callable, static: tuple, mesh: Mesh, block_size: int, pe
 
 def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.ndarray, ...],
                    replicated: tuple[Any, ...], *, static: dict[str, Any], mesh: Mesh | None,
-                   block_size: int, chunks: int = 1,
+                   block_size: int, chunks: int = 1, bucket: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Any:
   """Runs `block_fn(query_idx_block, *sharded_blocks, *replicated, **static)` over all queries.
 
@@ -69,8 +78,10 @@ def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.
     static: hashable keyword arguments of block_fn.
     mesh: 1-D "rows" mesh (default: all devices).
     block_size: query rows per block and device.
-    chunks: host-level calls the queries are split into (same compiled program each time), so
-      `progress(done_rows, total_rows)` can report between them.
+    chunks: at most this many host-level calls (same compiled program each time), so
+      `progress(done_rows, total_rows)` can report between them; each keeps >= 4 blocks per device.
+    bucket: round the padded row count up to a power of two, so that calls with varying numbers
+      of queries (re-ranking fallbacks) reuse a few compiled programs instead of compiling each.
 
   Returns:
     the pytree of outputs as numpy, leading dimension q, in query order.
@@ -78,7 +89,10 @@ def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.
   mesh = sharding.row_mesh() if mesh is None else mesh
   n_dev, n_q = mesh.size, len(query_idx)
   step = n_dev * block_size
-  per_call = -(-max(1, -(-n_q // max(1, chunks))) // step) * step
+  chunks = max(1, min(chunks, -(-n_q // (4 * step))))
+  per_call = -(-max(1, -(-n_q // chunks)) // step) * step
+  if bucket:
+    per_call = step << max(0, (per_call // step - 1).bit_length())
   per_device = per_call // n_dev
   replicated = [sharding.replicate(a, mesh) for a in replicated]
   fn = _compiled(block_fn, tuple(sorted(static.items())), mesh, block_size, per_device,

@@ -226,15 +226,17 @@ def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtyp
         for j, v in enumerate(b_ids):
           ranks[i, j, changed] = _rank_pass(union[v], changed, exact[changed][:, None, :],
                                             metric=metric, ties=ties, mesh=mesh, dtype=dtype,
-                                            block_size=8)[:, 0]
+                                            block_size=_blocked.sparse_block_size(
+                                                len(changed), mesh.size), bucket=True)[:, 0]
   return ranks
 
 
-def _rank_pass(y, rows, nn, *, metric, ties, mesh, dtype, block_size, progress=None):
+def _rank_pass(y, rows, nn, *, metric, ties, mesh, dtype, block_size, progress=None,
+               bucket=False):
   points, sqnorm = distances.prepare(y, metric, dtype)
   r = _blocked.map_row_blocks(_rank_block, rows, (nn.astype(np.int32),), (points, sqnorm),
                               mesh=mesh, block_size=block_size,
-                              static=dict(metric=metric, ties=ties),
+                              static=dict(metric=metric, ties=ties), bucket=bucket,
                               chunks=1 if progress is None else 10, progress=progress)
   return np.asarray(r, np.int64)  # [rows, La]
 

@@ -93,9 +93,9 @@ def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True
     with jax.enable_x64(True):
       points, sqnorm = distances.prepare(x, metric, np.float64)
       mesh = mesh or _blocked.sharding.row_mesh()
-      bs = _blocked.choose_block_size(len(x), len(far), mesh.size, itemsize=8)
       _, idx[far] = _blocked.map_row_blocks(
-          _knn_block, query_idx[far], (), (points, sqnorm), mesh=mesh, block_size=bs,
+          _knn_block, query_idx[far], (), (points, sqnorm), mesh=mesh, bucket=True,
+          block_size=_blocked.sparse_block_size(len(far), mesh.size),
           static=dict(k=int(k), metric=metric, exclude_self=bool(exclude_self)))
   return idx, np.union1d(near, far)
 

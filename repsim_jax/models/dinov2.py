@@ -22,16 +22,14 @@ from flax import nnx
 from repsim_jax.models import layers
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
-from repsim_jax.models.vit import ClsPosEmbedding, convert_attention, encoder_block
+from repsim_jax.models.vit import (LEGACY_ATTENTION_NAMES, ClsPosEmbedding, convert_attention,
+                                   encoder_block)
 
 MODEL_TYPES = ("dinov2",)
 CONVERT_VERSION = 1
 
 LEGACY_NAMES = [
-    (r"attention\.attention\.query", "attention.q_proj"),
-    (r"attention\.attention\.key", "attention.k_proj"),
-    (r"attention\.attention\.value", "attention.v_proj"),
-    (r"attention\.output\.dense", "attention.o_proj"),
+    *LEGACY_ATTENTION_NAMES,
     (r"mlp\.weights_out", "mlp.down_proj"),
 ]
 

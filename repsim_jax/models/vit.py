@@ -25,12 +25,15 @@ MODEL_TYPES = ("vit",)
 CONVERT_VERSION = 1
 
 # Hub checkpoints use the pre-v5 names; transformers renames them on load (conversion_mapping).
-LEGACY_NAMES = [
-    (r"^encoder\.layer\.", "layers."),
+LEGACY_ATTENTION_NAMES = [  # shared with DINOv2
     (r"attention\.attention\.query", "attention.q_proj"),
     (r"attention\.attention\.key", "attention.k_proj"),
     (r"attention\.attention\.value", "attention.v_proj"),
     (r"attention\.output\.dense", "attention.o_proj"),
+]
+LEGACY_NAMES = [
+    (r"^encoder\.layer\.", "layers."),
+    *LEGACY_ATTENTION_NAMES,
     (r"intermediate\.dense", "mlp.fc1"),
     (r"\.output\.dense", ".mlp.fc2"),
 ]
