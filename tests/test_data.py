@@ -242,6 +242,6 @@ def test_from_config(tmp_path):
   assert len(from_config({"kind": "image_folder", "root": str(tmp_path / "f")}).ids) == 2
   (tmp_path / "vg").mkdir()
   mn = from_config({"kind": "manynames", "tsv": MANYNAMES_TSV, "image_dir": str(tmp_path / "vg")})
-  assert len(mn.ids) == 12
+  assert len(mn.ids) == len(read_manynames(MANYNAMES_TSV)) == 60
   with pytest.raises(ValueError, match="dataset.kind"):
     from_config({"kind": "webdataset"})
