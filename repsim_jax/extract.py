@@ -279,13 +279,28 @@ def model_pooling(model_config: Mapping[str, Any], hf_config: Mapping[str, Any])
   return mode, int(prefix)
 
 
+def model_checkpoint(model_config: Mapping[str, Any], workdir: str) -> tuple[str, dict[str, Any]]:
+  """(checkpoint directory, its config.json) for a config's model entry: a hub id or directory
+  resolved locally, or, with `tiny_random`, a tiny random checkpoint written under the workdir."""
+  import json
+  from repsim_jax.models import loading
+  if model_config.get("tiny_random"):
+    from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
+    path = tiny_random_checkpoint(model_config["model_type"],
+                                  os.path.join(workdir, "checkpoints", model_config["name"]),
+                                  image_size=model_config.get("image_size", 32))
+  else:
+    path = str(loading.resolve_checkpoint(model_config["checkpoint"]))
+  with open(os.path.join(path, "config.json")) as f:
+    return path, json.load(f)
+
+
 def run(config: Any, workdir: str) -> dict[str, str]:
   """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
 
   Rerunning the same command resumes each store; a changed config is refused by the store.
   Returns model name -> store path.
   """
-  import json
   from repsim_jax import data as data_lib
   from repsim_jax.models import loading
   from repsim_jax.results import save_result
@@ -297,15 +312,7 @@ def run(config: Any, workdir: str) -> dict[str, str]:
   out = {}
   for model_config in config.models:
     name = model_config.name
-    if model_config.get("tiny_random"):
-      from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
-      path = tiny_random_checkpoint(model_config.model_type,
-                                    os.path.join(workdir, "checkpoints", name),
-                                    image_size=model_config.get("image_size", 32))
-    else:
-      path = str(loading.resolve_checkpoint(model_config.checkpoint))
-    with open(os.path.join(path, "config.json")) as f:
-      hf_config = json.load(f)
+    path, hf_config = model_checkpoint(model_config, workdir)
     pooling, prefix = model_pooling(model_config, hf_config)
     preprocess, preprocessing = hf_preprocess(path)
     dtype = model_config.get("dtype", "float32")

@@ -102,19 +102,12 @@ def ordered_layers(names: Sequence[str], *, sublayers: bool) -> list[str]:
 
 def load_models(config, workdir: str) -> list[Model]:
   """Loads (writing tiny random checkpoints first where asked) every model of `config.models`."""
-  from repsim_jax.extract import model_pooling
+  from repsim_jax.extract import model_checkpoint, model_pooling
   from repsim_jax.models import loading
   from repsim_jax.models.preprocessing import load_preprocessor
-  from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
   models = []
   for entry in config.models:
-    if entry.get("tiny_random"):
-      path = tiny_random_checkpoint(entry.model_type, os.path.join(workdir, "checkpoints", entry.name),
-                                    image_size=entry.get("image_size", 32))
-    else:
-      path = str(loading.resolve_checkpoint(entry.checkpoint))
-    with open(os.path.join(path, "config.json")) as f:
-      hf_config = json.load(f)
+    path, hf_config = model_checkpoint(entry, workdir)
     _, prefix = model_pooling(entry, hf_config)
     module = loading.from_pretrained(path, dtype=jnp.dtype(entry.get("dtype", "float32")))
     processor = load_preprocessor(path)
