@@ -19,6 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from repsim_jax.models import parity
+from repsim_jax.models.parity import transformer_hooks  # noqa: F401  (re-exported for the tests)
 
 
 def perturb_(model, *, seed: int = 0, scale: float = 0.1):
@@ -41,24 +42,6 @@ def perturb_(model, *, seed: int = 0, scale: float = 0.1):
 def random_images(shape_nhwc, *, seed: int = 0) -> np.ndarray:
   """Standard-normal float32 images [B, H, W, C] (roughly what normalised pixels look like)."""
   return np.random.default_rng(seed).standard_normal(shape_nhwc).astype(np.float32)
-
-
-def transformer_hooks(num_layers: int, layer_path: str, *, attn: str, attn_module: str, mid: str,
-                      mlp: str) -> dict[str, parity.HookSpec]:
-  """Hooks for pre-norm blocks; the sublayer paths are relative to the layer module:
-  attn: module whose output is the attention branch (after layer scale), attn_module: the
-  attention module (its output[1] are the probabilities), mid: module whose input is the
-  residual stream after the attention add, mlp: module whose output is the MLP branch."""
-  hooks: dict[str, parity.HookSpec] = {}
-  for i in range(num_layers):
-    layer = layer_path.format(i=i)
-    name = f"block_{i:02d}"
-    hooks[name] = layer
-    hooks[f"{name}.attn"] = f"{layer}.{attn}"
-    hooks[f"{name}.attn_probs"] = (f"{layer}.{attn_module}", 1)
-    hooks[f"{name}.mid"] = (f"{layer}.{mid}", "input")
-    hooks[f"{name}.mlp"] = f"{layer}.{mlp}"
-  return hooks
 
 
 def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,

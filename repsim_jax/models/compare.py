@@ -35,48 +35,25 @@ _TRANSFORMER_PATHS = {
     "dinov2": ("encoder.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2"),
     "dinov3_vit": ("model.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2"),
 }
-# model_type -> (stem module, block path); the residual branch is the block's drop_path input.
-_CONV_PATHS = {
-    "convnext": ("embeddings", "encoder.stages.{s}.layers.{b}"),
-    "convnextv2": ("embeddings", "encoder.stages.{s}.layers.{b}"),
-    "dinov3_convnext": ("model.stages.0.downsample_layers.1", "model.stages.{s}.layers.{b}"),
-    "bit": ("embedder", "encoder.stages.{s}.layers.{b}"),
-}
 
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
   """Our block names -> torch submodules of the base model (see parity.HookSpec).
 
-  A family module may define its own `torch_hooks(config, *, sublayers)`; it wins.
+  A family module may define its own `torch_hooks(config, *, sublayers)` (the convolutional
+  families and ImageGPT do); it wins over the transformer table here.
   """
   model_type = config.model_type
   fam = registry.family(model_type)
   if hasattr(fam, "torch_hooks"):
     return fam.torch_hooks(config, sublayers=sublayers)
-  hooks: dict[str, parity.HookSpec] = {}
-  if model_type in _TRANSFORMER_PATHS:
-    layer, attn, attn_module, mid, mlp = _TRANSFORMER_PATHS[model_type]
-    hooks["embeddings"] = (layer.format(i=0), "input")
-    for i in range(config.num_hidden_layers):
-      path, name = layer.format(i=i), f"block_{i:02d}"
-      hooks[name] = path
-      if sublayers:
-        hooks[f"{name}.attn"] = f"{path}.{attn}"
-        hooks[f"{name}.attn_probs"] = (f"{path}.{attn_module}", 1)
-        hooks[f"{name}.mid"] = (f"{path}.{mid}", "input")
-        hooks[f"{name}.mlp"] = f"{path}.{mlp}"
-  elif model_type in _CONV_PATHS:
-    stem, block = _CONV_PATHS[model_type]
-    hooks["stem"] = stem
-    for s, depth in enumerate(config.depths):
-      for b in range(depth):
-        path, name = block.format(s=s, b=b), f"stage{s}.block{b:02d}"
-        hooks[name] = path
-        if sublayers:
-          hooks[f"{name}.branch"] = f"{path}.drop_path"
-  else:
+  if model_type not in _TRANSFORMER_PATHS:
     raise ValueError(f"no torch hook table for model_type {model_type!r}")
-  return hooks
+  layer, attn, attn_module, mid, mlp = _TRANSFORMER_PATHS[model_type]
+  return {"embeddings": (layer.format(i=0), "input"),
+          **parity.transformer_hooks(config.num_hidden_layers, layer, attn=attn,
+                                     attn_module=attn_module, mid=mid, mlp=mlp,
+                                     sublayers=sublayers)}
 
 
 def synthetic_images(n: int, size: int, *, seed: int = 0) -> list[np.ndarray]:

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax.models import layers, parity
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
 
@@ -156,13 +156,6 @@ def convert(state_dict: dict[str, np.ndarray], config: Any) -> dict:
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, Any]:
   """Our block names -> torch ImageGPTModel submodules (repsim_jax.models.parity.HookSpec)."""
-  hooks: dict[str, Any] = {"embeddings": ("h.0", "input")}
-  for i in range(config.n_layer):
-    name, p = f"block_{i:02d}", f"h.{i}"
-    hooks[name] = p
-    if sublayers:
-      hooks[f"{name}.attn"] = f"{p}.attn"
-      hooks[f"{name}.attn_probs"] = (f"{p}.attn", 1)
-      hooks[f"{name}.mid"] = (f"{p}.ln_2", "input")
-      hooks[f"{name}.mlp"] = f"{p}.mlp"
-  return hooks
+  return {"embeddings": ("h.0", "input"),
+          **parity.transformer_hooks(config.n_layer, "h.{i}", attn="attn", attn_module="attn",
+                                     mid="ln_2", mlp="mlp", sublayers=sublayers)}

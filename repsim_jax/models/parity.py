@@ -23,6 +23,27 @@ import numpy as np
 HookSpec = str | tuple[str, int | str]
 
 
+def transformer_hooks(num_layers: int, layer_path: str, *, attn: str, attn_module: str, mid: str,
+                      mlp: str, sublayers: bool = True) -> dict[str, HookSpec]:
+  """Hooks for the blocks of a pre-norm transformer, named as in `outputs.py`.
+
+  layer_path: the block module, with "{i}" for its index. Sublayer paths are relative to it:
+  attn: module whose output is the attention branch (after any layer scale), attn_module: the
+  attention module (its output[1] are the probabilities), mid: module whose input is the residual
+  stream after the attention add, mlp: module whose output is the MLP branch.
+  """
+  hooks: dict[str, HookSpec] = {}
+  for i in range(num_layers):
+    layer, name = layer_path.format(i=i), f"block_{i:02d}"
+    hooks[name] = layer
+    if sublayers:
+      hooks[f"{name}.attn"] = f"{layer}.{attn}"
+      hooks[f"{name}.attn_probs"] = (f"{layer}.{attn_module}", 1)
+      hooks[f"{name}.mid"] = (f"{layer}.{mid}", "input")
+      hooks[f"{name}.mlp"] = f"{layer}.{mlp}"
+  return hooks
+
+
 @dataclasses.dataclass
 class Row:
   name: str
