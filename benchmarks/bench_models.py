@@ -2,6 +2,7 @@
 
   python -m benchmarks.bench_models                      # ViT-B/16, DINOv2-B, ConvNeXt-B, ImageGPT-S
   python -m benchmarks.bench_models --models=vit_b16 --batch=8 --iters=5
+  python -m benchmarks.bench_models --models=dinov3_b16,convnextv2_b,bit_r50x1   # other families
 
 Random weights from the configs (no download): the torch model is created from its config, and
 our port gets the very same weights through `convert` + `load_params` (the first outputs are
@@ -28,6 +29,7 @@ _THREADS = flags.DEFINE_integer("threads", None, "torch threads (default: usable
 
 def _configs():
   import transformers
+  from repsim_jax.models.bit import RAGHU_CONFIGS
   return {
       "vit_b16": ("ViT-B/16", transformers.ViTConfig(), "ViTModel", 224),
       "dinov2_b": ("DINOv2-B", transformers.Dinov2Config(
@@ -37,6 +39,14 @@ def _configs():
           depths=[3, 3, 27, 3], hidden_sizes=[128, 256, 512, 1024]), "ConvNextModel", 224),
       "imagegpt_s": ("ImageGPT-S", transformers.ImageGPTConfig(
           n_embd=512, n_layer=24, n_head=8), "ImageGPTModel", None),
+      # not in the default list: the other families the papers use
+      "dinov3_b16": ("DINOv3 ViT-B/16", transformers.DINOv3ViTConfig(
+          hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+          num_register_tokens=4), "DINOv3ViTModel", 224),
+      "convnextv2_b": ("ConvNeXt V2-B", transformers.ConvNextV2Config(
+          depths=[3, 3, 27, 3], hidden_sizes=[128, 256, 512, 1024]), "ConvNextV2Model", 224),
+      "bit_r50x1": ("BiT-R50x1", transformers.BitConfig(**RAGHU_CONFIGS["resnet50x1"]),
+                    "BitModel", 224),
   }
 
 
