@@ -23,7 +23,7 @@ from repsim_jax.models import layers
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
 from repsim_jax.models.vit import (LEGACY_ATTENTION_NAMES, ClsPosEmbedding, convert_attention,
-                                   encoder_block)
+                                   convert_cls_pos_embedding, encoder_block)
 
 MODEL_TYPES = ("dinov2",)
 CONVERT_VERSION = 1
@@ -91,11 +91,7 @@ def convert(state_dict, config) -> dict:
   sd = StateDict(state_dict, prefixes=("dinov2",), ignore=("classifier.", "embeddings.mask_token"))
   sd.rename(LEGACY_NAMES)
   params = {
-      "embeddings": {
-          "cls_token": sd.pop("embeddings.cls_token"),
-          "position_embeddings": sd.pop("embeddings.position_embeddings"),
-          "patch_embeddings": {"projection": sd.conv2d("embeddings.patch_embeddings.projection")},
-      },
+      "embeddings": convert_cls_pos_embedding(sd),
       "layers": layer_list([{
           "norm1": sd.layer_norm(f"encoder.layer.{i}.norm1"),
           "attention": convert_attention(sd, f"encoder.layer.{i}.attention"),

@@ -135,6 +135,15 @@ def build_options(params: dict, config) -> dict:
   return {"add_pooling_layer": "pooler" in params}
 
 
+def convert_cls_pos_embedding(sd: StateDict) -> dict:
+  """`ClsPosEmbedding` parameters from torch's `embeddings.*` (ViT and DINOv2 name them alike)."""
+  return {
+      "cls_token": sd.pop("embeddings.cls_token"),
+      "position_embeddings": sd.pop("embeddings.position_embeddings"),
+      "patch_embeddings": {"projection": sd.conv2d("embeddings.patch_embeddings.projection")},
+  }
+
+
 def convert_attention(sd: StateDict, prefix: str) -> dict:
   return {name: sd.linear(f"{prefix}.{name}") for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
 
@@ -144,11 +153,7 @@ def convert(state_dict, config) -> dict:
                  ignore=("classifier.", "decoder.", "embeddings.mask_token"))
   sd.rename(LEGACY_NAMES)
   params = {
-      "embeddings": {
-          "cls_token": sd.pop("embeddings.cls_token"),
-          "position_embeddings": sd.pop("embeddings.position_embeddings"),
-          "patch_embeddings": {"projection": sd.conv2d("embeddings.patch_embeddings.projection")},
-      },
+      "embeddings": convert_cls_pos_embedding(sd),
       "layers": layer_list([{
           "norm1": sd.layer_norm(f"layers.{i}.layernorm_before"),
           "attention": convert_attention(sd, f"layers.{i}.attention"),
