@@ -7,6 +7,7 @@ names the source (the module is the registry):
   image_folder:  root, class_names (optional words.txt path)
   tfds:          name, split, data_dir, image_key, label_key
   manynames:     tsv, image_dir, crop_to_object
+  shapes_world:  n, seed, size, num_shapes (the demo's world with known factors)
 """
 from __future__ import annotations
 
@@ -35,7 +36,12 @@ def from_config(dataset: Mapping[str, Any]) -> Source:
     from repsim_jax.data.manynames import ManyNamesSource
     return ManyNamesSource(dataset["tsv"], dataset["image_dir"],
                            crop_to_object=dataset.get("crop_to_object", False))
-  raise ValueError(f"dataset.kind {kind!r}: expected one of generated, image_folder, tfds, manynames")
+  if kind == "shapes_world":
+    from repsim_jax.data.shapes_world import SHAPES, ShapesWorld
+    return ShapesWorld(dataset["n"], seed=dataset.get("seed", 0), size=dataset.get("size", 32),
+                       num_shapes=dataset.get("num_shapes", len(SHAPES)))
+  raise ValueError(f"dataset.kind {kind!r}: expected one of generated, image_folder, tfds, "
+                   f"manynames, shapes_world")
 
 
 __all__ = ["BadImageError", "Example", "Source", "from_config", "sample_ids"]
