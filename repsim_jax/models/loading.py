@@ -7,6 +7,11 @@
 The checkpoint directory holds config.json and model.safetensors (or a sharded
 model.safetensors.index.json, or pytorch_model.bin when torch is installed). A hub id is looked
 up in the local Hugging Face cache only; nothing is downloaded.
+
+Models we train ourselves (e.g. the shapes-world demo) are saved by `save_pretrained` as a
+*native* checkpoint: config.json (a transformers config), preprocessor_config.json, and our
+parameter tree saved with orbax (params/ + empty.json, the format of the conversion cache).
+`from_pretrained` loads both kinds the same way.
 """
 from __future__ import annotations
 
@@ -69,8 +74,15 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, *, hf_cache_dir: str |
   return snapshot
 
 
+def is_native(ckpt: pathlib.Path) -> bool:
+  """Whether `ckpt` is a native checkpoint (`save_pretrained`: orbax params/ + empty.json)."""
+  return (ckpt / "params").is_dir() and (ckpt / "empty.json").is_file()
+
+
 def weight_files(ckpt: pathlib.Path) -> list[pathlib.Path]:
   """The weight files of a checkpoint directory, in the order they are read."""
+  if is_native(ckpt):
+    return [ckpt / "empty.json"] + sorted(p for p in (ckpt / "params").rglob("*") if p.is_file())
   for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
     index = ckpt / index_name
     if index.is_file():
@@ -320,7 +332,9 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
   params = None
   cache_path = None
   cache_hit = False
-  if use_cache:
+  if is_native(ckpt):  # our own parameter tree: nothing to convert or cache
+    params = _cache_load(ckpt)
+  elif use_cache:
     key = fingerprint(ckpt, files, extra=f"{fam.__name__}:{getattr(fam, 'CONVERT_VERSION', 0)}")
     root = pathlib.Path(os.path.expanduser(str(cache_dir or DEFAULT_CACHE_DIR)))
     cache_path = root.absolute() / f"{config.model_type}-{key}"
@@ -346,6 +360,31 @@ def from_pretrained(path_or_hub_id: str | os.PathLike, *, dtype=jnp.float32,
   model.converted_from = str(ckpt)
   model.loaded_from_cache = cache_hit
   return model
+
+
+def save_pretrained(model: nnx.Module, config: Any, path: str | os.PathLike, *,
+                    preprocessor_config: dict[str, Any] | None = None,
+                    metadata: dict[str, Any] | None = None) -> pathlib.Path:
+  """Saves one of our models as a native checkpoint that `from_pretrained(path)` loads.
+
+  config: the transformers config the model was built from (`registry.family(config.model_type)
+  .build(config, ...)`); written as config.json. preprocessor_config: written as
+  preprocessor_config.json (what `models.preprocessing.load_preprocessor` and the extraction
+  driver read). metadata: anything JSON-able (e.g. how the model was trained), as
+  repsim_jax.json. Every variable of the model is saved (`nnx.Variable` state), with orbax.
+  """
+  path = pathlib.Path(os.path.expanduser(str(path))).absolute()
+  if path.exists() and any(path.iterdir()):
+    raise FileExistsError(f"save_pretrained: {path} exists and is not empty")
+  path.mkdir(parents=True, exist_ok=True)
+  config.to_json_file(str(path / "config.json"))
+  if preprocessor_config is not None:
+    (path / "preprocessor_config.json").write_text(json.dumps(preprocessor_config, indent=2))
+  if metadata is not None:
+    (path / "repsim_jax.json").write_text(json.dumps(metadata, indent=2, default=str))
+  params = nnx.state(model, nnx.Variable).to_pure_dict()
+  _cache_save(path, jax.tree.map(np.asarray, params))
+  return path
 
 
 def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], ModelOutput]:
