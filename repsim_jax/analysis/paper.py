@@ -4,7 +4,10 @@
 
   1. representations: the extraction driver (`repsim_jax.extract.run`) for every model of
      `config.models` on `config.dataset`; a complete store with the same images and model id under
-     `<workdir>/stores/<model>` is reused without loading the model;
+     `<workdir>/stores/<model>` is reused without loading the model. Layers stay in the stores
+     (`StoreLayers`, `analysis.lazy_layers`): each step reads the layers and rows it uses when it
+     runs (neighbourhoods: the early / middle / late layers; low-level features and probes: their
+     rows, streamed in row blocks), through an LRU cache of `analysis.layer_cache_mb` MiB;
   2. information imbalance (Figs. 1, 10): all layers x all layers for every ordered pair of models
      (each with itself too), one npz + JSON per pair under `<workdir>/imbalance/`;
   3. sample size and smoothness (Figs. 11, 12, App. B);
