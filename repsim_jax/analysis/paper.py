@@ -99,7 +99,9 @@ class StoreLayers(collections.abc.Sequence):
     return self.cache.get((self.store.path, l), lambda: self._read(l))
 
   def _read(self, l: int) -> np.ndarray:
-    values = self.store.layer(self.names[l])[self.valid_index]
+    values = self.store.layer(self.names[l])
+    if len(self.valid_index) < len(values):  # rows of skipped images out (a copy)
+      values = values[self.valid_index]
     return np.asarray(values, np.float32).reshape(len(self.valid_index), -1)
 
   def rows(self, l: int, rows) -> np.ndarray:
