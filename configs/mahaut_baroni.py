@@ -98,8 +98,11 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   a.lazy_layers = True
   a.layer_cache_mb = 1024
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
+  # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
+  # (same numbers, M times the neighbour passes), instead of one call over every layer.
   a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean",
-                 "ties": "min", "memory_budget_mb": 1024, "heatmaps": True}
+                 "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
+                 "by_model_pair": False}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
   a.sample_size = {"enabled": True, "sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),

@@ -237,6 +237,18 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
     if name == "lazy":
       assert {r[0] for r in reads} == {"rows"}  # no whole-layer read for 32 of 39 rows
       assert len(reads) == len(lazy.layers["a"]) + len(lazy.layers["b"])
+  # II: the union call on eager layers, one call per model pair on lazy ones: the same matrices
+  reads.clear()
+  a.imbalance.heatmaps = False
+  union = paper.imbalance_step(eager, a.imbalance, config, str(tmp_path / "eager"),
+                               paper.Summary(str(tmp_path / "eager"), "t"))
+  a.imbalance.by_model_pair = True
+  pairs = paper.imbalance_step(lazy, a.imbalance, config, str(tmp_path / "lazy"),
+                               paper.Summary(str(tmp_path / "lazy"), "t"))
+  assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
+  for pair, matrix in union["matrices"].items():
+    np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
+  assert len(reads) == 2 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))  # cache off: per pass
   np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
   np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
   for scope, r in out["eager/lowlevel"].items():

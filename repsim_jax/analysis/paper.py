@@ -325,7 +325,9 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
 
   All layers of all models form one list and one `information_imbalance_matrix` call (each
   distinct layer's neighbour pass runs once, not once per pair); pair (A, B) is a block of it,
-  the same numbers as a call on A's and B's layers alone (exact integer ranks).
+  the same numbers as a call on A's and B's layers alone (exact integer ranks). With
+  `cfg.by_model_pair` the step makes those per-pair calls instead: only two models' layers are in
+  memory at a time (the engine takes arrays, not lazy layers), for M times the neighbour passes.
   """
   from repsim_jax.metrics.imbalance import information_imbalance_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
@@ -333,27 +335,39 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
   rows = np.arange(reps.n)
   if cfg.n and cfg.n < reps.n:
     rows = np.sort(np.random.default_rng(cfg.seed).choice(reps.n, cfg.n, replace=False))
-  union = [x for m in reps.models for x in layer_rows(reps.layers[m], rows)]
-  offsets = np.cumsum([0] + [len(reps.layers[m]) for m in reps.models])
-  logging.info("paper: II over %d models, %d layers in all, N=%d, k=%d, %s", len(reps.models),
-               len(union), len(rows), cfg.k, cfg.metric)
-  full = information_imbalance_matrix(union, union, progress=logging.info, **_imbalance_kwargs(cfg))
-  prints = {m: {n: fingerprint(union[offsets[i] + l]) for l, n in enumerate(reps.layer_names[m])}
-            for i, m in enumerate(reps.models)} if _writer() else {m: {} for m in reps.models}
-  matrices = {}
-  for i, a in enumerate(reps.models):
-    for j, b in enumerate(reps.models):
-      block = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
-      matrices[(a, b)] = block
-      _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
-            {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
-             "layers_b": np.array(reps.layer_names[b]), "rows": rows,
-             "representative_a": np.array(reps.representative[a])},
-            config=config,
-            inputs={**{f"a/{n}": v for n, v in prints[a].items()},
-                    **{f"b/{n}": v for n, v in prints[b].items()}},
-            extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
-                   "direction": f"{a} → {b}"})
+  kwargs = dict(progress=logging.info, **_imbalance_kwargs(cfg))
+  logging.info("paper: II over %d models, %d layers in all, N=%d, k=%d, %s%s", len(reps.models),
+               sum(len(reps.layers[m]) for m in reps.models), len(rows), cfg.k, cfg.metric,
+               ", one model pair at a time" if cfg.get("by_model_pair") else "")
+  fingerprints = lambda m, layers: dict(zip(reps.layer_names[m], map(fingerprint, layers))) if (
+      _writer()) else {}
+  prints, matrices = {}, {}
+  if cfg.get("by_model_pair"):
+    for a in reps.models:
+      layers_a = layer_rows(reps.layers[a], rows)
+      prints[a] = fingerprints(a, layers_a)
+      for b in reps.models:
+        layers_b = layers_a if b == a else layer_rows(reps.layers[b], rows)
+        matrices[(a, b)] = information_imbalance_matrix(layers_a, layers_b, **kwargs)
+        del layers_b
+  else:
+    union = [x for m in reps.models for x in layer_rows(reps.layers[m], rows)]
+    offsets = np.cumsum([0] + [len(reps.layers[m]) for m in reps.models])
+    full = information_imbalance_matrix(union, union, **kwargs)
+    for i, a in enumerate(reps.models):
+      prints[a] = fingerprints(a, union[offsets[i]:offsets[i + 1]])
+      for j, b in enumerate(reps.models):
+        matrices[(a, b)] = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+  for (a, b), block in matrices.items():
+    _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
+          {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
+           "layers_b": np.array(reps.layer_names[b]), "rows": rows,
+           "representative_a": np.array(reps.representative[a])},
+          config=config,
+          inputs={**{f"a/{n}": v for n, v in prints[a].items()},
+                  **{f"b/{n}": v for n, v in prints[b].items()}},
+          extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
+                 "direction": f"{a} → {b}"})
   section = summary.section("Information imbalance across layers and models (Figs. 1, 10)")
   summary.figure(section, "Fig. 1: early / middle / late layer of A vs every layer of B",
                  lambda: plot_imbalance_grid(matrices, _fig(workdir, "fig01_imbalance_grid"),
