@@ -175,8 +175,9 @@ def _synthetic_stores(root, source, skipped=("gen/5",)):
     names = ["embeddings"] + [f"block_{i:02d}" for i in range(depth)]
     names.insert(3, "block_01.mlp")
     paths[m] = os.path.join(root, m)
-    store = ActivationStore.open_or_create(paths[m], config={"model": {"id": m, "model_type": mtype}},
-                                           ids=ids, chunk_rows=16, dtype=dtype)
+    store = ActivationStore.open_or_create(
+        paths[m], config={"model": {"id": m, "model_type": mtype}}, ids=ids, chunk_rows=16,
+        dtype=dtype)
     store.ensure_layers({n: {"shape": shape} for n in names})
     values = {n: rng.normal(size=(len(ids), *shape)).astype(np.float32) for n in names}
     for v in values.values():

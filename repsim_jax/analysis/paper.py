@@ -69,6 +69,9 @@ class LayerCache:
         self.nbytes -= self._items.popitem(last=False)[1].nbytes
     return value
 
+  def __contains__(self, key) -> bool:
+    return key in self._items
+
   def clear(self) -> None:
     self._items.clear()
     self.nbytes = 0
@@ -109,7 +112,7 @@ class StoreLayers(collections.abc.Sequence):
     rows = np.asarray(rows, np.int64)
     l = range(len(self))[l]
     n = len(self.valid_index)
-    if (self.store.path, l) in self.cache._items or (
+    if (self.store.path, l) in self.cache or (
         len(rows) == n and np.array_equal(rows, np.arange(n))):
       return self[l][rows]
     want = self.valid_index[rows]
