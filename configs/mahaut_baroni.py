@@ -92,9 +92,17 @@ VARIANTS = {
 def analysis(local: bool = False) -> ml_collections.ConfigDict:
   """Settings of `experiments.paper` (`repsim_jax.analysis.paper.run`), the paper's by default."""
   a = ml_collections.ConfigDict()
+  # Layers are read from the stores when a step needs them (neighbourhoods: the early / middle /
+  # late layers only), through an LRU cache of layer_cache_mb MiB shared by the models;
+  # lazy_layers=False loads every layer up front (1e5 images x 1536 dims x many layers ~ 60 GB).
+  a.lazy_layers = True
+  a.layer_cache_mb = 1024
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
+  # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
+  # (same numbers, M times the neighbour passes), instead of one call over every layer.
   a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean",
-                 "ties": "min", "memory_budget_mb": 1024, "heatmaps": True}
+                 "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
+                 "by_model_pair": False}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
   a.sample_size = {"enabled": True, "sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),

@@ -100,6 +100,10 @@ def test_lowlevel_features_match_skimage_per_image():
   np.testing.assert_allclose(got["edge_density"], [feature.canny(g).mean() for g in grey],
                              atol=1e-3)  # i.e. >= 99.9 % of pixels agree
   np.testing.assert_allclose(color.rgb2gray(floats), np.asarray(ll.rgb_to_gray(floats)), atol=1e-12)
+  # 15 images: two chunks (bit planes) of 8, the second padded; float input as uint8 / 255
+  many = np.asarray(ll.batch_features(np.concatenate([images] * 3).astype(np.float32) / 255))
+  want = np.stack([got[p] for p in ll.PROPERTIES], axis=1)
+  np.testing.assert_allclose(many, np.tile(want, (3, 1)), atol=1e-6)
 
 
 def test_property_levels_against_sorting():

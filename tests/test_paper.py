@@ -162,3 +162,114 @@ def test_unprepared_tfds_dataset_is_skipped_with_its_build_command(tmp_path):
                               section)
   assert reps is None and not os.path.exists(tmp_path / "ood")
   assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section["notes"][0]
+
+
+def _synthetic_stores(root, source, skipped=("gen/5",)):
+  """Two stores of random layers (float16 and float32, flat and [2, d] rows, a sublayer, NaN rows
+  for a skipped image), chunks of 16 rows so row reads cross chunk boundaries."""
+  from repsim_jax.store import ActivationStore
+  rng = np.random.default_rng(0)
+  ids, paths = source.ids, {}
+  for m, (depth, shape, dtype, mtype) in {"a": (6, [8], "float32", "vit"),
+                                          "b": (5, [2, 3], "float16", "convnext")}.items():
+    names = ["embeddings"] + [f"block_{i:02d}" for i in range(depth)]
+    names.insert(3, "block_01.mlp")
+    paths[m] = os.path.join(root, m)
+    store = ActivationStore.open_or_create(
+        paths[m], config={"model": {"id": m, "model_type": mtype}}, ids=ids, chunk_rows=16,
+        dtype=dtype)
+    store.ensure_layers({n: {"shape": shape} for n in names})
+    values = {n: rng.normal(size=(len(ids), *shape)).astype(np.float32) for n in names}
+    for v in values.values():
+      v[[ids.index(i) for i in skipped]] = np.nan
+    for k in range(store.num_chunks):
+      start, stop = store.chunk_bounds(k)
+      store.write_chunk(k, {n: v[start:stop] for n, v in values.items()},
+                        skipped_ids=[i for i in skipped if start <= ids.index(i) < stop])
+    assert store.finalize()
+  return paths
+
+
+def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
+  """Store layers read on demand: the neighbourhood step reads the early / middle / late layer of
+  each model once, the low-level step streams row blocks of the rows it uses (no whole-layer
+  read), and both give the eager path's numbers."""
+  import ml_collections
+  from configs import mahaut_baroni
+  from repsim_jax.analysis import paper
+  from repsim_jax.data.generated import GeneratedSource
+  from repsim_jax.store import ActivationStore
+  source = GeneratedSource(40, size=(16, 16), seed=0)
+  paths = _synthetic_stores(str(tmp_path / "stores"), source)
+  eager = paper.load_representations(source, source.ids, paths, lazy=False)
+  lazy = paper.load_representations(source, source.ids, paths, lazy=True, cache_mb=0)
+  assert eager.n == lazy.n == 39 and eager.representative == lazy.representative
+  assert lazy.layer_names["a"] == ["embeddings"] + [f"block_{i:02d}" for i in range(6)]
+
+  reads = []
+  layer, iter_rows = ActivationStore.layer, ActivationStore.iter_rows
+  monkeypatch.setattr(ActivationStore, "layer", lambda self, name: (
+      reads.append(("layer", os.path.basename(self.path), name)), layer(self, name))[1])
+  monkeypatch.setattr(ActivationStore, "iter_rows", lambda self, name, block=None: (
+      reads.append(("rows", os.path.basename(self.path), name)), iter_rows(self, name, block))[1])
+
+  # the row reader: any order, across chunks, float16 widened, [2, 3] rows flattened
+  rows = np.array([38, 0, 17, 16, 15, 3])
+  for m in ("a", "b"):
+    for l in range(len(lazy.layers[m])):
+      np.testing.assert_array_equal(lazy.layers[m].rows(l, rows), eager.layers[m][l][rows])
+  assert {r[0] for r in reads} == {"rows"}
+  reads.clear()
+
+  a = mahaut_baroni.analysis(local=True)
+  config = ml_collections.ConfigDict({"analysis": a})
+  out = {}
+  for name, reps in (("eager", eager), ("lazy", lazy)):
+    summary = paper.Summary(str(tmp_path / name), "t")
+    out[name] = paper.neighbourhood_step(reps, a.neighbourhoods, config, str(tmp_path / name),
+                                         summary)
+    if name == "lazy":
+      want = sorted(("layer", m, lazy.layer_names[m][i]) for m in ("a", "b")
+                    for i in lazy.representative[m])
+      assert sorted(reads) == want  # 3 layers per model, each read once
+      reads.clear()
+    out[name + "/lowlevel"] = paper.lowlevel_step(reps, a.lowlevel, config, str(tmp_path / name),
+                                                  summary)
+    if name == "lazy":
+      assert {r[0] for r in reads} == {"rows"}  # no whole-layer read for 32 of 39 rows
+      assert len(reads) == len(lazy.layers["a"]) + len(lazy.layers["b"])
+  # II: the union call on eager layers, one call per model pair on lazy ones: the same matrices
+  reads.clear()
+  a.imbalance.heatmaps = False
+  union = paper.imbalance_step(eager, a.imbalance, config, str(tmp_path / "eager"),
+                               paper.Summary(str(tmp_path / "eager"), "t"))
+  a.imbalance.by_model_pair = True
+  pairs = paper.imbalance_step(lazy, a.imbalance, config, str(tmp_path / "lazy"),
+                               paper.Summary(str(tmp_path / "lazy"), "t"))
+  assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
+  for pair, matrix in union["matrices"].items():
+    np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
+  assert len(reads) == 2 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))  # cache off: per pass
+  np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
+  np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
+  for scope, r in out["eager/lowlevel"].items():
+    for m in ("a", "b"):
+      np.testing.assert_array_equal(out["lazy/lowlevel"][scope]["sharing"][m], r["sharing"][m])
+
+
+def test_layer_cache_is_lru_within_its_budget(tmp_path):
+  from repsim_jax.analysis import paper
+  from repsim_jax.data.generated import GeneratedSource
+  source = GeneratedSource(40, size=(16, 16), seed=0)
+  paths = _synthetic_stores(str(tmp_path), source, skipped=())
+  layer_bytes = 40 * 8 * 4
+  reps = paper.load_representations(source, source.ids, {"a": paths["a"]}, lazy=True,
+                                    cache_mb=2.5 * layer_bytes / 2**20)
+  layers, cache = reps.layers["a"], reps.layers["a"].cache
+  first = layers[1]
+  assert layers[1] is first and layers[-1] is layers[len(layers) - 1]  # cached: same object
+  layers[2]  # evicts layer 1, the least recently used
+  assert cache.nbytes <= cache.budget and layers[1] is not first
+  np.testing.assert_array_equal(layers[1], first)
+  with pytest.raises(IndexError):
+    layers[len(layers)]

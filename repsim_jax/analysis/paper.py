@@ -4,7 +4,10 @@
 
   1. representations: the extraction driver (`repsim_jax.extract.run`) for every model of
      `config.models` on `config.dataset`; a complete store with the same images and model id under
-     `<workdir>/stores/<model>` is reused without loading the model;
+     `<workdir>/stores/<model>` is reused without loading the model. Layers stay in the stores
+     (`StoreLayers`, `analysis.lazy_layers`): each step reads the layers and rows it uses when it
+     runs (neighbourhoods: the early / middle / late layers; low-level features and probes: their
+     rows, streamed in row blocks), through an LRU cache of `analysis.layer_cache_mb` MiB;
   2. information imbalance (Figs. 1, 10): all layers x all layers for every ordered pair of models
      (each with itself too), one npz + JSON per pair under `<workdir>/imbalance/`;
   3. sample size and smoothness (Figs. 11, 12, App. B);
@@ -24,6 +27,8 @@ References:
 """
 from __future__ import annotations
 
+import collections
+import collections.abc
 import copy
 import dataclasses
 import os
@@ -44,14 +49,109 @@ FIGURES = "figures"
 # ----------------------------------------------------------------------------- representations
 
 
+class LayerCache:
+  """Least-recently-used layers up to `budget_bytes` (0 keeps nothing), shared by the models."""
+
+  def __init__(self, budget_bytes: int = 0):
+    self.budget = int(budget_bytes)
+    self._items: collections.OrderedDict[Any, np.ndarray] = collections.OrderedDict()
+    self.nbytes = 0
+
+  def get(self, key, load: Callable[[], np.ndarray]) -> np.ndarray:
+    if key in self._items:
+      self._items.move_to_end(key)
+      return self._items[key]
+    value = load()
+    if value.nbytes <= self.budget:
+      self._items[key] = value
+      self.nbytes += value.nbytes
+      while self.nbytes > self.budget:
+        self.nbytes -= self._items.popitem(last=False)[1].nbytes
+    return value
+
+  def __contains__(self, key) -> bool:
+    return key in self._items
+
+  def clear(self) -> None:
+    self._items.clear()
+    self.nbytes = 0
+
+
+class StoreLayers(collections.abc.Sequence):
+  """One model's main-block layers in its `ActivationStore`, read only when a step asks.
+
+  `layers[l]` reads layer l (the valid rows, float32 [N, d]) through `cache`; `layers.rows(l,
+  rows)` reads only the given rows (indices into the valid rows), streaming the layer in row
+  blocks so memory holds the result and one block, never the whole layer. Nothing is kept beyond
+  the cache, so a step that needs the early / middle / late layers reads those three and no more.
+  """
+
+  def __init__(self, store: ActivationStore, names: Sequence[str], valid: np.ndarray, *,
+               cache: LayerCache | None = None):
+    self.store, self.names = store, list(names)
+    self.valid_index = np.flatnonzero(valid)  # store row of each valid row
+    self.cache = cache if cache is not None else LayerCache(0)
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+  def __getitem__(self, l):
+    if isinstance(l, slice):
+      return [self[i] for i in range(len(self))[l]]
+    l = range(len(self))[l]  # negative indices; IndexError past the end
+    return self.cache.get((self.store.path, l), lambda: self._read(l))
+
+  def _read(self, l: int) -> np.ndarray:
+    values = self.store.layer(self.names[l])
+    if len(self.valid_index) < len(values):  # rows of skipped images out (a copy)
+      values = values[self.valid_index]
+    return np.asarray(values, np.float32).reshape(len(self.valid_index), -1)
+
+  def rows(self, l: int, rows) -> np.ndarray:
+    """float32 [len(rows), d]: layer l at `rows` (indices into the valid rows, any order)."""
+    rows = np.asarray(rows, np.int64)
+    l = range(len(self))[l]
+    n = len(self.valid_index)
+    if (self.store.path, l) in self.cache or (
+        len(rows) == n and np.array_equal(rows, np.arange(n))):
+      return self[l][rows]
+    want = self.valid_index[rows]
+    order = np.argsort(want, kind="stable")
+    sorted_want = want[order]
+    out, done, start = None, 0, 0
+    for block in self.store.iter_rows(self.names[l]):
+      stop = start + len(block)
+      upto = int(np.searchsorted(sorted_want, stop))
+      block = np.asarray(block, np.float32).reshape(len(block), -1)
+      if out is None:
+        out = np.empty((len(rows), block.shape[1]), np.float32)
+      sel = order[done:upto]
+      out[sel] = block[want[sel] - start]
+      done, start = upto, stop
+      if done == len(rows):
+        break
+    return out
+
+
+def layer_rows(layers: Sequence, rows) -> list[np.ndarray]:
+  """Every layer of one model at `rows`: read row block by row block from the store when the
+  layers are `StoreLayers`, sliced when they are in memory."""
+  if isinstance(layers, StoreLayers):
+    return [layers.rows(l, rows) for l in range(len(layers))]
+  return [np.asarray(x)[rows] for x in layers]
+
+
 @dataclasses.dataclass
 class Representations:
-  """The layers of every model on one image set (rows aligned across models)."""
+  """The layers of every model on one image set (rows aligned across models).
+
+  `layers[m]` is a sequence of arrays [N, d_l]: in memory (`load_representations(lazy=False)`)
+  or `StoreLayers` read from the store on demand (the default for `run`)."""
   source: Any
   ids: list[str]                          # image id of every row
   models: list[str]
   layer_names: dict[str, list[str]]
-  layers: dict[str, list[np.ndarray]]     # model -> L_m arrays [N, d_l]
+  layers: dict[str, Sequence[np.ndarray]]  # model -> L_m arrays [N, d_l]
   representative: dict[str, list[int]]    # model -> (early, middle, late) indices into layers
   model_types: dict[str, str]
 
@@ -111,16 +211,25 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
   return source, ids, paths
 
 
-def load_representations(source, ids: Sequence[str], paths: dict[str, str]) -> Representations:
-  """Every model's main-block layers, keeping the rows valid in all models (skipped images out)."""
+def load_representations(source, ids: Sequence[str], paths: dict[str, str], *, lazy: bool = False,
+                         cache_mb: float = 0) -> Representations:
+  """Every model's main-block layers, keeping the rows valid in all models (skipped images out).
+
+  lazy=False reads every layer into memory now; lazy=True gives `StoreLayers` that read a layer
+  when a step asks for it, through one `LayerCache` of `cache_mb` MiB shared by the models (the
+  same numbers, memory bounded by what one step needs: ~60 GB for 1e5 images x 1536 dims x 100
+  layers would otherwise be resident).
+  """
   stores = {m: ActivationStore.open(p) for m, p in paths.items()}
   valid = np.logical_and.reduce([s.valid_rows() for s in stores.values()])
+  cache = LayerCache(int(cache_mb * 2**20))
   layer_names, layers, representative, types = {}, {}, {}, {}
   for m, store in stores.items():
     names = [n for n in store.layer_names if not _is_sublayer(n)]
     layer_names[m] = names
-    layers[m] = [np.asarray(store.layer(n)[valid], np.float32).reshape(int(valid.sum()), -1)
-                 for n in names]
+    layers[m] = StoreLayers(store, names, valid, cache=cache)
+    if not lazy:
+      layers[m] = list(layers[m])
     chosen = extract_lib.early_middle_late(names)
     representative[m] = [names.index(chosen[r]) for r in ("early", "middle", "late")]
     types[m] = store.config["model"].get("model_type") or ""
@@ -128,6 +237,12 @@ def load_representations(source, ids: Sequence[str], paths: dict[str, str]) -> R
   if len(kept) < len(ids):
     logging.info("paper: %d skipped images left out of every analysis", len(ids) - len(kept))
   return Representations(source, kept, list(stores), layer_names, layers, representative, types)
+
+
+def _load(config, source, ids, paths) -> Representations:
+  a = config.analysis
+  return load_representations(source, ids, paths, lazy=a.get("lazy_layers", True),
+                              cache_mb=a.get("layer_cache_mb", 0))
 
 
 # ----------------------------------------------------------------------------- summary
@@ -213,7 +328,9 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
 
   All layers of all models form one list and one `information_imbalance_matrix` call (each
   distinct layer's neighbour pass runs once, not once per pair); pair (A, B) is a block of it,
-  the same numbers as a call on A's and B's layers alone (exact integer ranks).
+  the same numbers as a call on A's and B's layers alone (exact integer ranks). With
+  `cfg.by_model_pair` the step makes those per-pair calls instead: only two models' layers are in
+  memory at a time (the engine takes arrays, not lazy layers), for M times the neighbour passes.
   """
   from repsim_jax.metrics.imbalance import information_imbalance_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
@@ -221,27 +338,39 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
   rows = np.arange(reps.n)
   if cfg.n and cfg.n < reps.n:
     rows = np.sort(np.random.default_rng(cfg.seed).choice(reps.n, cfg.n, replace=False))
-  union = [x[rows] for m in reps.models for x in reps.layers[m]]
-  offsets = np.cumsum([0] + [len(reps.layers[m]) for m in reps.models])
-  logging.info("paper: II over %d models, %d layers in all, N=%d, k=%d, %s", len(reps.models),
-               len(union), len(rows), cfg.k, cfg.metric)
-  full = information_imbalance_matrix(union, union, progress=logging.info, **_imbalance_kwargs(cfg))
-  prints = {m: {n: fingerprint(x[rows]) for n, x in zip(reps.layer_names[m], reps.layers[m])}
-            for m in reps.models} if _writer() else {m: {} for m in reps.models}
-  matrices = {}
-  for i, a in enumerate(reps.models):
-    for j, b in enumerate(reps.models):
-      block = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
-      matrices[(a, b)] = block
-      _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
-            {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
-             "layers_b": np.array(reps.layer_names[b]), "rows": rows,
-             "representative_a": np.array(reps.representative[a])},
-            config=config,
-            inputs={**{f"a/{n}": v for n, v in prints[a].items()},
-                    **{f"b/{n}": v for n, v in prints[b].items()}},
-            extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
-                   "direction": f"{a} → {b}"})
+  kwargs = dict(progress=logging.info, **_imbalance_kwargs(cfg))
+  logging.info("paper: II over %d models, %d layers in all, N=%d, k=%d, %s%s", len(reps.models),
+               sum(len(reps.layers[m]) for m in reps.models), len(rows), cfg.k, cfg.metric,
+               ", one model pair at a time" if cfg.get("by_model_pair") else "")
+  fingerprints = lambda m, layers: dict(zip(reps.layer_names[m], map(fingerprint, layers))) if (
+      _writer()) else {}
+  prints, matrices = {}, {}
+  if cfg.get("by_model_pair"):
+    for a in reps.models:
+      layers_a = layer_rows(reps.layers[a], rows)
+      prints[a] = fingerprints(a, layers_a)
+      for b in reps.models:
+        layers_b = layers_a if b == a else layer_rows(reps.layers[b], rows)
+        matrices[(a, b)] = information_imbalance_matrix(layers_a, layers_b, **kwargs)
+        del layers_b
+  else:
+    union = [x for m in reps.models for x in layer_rows(reps.layers[m], rows)]
+    offsets = np.cumsum([0] + [len(reps.layers[m]) for m in reps.models])
+    full = information_imbalance_matrix(union, union, **kwargs)
+    for i, a in enumerate(reps.models):
+      prints[a] = fingerprints(a, union[offsets[i]:offsets[i + 1]])
+      for j, b in enumerate(reps.models):
+        matrices[(a, b)] = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+  for (a, b), block in matrices.items():
+    _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
+          {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
+           "layers_b": np.array(reps.layer_names[b]), "rows": rows,
+           "representative_a": np.array(reps.representative[a])},
+          config=config,
+          inputs={**{f"a/{n}": v for n, v in prints[a].items()},
+                  **{f"b/{n}": v for n, v in prints[b].items()}},
+          extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
+                 "direction": f"{a} → {b}"})
   section = summary.section("Information imbalance across layers and models (Figs. 1, 10)")
   summary.figure(section, "Fig. 1: early / middle / late layer of A vs every layer of B",
                  lambda: plot_imbalance_grid(matrices, _fig(workdir, "fig01_imbalance_grid"),
@@ -296,8 +425,9 @@ def sample_size_step(reps: Representations, cfg, ii_cfg, config, workdir: str,
   std11, mean12, std12 = {}, {}, {}
   progress = Progress("paper/sample_size", len(reps.models), unit="models", every_s=0)
   for m in reps.models:
-    rep = [reps.layers[m][i] for i in reps.representative[m]]
-    curve = sample_size_curve(rep, reps.layers[m], sizes=sizes, n_subsamples=cfg.n_subsamples,
+    layers = list(reps.layers[m])  # one model's layers at a time
+    rep = [layers[i] for i in reps.representative[m]]
+    curve = sample_size_curve(rep, layers, sizes=sizes, n_subsamples=cfg.n_subsamples,
                               seed=cfg.seed, **_imbalance_kwargs(ii_cfg))
     per_seed = smoothness(curve["values"], axis=-1).mean(axis=-1)  # [S, R]
     std11[m] = curve["std"].mean(axis=(1, 2))
@@ -422,7 +552,7 @@ def lowlevel_step(reps: Representations, cfg, config, workdir: str, summary: Sum
   features = lowlevel_features(images, sigma=cfg.sigma, low_threshold=cfg.low_threshold,
                                high_threshold=cfg.high_threshold, batch_size=cfg.batch_size,
                                progress=progress)
-  result = lowlevel_neighbour_analysis({m: [x[rows] for x in reps.layers[m]] for m in reps.models},
+  result = lowlevel_neighbour_analysis({m: layer_rows(reps.layers[m], rows) for m in reps.models},
                                        features, group_size=cfg.group_size, k=cfg.k,
                                        metric=cfg.metric)
   arrays = {"rows": rows, **{f"feature/{p}": v for p, v in features.items()}}
@@ -540,7 +670,7 @@ def probes_step(reps: Representations, cfg, config, workdir: str, summary: Summa
   accuracy, rough = {}, {}
   progress = Progress("paper/probes", len(reps.models), unit="models", every_s=0)
   for m in reps.models:
-    accuracy[m] = class_probe_accuracy([x[rows] for x in reps.layers[m]], y, seed=cfg.seed,
+    accuracy[m] = class_probe_accuracy(layer_rows(reps.layers[m], rows), y, seed=cfg.seed,
                                        test_fraction=cfg.test_fraction,
                                        probe_batch_size=cfg.probe_batch_size)
     rough[m] = roughness(accuracy[m], axis=0)
@@ -596,7 +726,7 @@ def _other_dataset(config, dataset, n_images, workdir: str, subdir: str,
     section["notes"].append(note)
     return None
   source, ids, paths = ensure_stores(sub, os.path.join(workdir, subdir), source=source)
-  return load_representations(source, ids, paths)
+  return _load(config, source, ids, paths)
 
 
 def ood_step(config, cfg, workdir: str, summary: Summary) -> dict:
@@ -613,7 +743,7 @@ def ood_step(config, cfg, workdir: str, summary: Summary) -> dict:
     _, y, classes = _class_indices(_labels(reps.source, reps.ids, dataset.get("label_key",
                                                                               "label")), 1)
     logging.info("paper: OOD probes on %s: %d images, %d classes", name, reps.n, len(classes))
-    accuracy[name] = {m: multiclass_probe_accuracy(reps.layers[m], y, seed=cfg.seed,
+    accuracy[name] = {m: multiclass_probe_accuracy(list(reps.layers[m]), y, seed=cfg.seed,
                                                    test_fraction=cfg.test_fraction, l2=cfg.l2,
                                                    iterations=cfg.iterations)
                       for m in reps.models}
@@ -648,7 +778,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   os.makedirs(workdir, exist_ok=True)
   logging.info("paper: [1/8] representations")
   source, ids, paths = ensure_stores(config, workdir)
-  reps = load_representations(source, ids, paths)
+  reps = _load(config, source, ids, paths)
   summary = Summary(workdir, "Mahaut & Baroni (2026) reproduction: "
                     + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))
   summary.section("Setup")["notes"].append(
