@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
        "steps": 400, "batch_size": 128, "lr": 3e-3}),
       ml_collections.ConfigDict({"name": "igpt", "objective": "next_pixel", "model_type": "imagegpt",
        "arch": {"n_embd": 48, "n_layer": 5, "n_head": 4}, "image_side": 12, "clusters": 16,
-       "steps": 300, "batch_size": 32, "lr": 3e-3}),
+       "steps": 150, "batch_size": 32, "lr": 3e-3}),
   ]
   c.analysis = {
       "k": 1,                     # II neighbours (paper: k = 1)

@@ -38,9 +38,13 @@ from repsim_jax.results import save_result
 FIGURES = "figures"
 
 
+_START = [time.perf_counter()]
+
+
 def _say(message: str) -> None:
-  """Progress on stdout (the demo is run by people reading the terminal) and in the log."""
-  print(f"[demo] {message}", flush=True)
+  """Progress on stdout (the demo is run by people reading the terminal) and in the log, with
+  the seconds since `run` started."""
+  print(f"[demo {time.perf_counter() - _START[0]:5.0f}s] {message}", flush=True)
   logging.info("demo: %s", message)
 
 
@@ -154,8 +158,8 @@ def train_model(config, entry, workdir: str, train_images: np.ndarray,
   _say(f"{entry.name}: training a {entry.model_type} ({n_params / 1e3:.0f}k parameters) on "
        f"{entry.objective} for {entry.steps} steps of {entry.batch_size} images")
   history = training.fit(model, loss, data, steps=entry.steps, batch_size=entry.batch_size,
-                         lr=entry.lr, seed=config.seed, name=f"[demo] train {entry.name}",
-                         progress=lambda line: print(line, flush=True))
+                         lr=entry.lr, seed=config.seed, name=f"train {entry.name}",
+                         progress=_say)
   tail = max(1, entry.steps // 10)
   summary = {"seconds": history["seconds"], "parameters": n_params,
              "final_loss": float(history["loss"][-tail:].mean()),
@@ -336,7 +340,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   from repsim_jax.plotting.neighbourhoods import plot_neighbourhoods
   from repsim_jax.plotting.probes import plot_ood_probes
   from repsim_jax.report import HtmlReport
-  start = time.perf_counter()
+  start = _START[0] = time.perf_counter()
   config = effective_config(config)
   cfg = config.analysis
   os.makedirs(workdir, exist_ok=True)
