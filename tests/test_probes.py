@@ -74,7 +74,8 @@ def test_binary_probes_match_sklearn(binary_case):
 def test_vmapped_program_equals_per_probe_runs(binary_case):
   layers, _, splits, acc = binary_case
   hp = probes.LOGISTIC_PROBE_HPARAMS
-  single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["iterations"],
+  single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["binary_iterations"],
+                                     num_train=int(splits.train.sum(1).max()),
                                      l2=hp["l2"], memory_size=hp["memory_size"]))
   for l, c in [(1, 0), (2, 5), (1, 7)]:
     a = single(jnp.asarray(layers[l])[None], 0, *(jnp.asarray(v[c]) for v in (
