@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -292,19 +293,23 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
   n_train = jnp.maximum(jnp.sum(train), 1.0)
   steps = jnp.asarray(LOGISTIC_PROBE_HPARAMS["line_search_steps"], dtype)
   # v = (a, b): metric and logit map share one [M+1, M+1] matrix diag(K, 1); f = (Kv)[:M] + b.
-  metric = jnp.zeros((m + 1, m + 1), dtype).at[:m, :m].set(gram).at[m, m].set(1.0)
+  # Vectors are padded with zeros to a multiple of 16 entries (whole SIMD registers: ~1.5x
+  # faster matrix-vector products on CPU); padded entries have zero metric and gradient.
+  size = -(-(m + 1) // 16) * 16
+  metric = jnp.zeros((size, size), dtype).at[:m, :m].set(gram).at[m, m].set(1.0)
   kmul = lambda v: jnp.matmul(metric, v, precision=_PRECISION)
   logits = lambda v, kv: kv[:m] + v[m]
   # a_i of rows outside the train split stay 0 (their gradient entries are 0).
-  penalised = jnp.concatenate([train, jnp.zeros((1,), dtype)])
-  is_bias = jnp.zeros((m + 1,), dtype).at[m].set(1.0)
+  penalised = jnp.concatenate([train, jnp.zeros((size - m,), dtype)])
+  is_bias = jnp.zeros((size,), dtype).at[m].set(1.0)
 
   def objective(f, quad):  # f [..., M], quad = a^T K a [...]
     return jnp.sum(train * (jax.nn.softplus(f) - y * f), -1) / n_train + 0.5 * l2 * quad
 
   def gradient(v, kv):  # the gradient in the diag(K, 1) metric: K^{-1} dJ/da, dJ/db
     r = (jax.nn.sigmoid(logits(v, kv)) - y) * train / n_train
-    return jnp.concatenate([r, jnp.zeros((1,), dtype)]) + l2 * penalised * v + is_bias * jnp.sum(r)
+    return (jnp.concatenate([r, jnp.zeros((size - m,), dtype)]) + l2 * penalised * v
+            + is_bias * jnp.sum(r))
 
   def step(carry, k):
     v, kv, g, kg, s_hist, ks_hist, y_hist, ky_hist, rho, gamma = carry
@@ -342,16 +347,33 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
     return (v, kv, g_new, kg_new, put(s_hist, s), put(ks_hist, ks), put(y_hist, yv),
             put(ky_hist, kyv), rho, gamma), None
 
-  v0 = jnp.zeros((m + 1,), dtype)
+  v0 = jnp.zeros((size,), dtype)
   g0 = gradient(v0, v0)
   kg0 = kmul(g0)
-  hist = jnp.zeros((memory_size, m + 1), dtype)
+  hist = jnp.zeros((memory_size, size), dtype)
   gamma0 = jax.lax.rsqrt(jnp.maximum(jnp.dot(g0, kg0), 1e-30))  # first step: unit metric norm
   carry = (v0, v0, g0, kg0, hist, hist, hist, hist, jnp.zeros((memory_size,), dtype), gamma0)
   carry, _ = jax.lax.scan(step, carry, jnp.arange(iterations))
   v, kv = carry[0], carry[1]
   j = objective(logits(v, kv), jnp.dot(v, kv) - v[m] ** 2)
   return jnp.matmul(full_gram, v[:m], precision=_PRECISION) + v[m], j
+
+
+def _binary_probe_gram(features: jax.Array, layer: jax.Array, index: jax.Array,
+                       train: jax.Array, *, num_train: int) -> jax.Array:
+  """features [L, N, d], layer scalar, index/train [M] -> the probe's Gram K [M, T]."""
+  x = features[layer, index]  # gathers [M, d] directly (never [N, d] per probe under vmap)
+  return _standardised_gram(x, train.astype(features.dtype), num_train=num_train)
+
+
+def _binary_probe_fit(gram: jax.Array, target: jax.Array, train: jax.Array, test: jax.Array, *,
+                      iterations: int, l2: float, memory_size: int) -> jax.Array:
+  """Gram [M, T], target/train/test [M] -> the probe's test accuracy."""
+  train_f, test_f = train.astype(gram.dtype), test.astype(gram.dtype)
+  logits, _ = _kernel_logistic(gram, target, train_f, l2=l2, iterations=iterations,
+                               memory_size=memory_size)
+  correct = (logits > 0) == (target == 1)
+  return jnp.sum(correct * test_f) / jnp.maximum(jnp.sum(test_f), 1.0)
 
 
 def _binary_probe(features: jax.Array, layer: jax.Array, index: jax.Array, target: jax.Array,
@@ -362,31 +384,44 @@ def _binary_probe(features: jax.Array, layer: jax.Array, index: jax.Array, targe
   Rows must be ordered train, test, padding (as `balanced_binary_splits` makes them), with
   every train row among the first `num_train` (static: the largest train split).
   """
-  x = features[layer, index]  # gathers [M, d] directly (never [N, d] per probe under vmap)
-  train_f, test_f = train.astype(features.dtype), test.astype(features.dtype)
-  gram = _standardised_gram(x, train_f, num_train=num_train)
-  logits, _ = _kernel_logistic(gram, target, train_f, l2=l2, iterations=iterations,
-                               memory_size=memory_size)
-  correct = (logits > 0) == (target == 1)
-  return jnp.sum(correct * test_f) / jnp.maximum(jnp.sum(test_f), 1.0)
+  gram = _binary_probe_gram(features, layer, index, train, num_train=num_train)
+  return _binary_probe_fit(gram, target, train, test, iterations=iterations, l2=l2,
+                           memory_size=memory_size)
+
+
+# Probes whose Gram matrices are computed together (the [GRAM_BATCH, M, d] gathered rows stay in
+# cache: measured ~1.5x faster per probe than 32 at d = 512 on CPU).
+_GRAM_BATCH = 8
 
 
 @functools.partial(jax.jit, static_argnames=("num_train", "iterations", "l2", "memory_size",
                                              "probe_batch_size"))
 def _binary_probe_grid(features, index, target, train, test, *, num_train, iterations, l2,
                        memory_size, probe_batch_size):
-  """features [L, N, d] (one width); index etc. [C, M] -> accuracy [L, C], one program."""
+  """features [L, N, d] (one width); index etc. [C, M] -> accuracy [L, C], one program.
+
+  Chunks of `probe_batch_size` probes: their Gram matrices in sub-chunks of `_GRAM_BATCH`
+  (a `lax.map`), then all their solvers vmapped together (per-step work is tiny, so wider
+  batches amortise the per-operation cost).
+  """
   num_layers, num_classes = features.shape[0], index.shape[0]
   num_probes = num_layers * num_classes
   batch, padded = _chunking(num_probes, probe_batch_size)
+  gram_batch = math.gcd(batch, _GRAM_BATCH)
   probe_id = jnp.arange(padded) % num_probes  # padding repeats probe 0; its results are dropped
   layer, cls = probe_id // num_classes, probe_id % num_classes
-  probe = functools.partial(_binary_probe, features, num_train=num_train,
-                            iterations=iterations, l2=l2, memory_size=memory_size)
-  acc = jax.lax.map(lambda lc: probe(lc[0], index[lc[1]], target[lc[1]], train[lc[1]],
-                                     test[lc[1]]),
-                    (layer, cls), batch_size=batch)
-  return acc[:num_probes].reshape(num_layers, num_classes)
+  gram_fn = functools.partial(_binary_probe_gram, features, num_train=num_train)
+  fit = jax.vmap(functools.partial(_binary_probe_fit, iterations=iterations, l2=l2,
+                                   memory_size=memory_size))
+
+  def chunk(lc):
+    l, c = lc
+    grams = jax.lax.map(lambda lc: gram_fn(lc[0], index[lc[1]], train[lc[1]]), (l, c),
+                        batch_size=gram_batch)
+    return fit(grams, target[c], train[c], test[c])
+
+  acc = jax.lax.map(chunk, (layer.reshape(-1, batch), cls.reshape(-1, batch)))
+  return acc.reshape(-1)[:num_probes].reshape(num_layers, num_classes)
 
 
 def _chunking(n: int, batch_size: int) -> tuple[int, int]:
