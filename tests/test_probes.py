@@ -76,7 +76,7 @@ def test_vmapped_program_equals_per_probe_runs(binary_case):
   hp = probes.LOGISTIC_PROBE_HPARAMS
   single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["binary_iterations"],
                                      num_train=int(splits.train.sum(1).max()),
-                                     l2=hp["l2"], memory_size=hp["memory_size"]))
+                                     l2=hp["l2"], memory_size=hp["binary_memory_size"]))
   for l, c in [(1, 0), (2, 5), (1, 7)]:
     a = single(jnp.asarray(layers[l])[None], 0, *(jnp.asarray(v[c]) for v in (
         splits.index, splits.target, splits.train, splits.test)))
@@ -92,7 +92,7 @@ def test_kernel_solver_reaches_sklearn_optimum():
   m, num_train = 62, 54
   solve = jax.jit(functools.partial(probes._kernel_logistic, l2=L2,
                                     iterations=hp["binary_iterations"],
-                                    memory_size=hp["memory_size"]))
+                                    memory_size=hp["binary_memory_size"]))
   for d, signal, n_tr in [(200, 0.15, 54), (20, 0.4, 54), (200, 0.0, 54), (120, 0.2, 48)]:
     y = (np.arange(m) % 2).astype(np.int32)
     x = (rng.normal(size=(m, d)) * np.exp(rng.normal(size=d)) + 3.0 * rng.normal(size=d)
