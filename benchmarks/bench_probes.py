@@ -62,7 +62,8 @@ def main():
   p.add_argument("--sklearn_probes", type=int, default=200)
   p.add_argument("--probe_batch_size", type=int, default=32)
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--iterations", type=int, default=probes.LOGISTIC_PROBE_HPARAMS["binary_iterations"],
+  p.add_argument("--iterations", type=int,
+                 default=probes.LOGISTIC_PROBE_HPARAMS["binary_iterations"],
                  help="binary-probe L-BFGS steps (the library default unless overridden)")
   args = p.parse_args()
 

@@ -300,7 +300,7 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
       J(a, b) = mean_train softplus(f) - y f + (l2 / 2) a^T K a,
   exactly the primal objective of `_logistic_loss` at w = X^T a. L-BFGS runs on v = (a, b) in
   the metric diag(K, 1), i.e. the inner products of the primal w: its iterates are those of
-  primal L-BFGS from w = 0 whatever d is, at the cost of two [M, M] matrix-vector products per
+  primal L-BFGS from w = 0 whatever d is, at the cost of two [T, T] matrix-vector products per
   step (the direction's logit change and the new gradient's K-image); every inner product the
   two-loop recursion needs is taken against a stored K-image (K s, K y). Because logits are
   linear in the step size, the line search costs no further matrix products: phi(t) = J(v + t d)
@@ -310,12 +310,12 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
   fewer steps than Armijo backtracking did (12-15 vs 20+). A pair with non-positive curvature is
   not stored. A fixed number of steps keeps every vmapped probe in lock step (no while loop).
   """
-  m, dtype = gram.shape[1], gram.dtype
+  m, dtype = gram.shape[1], gram.dtype  # m = T: the solver only sees the first T rows
   full_gram, gram = gram, gram[:m]
   y, train = target[:m].astype(dtype), train[:m]
   n_train = jnp.maximum(jnp.sum(train), 1.0)
   steps = jnp.asarray(LOGISTIC_PROBE_HPARAMS["line_search_steps"], dtype)
-  # v = (a, b): metric and logit map share one [M+1, M+1] matrix diag(K, 1); f = (Kv)[:M] + b.
+  # v = (a, b): metric and logit map share one [T+1, T+1] matrix diag(K, 1); f = (Kv)[:T] + b.
   # Vectors are padded with zeros to a multiple of 16 entries (whole SIMD registers: ~1.5x
   # faster matrix-vector products on CPU); padded entries have zero metric and gradient.
   size = -(-(m + 1) // 16) * 16
@@ -326,10 +326,10 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
   penalised = jnp.concatenate([train, jnp.zeros((size - m,), dtype)])
   is_bias = jnp.zeros((size,), dtype).at[m].set(1.0)
 
-  def objective(f, quad):  # f [..., M], quad = a^T K a [...]
+  def objective(f, quad):  # f [..., T], quad = a^T K a [...]
     return jnp.sum(train * (jax.nn.softplus(f) - y * f), -1) / n_train + 0.5 * l2 * quad
 
-  def gradient(v, kv):  # the gradient in the diag(K, 1) metric: K^{-1} dJ/da, dJ/db
+  def gradient(v, kv):  # in the diag(K, 1) metric: (r / n + l2 a, mean r), dJ/da = K (r / n + l2 a)
     r = (jax.nn.sigmoid(logits(v, kv)) - y) * train / n_train
     return (jnp.concatenate([r, jnp.zeros((size - m,), dtype)]) + l2 * penalised * v
             + is_bias * jnp.sum(r))
