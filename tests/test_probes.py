@@ -74,12 +74,41 @@ def test_binary_probes_match_sklearn(binary_case):
 def test_vmapped_program_equals_per_probe_runs(binary_case):
   layers, _, splits, acc = binary_case
   hp = probes.LOGISTIC_PROBE_HPARAMS
-  single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["iterations"],
-                                     l2=hp["l2"], memory_size=hp["memory_size"]))
+  single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["binary_iterations"],
+                                     num_train=int(splits.train.sum(1).max()),
+                                     l2=hp["l2"], memory_size=hp["binary_memory_size"]))
   for l, c in [(1, 0), (2, 5), (1, 7)]:
     a = single(jnp.asarray(layers[l])[None], 0, *(jnp.asarray(v[c]) for v in (
         splits.index, splits.target, splits.train, splits.test)))
     assert float(a) == pytest.approx(acc[l, c], abs=1e-6)
+
+
+def test_kernel_solver_reaches_sklearn_optimum():
+  """The binary trainer (kernel-form L-BFGS on the standardised Gram) reaches scikit-learn's
+  optimum of the same objective: wide (d > M) and narrow layers, a near-chance probe, and a
+  probe whose first T rows are not all train rows (a smaller class than the largest)."""
+  rng = np.random.default_rng(8)
+  hp = probes.LOGISTIC_PROBE_HPARAMS
+  m, num_train = 62, 54
+  solve = jax.jit(functools.partial(probes._kernel_logistic, l2=L2,
+                                    iterations=hp["binary_iterations"],
+                                    memory_size=hp["binary_memory_size"]))
+  for d, signal, n_tr in [(200, 0.15, 54), (20, 0.4, 54), (200, 0.0, 54), (120, 0.2, 48)]:
+    y = (np.arange(m) % 2).astype(np.int32)
+    x = (rng.normal(size=(m, d)) * np.exp(rng.normal(size=d)) + 3.0 * rng.normal(size=d)
+         + signal * np.sqrt(d) * rng.normal(size=d) * y[:, None]).astype(np.float32)
+    train = np.arange(m) < n_tr  # rows n_tr..m-1: test rows (and, after T, non-train rows)
+    gram = probes._standardised_gram(jnp.asarray(x), jnp.asarray(train, jnp.float32),
+                                     num_train=num_train)
+    logits, objective = solve(gram, jnp.asarray(y), jnp.asarray(train, jnp.float32))
+    scaler = StandardScaler().fit(x[train])
+    clf = LogisticRegression(C=1.0 / (L2 * n_tr), tol=1e-10, max_iter=10000)
+    clf.fit(scaler.transform(x[train]), y[train])
+    ref = clf.decision_function(scaler.transform(x))
+    ref_objective = (np.mean(np.logaddexp(0, ref[train]) - y[train] * ref[train])
+                     + 0.5 * L2 * np.sum(clf.coef_ ** 2))
+    assert float(objective) == pytest.approx(ref_objective, rel=1e-4, abs=1e-6), (d, signal)
+    np.testing.assert_allclose(np.asarray(logits), ref, atol=0.02 * np.abs(ref).max())
 
 
 def test_roughness_matches_numpy():
