@@ -46,5 +46,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "max_colour_drop_next_pixel": 0.1, "min_colour_next_pixel": 0.5,
       "max_adjacent_ratio": 0.8,  # adjacent-layer II < ratio * distant-layer II
   }
-  c.quick_sizes = {"n_train": 4000, "n_eval": 600, "steps_scale": 0.5, "group_size": 30}
+  c.quick_sizes = {"n_train": 4000, "n_eval": 600, "steps_scale": 0.4, "group_size": 30}
   return c

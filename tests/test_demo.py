@@ -51,7 +51,8 @@ def test_shape_emerges_with_depth_in_both_classifiers(quick_run):
     assert _by_prefix(result["findings"], f"{name}: shape-probe")[0]["holds"]
     assert not _by_prefix(result["control"], f"{name}: shape-probe")[0]["holds"]
     control = result["control_results"]["shape_probe"][name]
-    assert np.all(control < 0.2 + 0.1)  # 5 balanced classes: chance 20 %
+    # 5 balanced classes: chance 20 %, +-3.7 % per layer on the 120 test images of the quick run
+    assert np.mean(control) < 0.27 and np.all(control < 0.36), control
 
 
 def test_colour_neighbours_fall_in_classifiers_not_in_next_pixel_model(quick_run):

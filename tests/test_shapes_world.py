@@ -67,7 +67,7 @@ def test_source_from_config():
   np.testing.assert_array_equal(ex.image, image)
   assert ex.labels == labels
   assert source.describe()["kind"] == "shapes_world"
-  with pytest.raises(KeyError, match="not in this world"):
+  with pytest.raises(KeyError, match="is not one of the 7 ids"):
     source.load("shapes/7")
   with pytest.raises(ValueError, match="num_shapes"):
     sw.ShapesWorld(5, num_shapes=9)

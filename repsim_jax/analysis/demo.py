@@ -87,20 +87,24 @@ def colour_clusters(images: np.ndarray, k: int, *, seed: int = 0, iterations: in
                     max_pixels: int = 200_000) -> np.ndarray:
   """k colour clusters [k, 3] in [-1, 1] by k-means on the images' pixels (as iGPT's 512).
 
-  images: uint8 [n, H, W, 3]. Lloyd's algorithm from k seeded distinct pixels; an empty cluster
-  keeps its previous centre. Clusters are sorted by brightness so ids are stable across runs.
+  images: uint8 [n, H, W, 3]. Seeded k-means++ seeding (Arthur & Vassilvitskii 2007), then
+  Lloyd's algorithm; an empty cluster keeps its previous centre. Clusters are sorted by
+  brightness so ids are stable across runs.
   """
   rng = np.random.default_rng(seed)
   pixels = images.reshape(-1, 3).astype(np.float32) / 127.5 - 1.0
   if len(pixels) > max_pixels:
     pixels = pixels[rng.choice(len(pixels), max_pixels, replace=False)]
-  unique = np.unique(pixels, axis=0)
-  if len(unique) < k:
-    raise ValueError(f"colour_clusters: only {len(unique)} distinct colours for k={k}")
-  centres = unique[rng.choice(len(unique), k, replace=False)]
+  if len(np.unique(pixels, axis=0)) < k:
+    raise ValueError(f"colour_clusters: fewer than k={k} distinct colours")
+  sq = lambda c: (np.sum(pixels ** 2, 1)[:, None] - 2 * pixels @ c.T  # noqa: E731
+                  + np.sum(c ** 2, 1)[None])
+  centres = pixels[[rng.integers(len(pixels))]]
+  for _ in range(1, k):
+    d = np.maximum(sq(centres).min(axis=1), 0).astype(np.float64)
+    centres = np.concatenate([centres, pixels[[rng.choice(len(pixels), p=d / d.sum())]]])
   for _ in range(iterations):
-    d = (np.sum(pixels ** 2, 1)[:, None] - 2 * pixels @ centres.T + np.sum(centres ** 2, 1)[None])
-    assign = np.argmin(d, axis=1)
+    assign = np.argmin(sq(centres), axis=1)
     for c in range(k):
       members = pixels[assign == c]
       if len(members):
@@ -361,7 +365,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   stores = _extract(config, workdir, checkpoints)
   ids, names, layers = load_layers(stores)
   world = ShapesWorld(w.n_eval, seed=config.seed + 1, size=w.size)
-  images, factors = render_batch([int(i.split("/", 1)[1]) for i in ids], seed=world.seed,
+  images, factors = render_batch([world.index(i) for i in ids], seed=world.seed,
                                  size=w.size)
   classifiers = [e.name for e in config.models if e.objective == "shape"]
   next_pixel = [e.name for e in config.models if e.objective == "next_pixel"]

@@ -40,6 +40,35 @@ class Source(Protocol):
   def describe(self) -> dict[str, Any]: ...
 
 
+class IndexedSource:
+  """Base of the generated sources: `n` images with ids "<PREFIX>/<index>", drawn from the index.
+
+  Subclasses set `PREFIX` and implement `load` (via `self.index(image_id)`) and `describe`.
+  """
+  PREFIX = "image"
+
+  def __init__(self, n: int):
+    if n <= 0:
+      raise ValueError(f"{type(self).__name__}: n should be positive, got {n}")
+    self.n = int(n)
+    self._ids = [f"{self.PREFIX}/{i}" for i in range(self.n)]
+
+  @property
+  def ids(self) -> list[str]:
+    return self._ids
+
+  def __len__(self) -> int:
+    return self.n
+
+  def index(self, image_id: str) -> int:
+    """The image index of `image_id`; KeyError for ids of other sources or out of range."""
+    prefix, _, number = image_id.partition("/")
+    if prefix != self.PREFIX or not number.isdigit() or int(number) >= self.n:
+      raise KeyError(f"{image_id!r} is not one of the {self.n} ids {self.PREFIX}/0.."
+                     f"{self.PREFIX}/{self.n - 1} of this {type(self).__name__}")
+    return int(number)
+
+
 def to_rgb_array(image: Any) -> np.ndarray:
   """A PIL image or an array in any common mode -> uint8 [H, W, 3] RGB.
 

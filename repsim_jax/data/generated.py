@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from repsim_jax.data.base import Example
+from repsim_jax.data.base import Example, IndexedSource
 
 
 def generated_image(index: int, *, size: tuple[int, int] = (32, 32), num_classes: int = 10,
@@ -31,25 +31,17 @@ def generated_image(index: int, *, size: tuple[int, int] = (32, 32), num_classes
   return np.clip(field + stripes + noise, 0, 255).astype(np.uint8), label
 
 
-class GeneratedSource:
+class GeneratedSource(IndexedSource):
   """`n` generated images, ids "gen/<index>", labels {"label": index % num_classes}."""
+  PREFIX = "gen"
 
   def __init__(self, n: int, *, size: tuple[int, int] = (32, 32), num_classes: int = 10,
                seed: int = 0):
-    if n <= 0:
-      raise ValueError(f"GeneratedSource: n should be positive, got {n}")
-    self.n, self.size, self.num_classes, self.seed = int(n), tuple(size), num_classes, seed
-    self._ids = [f"gen/{i}" for i in range(self.n)]
-
-  @property
-  def ids(self) -> list[str]:
-    return self._ids
-
-  def __len__(self) -> int:
-    return self.n
+    super().__init__(n)
+    self.size, self.num_classes, self.seed = tuple(size), num_classes, seed
 
   def load(self, image_id: str) -> Example:
-    index = int(image_id.split("/", 1)[1])
+    index = self.index(image_id)
     image, label = generated_image(index, size=self.size, num_classes=self.num_classes,
                                    seed=self.seed)
     return Example(image_id, image, {"label": label})

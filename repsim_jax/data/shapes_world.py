@@ -9,7 +9,8 @@ Every image is one coloured shape on a coloured background. The factors, all dra
   brightness  of each colour, a factor in [0.7, 1.0];
   texture     roughness in [0, 1]: amplitude of per-pixel noise on object and background;
   clutter     0-5 thin random line segments behind the object (edge density);
-  x, y, size, rotation   of the object (rotation within +-30 degrees).
+  x, y, size, rotation   of the object (centre within +-15 % of the image from the middle,
+              radius 55-75 % of half the image, rotation within +-15 degrees).
 
 `labels` per image also hold `warmth`, the true colour warmth: mean over the clean image
 (no noise) of red - blue on [0, 1] channels, the quantity `analysis.lowlevel.colour_warmth`
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from repsim_jax.data.base import Example
+from repsim_jax.data.base import Example, IndexedSource
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 # (name, RGB on [0, 1], warm)
@@ -90,9 +91,9 @@ def draw_factors(index: int, *, seed: int = 0, num_shapes: int = len(SHAPES)) ->
       "brightness": rng.uniform(0.7, 1.0, size=2),
       "texture": float(rng.uniform(0.0, 1.0)),
       "clutter": int(rng.integers(0, MAX_CLUTTER + 1)),
-      "x": float(rng.uniform(-0.25, 0.25)), "y": float(rng.uniform(-0.25, 0.25)),
-      "size": float(rng.uniform(0.45, 0.7)),
-      "rotation": float(rng.uniform(-np.pi / 6, np.pi / 6)),
+      "x": float(rng.uniform(-0.15, 0.15)), "y": float(rng.uniform(-0.15, 0.15)),
+      "size": float(rng.uniform(0.55, 0.75)),
+      "rotation": float(rng.uniform(-np.pi / 12, np.pi / 12)),
       "clutter_lines": rng.uniform(-1, 1, size=(MAX_CLUTTER, 4)),
       "clutter_shade": rng.uniform(0.0, 1.0, size=MAX_CLUTTER),
       "noise_seed": int(rng.integers(2**31)),
@@ -133,7 +134,11 @@ def render_batch(indices: Sequence[int], *, seed: int = 0, size: int = 32,
                  num_shapes: int = len(SHAPES)) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """(uint8 [n, size, size, 3] images, {factor: [n] array}) for images `indices`."""
   drawn = [draw_factors(int(i), seed=seed, num_shapes=num_shapes) for i in indices]
-  images, warmth = render(drawn, size=size)
+  chunk = 128  # render in chunks: the [chunk, 2 size, 2 size] temporaries stay in cache
+  parts = [render(drawn[i:i + chunk], size=size) for i in range(0, len(drawn), chunk)] or [
+      (np.zeros((0, size, size, 3), np.uint8), np.zeros(0))]
+  images = np.concatenate([p[0] for p in parts])
+  warmth = np.concatenate([p[1] for p in parts])
   factors = {k: np.asarray([f[k] for f in drawn]) for k in FACTORS if k != "warmth"}
   factors["warmth"] = warmth
   return images, factors
@@ -148,40 +153,31 @@ def shapes_image(index: int, *, seed: int = 0, size: int = 32,
   return images[0], labels
 
 
-class ShapesWorld:
+class ShapesWorld(IndexedSource):
   """`n` images of the shapes world, ids "shapes/<index>", labels = the image's factors.
 
   Two worlds with different seeds share no image draws (train on seed s, evaluate on seed s+1).
   """
 
+  PREFIX = "shapes"
+
   def __init__(self, n: int, *, seed: int = 0, size: int = 32, num_shapes: int = len(SHAPES)):
-    if n <= 0:
-      raise ValueError(f"ShapesWorld: n should be positive, got {n}")
+    super().__init__(n)
     if not 2 <= num_shapes <= len(SHAPES):
       raise ValueError(f"ShapesWorld: num_shapes should be in [2, {len(SHAPES)}], got {num_shapes}")
     if size < 8:
       raise ValueError(f"ShapesWorld: size should be >= 8 pixels, got {size}")
-    self.n, self.seed, self.size, self.num_shapes = int(n), int(seed), int(size), int(num_shapes)
-    self._ids = [f"shapes/{i}" for i in range(self.n)]
-
-  @property
-  def ids(self) -> list[str]:
-    return self._ids
-
-  def __len__(self) -> int:
-    return self.n
+    self.seed, self.size, self.num_shapes = int(seed), int(size), int(num_shapes)
 
   def load(self, image_id: str) -> Example:
-    index = int(image_id.split("/", 1)[1])
-    if not 0 <= index < self.n:
-      raise KeyError(f"{image_id!r} is not in this world of {self.n} images")
+    index = self.index(image_id)
     image, labels = shapes_image(index, seed=self.seed, size=self.size, num_shapes=self.num_shapes)
     return Example(image_id, image, labels)
 
   def factors(self, ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """{factor: [n] array} for `ids` (default all); renders the images (warmth is measured)."""
     ids = self._ids if ids is None else ids
-    return render_batch([int(i.split("/", 1)[1]) for i in ids], seed=self.seed, size=self.size,
+    return render_batch([self.index(i) for i in ids], seed=self.seed, size=self.size,
                         num_shapes=self.num_shapes)[1]
 
   def describe(self) -> dict[str, Any]:
