@@ -40,11 +40,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "group_size": 100,          # images per low / middle / high group of a true factor
       "k_grid": 9, "n_queries": 3,  # neighbour grids (paper: 9 neighbours)
       "probe_seed": 0, "probe_test_fraction": 0.2,
-      # Findings (checks) and their margins.
-      "min_probe_gain": 0.1,      # shape probe: last block - first block
-      "min_colour_drop": 0.1,     # classifiers: colour sharing first - last block
-      "max_colour_drop_next_pixel": 0.1, "min_colour_next_pixel": 0.5,
+      # Findings (checks) and their margins; "first" = layer 0 (embedding / stem output).
+      "min_probe_gain": 0.2,      # shape probe: last block - first layer
+      "min_colour_drop": 0.1,    # classifiers: colour sharing first layer - last block
+      "min_colour_kept_next_pixel": 0.85, "min_colour_next_pixel": 0.5,
       "max_adjacent_ratio": 0.8,  # adjacent-layer II < ratio * distant-layer II
   }
-  c.quick_sizes = {"n_train": 4000, "n_eval": 600, "steps_scale": 0.4, "group_size": 30}
+  c.quick_sizes = {"n_train": 4000, "n_eval": 1000, "steps_scale": 0.5, "group_size": 30}
   return c

@@ -46,7 +46,7 @@ def test_shape_emerges_with_depth_in_both_classifiers(quick_run):
   result, _ = quick_run
   for name in ("vit", "convnext"):
     acc = result["shape_probe"][name]
-    assert acc[-1] > acc[1] + 0.1, (name, acc)
+    assert acc[-1] > acc[0] + 0.2, (name, acc)
     # and the check built on it holds on the run, not on the shuffled-label control
     assert _by_prefix(result["findings"], f"{name}: shape-probe")[0]["holds"]
     assert not _by_prefix(result["control"], f"{name}: shape-probe")[0]["holds"]
@@ -59,8 +59,8 @@ def test_colour_neighbours_fall_in_classifiers_not_in_next_pixel_model(quick_run
   result, _ = quick_run
   share = result["colour_sharing"]
   for name in ("vit", "convnext"):
-    assert share[name][1] - share[name][-1] > 0.1, (name, share[name])
-  assert share["igpt"][-1] > share["igpt"][1] - 0.1 and share["igpt"][-1] > 0.5
+    assert share[name][0] - share[name][-1] > 0.1, (name, share[name])
+  assert share["igpt"][-1] > 0.85 * share["igpt"][0] and share["igpt"][-1] > 0.5
   for f, c in zip(_by_prefix(result["findings"], ""), _by_prefix(result["control"], "")):
     if "colour" in f["statement"] and "next pixel" not in f["statement"]:
       assert f["holds"] and not c["holds"], (f, c)
