@@ -119,6 +119,7 @@ def _training_record(config, entry) -> dict[str, Any]:
 def train_model(config, entry, workdir: str, train_images: np.ndarray,
                 train_factors: dict[str, np.ndarray]) -> tuple[str, dict[str, Any]]:
   """Trains one model of `config.models` (or reuses its checkpoint); returns (path, record)."""
+  import jax
   import jax.numpy as jnp
   from flax import nnx
   from repsim_jax import training
@@ -157,8 +158,7 @@ def train_model(config, entry, workdir: str, train_images: np.ndarray,
   else:
     raise ValueError(f"model {entry.name!r}: objective {entry.objective!r}; expected 'shape' or "
                      f"'next_pixel'")
-  n_params = sum(int(np.prod(x.shape)) for x in __import__("jax").tree.leaves(
-      nnx.state(backbone, nnx.Param)))
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(backbone, nnx.Param)))
   _say(f"{entry.name}: training a {entry.model_type} ({n_params / 1e3:.0f}k parameters) on "
        f"{entry.objective} for {entry.steps} steps of {entry.batch_size} images")
   history = training.fit(model, loss, data, steps=entry.steps, batch_size=entry.batch_size,
@@ -321,8 +321,9 @@ def findings(results: dict[str, Any], classifiers: list[str], next_pixel: list[s
 # ----------------------------------------------------------------------------- driver
 
 
-def _table_per_layer(values: dict[str, np.ndarray], names: dict[str, list[str]],
+def _table_per_layer(values: dict[str, np.ndarray],
                      fmt: Callable[[float], str]) -> tuple[list[str], list[list[str]]]:
+  """A model x layer table; layer 0 is the embedding / stem output, the last the last block."""
   depth = max(len(v) for v in values.values())
   header = ["model"] + [f"layer {i}" for i in range(depth)]
   rows = [[m] + [fmt(x) for x in v] + [""] * (depth - len(v)) for m, v in values.items()]
@@ -456,7 +457,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   s.figure("Linear probe accuracy per layer", plot_ood_probes(
       {"shape (5 classes)": shape_probe, "background hue (8 classes)": colour_probe},
       _fig(workdir, "probes"), title="Linear probes per layer (held-out images)"))
-  s.table(*_table_per_layer(shape_probe, names, lambda x: f"{x:.1%}"))
+  s.table(*_table_per_layer(shape_probe, lambda x: f"{x:.1%}"))
   s = report.section("Neighbours sharing a category, per layer")
   panels = {"background hue": (colour_share, colour_baseline)}
   panels.update({scope: (v["sharing"], v["baseline"]) for scope, v in low.items()})
@@ -464,7 +465,7 @@ def run(config, workdir: str) -> dict[str, Any]:
            f"category; dashed: exact random baseline",
            plot_neighbour_sharing(panels, _fig(workdir, "neighbour_sharing"),
                                   k=cfg.k_neighbours))
-  s.table(*_table_per_layer(colour_share, names, lambda x: f"{x:.1%}"))
+  s.table(*_table_per_layer(colour_share, lambda x: f"{x:.1%}"))
   s = report.section("Information imbalance between all layers")
   s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
            plot_imbalance_grid(ii, _fig(workdir, "imbalance_grid"), models=models,
