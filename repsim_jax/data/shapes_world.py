@@ -174,12 +174,6 @@ class ShapesWorld(IndexedSource):
     image, labels = shapes_image(index, seed=self.seed, size=self.size, num_shapes=self.num_shapes)
     return Example(image_id, image, labels)
 
-  def factors(self, ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """{factor: [n] array} for `ids` (default all); renders the images (warmth is measured)."""
-    ids = self._ids if ids is None else ids
-    return render_batch([self.index(i) for i in ids], seed=self.seed, size=self.size,
-                        num_shapes=self.num_shapes)[1]
-
   def describe(self) -> dict[str, Any]:
     return {"kind": "shapes_world", "n": self.n, "seed": self.seed, "size": self.size,
             "num_shapes": self.num_shapes}
