@@ -35,9 +35,6 @@ from absl import logging
 
 from repsim_jax.results import save_result
 
-FIGURES = "figures"
-
-
 _START = [time.perf_counter()]
 
 
@@ -148,7 +145,8 @@ def train_model(config, entry, workdir: str, train_images: np.ndarray,
   if entry.objective == "shape":
     dim = hf_config.hidden_sizes[-1] if hasattr(hf_config, "hidden_sizes") else (
         hf_config.hidden_size)
-    model = training.Classifier(backbone, dim=dim, num_classes=int(train_factors["shape"].max()) + 1,
+    model = training.Classifier(backbone, dim=dim,
+                                num_classes=int(train_factors["shape"].max()) + 1,
                                 rngs=nnx.Rngs(config.seed + 1))
     loss, data = training.classification_loss, (inputs, train_factors["shape"].astype(np.int32))
   elif entry.objective == "next_pixel":
@@ -199,28 +197,7 @@ def _extract(config, workdir: str, checkpoints: dict[str, str]) -> dict[str, str
   return extract_lib.run(ex, workdir)
 
 
-def load_layers(store_paths: dict[str, str]) -> tuple[list[str], dict[str, list[str]],
-                                                      dict[str, list[np.ndarray]]]:
-  """(image ids, {model: block names}, {model: [L arrays [N, d]]}) from complete stores."""
-  from repsim_jax.models.outputs import block_names
-  from repsim_jax.store import ActivationStore
-  names, layers, ids = {}, {}, None
-  for model, path in store_paths.items():
-    store = ActivationStore.open(path)
-    ids = store.ids if ids is None else ids
-    if list(store.ids) != list(ids):
-      raise ValueError(f"store {path}: its images differ from the other models' stores")
-    names[model] = block_names(dict.fromkeys(store.layer_names))
-    layers[model] = [np.asarray(store.layer(n), np.float32).reshape(len(ids), -1)
-                     for n in names[model]]
-  return list(ids), names, layers
-
-
 # ----------------------------------------------------------------------------- analyses
-
-
-def _fig(workdir: str, name: str) -> str:
-  return os.path.join(workdir, FIGURES, name)
 
 
 def adjacent_vs_distant(matrix: np.ndarray) -> tuple[float, float]:
@@ -238,16 +215,11 @@ def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
   permute_rows_seed: the control: every layer's rows are permuted independently (the images no
   longer correspond across layers), which must wipe out the layer structure.
   """
-  from repsim_jax.metrics.imbalance import information_imbalance_matrix
-  models = list(layers)
-  union = [x for m in models for x in layers[m]]
+  from repsim_jax.analysis.paper import imbalance_between_models
   if permute_rows_seed is not None:
     rng = np.random.default_rng(permute_rows_seed)
-    union = [x[rng.permutation(len(x))] for x in union]
-  full = information_imbalance_matrix(union, union, k=cfg.k, metric="euclidean")
-  offsets = np.cumsum([0] + [len(layers[m]) for m in models])
-  return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
-          for i, a in enumerate(models) for j, b in enumerate(models)}
+    layers = {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
+  return imbalance_between_models(layers, k=cfg.k, metric="euclidean")
 
 
 def probe_analysis(layers: dict[str, list[np.ndarray]], labels: np.ndarray, cfg, *,
@@ -335,10 +307,10 @@ def run(config, workdir: str) -> dict[str, Any]:
   plus the analysis results}."""
   from repsim_jax.analysis.lowlevel import lowlevel_neighbour_analysis
   from repsim_jax.analysis.neighbourhoods import neighbourhoods
+  from repsim_jax.analysis.paper import figure_path, load_representations
   from repsim_jax.data.shapes_world import HUES, SHAPES, ShapesWorld, render_batch
   from repsim_jax.metrics.cka import cka_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
-  from repsim_jax.models.outputs import representative_indices
   from repsim_jax.plotting.heatmap import layer_heatmap
   from repsim_jax.plotting.imbalance import plot_imbalance_grid
   from repsim_jax.plotting.lowlevel import plot_neighbour_sharing
@@ -363,15 +335,14 @@ def run(config, workdir: str) -> dict[str, Any]:
 
   # 3. extraction on the held-out world
   _say("extracting every block on the held-out images")
-  stores = _extract(config, workdir, checkpoints)
-  ids, names, layers = load_layers(stores)
   world = ShapesWorld(w.n_eval, seed=config.seed + 1, size=w.size)
+  reps = load_representations(world, world.ids, _extract(config, workdir, checkpoints))
+  ids, names, layers, representative = reps.ids, reps.layer_names, reps.layers, reps.representative
   images, factors = render_batch([world.index(i) for i in ids], seed=world.seed,
                                  size=w.size)
   classifiers = [e.name for e in config.models if e.objective == "shape"]
   next_pixel = [e.name for e in config.models if e.objective == "next_pixel"]
-  models = list(layers)
-  representative = {m: list(representative_indices(len(layers[m]))) for m in models}
+  models = reps.models
   results: dict[str, Any] = {}
   report = HtmlReport("repsim_jax demo: the shapes-and-colours world", workdir)
 
@@ -456,38 +427,39 @@ def run(config, workdir: str) -> dict[str, Any]:
   s = report.section("Probes: shape and colour (background hue) per layer")
   s.figure("Linear probe accuracy per layer", plot_ood_probes(
       {"shape (5 classes)": shape_probe, "background hue (8 classes)": colour_probe},
-      _fig(workdir, "probes"), title="Linear probes per layer (held-out images)"))
+      figure_path(workdir, "probes"), title="Linear probes per layer (held-out images)"))
   s.table(*_table_per_layer(shape_probe, lambda x: f"{x:.1%}"))
   s = report.section("Neighbours sharing a category, per layer")
   panels = {"background hue": (colour_share, colour_baseline)}
   panels.update({scope: (v["sharing"], v["baseline"]) for scope, v in low.items()})
   s.figure(f"% of the {cfg.k_neighbours} nearest neighbours (cosine) sharing the image's "
            f"category; dashed: exact random baseline",
-           plot_neighbour_sharing(panels, _fig(workdir, "neighbour_sharing"),
+           plot_neighbour_sharing(panels, figure_path(workdir, "neighbour_sharing"),
                                   k=cfg.k_neighbours))
   s.table(*_table_per_layer(colour_share, lambda x: f"{x:.1%}"))
   s = report.section("Information imbalance between all layers")
   s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
-           plot_imbalance_grid(ii, _fig(workdir, "imbalance_grid"), models=models,
+           plot_imbalance_grid(ii, figure_path(workdir, "imbalance_grid"), models=models,
                                representative=representative, layer_names=names))
   for m in models:
     s.figure(f"II {m} → {m}", layer_heatmap(
         ii[(m, m)], row_labels=names[m], col_labels=names[m], title=f"II {m} → {m}",
-        path=_fig(workdir, f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
+        path=figure_path(workdir, f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
   s.table(["model", "adjacent-layer II", "distant-layer II",
            "smoothness (std of adjacent II differences)"],
           [[m, *adjacent_vs_distant(ii[(m, m)]), smooth[m]] for m in models])
   s = report.section("CKA between all layers of all models")
   s.figure("Unbiased linear CKA", layer_heatmap(
       cka, row_labels=labels_union, col_labels=labels_union, title="CKA, all layers",
-      path=_fig(workdir, "cka"), cbar_label="CKA", cmap="magma", origin="lower", vmin=0, vmax=1))
+      path=figure_path(workdir, "cka"), cbar_label="CKA", cmap="magma", origin="lower", vmin=0,
+      vmax=1))
   s = report.section("Nearest neighbours at the early, middle and late layer")
   for q in range(len(queries)):
-    f = factors
-    s.figure(f"query {ids[queries[q]]}: {SHAPES[f['shape'][queries[q]]]}, "
-             f"{HUES[f['object_hue'][queries[q]]][0]} on {HUES[f['background_hue'][queries[q]]][0]}",
+    f = {k: v[queries[q]] for k, v in factors.items()}
+    s.figure(f"query {ids[queries[q]]}: {SHAPES[f['shape']]}, "
+             f"{HUES[f['object_hue']][0]} on {HUES[f['background_hue']][0]}",
              plot_neighbourhoods(images, int(queries[q]), grids["indices"][:, :, q],
-                                 _fig(workdir, f"neighbours_{q}"), model_names=models))
+                                 figure_path(workdir, f"neighbours_{q}"), model_names=models))
   path = report.write()
   seconds = time.perf_counter() - start
   holds = sum(f["holds"] for f in results["findings"])

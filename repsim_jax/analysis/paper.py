@@ -311,7 +311,7 @@ def _pct(values: dict[str, float]) -> str:
   return _fmt({m: 100 * v for m, v in values.items()}, "{:.1f} %")
 
 
-def _fig(workdir: str, name: str) -> str:
+def figure_path(workdir: str, name: str) -> str:
   return os.path.join(workdir, FIGURES, name)
 
 
@@ -323,14 +323,30 @@ def _imbalance_kwargs(cfg) -> dict[str, Any]:
               memory_budget_bytes=int(cfg.memory_budget_mb) << 20)
 
 
+def imbalance_between_models(layers_by_model: dict[str, Sequence],
+                             **kwargs) -> dict[tuple[str, str], np.ndarray]:
+  """{(A, B): II [L_A, L_B]} for every ordered pair of models, each with itself too.
+
+  All layers of all models form one list and one `information_imbalance_matrix(union, union,
+  **kwargs)` call (each distinct layer's neighbour pass runs once, not once per pair); pair
+  (A, B) is a block of it, the same numbers as a call on A's and B's layers alone (exact ranks).
+  """
+  from repsim_jax.metrics.imbalance import information_imbalance_matrix
+  models = list(layers_by_model)
+  union = [x for m in models for x in layers_by_model[m]]
+  offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
+  full = information_imbalance_matrix(union, union, **kwargs)
+  return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+          for i, a in enumerate(models) for j, b in enumerate(models)}
+
+
 def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Summary) -> dict:
   """II between every layer of every model and every layer of every model (incl. itself).
 
-  All layers of all models form one list and one `information_imbalance_matrix` call (each
-  distinct layer's neighbour pass runs once, not once per pair); pair (A, B) is a block of it,
-  the same numbers as a call on A's and B's layers alone (exact integer ranks). With
-  `cfg.by_model_pair` the step makes those per-pair calls instead: only two models' layers are in
-  memory at a time (the engine takes arrays, not lazy layers), for M times the neighbour passes.
+  By default one `imbalance_between_models` call (one engine call on the union of all layers,
+  each pair a block of it). With `cfg.by_model_pair` the step makes one call per ordered pair
+  instead: only two models' layers are in memory at a time (the engine takes arrays, not lazy
+  layers), for M times the neighbour passes.
   """
   from repsim_jax.metrics.imbalance import information_imbalance_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
@@ -354,13 +370,9 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
         matrices[(a, b)] = information_imbalance_matrix(layers_a, layers_b, **kwargs)
         del layers_b
   else:
-    union = [x for m in reps.models for x in layer_rows(reps.layers[m], rows)]
-    offsets = np.cumsum([0] + [len(reps.layers[m]) for m in reps.models])
-    full = information_imbalance_matrix(union, union, **kwargs)
-    for i, a in enumerate(reps.models):
-      prints[a] = fingerprints(a, union[offsets[i]:offsets[i + 1]])
-      for j, b in enumerate(reps.models):
-        matrices[(a, b)] = full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+    selected = {m: layer_rows(reps.layers[m], rows) for m in reps.models}
+    prints = {m: fingerprints(m, selected[m]) for m in reps.models}
+    matrices = imbalance_between_models(selected, **kwargs)
   for (a, b), block in matrices.items():
     _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
           {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
@@ -373,12 +385,12 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
                  "direction": f"{a} → {b}"})
   section = summary.section("Information imbalance across layers and models (Figs. 1, 10)")
   summary.figure(section, "Fig. 1: early / middle / late layer of A vs every layer of B",
-                 lambda: plot_imbalance_grid(matrices, _fig(workdir, "fig01_imbalance_grid"),
+                 lambda: plot_imbalance_grid(matrices, figure_path(workdir, "fig01_imbalance_grid"),
                                              models=reps.models, representative=reps.representative,
                                              layer_names=reps.layer_names))
   if cfg.heatmaps:
     summary.figure(section, "Fig. 10: all layers x all layers, one heatmap per ordered pair",
-                   lambda: plot_imbalance_heatmaps(matrices, _fig(workdir, "fig10"),
+                   lambda: plot_imbalance_heatmaps(matrices, figure_path(workdir, "fig10"),
                                                    layer_names=reps.layer_names))
   self_max = {m: float(matrices[(m, m)].max()) for m in reps.models}
   smooth = {m: float(smoothness(matrices[(m, m)][reps.representative[m]], axis=-1).mean())
@@ -439,11 +451,12 @@ def sample_size_step(reps: Representations, cfg, ii_cfg, config, workdir: str,
           config=config, extra={"model": m, "n_subsamples": cfg.n_subsamples})
     progress.update(1)
   summary.figure(section, "Fig. 11: std of II over subsamples vs N",
-                 lambda: plot_sample_size_std(sizes, std11, _fig(workdir, "fig11_sample_size"),
+                 lambda: plot_sample_size_std(sizes, std11,
+                                              figure_path(workdir, "fig11_sample_size"),
                                               n_subsamples=cfg.n_subsamples))
   summary.figure(section, "Fig. 12: smoothness vs N (mean ± std over seeds)",
                  lambda: plot_smoothness_vs_n(sizes, mean12, std12,
-                                              _fig(workdir, "fig12_smoothness"),
+                                              figure_path(workdir, "fig12_smoothness"),
                                               n_seeds=cfg.n_subsamples))
   section["rows"] += [
       (f"std of II over subsamples at the largest N ({sizes[-1]})",
@@ -525,7 +538,7 @@ def neighbourhood_step(reps: Representations, cfg, config, workdir: str, summary
   for q, row in enumerate(queries):
     summary.figure(section, f"{cfg.k} nearest neighbours of {reps.ids[row]}",
                    lambda: plot_neighbourhoods(images, int(row), result["indices"][:, :, q],
-                                               _fig(workdir, f"fig02_neighbours_{q:02d}"),
+                                               figure_path(workdir, f"fig02_neighbours_{q:02d}"),
                                                model_names=result["models"],
                                                title=f"{cfg.k} nearest neighbours (cosine) of "
                                                      f"{reps.ids[row]}"))
@@ -568,11 +581,11 @@ def lowlevel_step(reps: Representations, cfg, config, workdir: str, summary: Sum
   summary.figure(section, "Fig. 3: neighbours sharing a low-level category",
                  lambda: plot_neighbour_sharing({"all 9 categories": (overall["sharing"],
                                                                       overall["baseline"])},
-                                                _fig(workdir, "fig03_lowlevel"), k=cfg.k))
+                                                figure_path(workdir, "fig03_lowlevel"), k=cfg.k))
   summary.figure(section, "Fig. 14: per property",
                  lambda: plot_neighbour_sharing({s: (r["sharing"], r["baseline"])
                                                  for s, r in result.items() if s != "overall"},
-                                                _fig(workdir, "fig14_lowlevel_properties"),
+                                                figure_path(workdir, "fig14_lowlevel_properties"),
                                                 k=cfg.k))
   pick = lambda which: {m: float(overall["sharing"][m][reps.representative[m][which]])
                         for m in reps.models}
@@ -613,7 +626,7 @@ def semantic_step(reps: Representations, cfg, config, workdir: str, summary: Sum
                                 for k, v in out[m].items() if k != "queries"}},
         config=config, extra={"n_queries": len(queries), "k": cfg.k})
   summary.figure(section, "Fig. 4: Jaccard index of ManyNames labels",
-                 lambda: plot_semantic_coherence(mean, std, _fig(workdir, "fig04_semantic"),
+                 lambda: plot_semantic_coherence(mean, std, figure_path(workdir, "fig04_semantic"),
                                                  n_queries=len(queries), k=cfg.k))
   by_depth = {m: " / ".join(f"{mean[m][i]:.3f}" for i in reps.representative[m])
               for m in reps.models}
@@ -686,7 +699,8 @@ def probes_step(reps: Representations, cfg, config, workdir: str, summary: Summa
   examples = [{"model": m, "label": str(classes[c]), "accuracy": accuracy[m][:, c], "roughness": r}
               for r, m, c in (max(flat), min(flat))]
   summary.figure(section, "Fig. 5: roughness of per-class probe accuracy across layers",
-                 lambda: plot_roughness(rough, _fig(workdir, "fig05_roughness"), examples=examples))
+                 lambda: plot_roughness(rough, figure_path(workdir, "fig05_roughness"),
+                                        examples=examples))
   section["rows"] += [
       ("mean roughness per class (std of adjacent-layer accuracy differences)",
        "ConvNeXt widest / roughest; iGPT and ViT smoothest", _fmt({m: float(r.mean())
@@ -755,7 +769,7 @@ def ood_step(config, cfg, workdir: str, summary: Summary) -> dict:
     section["notes"].append("no out-of-domain datasets configured")
   if accuracy:
     summary.figure(section, "Fig. 13: multi-class linear probes per layer",
-                   lambda: plot_ood_probes(accuracy, _fig(workdir, "fig13_ood_probes")))
+                   lambda: plot_ood_probes(accuracy, figure_path(workdir, "fig13_ood_probes")))
     for name, acc in accuracy.items():
       peak = {m: f"{np.argmax(a) / max(len(a) - 1, 1):.2f}" for m, a in acc.items()}
       section["rows"].append((f"{name}: relative depth of the best layer (accuracy)",
