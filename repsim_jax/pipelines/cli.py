@@ -57,6 +57,8 @@ def configure_output(*, verbose: bool = False) -> None:
   py_logging.captureWarnings(True)
   for name in ("transformers", "huggingface_hub"):  # their own handlers print INFO banners
     py_logging.getLogger(name).setLevel(py_logging.WARNING if not verbose else py_logging.INFO)
+  if not verbose:  # "PyTorch was not found. Models won't be available": we only read configs
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 def compilation_cache_dir(value: str | None = None) -> str | None:
