@@ -1,5 +1,12 @@
-"""Pieces shared by the extraction configs (mahaut_baroni.py, raghu.py): defaults and arg parsing."""
+"""Pieces shared by the extraction configs (mahaut_baroni.py, raghu.py): defaults and arg parsing.
+
+Catalogue entries are module-level ConfigDicts; a config always gets deep copies of them
+(`base`, `runlocal`, `apply_overrides`), so changing one config's model entry (a test, a
+variant, a notebook) never changes the catalogue or the next config made from it.
+"""
 from __future__ import annotations
+
+import copy
 
 import ml_collections
 
@@ -19,9 +26,14 @@ def tiny(name: str, model_type: str, **kwargs) -> ml_collections.ConfigDict:
   return model(name, None, tiny_random=True, model_type=model_type, **kwargs)
 
 
+def copies(entries) -> list[ml_collections.ConfigDict]:
+  """Deep copies of catalogue entries, for a config of their own."""
+  return [copy.deepcopy(e) for e in entries]
+
+
 def base(models: list[ml_collections.ConfigDict], dataset: dict) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.models = models
+  config.models = copies(models)
   config.dataset = ml_collections.ConfigDict(dataset)
   config.n_images = 10_000        # None: every image of the dataset
   config.seed = 0                 # sampler seed: which images
@@ -37,7 +49,7 @@ def base(models: list[ml_collections.ConfigDict], dataset: dict) -> ml_collectio
 
 def runlocal(config: ml_collections.ConfigDict, models: list[ml_collections.ConfigDict]):
   """Shrinks `config` to a smoke run: tiny random checkpoints, generated images, seconds on CPU."""
-  config.models = models
+  config.models = copies(models)
   config.dataset = ml_collections.ConfigDict({"kind": "generated", "n": 48, "size": (40, 36),
                                               "num_classes": 4, "seed": 0})
   config.n_images = 32
@@ -69,7 +81,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
       unknown = [m for m in value.split("+") if m not in catalogue]
       if unknown:
         raise ValueError(f"unknown models {unknown}; known: {sorted(catalogue)}")
-      config.models = [catalogue[m] for m in value.split("+")]
+      config.models = copies(catalogue[m] for m in value.split("+"))
     elif key == "n":
       config.n_images = int(value)
     elif key == "seed":

@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.extract_common import apply_overrides, base, model, parse_arg, runlocal, tiny
+from configs.extract_common import (apply_overrides, base, copies, model, parse_arg, runlocal,
+                                    tiny)
 
 MAIN = {
     "igpt_l": model("igpt_l", "openai/imagegpt-large"),
@@ -154,7 +155,7 @@ def get_config(arg: str | None = None):
     config = runlocal(config, list(RUNLOCAL.values()))
     return apply_overrides(config, overrides, RUNLOCAL)
   elif variant in VARIANTS:
-    config.models = [CATALOGUE[m] for m in VARIANTS[variant]]
+    config.models = copies(CATALOGUE[m] for m in VARIANTS[variant])
     if variant == "manynames":
       config.dataset = {"kind": "manynames", "tsv": "data/manynames/manynames-en.tsv",
                         "image_dir": "data/visual_genome", "crop_to_object": False}
