@@ -54,11 +54,11 @@ def npz_results(workdir: str) -> dict[str, dict[str, np.ndarray]]:
   return out
 
 
-def assert_each_file_written_once(records: list[str], workdir: str) -> dict[int, list[str]]:
-  """No file under `workdir` is written by two processes; returns process -> files it wrote."""
-  workdir = os.path.realpath(workdir)
+def assert_each_file_written_once(records: list[str], *roots: str) -> dict[int, list[str]]:
+  """No file under the `roots` is written by two processes; returns process -> files it wrote."""
+  roots = tuple(os.path.realpath(r) + os.sep for r in roots)
   by_process = {i: sorted({os.path.realpath(p) for p in written_files(r)
-                           if os.path.realpath(p).startswith(workdir + os.sep)})
+                           if os.path.realpath(p).startswith(roots)})
                 for i, r in enumerate(records)}
   writers = collections.defaultdict(set)
   for i, paths in by_process.items():
@@ -67,6 +67,26 @@ def assert_each_file_written_once(records: list[str], workdir: str) -> dict[int,
   twice = {p: sorted(w) for p, w in writers.items() if len(w) > 1}
   assert not twice, f"files written by more than one process: {twice}"
   return by_process
+
+
+# ----------------------------------------------------------------------------- the harness
+
+
+def test_harness_bounds_every_wait_and_shows_every_output():
+  """A group past its timeout, and a group whose survivor outlives the grace period after a
+  failure, are killed; the error names each process's status and shows its output."""
+  sleeper = [sys.executable, "-c", "import os, time; print('process', os.environ['JAX_PROCESS_ID'],"
+             " 'of', os.environ['JAX_NUM_PROCESSES'], flush=True); time.sleep(600)"]
+  with pytest.raises(multiprocess_harness.MultiProcessError, match="past its 3s timeout") as e:
+    run_processes(sleeper, num_processes=2, timeout_s=3)
+  assert "process 0 of 2" in str(e.value) and "process 1 of 2" in str(e.value)
+  fails = [sys.executable, "-c", "import sys; print('bad input'); sys.exit(3)"]
+  results = run_processes(lambda i: fails if i == 1 else sleeper, num_processes=2, timeout_s=60,
+                          grace_s=1, expect_failure=True)
+  assert results[1].returncode == 3 and "bad input" in results[1].output
+  assert results[0].killed_by_harness and results[0].seconds < 30
+  with pytest.raises(multiprocess_harness.MultiProcessError, match="exit status 3"):
+    run_processes(lambda i: fails if i == 1 else sleeper, num_processes=2, grace_s=1)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -137,10 +157,12 @@ def test_paper_runlocal_driver(tmp_path):
   off = ("ood", "sample_size", "neighbourhoods")
   overrides = [f"--config.analysis.{step}.enabled=False" for step in off]
   records = [str(tmp_path / f"writes{i}.txt") for i in range(P)]
-  run_processes(lambda i: python_argv(
+  xla_cache = str(tmp_path / "xla_cache")
+  results = run_processes(lambda i: python_argv(
       "experiments.paper", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
       f"--workdir={workdir}", "--config.distributed=True", *overrides, record_writes=records[i]),
-      num_processes=P, devices_per_process=D, timeout_s=540)
+      num_processes=P, devices_per_process=D, timeout_s=540, env={"REPSIM_XLA_CACHE": xla_cache})
+  assert "paper: done in" in results[0].output and "paper: done in" not in results[1].output
   config = mahaut_baroni.get_config("runlocal,models=vit")
   for step in off:
     config.analysis[step].enabled = False
@@ -153,7 +175,7 @@ def test_paper_runlocal_driver(tmp_path):
   assert sorted(got) == sorted(want) and "imbalance/ii_vit__vit.npz" in want
   for name in want:
     assert_same(got[name], want[name], name)
-  files = assert_each_file_written_once(records, workdir)
+  files = assert_each_file_written_once(records, workdir, xla_cache)
   others = [f for i in range(1, P) for f in files[i]]
   assert others and all(f"{os.sep}chunks{os.sep}" in f for f in others), others
   assert os.path.join(os.path.realpath(workdir), "summary.md") in files[0]
@@ -168,8 +190,12 @@ def test_imbalance_cli(tmp_path):
   results = run_processes(lambda i: python_argv(
       "experiments.imbalance", "--config=configs/imbalance.py:runlocal", f"--workdir={workdir}",
       "--config.ties=average", record_writes=records[i]),
-      num_processes=P, devices_per_process=D, timeout_s=300)
-  assert all("information imbalance matrix:" in r.output for r in results)
+      num_processes=P, devices_per_process=D, timeout_s=300,
+      env={"REPSIM_XLA_CACHE": str(tmp_path / "xla_cache")})
+  # every process computes; process 0 prints the closing summary of what it wrote
+  assert all("information imbalance: 8.0/8 layer passes" in r.output for r in results)
+  assert "imbalance.{json,npz,pdf,png}" in results[0].output
+  assert "imbalance: done in" not in results[1].output
   config = imbalance_config.get_config("runlocal")
   config.ties, config.plot = "average", False
   reference = str(tmp_path / "one")
@@ -205,7 +231,8 @@ def test_a_killed_process_stops_the_others(tmp_path):
       python_argv("experiments.imbalance", "--config=configs/imbalance.py:runlocal",
                   f"--workdir={tmp_path}"),
       num_processes=P, devices_per_process=1, timeout_s=240, grace_s=STOP_WITHIN_S + 30,
-      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S)}, kill=(1, r"II: \d+ x \d+ layers"),
+      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
+      kill=(1, r"\d+ x \d+ layers, N="),
       expect_failure=True)
   assert results[1].returncode == -9
   _assert_all_stop_with_an_error(results, dead=1)
@@ -222,7 +249,8 @@ def test_an_exception_in_one_process_stops_the_others(tmp_path):
       lambda i: python_argv("experiments.imbalance", f"--workdir={tmp_path / 'out'}",
                             f"--config.inputs_a={inputs[min(i, 1)]}"),
       num_processes=P, devices_per_process=1, timeout_s=240, grace_s=STOP_WITHIN_S + 30,
-      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S)}, expect_failure=True)
+      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
+      expect_failure=True)
   assert "no.npz" in results[1].output and results[1].returncode == 1
   assert f"process 1 of {P} failed; exiting at once" in results[1].output
   _assert_all_stop_with_an_error(results, dead=1)
