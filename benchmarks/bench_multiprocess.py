@@ -6,10 +6,11 @@ r"""Cost of the cross-process collectives: the II matrix by 1 process x 2 device
 
 Both runs use the same 2-device mesh, kernels, blocks and schedule; they differ only in where the
 devices live: in one process the gathers to the host are memory copies, in two they go through
-Gloo over TCP (and each process repeats the host-side steps). Each run times a second call (the
-first compiles) and, inside it, the gathers (`sharding.to_host`, after the device work is done:
-transfer plus waiting for the other process). Prints ratio = t(2 x 1) / t(1 x 2) and checks the
-matrices are identical. Launched through the test harness (tests/multiprocess_harness.py).
+Gloo over TCP (and each process repeats the host-side steps). Each run times the fastest of
+`--repeats` calls after one that compiles and, inside it, the gathers (`sharding.to_host`, after
+the device work is done: transfer plus waiting for the other process). Prints ratio =
+t(2 x 1) / t(1 x 2) and checks the matrices are identical. Launched through the test harness
+(tests/multiprocess_harness.py).
 """
 from __future__ import annotations
 
@@ -46,21 +47,23 @@ def worker(args) -> None:
 
   sharding.to_host = timed_to_host
   imbalance.information_imbalance_matrix(layers, k=args.k)  # compiles
-  gather_s[0] = 0.0
-  t = time.perf_counter()
-  matrix = imbalance.information_imbalance_matrix(layers, k=args.k)
-  seconds = time.perf_counter() - t
+  best = (float("inf"), 0.0)
+  for _ in range(args.repeats):  # the fastest of a few: less noise from other load on the machine
+    gather_s[0] = 0.0
+    t = time.perf_counter()
+    matrix = imbalance.information_imbalance_matrix(layers, k=args.k)
+    best = min(best, (time.perf_counter() - t, gather_s[0]))
   if sharding.is_writer():
     np.save(args.out + ".npy", matrix)
   with open(f"{args.out}.{jax.process_index()}.json", "w") as f:
-    json.dump({"seconds": seconds, "gather_s": gather_s[0], "devices": jax.device_count()}, f)
+    json.dump({"seconds": best[0], "gather_s": best[1], "devices": jax.device_count()}, f)
 
 
 def launch(num_processes: int, devices: int, args, out: str) -> dict:
   from multiprocess_harness import python_argv, run_processes
   run_processes(python_argv(os.path.abspath(__file__), "--worker", f"--out={out}",
                             f"--n={args.n}", f"--d={args.d}", f"--layers={args.layers}",
-                            f"--k={args.k}"),
+                            f"--k={args.k}", f"--repeats={args.repeats}"),
                 num_processes=num_processes, devices_per_process=devices, timeout_s=1800)
   runs = []
   for i in range(num_processes):
@@ -77,6 +80,7 @@ def main() -> None:
   parser.add_argument("--layers", type=int, default=4)
   parser.add_argument("--d", type=int, default=128)
   parser.add_argument("--k", type=int, default=1)
+  parser.add_argument("--repeats", type=int, default=3, help="timed calls; the fastest counts")
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--out", help=argparse.SUPPRESS)
   args = parser.parse_args()
