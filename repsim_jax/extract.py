@@ -26,6 +26,7 @@ from repsim_jax.models.outputs import block_names, representative_indices
 from repsim_jax.paths import absolute
 from repsim_jax.pooling import default_pooling, pool
 from repsim_jax.progress import Progress
+from repsim_jax import sharding
 from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
 from repsim_jax.store import ActivationStore
 
@@ -45,9 +46,10 @@ def early_middle_late(names: Sequence[str]) -> dict[str, str]:
   return {"early": blocks[early], "middle": blocks[middle], "late": blocks[late]}
 
 
-def _device_memory_mb(device: jax.Device) -> float | None:
-  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-  if not stats or "bytes_in_use" not in stats:
+def _device_memory_mb(mesh: Mesh) -> float | None:
+  """Memory in use on this process's first device of `mesh`, for progress lines (None on CPU)."""
+  stats = sharding.local_memory_stats(mesh)
+  if "bytes_in_use" not in stats:
     return None
   return round(stats["bytes_in_use"] / 2**20, 1)
 
@@ -179,9 +181,10 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P(ROWS))
   abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
-  store.ensure_layers({n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
-                           "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
-                       for n in layers})
+  specs = {n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
+               "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
+           for n in layers}
+  sharding.writer_first(lambda: store.ensure_layers(specs), f"layers of {store.path}")
   params = jax.device_put(params, replicated)
 
   my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
@@ -226,10 +229,14 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
       skipped += batch.skipped
       filled += b
       progress.update(b, chunks_written=written - 1, chunks_total=len(my_chunks),
-                      device_memory_mb=_device_memory_mb(mesh.devices.flat[0]))
+                      device_memory_mb=_device_memory_mb(mesh))
     store.write_chunk(k, buffers, skipped_ids=skipped)
     if on_chunk_written is not None:
       on_chunk_written(k)
+  if jax.process_count() > 1:  # every host's chunks are on disk before one marks the store complete
+    sharding.sync(f"extract: chunks of {store.path}")
+    if not sharding.is_writer():
+      return store
   if store.finalize() and process_index == 0:
     logging.info("extract: store %s complete (%d rows, %d layers, %d skipped)", store.path,
                  store.num_rows, len(layers), len(store.skipped_ids))
@@ -287,9 +294,11 @@ def model_checkpoint(model_config: Mapping[str, Any], workdir: str) -> tuple[str
   from repsim_jax.models import loading
   if model_config.get("tiny_random"):
     from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
-    path = tiny_random_checkpoint(model_config["model_type"],
-                                  os.path.join(workdir, "checkpoints", model_config["name"]),
-                                  image_size=model_config.get("image_size", 32))
+    path = sharding.writer_first(
+        lambda: tiny_random_checkpoint(model_config["model_type"],
+                                       os.path.join(workdir, "checkpoints", model_config["name"]),
+                                       image_size=model_config.get("image_size", 32)),
+        f"tiny checkpoint {model_config['name']}")
   else:
     path = str(loading.resolve_checkpoint(model_config["checkpoint"]))
   with open(os.path.join(path, "config.json")) as f:
@@ -331,15 +340,17 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
         "sampler": {"n": len(ids), "seed": config.seed},
     }
     store_path = os.path.join(workdir, "stores", name)
-    store = ActivationStore.open_or_create(store_path, config=store_config, ids=ids,
-                                           chunk_rows=config.chunk_rows, dtype=config.store_dtype)
+    store = sharding.writer_first(
+        lambda: ActivationStore.open_or_create(store_path, config=store_config, ids=ids,
+                                               chunk_rows=config.chunk_rows,
+                                               dtype=config.store_dtype), f"store {store_path}")
     start = time.perf_counter()
     extract(model, source, preprocess, store, batch_size=config.batch_size, pooling=pooling,
             num_prefix_tokens=prefix, layers=model_config.get("layers"), mesh=mesh,
             device_batch=config.get("device_batch"), skip_bad_images=config.skip_bad_images,
             num_threads=config.num_threads, metrics_path=os.path.join(workdir, "metrics.jsonl"))
     seconds = time.perf_counter() - start
-    if jax.process_index() == 0:
+    if sharding.is_writer():
       dims = np.array([int(np.prod(store.layer_specs[n]["shape"])) for n in store.layer_names])
       save_result(workdir, f"extract_{name}", {"layer_dims": dims}, config=config,
                   inputs={"checkpoint": store_config["model"]["fingerprint"]},

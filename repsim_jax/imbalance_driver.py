@@ -41,7 +41,7 @@ def _prepare(source, names, layers, config, rows):
 def run(config, workdir: str) -> dict:
   """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
   from repsim_jax.pipelines.run import Run
-  sharding.maybe_initialize_distributed(config.distributed)
+  sharding.maybe_initialize_distributed(config.distributed or None)
   context = Run("imbalance", workdir)
   workdir = context.workdir
   with context.step("inputs"):

@@ -7,17 +7,21 @@ from typing import Any, Callable
 
 from absl import logging
 
+from repsim_jax import sharding
+
 
 class Progress:
   """Counts units of work and logs `name: done/total (pct) rate/s, ETA` at most every `every_s`.
 
   Optionally appends each line as JSON to `metrics_path` (a JSON-lines file in the workdir).
-  Only process 0 should pass `enabled=True` on multi-host runs.
+  `enabled` defaults to `sharding.is_writer()`: on multi-host runs process 0 logs and writes.
   """
 
   def __init__(self, name: str, total: int, *, unit: str = "blocks", every_s: float = 10.0,
-               metrics_path: str | None = None, enabled: bool = True,
+               metrics_path: str | None = None, enabled: bool | None = None,
                log: Callable[[str], Any] = logging.info):
+    if enabled is None:
+      enabled = sharding.is_writer()
     self.name, self.total, self.unit = name, int(total), unit
     self.every_s, self.metrics_path, self.enabled, self._log = every_s, metrics_path, enabled, log
     self.done = 0

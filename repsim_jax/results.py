@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from repsim_jax import sharding
+
 _PACKAGES = ("repsim_jax", "jax", "jaxlib", "flax", "optax", "numpy", "transformers", "torch")
 
 
@@ -58,10 +60,14 @@ def save_result(workdir: str, name: str, arrays: Mapping[str, Any], *, config: A
   """Writes `<workdir>/<name>.npz` and `<workdir>/<name>.json`; returns the npz path.
 
   The JSON holds the config, package versions, input fingerprints, the array names and shapes, and
-  any small `extra` values (headline numbers) so a reader need not open the npz.
+  any small `extra` values (headline numbers) so a reader need not open the npz. On multi-process
+  runs only the writer (process 0, `sharding.is_writer`) writes; every process computed the same
+  arrays, and the others get the same path back.
   """
-  os.makedirs(workdir, exist_ok=True)
   npz_path = os.path.join(workdir, f"{name}.npz")
+  if not sharding.is_writer():
+    return npz_path
+  os.makedirs(workdir, exist_ok=True)
   np.savez(npz_path, **{k: np.asarray(v) for k, v in arrays.items()})
   meta = {
       "name": name,

@@ -39,6 +39,7 @@ from absl import logging
 
 from repsim_jax import data as data_lib
 from repsim_jax import extract as extract_lib
+from repsim_jax import sharding
 from repsim_jax.progress import Progress
 from repsim_jax.results import _to_jsonable, fingerprint, save_result
 from repsim_jax.store import ActivationStore, IncompleteStoreError
@@ -194,7 +195,12 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
   ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
   paths = {m.name: os.path.join(workdir, "stores", m.name) for m in config.models}
   dataset = source.describe()
-  todo = [m for m in config.models if not _reusable(paths[m.name], ids, dataset, m)]
+  # The writer decides which stores to extract (a host whose view of the shared disk lagged
+  # would otherwise skip an extraction the others run, and their collectives would hang).
+  todo_mask = sharding.broadcast_from_writer(
+      np.array([not _reusable(paths[m.name], ids, dataset, m) for m in config.models],
+               np.int32))
+  todo = [m for m, t in zip(config.models, todo_mask) if t]
   reused = [m.name for m in config.models if m not in todo]
   if reused:
     logging.info("paper: reusing complete stores of %s under %s", ", ".join(reused), workdir)
@@ -204,10 +210,7 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
     sub = copy.deepcopy(config)
     sub.models = todo
     extract_lib.extract_stores(sub, workdir)
-  import jax
-  if jax.process_count() > 1:  # every host's chunks are written before anyone reads the stores
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(f"repsim_jax.analysis.paper: stores of {workdir}")
+  sharding.sync(f"paper: stores of {workdir}")  # every host's chunks are written before reads
   return source, ids, paths
 
 
@@ -248,16 +251,6 @@ def _load(config, source, ids, paths) -> Representations:
 # ----------------------------------------------------------------------------- summary
 
 
-def _writer() -> bool:
-  """Every process computes (the kernels' default mesh spans all hosts); process 0 writes."""
-  import jax
-  return jax.process_index() == 0
-
-
-def _save(*args, **kwargs) -> str | None:
-  return save_result(*args, **kwargs) if _writer() else None
-
-
 class Summary:
   """Collects figures, headline rows (statement | paper | ours) and notes; writes summary.md.
 
@@ -272,11 +265,11 @@ class Summary:
     return self.sections[-1]
 
   def figure(self, section, caption: str, draw: Callable[[], Sequence[str]]) -> None:
-    if _writer():
+    if sharding.is_writer():
       section["figures"].append((caption, [os.path.relpath(p, self.workdir) for p in draw()]))
 
   def write(self) -> str | None:
-    if not _writer():
+    if not sharding.is_writer():
       return None
     lines = [f"# {self.title}", ""]
     for s in self.sections:
@@ -359,7 +352,7 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
                sum(len(reps.layers[m]) for m in reps.models), len(rows), cfg.k, cfg.metric,
                ", one model pair at a time" if cfg.get("by_model_pair") else "")
   fingerprints = lambda m, layers: dict(zip(reps.layer_names[m], map(fingerprint, layers))) if (
-      _writer()) else {}
+      sharding.is_writer()) else {}
   prints, matrices = {}, {}
   if cfg.get("by_model_pair"):
     for a in reps.models:
@@ -374,15 +367,15 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
     prints = {m: fingerprints(m, selected[m]) for m in reps.models}
     matrices = imbalance_between_models(selected, **kwargs)
   for (a, b), block in matrices.items():
-    _save(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
-          {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
-           "layers_b": np.array(reps.layer_names[b]), "rows": rows,
-           "representative_a": np.array(reps.representative[a])},
-          config=config,
-          inputs={**{f"a/{n}": v for n, v in prints[a].items()},
-                  **{f"b/{n}": v for n, v in prints[b].items()}},
-          extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
-                 "direction": f"{a} → {b}"})
+    save_result(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
+                {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
+                 "layers_b": np.array(reps.layer_names[b]), "rows": rows,
+                 "representative_a": np.array(reps.representative[a])},
+                config=config,
+                inputs={**{f"a/{n}": v for n, v in prints[a].items()},
+                        **{f"b/{n}": v for n, v in prints[b].items()}},
+                extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
+                       "direction": f"{a} → {b}"})
   section = summary.section("Information imbalance across layers and models (Figs. 1, 10)")
   summary.figure(section, "Fig. 1: early / middle / late layer of A vs every layer of B",
                  lambda: plot_imbalance_grid(matrices, figure_path(workdir, "fig01_imbalance_grid"),
@@ -444,11 +437,11 @@ def sample_size_step(reps: Representations, cfg, ii_cfg, config, workdir: str,
     per_seed = smoothness(curve["values"], axis=-1).mean(axis=-1)  # [S, R]
     std11[m] = curve["std"].mean(axis=(1, 2))
     mean12[m], std12[m] = per_seed.mean(axis=1), per_seed.std(axis=1, ddof=1)
-    _save(os.path.join(workdir, "sample_size"), f"sample_size_{m}",
-          {"sizes": curve["sizes"], "values": curve["values"], "std": curve["std"],
-           "std_mean": std11[m], "smoothness": per_seed, "smoothness_mean": mean12[m],
-           "smoothness_std": std12[m], "layers_a": np.array(reps.representative[m])},
-          config=config, extra={"model": m, "n_subsamples": cfg.n_subsamples})
+    save_result(os.path.join(workdir, "sample_size"), f"sample_size_{m}",
+                {"sizes": curve["sizes"], "values": curve["values"], "std": curve["std"],
+                 "std_mean": std11[m], "smoothness": per_seed, "smoothness_mean": mean12[m],
+                 "smoothness_std": std12[m], "layers_a": np.array(reps.representative[m])},
+                config=config, extra={"model": m, "n_subsamples": cfg.n_subsamples})
     progress.update(1)
   summary.figure(section, "Fig. 11: std of II over subsamples vs N",
                  lambda: plot_sample_size_std(sizes, std11,
@@ -529,11 +522,11 @@ def neighbourhood_step(reps: Representations, cfg, config, workdir: str, summary
   result = neighbourhoods(reps.layers, queries, k=cfg.k, layers=reps.representative,
                           metric=cfg.metric)
   shared = shared_neighbour_counts(result["indices"])
-  _save(os.path.join(workdir, "neighbourhoods"), "neighbourhoods",
-        {"queries": queries, "query_ids": np.array([reps.ids[q] for q in queries]),
-         "layers": result["layers"], "indices": result["indices"],
-         "distances": result["distances"], **shared},
-        config=config, extra={"models": result["models"], "k": cfg.k})
+  save_result(os.path.join(workdir, "neighbourhoods"), "neighbourhoods",
+              {"queries": queries, "query_ids": np.array([reps.ids[q] for q in queries]),
+               "layers": result["layers"], "indices": result["indices"],
+               "distances": result["distances"], **shared},
+              config=config, extra={"models": result["models"], "k": cfg.k})
   images = Images(reps.source, reps.ids, thumbnail=cfg.thumbnail)
   for q, row in enumerate(queries):
     summary.figure(section, f"{cfg.k} nearest neighbours of {reps.ids[row]}",
@@ -574,9 +567,9 @@ def lowlevel_step(reps: Representations, cfg, config, workdir: str, summary: Sum
     arrays[f"{scope}/baseline"] = r["baseline"]
     for m in reps.models:
       arrays[f"{scope}/sharing/{m}"] = r["sharing"][m]
-  _save(os.path.join(workdir, "lowlevel"), "lowlevel", arrays, config=config,
-        extra={"baseline": {s: r["baseline"] for s, r in result.items()},
-               "n_images": n, "k": cfg.k, "group_size": cfg.group_size})
+  save_result(os.path.join(workdir, "lowlevel"), "lowlevel", arrays, config=config,
+              extra={"baseline": {s: r["baseline"] for s, r in result.items()},
+                     "n_images": n, "k": cfg.k, "group_size": cfg.group_size})
   overall = result["overall"]
   summary.figure(section, "Fig. 3: neighbours sharing a low-level category",
                  lambda: plot_neighbour_sharing({"all 9 categories": (overall["sharing"],
@@ -621,10 +614,10 @@ def semantic_step(reps: Representations, cfg, config, workdir: str, summary: Sum
                                 metric=cfg.metric)
     mean[m], std[m] = out[m]["mean"], out[m]["std"]
     logging.info("paper: semantic coherence %s done", m)
-  _save(os.path.join(workdir, "semantic"), "semantic",
-        {"queries": queries, **{f"{m}/{k}": v for m in reps.models
-                                for k, v in out[m].items() if k != "queries"}},
-        config=config, extra={"n_queries": len(queries), "k": cfg.k})
+  save_result(os.path.join(workdir, "semantic"), "semantic",
+              {"queries": queries, **{f"{m}/{k}": v for m in reps.models
+                                      for k, v in out[m].items() if k != "queries"}},
+              config=config, extra={"n_queries": len(queries), "k": cfg.k})
   summary.figure(section, "Fig. 4: Jaccard index of ManyNames labels",
                  lambda: plot_semantic_coherence(mean, std, figure_path(workdir, "fig04_semantic"),
                                                  n_queries=len(queries), k=cfg.k))
@@ -688,12 +681,13 @@ def probes_step(reps: Representations, cfg, config, workdir: str, summary: Summa
                                        probe_batch_size=cfg.probe_batch_size)
     rough[m] = roughness(accuracy[m], axis=0)
     progress.update(1)
-  _save(os.path.join(workdir, "probes"), "class_probes",
-        {"classes": classes.astype(str), "rows": rows,
-         **{f"accuracy/{m}": a for m, a in accuracy.items()},
-         **{f"roughness/{m}": r for m, r in rough.items()}},
-        config=config, extra={"roughness_mean": {m: float(r.mean()) for m, r in rough.items()},
-                              "num_classes": len(classes)})
+  save_result(os.path.join(workdir, "probes"), "class_probes",
+              {"classes": classes.astype(str), "rows": rows,
+               **{f"accuracy/{m}": a for m, a in accuracy.items()},
+               **{f"roughness/{m}": r for m, r in rough.items()}},
+              config=config,
+              extra={"roughness_mean": {m: float(r.mean()) for m, r in rough.items()},
+                     "num_classes": len(classes)})
   # examples as in the paper: the roughest and the smoothest class curve over all models
   flat = [(float(r[c]), m, c) for m, r in rough.items() for c in range(len(classes))]
   examples = [{"model": m, "label": str(classes[c]), "accuracy": accuracy[m][:, c], "roughness": r}
@@ -763,10 +757,10 @@ def ood_step(config, cfg, workdir: str, summary: Summary) -> dict:
                                                    test_fraction=cfg.test_fraction, l2=cfg.l2,
                                                    iterations=cfg.iterations)
                       for m in reps.models}
-    _save(os.path.join(workdir, "ood"), f"ood_{name}",
-          {f"accuracy/{m}": a for m, a in accuracy[name].items()}, config=config,
-          extra={"dataset": name, "n": reps.n, "num_classes": len(classes),
-                 "best": {m: float(a.max()) for m, a in accuracy[name].items()}})
+    save_result(os.path.join(workdir, "ood"), f"ood_{name}",
+                {f"accuracy/{m}": a for m, a in accuracy[name].items()}, config=config,
+                extra={"dataset": name, "n": reps.n, "num_classes": len(classes),
+                       "best": {m: float(a.max()) for m, a in accuracy[name].items()}})
   if not cfg.datasets:
     section["notes"].append("no out-of-domain datasets configured")
   if accuracy:
@@ -790,6 +784,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   per-step results (empty dicts for skipped steps).
   """
   from repsim_jax.pipelines.run import Run
+  sharding.maybe_initialize_distributed(config.get("distributed") or None)
   a = config.analysis
   context = Run("paper", workdir, total_steps=8)
   workdir = context.workdir
@@ -823,5 +818,7 @@ def run(config, workdir: str) -> dict[str, Any]:
     with context.step(name):
       out[name] = step()
   out["summary"] = summary.write()
+  # the others leave with the writer, instead of waiting for it at jax's shutdown barrier
+  sharding.sync(f"paper: done {workdir}")
   context.finish(headline=f"summary: {out['summary']}" if out["summary"] else None)
   return out

@@ -321,17 +321,29 @@ def _minibatch_hsic_sums(layers_a, layers_b, *, batch_size, debiased, same, rows
   sharding = NamedSharding(mesh, P(mesh_lib.ROWS))
 
   def load(first_batch):
-    """Device arrays [step_batches, b, d] for batches first_batch.., zero-padded at the end."""
+    """Global arrays [step_batches, b, d] for batches first_batch.., zero-padded at the end.
+
+    Each process reads only the batches of its own devices (`make_array_from_callback` asks for
+    the addressable shards), so on many hosts the rows are read once in all.
+    """
     count = min(step_batches, num_batches - first_batch)
-    lo, hi = first_batch * batch_size, (first_batch + count) * batch_size
-    sel = slice(lo, hi) if rows is None else rows[lo:hi]
 
     def one(x, name):
-      chunk = _take_rows(x, sel, name, _host_dtype(x)).reshape(count, batch_size, x.shape[1])
-      if count < step_batches:
-        pad = np.zeros((step_batches - count, batch_size, x.shape[1]), chunk.dtype)
-        chunk = np.concatenate([chunk, pad])
-      return jax.device_put(chunk, sharding)
+      dtype = _host_dtype(x)
+
+      def batches(index):
+        lo, hi, _ = index[0].indices(step_batches)
+        out = np.zeros((hi - lo, batch_size, x.shape[1]), dtype)
+        real = max(0, min(hi, count) - lo)
+        if real:
+          start = (first_batch + lo) * batch_size
+          sel = (slice(start, start + real * batch_size) if rows is None
+                 else rows[start:start + real * batch_size])
+          out[:real] = _take_rows(x, sel, name, dtype).reshape(real, batch_size, x.shape[1])
+        return out
+
+      return jax.make_array_from_callback((step_batches, batch_size, x.shape[1]), sharding,
+                                          batches)
 
     xs_a = tuple(one(x, f"layers_a[{i}]") for i, x in enumerate(layers_a))
     xs_b = xs_a if same else tuple(one(x, f"layers_b[{j}]") for j, x in enumerate(layers_b))
@@ -351,7 +363,7 @@ def _minibatch_hsic_sums(layers_a, layers_b, *, batch_size, debiased, same, rows
       launched = (count, step(xs_a, xs_b))
     if pending is not None:
       count, (c, sa, sb) = pending
-      c, sa, sb = (np.asarray(v, np.float64)[:count] for v in (c, sa, sb))
+      c, sa, sb = (mesh_lib.to_host(v).astype(np.float64)[:count] for v in (c, sa, sb))
       for k in range(count):  # fixed batch order: same bits for any device count
         cross += c[k]
         self_a += sa[k]
@@ -396,8 +408,8 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
       draw `n_samples` rows without replacement (numpy Generator seeded with `seed`, one
       permutation per repeat), run minibatch CKA on them in drawn order, average the `repeats`
       CKA matrices. `seed` is required when n_samples or repeats > 1 is given.
-    devices: devices for the 1-D "rows" mesh (default: all local devices). Whole batches are
-      placed on each device.
+    devices: devices for the 1-D "rows" mesh (default: every device of every process). Whole
+      batches are placed on each device; each process reads the rows of its own devices' batches.
     batches_per_device: batches each device processes per step (memory: each batch needs
       (La + Lb) b^2 floats for the centered Grams).
 
@@ -432,7 +444,7 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
                      f"{'debiased' if debiased else 'biased'} HSIC, got {batch_size}")
   if repeats < 1:
     raise ValueError(f"repeats: expected >= 1, got {repeats}")
-  devices = list(jax.local_devices() if devices is None else devices)
+  devices = list(jax.devices() if devices is None else devices)
   opts = dict(batch_size=batch_size, debiased=debiased, same=same, devices=devices,
               batches_per_device=int(batches_per_device))
   if not protocol:

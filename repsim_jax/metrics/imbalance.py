@@ -144,10 +144,14 @@ def _union(layers_a, layers_b):
 
 
 def _device_bytes_free(mesh) -> int | None:
-  stats = mesh.devices.flat[0].memory_stats() or {}
-  if "bytes_limit" in stats:
-    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-  return None  # CPU: host memory, not reported
+  """Free memory of a device of `mesh`, the smallest over the processes (they must all take the
+  same schedule); None where no device reports it (CPU: host memory)."""
+  stats = sharding.local_memory_stats(mesh)
+  unknown = np.iinfo(np.int64).max
+  free = int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)) if "bytes_limit" in stats \
+      else unknown
+  free = sharding.agree_min(free)
+  return None if free == unknown else free
 
 
 class _Reporter:

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from repsim_jax import sharding
 from repsim_jax.metrics import _blocked, _validate, distances
 
 __all__ = ["knn"]
@@ -79,6 +80,11 @@ def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True
   even the last candidate is within error of the k-th (tightly bunched distances, e.g. cosine
   on isotropic noise) are recomputed by the float64 device kernel over all points.
   Returns (indices [m, k], the row positions that were re-ranked).
+
+  On multi-process runs every process re-ranks (the candidates are the same gathered arrays),
+  and the writer's indices are kept everywhere: float64 sums on the host may round differently
+  on different CPUs, and callers decide from these indices which rows to recount (collectives
+  that every process must make alike).
   """
   idx = cand[:, :k].copy()
   gaps = np.diff(cand_scores[:, : k + 1], axis=1).min(axis=1)
@@ -97,6 +103,8 @@ def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True
           _knn_block, query_idx[far], (), (points, sqnorm), mesh=mesh, bucket=True,
           block_size=_blocked.sparse_block_size(len(far), mesh.size),
           static=dict(k=int(k), metric=metric, exclude_self=bool(exclude_self)))
+  if near.size:
+    idx = sharding.broadcast_from_writer(idx)
   return idx, np.union1d(near, far)
 
 

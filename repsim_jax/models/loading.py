@@ -269,25 +269,33 @@ def param_sharding(mesh: jax.sharding.Mesh, shape: tuple[int, ...], *,
 
 # ----------------------------------------------------------------------------- orbax cache
 
+def _checkpointer():
+  """An orbax checkpointer private to this process: the parameters are host numpy arrays, and on
+  multi-process runs orbax would otherwise synchronise every save and restore with the other
+  processes, which do not make the same calls (only process 0 fills the cache)."""
+  import orbax.checkpoint as ocp
+  me = jax.process_index()
+  return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"process{me}"))
+
+
 def _cache_save(path: pathlib.Path, params: dict) -> None:
   """Saves to path/params (orbax) and path/empty.json (zero-size arrays, which orbax refuses)."""
-  import orbax.checkpoint as ocp
   path = path.absolute()  # orbax misreads relative paths (its metadata comes back empty)
   flat = {_name(p): np.asarray(v) for p, v in _flatten(params).items()}
   empty = {k: [list(v.shape), v.dtype.name] for k, v in flat.items() if v.size == 0}
   path.mkdir(parents=True, exist_ok=True)
   (path / "empty.json").write_text(json.dumps(empty))
-  with ocp.StandardCheckpointer() as ckptr:
+  with _checkpointer() as ckptr:
     ckptr.save(path / "params", {k: v for k, v in flat.items() if k not in empty})
 
 
 def _cache_load(path: pathlib.Path) -> dict:
-  import orbax.checkpoint as ocp
   path = path.absolute()  # orbax's metadata() returns no item metadata for relative paths
-  with ocp.StandardCheckpointer() as ckptr:
+  with _checkpointer() as ckptr:
     meta = ckptr.metadata(path / "params")
     tree = meta.item_metadata if hasattr(meta, "item_metadata") else meta
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
     target = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype, sharding=cpu)
               for k, v in dict(tree).items()}
     flat = {k: np.asarray(v) for k, v in ckptr.restore(path / "params", target).items()}

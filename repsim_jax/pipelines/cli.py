@@ -115,9 +115,13 @@ def error_log(workdir: str):
 def main(run: Callable[[Any, str], Any], config: Any, workdir: str, *,
          xla_cache: str | None = None) -> Any:
   """Runs `run(config, absolute workdir)` the way every entry point does (see module docstring)."""
+  from repsim_jax import sharding
   verbose = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
   configure_output(verbose=verbose)
   enable_compilation_cache(compilation_cache_dir(xla_cache))
+  # before anything touches a device (error_log asks for the process index): a multi-host run
+  # (--config.distributed=True or REPSIM_DISTRIBUTED=1) joins its processes first
+  sharding.maybe_initialize_distributed(config.get("distributed") or None)
   workdir = absolute(workdir)
   with error_log(workdir):
     return run(config, workdir)

@@ -15,15 +15,10 @@ import os
 import time
 from typing import Iterator
 
-import jax
 from absl import logging
 
 from repsim_jax.paths import absolute
-
-
-def is_writer() -> bool:
-  """Whether this process writes results (process 0 of a multi-host run)."""
-  return jax.process_index() == 0
+from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
 
 def _size(nbytes: int) -> str:

@@ -1,0 +1,256 @@
+"""Real multi-process runs: processes joined by `jax.distributed` on 127.0.0.1
+(`multiprocess_harness.py`) give what one process gives, write each file once, and stop together
+when one of them dies.
+
+Each launch pays a jax import and its compilations, so the checks are grouped into few launches
+with small inputs: one launch for every sharded kernel (and the first half of an extraction), one
+to resume the extraction with another process count, one per driver, two for failures.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import multiprocess_harness  # noqa: E402
+import multiprocess_worker as worker  # noqa: E402
+from multiprocess_harness import python_argv, run_processes, written_files  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "multiprocess_worker.py")
+P, D = 2, 2  # processes x devices each
+
+
+def assert_same(got: dict, want: dict, where: str) -> None:
+  """Integer arrays bit-identical, float arrays within 1e-6 (absolute)."""
+  assert sorted(got) == sorted(want), f"{where}: {set(got) ^ set(want)}"
+  for name, w in want.items():
+    g = np.asarray(got[name])
+    w = np.asarray(w)
+    assert g.shape == w.shape and g.dtype == w.dtype, (where, name, g.shape, w.shape, g.dtype)
+    if w.dtype.kind in "iub":
+      np.testing.assert_array_equal(g, w, err_msg=f"{where}: {name}")
+    elif w.dtype.kind == "f":
+      np.testing.assert_allclose(g, w, rtol=0, atol=1e-6, err_msg=f"{where}: {name}")
+    else:
+      np.testing.assert_array_equal(g, w, err_msg=f"{where}: {name}")
+
+
+def npz_results(workdir: str) -> dict[str, dict[str, np.ndarray]]:
+  """Every result npz under `workdir`: path relative to it -> arrays."""
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for f in files:
+      if f.endswith(".npz"):
+        path = os.path.join(root, f)
+        with np.load(path) as z:
+          out[os.path.relpath(path, workdir)] = {k: z[k] for k in z.files}
+  return out
+
+
+def assert_each_file_written_once(records: list[str], *roots: str) -> dict[int, list[str]]:
+  """No file under the `roots` is written by two processes; returns process -> files it wrote."""
+  roots = tuple(os.path.realpath(r) + os.sep for r in roots)
+  by_process = {i: sorted({os.path.realpath(p) for p in written_files(r)
+                           if os.path.realpath(p).startswith(roots)})
+                for i, r in enumerate(records)}
+  writers = collections.defaultdict(set)
+  for i, paths in by_process.items():
+    for p in paths:
+      writers[p].add(i)
+  twice = {p: sorted(w) for p, w in writers.items() if len(w) > 1}
+  assert not twice, f"files written by more than one process: {twice}"
+  return by_process
+
+
+# ----------------------------------------------------------------------------- the harness
+
+
+def test_harness_bounds_every_wait_and_shows_every_output():
+  """A group past its timeout, and a group whose survivor outlives the grace period after a
+  failure, are killed; the error names each process's status and shows its output."""
+  sleeper = [sys.executable, "-c", "import os, time; print('process', os.environ['JAX_PROCESS_ID'],"
+             " 'of', os.environ['JAX_NUM_PROCESSES'], flush=True); time.sleep(600)"]
+  with pytest.raises(multiprocess_harness.MultiProcessError, match="past its 3s timeout") as e:
+    run_processes(sleeper, num_processes=2, timeout_s=3)
+  assert "process 0 of 2" in str(e.value) and "process 1 of 2" in str(e.value)
+  fails = [sys.executable, "-c", "import sys; print('bad input'); sys.exit(3)"]
+  results = run_processes(lambda i: fails if i == 1 else sleeper, num_processes=2, timeout_s=60,
+                          grace_s=1, expect_failure=True)
+  assert results[1].returncode == 3 and "bad input" in results[1].output
+  assert results[0].killed_by_harness and results[0].seconds < 30
+  with pytest.raises(multiprocess_harness.MultiProcessError, match="exit status 3"):
+    run_processes(lambda i: fails if i == 1 else sleeper, num_processes=2, grace_s=1)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@pytest.fixture(scope="module")
+def kernels_launch(tmp_path_factory):
+  """One launch of P x D: every kernel result (p<i>.npz), then each process writes the first chunk
+  of its share of a store and stops."""
+  out = tmp_path_factory.mktemp("kernels")
+  store = str(out / "store")
+  results = run_processes(python_argv(WORKER, "kernels", str(out), store), num_processes=P,
+                          devices_per_process=D, timeout_s=540)
+  return out, store, results
+
+
+def test_every_sharded_kernel_equals_one_process(kernels_launch):
+  """II (fused and two-phase, both ties modes, euclidean and cosine, with float32 re-ranking and
+  its float64 fallbacks), the Appendix-B statistics, kNN, neighbourhoods, CKA exact and
+  minibatch, probes: every process holds the single-process result."""
+  out, _, results = kernels_launch
+  assert all(f"process {i} of {P}: {D} of {P * D} devices" in r.output for i, r in
+             enumerate(results))
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    want = worker.kernel_results()  # this pytest process: one process, one device
+  for i in range(P):
+    with np.load(out / f"p{i}.npz") as z:
+      assert_same({k: z[k] for k in z.files}, want, f"process {i}")
+
+
+def test_extraction_shares_chunks_between_hosts_and_resumes_with_another_count(kernels_launch,
+                                                                                 tmp_path):
+  """Hosts write disjoint chunk ranges of one store; a run stopped after one chunk per host
+  resumes with 3 processes x 1 device and gives the single-process store, bit for bit."""
+  from repsim_jax.data.pipeline import host_chunks
+  from repsim_jax.store import ActivationStore, IncompleteStoreError
+  _, store_path, _ = kernels_launch
+  num_chunks = worker.N_IMAGES // worker.CHUNK_ROWS
+  first = [host_chunks(num_chunks, process_index=i, process_count=P)[0] for i in range(P)]
+  partial = ActivationStore.open(store_path, require_complete=False)
+  assert sorted(set(range(num_chunks)) - set(partial.missing_chunks())) == first
+  with pytest.raises(IncompleteStoreError):
+    ActivationStore.open(store_path)
+
+  run_processes(python_argv(WORKER, "extract", store_path), num_processes=3,
+                devices_per_process=1, timeout_s=300)
+  store = ActivationStore.open(store_path)
+  assert json.load(open(os.path.join(store_path, "metadata.json")))["complete"]
+  reference = worker.extract_into(str(tmp_path / "one_process"))
+  assert store.layer_names == reference.layer_names
+  for name in reference.layer_names:
+    np.testing.assert_array_equal(store.layer(name), reference.layer(name), err_msg=name)
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+def test_paper_runlocal_driver(tmp_path):
+  """`experiments.paper` runlocal (extraction, II, low-level features, per-class probes) under
+  P x D: the results of one process, every file written once, by process 0 except each host's
+  own store chunks."""
+  from configs import mahaut_baroni
+  from repsim_jax.analysis import paper
+  workdir = str(tmp_path / "multi")
+  # tfds mock data exists only in-process (no OOD probes); the kernels' test covers the
+  # Appendix-B statistics and the neighbourhoods
+  off = ("ood", "sample_size", "neighbourhoods")
+  overrides = [f"--config.analysis.{step}.enabled=False" for step in off]
+  records = [str(tmp_path / f"writes{i}.txt") for i in range(P)]
+  xla_cache = str(tmp_path / "xla_cache")
+  results = run_processes(lambda i: python_argv(
+      "experiments.paper", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
+      f"--workdir={workdir}", "--config.distributed=True", *overrides, record_writes=records[i]),
+      num_processes=P, devices_per_process=D, timeout_s=540, env={"REPSIM_XLA_CACHE": xla_cache})
+  assert "paper: done in" in results[0].output and "paper: done in" not in results[1].output
+  config = mahaut_baroni.get_config("runlocal,models=vit")
+  for step in off:
+    config.analysis[step].enabled = False
+  reference = str(tmp_path / "one")
+  # the same tiny checkpoint (no torch needed here)
+  shutil.copytree(os.path.join(workdir, "checkpoints"), os.path.join(reference, "checkpoints"))
+  paper.run(config, reference)
+
+  got, want = npz_results(workdir), npz_results(reference)
+  assert sorted(got) == sorted(want) and "imbalance/ii_vit__vit.npz" in want
+  for name in want:
+    assert_same(got[name], want[name], name)
+  files = assert_each_file_written_once(records, workdir, xla_cache)
+  others = [f for i in range(1, P) for f in files[i]]
+  assert others and all(f"{os.sep}chunks{os.sep}" in f for f in others), others
+  assert os.path.join(os.path.realpath(workdir), "summary.md") in files[0]
+
+
+def test_imbalance_cli(tmp_path):
+  """`experiments.imbalance` runlocal under P x D equals one process; only process 0 writes."""
+  from configs import imbalance as imbalance_config
+  from repsim_jax import imbalance_driver
+  workdir = str(tmp_path / "multi")
+  records = [str(tmp_path / f"writes{i}.txt") for i in range(P)]
+  results = run_processes(lambda i: python_argv(
+      "experiments.imbalance", "--config=configs/imbalance.py:runlocal", f"--workdir={workdir}",
+      "--config.ties=average", record_writes=records[i]),
+      num_processes=P, devices_per_process=D, timeout_s=300,
+      env={"REPSIM_XLA_CACHE": str(tmp_path / "xla_cache")})
+  # every process computes; process 0 prints the closing summary of what it wrote
+  assert all("information imbalance: 8.0/8 layer passes" in r.output for r in results)
+  assert "imbalance.{json,npz,pdf,png}" in results[0].output
+  assert "imbalance: done in" not in results[1].output
+  config = imbalance_config.get_config("runlocal")
+  config.ties, config.plot = "average", False
+  reference = str(tmp_path / "one")
+  imbalance_driver.run(config, reference)
+  assert_same(npz_results(workdir)["imbalance.npz"], npz_results(reference)["imbalance.npz"],
+              "imbalance.npz")
+  files = assert_each_file_written_once(records, workdir)
+  assert not any(files[i] for i in range(1, P)), files
+  assert {os.path.basename(f) for f in files[0]} >= {"imbalance.npz", "imbalance.json",
+                                                     "imbalance.png"}
+
+
+# ----------------------------------------------------------------------------- failures
+
+# The survivors must stop by themselves within this bound after a process dies: they fail in
+# their next collective (its peer is gone) or, at the latest, once the coordinator misses the
+# dead process's heartbeats (REPSIM_HEARTBEAT_TIMEOUT_S, set low here).
+HEARTBEAT_S = 10
+STOP_WITHIN_S = 60
+
+
+def _assert_all_stop_with_an_error(results, dead: int):
+  died = results[dead].seconds
+  for r in results:
+    assert not r.killed_by_harness, multiprocess_harness.format_results(results)
+    assert r.returncode != 0, multiprocess_harness.format_results(results)
+    assert r.seconds - died < STOP_WITHIN_S, multiprocess_harness.format_results(results)
+
+
+def test_a_killed_process_stops_the_others(tmp_path):
+  """Process 1 of the imbalance CLI is SIGKILLed as the computation starts (a host that dies)."""
+  results = run_processes(
+      python_argv("experiments.imbalance", "--config=configs/imbalance.py:runlocal",
+                  f"--workdir={tmp_path}"),
+      num_processes=P, devices_per_process=1, timeout_s=240, grace_s=STOP_WITHIN_S + 30,
+      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
+      kill=(1, r"\d+ x \d+ layers, N="),
+      expect_failure=True)
+  assert results[1].returncode == -9
+  _assert_all_stop_with_an_error(results, dead=1)
+  assert not os.path.exists(tmp_path / "imbalance.npz")
+
+
+def test_an_exception_in_one_process_stops_the_others(tmp_path):
+  """Process 1 of the imbalance CLI fails on a missing input file; process 0 has its input and
+  would otherwise wait for process 1 in the first collective."""
+  np.savez(tmp_path / "layers.npz", a=np.random.default_rng(0).normal(size=(64, 3)),
+           b=np.random.default_rng(1).normal(size=(64, 5)))
+  inputs = [tmp_path / "layers.npz", tmp_path / "no.npz"]
+  results = run_processes(
+      lambda i: python_argv("experiments.imbalance", f"--workdir={tmp_path / 'out'}",
+                            f"--config.inputs_a={inputs[min(i, 1)]}"),
+      num_processes=P, devices_per_process=1, timeout_s=240, grace_s=STOP_WITHIN_S + 30,
+      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
+      expect_failure=True)
+  assert "no.npz" in results[1].output and results[1].returncode == 1
+  assert f"process 1 of {P} failed; exiting at once" in results[1].output
+  _assert_all_stop_with_an_error(results, dead=1)
