@@ -15,8 +15,8 @@ public entry point, next to DADApy's convention (see `imbalance.information_imba
 
 One pass per distinct layer: for a block of query rows every layer's scores against all points
 are computed once; non-reference columns are masked, the a-layers give the neighbour masks (all
-scores <= the k-th smallest), the b-layers the 0-based min-ranks (a sort of the row and
-`searchsorted`), and the rank sums of every (a, b) pair are one exact matmul of the masks with the
+scores <= the k-th smallest), the b-layers the 0-based min-ranks (a sort of the row's order keys
+and `searchsorted`), and the rank sums of every (a, b) pair are one exact matmul of the masks with the
 ranks split into base-256 digits (integers below 2^24 in float32, so the sums are exact).
 
 References:
@@ -88,12 +88,13 @@ def _acevedo_block(query_idx, is_ref, *layers, metric, k, a_ids, b_ids, n_digits
   counts = jnp.sum(masks, axis=2, dtype=jnp.int32)
   digits = []
   for v in b_ids:
-    s = scores[v]
-    ranks = jax.vmap(lambda row, srt: jnp.searchsorted(srt, row, side="left", method="sort"))(
-        s, jnp.sort(s, axis=1))  # 0-based min-rank: the number of reference points closer
+    keys = distances.order_keys(scores[v])
+    ranks = jax.vmap(lambda row, srt: jnp.searchsorted(srt, row, side="left"))(
+        keys, jax.lax.sort(keys, dimension=1, is_stable=False))  # 0-based min-rank: # closer
     digits += [(ranks >> (8 * p)) & (_DIGIT - 1) for p in range(n_digits)]
-  digits = jnp.stack(digits, axis=1).astype(s.dtype)  # [b, Lb * n_digits, N]
-  sums = jnp.einsum("ban,bcn->bac", masks.astype(s.dtype), digits,
+  dtype = scores[0].dtype
+  digits = jnp.stack(digits, axis=1).astype(dtype)  # [b, Lb * n_digits, N]
+  sums = jnp.einsum("ban,bcn->bac", masks.astype(dtype), digits,
                     precision=jax.lax.Precision.HIGHEST)
   return counts, sums.astype(jnp.int32)
 

@@ -40,8 +40,9 @@ def _null_rank_block(query_idx, points, sqnorm, nn, perms, inverse, *, metric, t
   targets = jnp.concatenate([nn[rows][None], permuted])  # [P + 1, b, La, k]
   n_p, b, n_a, k = targets.shape
   targets = targets.transpose(1, 0, 2, 3).reshape(b, -1)
-  values = jnp.take_along_axis(scores, targets, axis=1)
-  srt = jnp.sort(scores, axis=1)
+  keys = distances.order_keys(scores)
+  values = jnp.take_along_axis(keys, targets, axis=1)
+  srt = jax.lax.sort(keys, dimension=1, is_stable=False)
   closer = jax.vmap(lambda s, v: jnp.searchsorted(s, v, side="left"))(srt, values)
   if ties == "min":
     ranks = 1 + closer

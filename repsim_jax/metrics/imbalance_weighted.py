@@ -45,8 +45,8 @@ def _weighted_rank_block(query_idx, cand, points, sqnorm, weights, *, metric, k)
   """One block's sums over its query rows of w_i * (rank sum of i's k neighbours): [1, La, R]."""
   b, n_a, n_cand = cand.shape
   n_thr = n_a * n_cand
-  scores = distances.score_block(query_idx, points, sqnorm, metric=metric)  # self: +inf
-  thr = jnp.take_along_axis(scores, cand.reshape(b, n_thr), axis=1)
+  keys = distances.order_keys(distances.score_block(query_idx, points, sqnorm, metric=metric))
+  thr = jnp.take_along_axis(keys, cand.reshape(b, n_thr), axis=1)  # self: the largest key
 
   def closer(args):  # [M, R]: per threshold t_m, sum of w_l over points with s_l < t_m
     s, t = args
@@ -55,7 +55,10 @@ def _weighted_rank_block(query_idx, cand, points, sqnorm, weights, *, metric, k)
     counts = jnp.cumsum(jax.ops.segment_sum(weights, bins, num_segments=n_thr + 1), axis=0)
     return jnp.zeros((n_thr, weights.shape[1]), weights.dtype).at[order].set(counts[:n_thr])
 
-  ranks = 1 + jax.lax.map(closer, (scores, thr)).reshape(b, n_a, n_cand, -1)
+  # One row at a time on CPU, where XLA lowers a batched scatter-add ~10x slower than a loop of
+  # single ones; the whole block at once on accelerators, where the loop would serialise.
+  per_step = 1 if jax.default_backend() == "cpu" else b
+  ranks = 1 + jax.lax.map(closer, (keys, thr), batch_size=per_step).reshape(b, n_a, n_cand, -1)
   copies = weights[cand]  # [b, La, C, R]: how often each candidate was drawn
   before = jnp.cumsum(copies, axis=2) - copies
   slots = jnp.clip(k - before, 0, copies)  # neighbour slots each candidate fills
