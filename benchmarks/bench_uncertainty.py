@@ -2,7 +2,7 @@ r"""Cost of II / CKA uncertainty next to the plain matrix, measured in the same 
 
   python benchmarks/bench_uncertainty.py                 # 24x24 layers, N=1e4, d=768, 200 + 200
   python benchmarks/bench_uncertainty.py --quick         # N=2000, 6x6 layers, d=128
-  python benchmarks/bench_uncertainty.py --case=null --n=5000 --layers=12
+  python benchmarks/bench_uncertainty.py --case=null,bootstrap --n=5000 --layers=12
 
 Two synthetic models (`bench_imbalance.activations`, different seeds) give a cross-model
 [La, Lb] matrix. Each line prints a time and its ratio to the plain matrix of the same layers:
@@ -49,7 +49,7 @@ def line(what, seconds, anchor, extra=""):
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--case", default="all",
-                 choices=["all", "plain", "null", "bootstrap", "acevedo", "cka"])
+                 help="all, or a comma list of: plain, null, bootstrap, acevedo, cka")
   p.add_argument("--n", type=int, default=10000)
   p.add_argument("--layers", type=int, default=24)
   p.add_argument("--d", type=int, default=768)
@@ -65,7 +65,10 @@ def main():
         f"{args.layers}x{args.layers} layers, N={n}, d={args.d}", flush=True)
   layers_a = activations(n, args.d, args.layers, seed=0)
   layers_b = activations(n, args.d, args.layers, seed=1)
-  cases = ["null", "bootstrap", "acevedo", "cka"] if args.case == "all" else [args.case]
+  cases = ["null", "bootstrap", "acevedo", "cka"] if args.case == "all" else args.case.split(",")
+  unknown = set(cases) - {"plain", "null", "bootstrap", "acevedo", "cka"}
+  if unknown:
+    raise SystemExit(f"--case: unknown {sorted(unknown)}")
 
   plain, t_plain = run(lambda: repsim_jax.information_imbalance_matrix(layers_a, layers_b),
                        args.warm)

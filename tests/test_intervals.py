@@ -5,7 +5,7 @@ import pytest
 import scipy.stats
 
 import repsim_jax
-from repsim_jax.metrics import cka_weighted, imbalance_weighted, intervals
+from repsim_jax.metrics import cka_weighted, imbalance_weighted, intervals, neighbours
 
 
 def _layers(seed, n, widths, offset=0.0):
@@ -54,11 +54,30 @@ def test_weighted_imbalance_equals_a_loop_over_resampled_sets(k):
       [a[subset], b[subset]], [b[subset], c[subset]], k=k))
 
 
+def test_candidate_lists_start_with_the_exact_neighbours():
+  rng = np.random.default_rng(12)
+  x = rng.normal(size=(80, 3)) * 40
+  x[1] = x[0] + [1.0, 0, 0]
+  x[2] = x[0] + [1.0 + 1e-9, 0, 0]  # a float32 tie with row 1 seen from row 0: refined
+  cand = neighbours.candidate_lists(x, 2, 9)
+  np.testing.assert_array_equal(cand[:, :2], neighbours.knn(x, 2)[1])
+  d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+  np.fill_diagonal(d, np.inf)
+  order = np.argsort(d, axis=1, kind="stable")[:, :9]
+  assert np.mean(np.all(cand == order, axis=1)) > 0.9  # beyond k: float32 order, near-exact
+  assert all(len(set(row)) == 9 for row in cand)
+  y = rng.normal(size=(50, 4))  # no planted near-ties: float64 candidates are the exact order
+  d = np.sqrt(((y[:, None] - y[None]) ** 2).sum(-1))
+  np.fill_diagonal(d, np.inf)
+  np.testing.assert_array_equal(neighbours.candidate_lists(y, 1, 6, dtype=np.float64),
+                                np.argsort(d, axis=1, kind="stable")[:, :6])
+
+
 def test_weighted_imbalance_widens_candidates_when_a_replicate_misses_them():
-  a, b = _layers(3, 60, [3, 3])
-  w = np.ones((1, 60), int)
-  w[0, 1:40] = 0  # most points absent: rows run out of candidates
-  w[0, 0] = 5
+  a, b = _layers(3, 200, [3, 3])
+  w = np.ones((1, 200), int)
+  w[0, 1:180] = 0  # most images absent: some rows hold < 2 of their 17 candidates (here 9)
+  w[0, 0] = 3
   got = imbalance_weighted.weighted_imbalance([a], [b], w, k=2, dtype=np.float64)
   np.testing.assert_allclose(got[0, 0, 0], resampled_imbalance(a, b, w[0], 2), rtol=1e-12)
 
