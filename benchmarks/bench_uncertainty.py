@@ -46,6 +46,15 @@ def line(what, seconds, anchor, extra=""):
         flush=True)
 
 
+def marginal(title, unit, count, t_all, t_base, base_count, t_plain, extra):
+  """Time of `count` units (permutations, replicates), of the same kernel with `base_count`
+  units, and the cost of each unit beyond those."""
+  print(f"{title}:", flush=True)
+  line(f"{count} {unit}s", t_all, t_plain, f" (a loop: {count}x; {extra})")
+  line(f"{base_count} {unit}s (the kernel's fixed cost)", t_base, t_plain)
+  line(f"each further {unit}", (t_all - t_base) / (count - base_count), t_plain)
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--case", default="all",
@@ -85,13 +94,9 @@ def main():
     _, t_one = run(lambda: imbalance_null.imbalance_permutation_null(layers_a, layers_b,
                                                                      perms[:1]), args.warm)
     assert np.array_equal(obs, plain)
-    per = (t_null - t_one) / max(n_perm - 1, 1)
-    print(f"II permutation null, {n_perm} permutations ({2 * args.layers} distance passes in all):",
-          flush=True)
-    line(f"{n_perm} permutations", t_null, t_plain,
-         f" (a loop: {n_perm}x; null mean {null.mean():.3f}, observed {obs.mean():.3f})")
-    line("1 permutation", t_one, t_plain)
-    line("each further permutation", per, t_plain)
+    marginal(f"II permutation null ({2 * args.layers} distance passes in all)", "permutation",
+             n_perm, t_null, t_one, 1, t_plain,
+             f"null mean {null.mean():.3f}, observed {obs.mean():.3f}")
 
   if "bootstrap" in cases:
     weights = np.concatenate([np.ones((1, n), np.int32), intervals.bootstrap_weights(n, n_boot, 0)])
@@ -100,14 +105,10 @@ def main():
     _, t_base = run(lambda: imbalance_weighted.weighted_imbalance(layers_a, layers_b,
                                                                   weights[:1]), args.warm)
     assert np.array_equal(reps[0], plain)
-    per = (t_boot - t_base) / n_boot
     half = intervals.bootstrap_interval(reps[0], reps[1:])["half_width"]
-    print(f"II image bootstrap, {n_boot} replicates ({2 * args.layers} distance passes in all):",
-          flush=True)
-    line(f"{n_boot} replicates + the plain value", t_boot, t_plain,
-         f" (a loop: {n_boot}x; median 95% half-width {np.median(half):.4f})")
-    line("plain value through the same kernel", t_base, t_plain)
-    line("each further replicate", per, t_plain)
+    marginal(f"II image bootstrap, plus the plain value ({2 * args.layers} distance passes in "
+             f"all)", "replicate", n_boot, t_boot, t_base, 0, t_plain,
+             f"median 95% half-width {np.median(half):.4f}")
 
   if "acevedo" in cases:
     _, t_ac = run(lambda: repsim_jax.information_imbalance_matrix(

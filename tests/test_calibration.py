@@ -1,9 +1,5 @@
 """Permutation-calibrated scores against a brute-force loop: permute B's rows with the same seeds,
 recompute the plain matrices, count; and the new kernels on 8 devices against 1."""
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -116,10 +112,7 @@ def test_permutations_and_bad_input():
 
 
 _DEVICE_SCRIPT = textwrap.dedent("""
-    import os, sys, json
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    import numpy as np, jax
-    sys.path.insert(0, sys.argv[1])
+    import json, jax
     from test_calibration import _models
     import repsim_jax
     from repsim_jax.metrics import calibration, cka_weighted, imbalance_null, imbalance_weighted
@@ -128,23 +121,19 @@ _DEVICE_SCRIPT = textwrap.dedent("""
     a, b = _models(2, n=101)
     perms = calibration.permutations(101, 6, 0)
     w = intervals.bootstrap_weights(101, 5, 0)
-    out = {
+    print(json.dumps({
         "acevedo": repsim_jax.information_imbalance_matrix(a, b, convention="acevedo",
                                                           block_size=8).tolist(),
         "null": imbalance_null.imbalance_permutation_null(a, b, perms, k=2,
                                                           block_size=8)[1].tolist(),
         "weighted": imbalance_weighted.weighted_imbalance(a, b, w, k=2, block_size=8).tolist(),
         "cka": cka_weighted.weighted_cka(a, b, w, block_size=8).tolist(),
-    }
-    print(json.dumps(out))
+    }))
 """)
 
 
-def test_eight_devices_equal_one_device():
-  tests_dir = os.path.dirname(os.path.abspath(__file__))
-  proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, tests_dir], capture_output=True,
-                        text=True, check=True)
-  eight = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_eight_devices_equal_one_device(on_eight_devices):
+  eight = on_eight_devices(_DEVICE_SCRIPT)
   a, b = _models(2, n=101)
   perms = calibration.permutations(101, 6, 0)
   w = intervals.bootstrap_weights(101, 5, 0)

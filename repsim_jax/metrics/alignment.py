@@ -172,20 +172,28 @@ def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True,
 def cknna_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, k: int = 10,
                  normalize: bool = True, unbiased: bool = True) -> np.ndarray:
   """[La, Lb] CKNNA; each layer's Gram matrix, neighbour mask and self term computed once."""
+  ga, gb, self_a, self_b, _ = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
+                                           unbiased=unbiased)
+  hs = functools.partial(_masked_hsic, unbiased=unbiased)
+  out = np.zeros((len(ga), len(gb)))
+  for i, g in enumerate(ga):
+    for j, h in enumerate(gb):
+      out[i, j] = _cknna_ratio(hs(*g, *h), self_a[i], self_b[j])
+  return out
+
+
+def _cknna_parts(layers_a, layers_b, *, k, normalize, unbiased):
+  """Checked inputs -> (Gram and mask of each layer of A, of B, self terms of A, of B, n)."""
   _check_cknna(k)
   layers_a, layers_b, same = layer_lists(layers_a, layers_b, min_n=max(k + 1, 4),
-                                     why=f"CKNNA with k={k}")
+                                         why=f"CKNNA with k={k}")
   opts = dict(k=k, normalize=normalize, unbiased=unbiased)
   ga = [_gram_and_mask(x, **opts) for x in layers_a]
   gb = ga if same else [_gram_and_mask(x, **opts) for x in layers_b]
   hs = functools.partial(_masked_hsic, unbiased=unbiased)
   self_a = [hs(*g, *g) for g in ga]
   self_b = self_a if same else [hs(*g, *g) for g in gb]
-  out = np.zeros((len(ga), len(gb)))
-  for i, g in enumerate(ga):
-    for j, h in enumerate(gb):
-      out[i, j] = _cknna_ratio(hs(*g, *h), self_a[i], self_b[j])
-  return out
+  return ga, gb, self_a, self_b, layers_a[0].shape[0]
 
 
 def _check_cknna(k: int) -> None:
@@ -255,16 +263,9 @@ def cknna_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], per
   Returns:
     (observed float64 [La, Lb], null float64 [P, La, Lb]).
   """
-  _check_cknna(k)
-  layers_a, layers_b, same = layer_lists(layers_a, layers_b, min_n=max(k + 1, 4),
-                                         why=f"CKNNA with k={k}")
-  perms = _check_perms(perms, layers_a[0].shape[0])
-  opts = dict(k=k, normalize=normalize, unbiased=unbiased)
-  ga = [_gram_and_mask(x, **opts) for x in layers_a]
-  gb = ga if same else [_gram_and_mask(x, **opts) for x in layers_b]
-  hs = functools.partial(_masked_hsic, unbiased=unbiased)
-  self_a = [hs(*g, *g) for g in ga]
-  self_b = self_a if same else [hs(*g, *g) for g in gb]
+  ga, gb, self_a, self_b, n = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
+                                           unbiased=unbiased)
+  perms = _check_perms(perms, n)
   out = np.zeros((len(perms), len(ga), len(gb)))
   for i, g in enumerate(ga):
     for j, h in enumerate(gb):

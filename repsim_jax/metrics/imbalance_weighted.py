@@ -78,8 +78,10 @@ def _short(cand, weights, query_weights, *, k):
 
 
 def _short_rows(cand, weights, rows, k, chunk=256):
-  return np.concatenate([np.asarray(_short(cand[i:i + chunk], weights, weights[rows[i:i + chunk]],
-                                           k=k)) for i in range(0, len(rows), chunk)])
+  on_device = jnp.asarray(weights)  # [N, R], copied once for all chunks
+  return np.concatenate([np.asarray(_short(cand[i:i + chunk], on_device,
+                                           weights[rows[i:i + chunk]], k=k))
+                         for i in range(0, len(rows), chunk)])
 
 
 def _rank_sums(layers_b, rows, cand, weights, *, k, metric, mesh, block_size, dtype, bucket):
