@@ -2,6 +2,7 @@
 
 Install (CPU):      pip install -e .
 Tests and refs:     pip install -e ".[test]"   (pins the CPU build of torch 2.13.0)
+torch reference:    pip install -e ".[torch]"  (compare_torch, pytorch_model.bin checkpoints)
 CUDA GPU / TPU:     see BUILD.md (install the matching jax[cuda12] / jax[tpu] first).
 """
 import setuptools
@@ -38,12 +39,15 @@ setuptools.setup(
         "test": [
             "pytest",
             "safetensors",
-            "torch==2.13.0",
+            "torch==2.13.0",  # keep equal to the torch extra
             "scikit-image",
             "scikit-learn",
             "tensorflow-datasets",
         ],
         "tfds": ["tensorflow-datasets"],
+        # The transformers torch reference (experiments.compare_torch) and pytorch_model.bin
+        # checkpoints; every pipeline runs without it.
+        "torch": ["torch==2.13.0"],
         # GPU: pip install -U "jax[cuda12]"; TPU: pip install -U "jax[tpu]" (see BUILD.md).
     },
 )

@@ -41,7 +41,7 @@ def main(argv) -> int:
         _MODEL.value, n_images=_N_IMAGES.value, image_size=_IMAGE_SIZE.value, rtol=_RTOL.value,
         atol=_ATOL.value, sublayers=_SUBLAYERS.value, dtype=getattr(jnp, _DTYPE.value),
         seed=_SEED.value, use_cache=not _NO_CACHE.value, cache_dir=_CACHE_DIR.value)
-  except FileNotFoundError as e:  # missing checkpoint: the message has the fetch command
+  except (FileNotFoundError, ImportError) as e:  # the message has the fetch / install command
     print(f"error: {e}")
     return 2
   print(f"{result.model_type} from {result.checkpoint}\ninputs: {result.inputs}\n")

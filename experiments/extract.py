@@ -1,25 +1,23 @@
 r"""Model x dataset -> per-layer representations on disk (one resumable ActivationStore per model).
 
-  python -m experiments.extract --config=configs/mahaut_baroni.py:runlocal --workdir=/tmp/mb
+  python -m experiments.extract --config=configs/mahaut_baroni.py:runlocal --workdir=runs/mb_local
 
 Rerun the same command after an interruption to continue; see the config docstrings for the
 paper runs.
 """
-from absl import app, flags
-from ml_collections import config_flags
+from absl import app
 
+from experiments import common
 from repsim_jax.extract import run
-from repsim_jax import results
 
-config_flags.DEFINE_config_file("config", None, "Extraction config file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Output directory (stores, metrics.jsonl, results).")
-flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG = common.define_config(help_string="extraction config (configs/mahaut_baroni.py, "
+                               "configs/raghu.py)")
+_WORKDIR = common.define_workdir()
 
 
 def main(argv):
   del argv
-  with results.error_log(flags.FLAGS.workdir):
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
+  common.run(run, _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app
 
-from repsim_jax import imbalance_driver, results
+from experiments import common
+from repsim_jax import imbalance_driver
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "imbalance.py"),
-    "Experiment configuration.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.", required=True)
+_CONFIG = common.define_config(
+    os.path.join(os.path.dirname(__file__), "..", "configs", "imbalance.py"),
+    "configs/imbalance.py[:variant]")
+_WORKDIR = common.define_workdir()
 
 
 def main(argv):
   del argv
-  with results.error_log(_WORKDIR.value):
-    result = imbalance_driver.run(_CONFIG.value, _WORKDIR.value)
-  logging.info("wrote %s", ", ".join(result["files"]))
-  print(f"information imbalance matrix: {result['files'][0]}")
+  common.run(imbalance_driver.run, _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

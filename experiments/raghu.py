@@ -1,6 +1,6 @@
 r"""Every figure of Raghu et al. 2021 ("Do Vision Transformers See Like CNNs?") for one config.
 
-  python -m experiments.raghu --config=configs/raghu.py:runlocal --workdir=/tmp/raghu_figs
+  python -m experiments.raghu --config=configs/raghu.py:runlocal --workdir=runs/raghu_local
   python -m experiments.raghu --config=configs/raghu.py --workdir=runs/raghu_figures \
       --config.dataset.data_dir=/data/tfds
 
@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import app
 
-from repsim_jax import results
+from experiments import common
 from repsim_jax.analysis import raghu
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "raghu.py"),
-    "Experiment configuration.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where results are written.", required=True)
+_CONFIG = common.define_config(
+    os.path.join(os.path.dirname(__file__), "..", "configs", "raghu.py"),
+    "configs/raghu.py[:variant]")
+_WORKDIR = common.define_workdir()
 
 
 def main(argv):
   del argv
-  with results.error_log(_WORKDIR.value):
-    result = raghu.run(_CONFIG.value, _WORKDIR.value)
-  logging.info("wrote %d files", len(result["files"]))
-  print(f"summary: {result['summary']}")
+  common.run(raghu.run, _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

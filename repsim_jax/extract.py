@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from repsim_jax.data.base import Source
 from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
 from repsim_jax.models.outputs import block_names, representative_indices
+from repsim_jax.paths import absolute
 from repsim_jax.pooling import default_pooling, pool
 from repsim_jax.progress import Progress
 from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
@@ -295,16 +296,18 @@ def model_checkpoint(model_config: Mapping[str, Any], workdir: str) -> tuple[str
     return path, json.load(f)
 
 
-def run(config: Any, workdir: str) -> dict[str, str]:
+def extract_stores(config: Any, workdir: str) -> dict[str, str]:
   """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
 
   Rerunning the same command resumes each store; a changed config is refused by the store.
-  Returns model name -> store path.
+  Returns model name -> store path. `run` is the command-line driver around it; the paper and
+  demo drivers call this directly.
   """
   from repsim_jax import data as data_lib
   from repsim_jax.models import loading
   from repsim_jax.results import save_result
   maybe_initialize_distributed(config.get("distributed") or None)
+  workdir = absolute(workdir)
   os.makedirs(workdir, exist_ok=True)
   source = data_lib.from_config(config.dataset)
   ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
@@ -343,4 +346,14 @@ def run(config: Any, workdir: str) -> dict[str, str]:
                   extra={"store": store_path, "layers": store.layer_names, "n": len(ids),
                          "seconds": seconds, "skipped_ids": store.skipped_ids})
     out[name] = store_path
+  return out
+
+
+def run(config: Any, workdir: str) -> dict[str, str]:
+  """The extraction command: `extract_stores`, then a summary of what was written where."""
+  from repsim_jax.pipelines.run import Run
+  context = Run("extract", workdir)
+  with context.step("extract " + ", ".join(m.name for m in config.models)):
+    out = extract_stores(config, context.workdir)
+  context.finish(headline=f"{len(out)} stores under {os.path.join(context.workdir, 'stores')}")
   return out

@@ -40,45 +40,57 @@ def _prepare(source, names, layers, config, rows):
 
 def run(config, workdir: str) -> dict:
   """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
+  from repsim_jax.pipelines.run import Run
   sharding.maybe_initialize_distributed(config.distributed)
-  (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
-  n = len(raw_a[0])
-  rows = None
-  if config.n:
-    if config.n > n:
-      raise ValueError(f"config.n={config.n} exceeds the {n} rows of {src_a}")
-    rows = np.sort(np.random.default_rng(config.seed).choice(n, config.n, replace=False))
-  layers_a = _prepare(src_a, names_a, raw_a, config, rows)
-  layers_b = layers_a if raw_b is raw_a else _prepare(src_b, names_b, raw_b, config, rows)
+  context = Run("imbalance", workdir)
+  workdir = context.workdir
+  with context.step("inputs"):
+    (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
+    n = len(raw_a[0])
+    rows = None
+    if config.n:
+      if config.n > n:
+        raise ValueError(f"config.n={config.n} exceeds the {n} rows of {src_a}")
+      rows = np.sort(np.random.default_rng(config.seed).choice(n, config.n, replace=False))
+    layers_a = _prepare(src_a, names_a, raw_a, config, rows)
+    layers_b = layers_a if raw_b is raw_a else _prepare(src_b, names_b, raw_b, config, rows)
   kwargs = dict(k=config.k, metric=config.metric, ties=config.ties,
                 block_size=config.block_size or None,
                 memory_budget_bytes=int(config.memory_budget_mb) << 20,
                 dtype=np.dtype(config.dtype))
-  logging.info("II: %d x %d layers, N=%d, k=%d, %s", len(layers_a), len(layers_b),
-               len(layers_a[0]), config.k, config.metric)
+  context.log("%d x %d layers, N=%d, k=%d, %s", len(layers_a), len(layers_b),
+              len(layers_a[0]), config.k, config.metric)
   arrays = {}
-  if config.subset_size:
-    stats = imbalance_stats.imbalance_subsets(
-        layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
-        seed=config.seed, **kwargs)
-    matrix = stats["mean"]
-    arrays.update(sem=stats["sem"], values=stats["values"], subsets=stats["subsets"])
-  else:
-    matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
-                                                    **kwargs)
+  with context.step("information imbalance"):
+    if config.subset_size:
+      stats = imbalance_stats.imbalance_subsets(
+          layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
+          seed=config.seed, **kwargs)
+      matrix = stats["mean"]
+      arrays.update(sem=stats["sem"], values=stats["values"], subsets=stats["subsets"])
+    else:
+      matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
+                                                      **kwargs)
   arrays.update(imbalance=matrix, layers_a=np.array(names_a), layers_b=np.array(names_b))
   if rows is not None:
     arrays["rows"] = rows
-  fingerprints = {f"a/{nm}": results.fingerprint(x) for nm, x in zip(names_a, layers_a)}
-  if layers_b is not layers_a:
-    fingerprints.update({f"b/{nm}": results.fingerprint(x) for nm, x in zip(names_b, layers_b)})
-  files = [results.save_result(workdir, config.name, arrays, config=config, inputs=fingerprints,
-                               extra={"source_a": src_a, "source_b": src_b})]
-  if config.plot:
-    from repsim_jax.plotting.heatmap import layer_heatmap
-    files += layer_heatmap(
-        matrix, row_labels=names_a, col_labels=names_b, path=os.path.join(workdir, config.name),
-        title=f"Information imbalance {os.path.basename(src_a)} → {os.path.basename(src_b)}",
-        ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
-        vmin=0.0, vmax=1.0)
+  files = []
+  if context.is_writer:
+    with context.step("write"):
+      fingerprints = {f"a/{nm}": results.fingerprint(x) for nm, x in zip(names_a, layers_a)}
+      if layers_b is not layers_a:
+        fingerprints.update({f"b/{nm}": results.fingerprint(x)
+                             for nm, x in zip(names_b, layers_b)})
+      files.append(results.save_result(workdir, config.name, arrays, config=config,
+                                       inputs=fingerprints,
+                                       extra={"source_a": src_a, "source_b": src_b}))
+      if config.plot:
+        from repsim_jax.plotting.heatmap import layer_heatmap
+        files += layer_heatmap(
+            matrix, row_labels=names_a, col_labels=names_b,
+            path=os.path.join(workdir, config.name),
+            title=f"Information imbalance {os.path.basename(src_a)} → {os.path.basename(src_b)}",
+            ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
+            vmin=0.0, vmax=1.0)
+  context.finish(headline=f"{len(names_a)} x {len(names_b)} matrix, mean Δ {matrix.mean():.3f}")
   return {"imbalance": matrix, "layers_a": names_a, "layers_b": names_b, "files": files}

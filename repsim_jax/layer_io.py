@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from repsim_jax.paths import absolute
+
 
 def load_layers(spec: str, *, names: str | list[str] = "") -> tuple[list[str], list[np.ndarray]]:
   """Loads layers from `spec` and returns (names, arrays) in layer order.
@@ -16,6 +18,7 @@ def load_layers(spec: str, *, names: str | list[str] = "") -> tuple[list[str], l
       pattern of .npy files.
     names: optional layer names (list or comma-separated) to keep, in the order given.
   """
+  spec = absolute(spec) if not glob.has_magic(spec) else os.path.join(os.getcwd(), spec)
   if os.path.isfile(os.path.join(spec, "metadata.json")):  # an ActivationStore
     from repsim_jax.store import load_store_layers
     return load_store_layers(spec, names=names)

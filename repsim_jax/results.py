@@ -4,14 +4,12 @@ Every experiment writes through `save_result`, so any file under a workdir says 
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
-import traceback
 from typing import Any, Mapping
 
 import numpy as np
@@ -88,19 +86,3 @@ def load_result(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   with open(base + ".json") as f:
     meta = json.load(f)
   return arrays, meta
-
-
-@contextlib.contextmanager
-def error_log(workdir: str):
-  """Writes the traceback of a failing block to `<workdir>/error.log` and re-raises it.
-
-  Experiments validate their inputs before writing anything, so a failed run leaves only this
-  log in the workdir.
-  """
-  try:
-    yield
-  except Exception:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "error.log"), "w") as f:
-      f.write(traceback.format_exc())
-    raise

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from repsim_jax.paths import absolute
 from repsim_jax.results import _to_jsonable, package_versions
 
 FORMAT_VERSION = 1
@@ -70,7 +71,7 @@ class ActivationStore:
   """
 
   def __init__(self, path: str, metadata: dict[str, Any]):
-    self.path = path
+    self.path = absolute(path)  # TensorStore and every writer get absolute paths
     self.metadata = metadata
     self.config = metadata["config"]
     self.num_rows = int(self.config["num_rows"])
@@ -101,6 +102,7 @@ class ActivationStore:
       raise ValueError(f"chunk_rows should be positive, got {chunk_rows}")
     if len(set(ids)) != len(ids):
       raise ValueError("store ids: expected distinct image ids, found duplicates")
+    path = absolute(path)
     full = {"format": FORMAT_VERSION, "num_rows": len(ids), "chunk_rows": int(chunk_rows),
             "dtype": dtype, **_to_jsonable(dict(config)), "ids": [str(i) for i in ids]}
     meta_path = os.path.join(path, "metadata.json")
@@ -124,6 +126,7 @@ class ActivationStore:
   @classmethod
   def open(cls, path: str, *, require_complete: bool = True) -> "ActivationStore":
     """Opens an existing store for reading; by default checks that every chunk is done."""
+    path = absolute(path)
     meta_path = os.path.join(path, "metadata.json")
     if not os.path.exists(meta_path):
       raise FileNotFoundError(f"no activation store at {path!r} (missing metadata.json)")

@@ -1,64 +1,110 @@
-"""Tiny random Hugging Face checkpoints (config.json + safetensors + preprocessor config).
+"""Tiny random checkpoints of every family, written by our own ports (no torch, no download).
 
-For smoke runs (`runlocal` configs), tests and benchmarks that need the real loading path
-(`repsim_jax.models.from_pretrained`) without any download: the architecture of each family at a
-few thousand parameters, random weights from a fixed torch seed.
+For smoke runs (`runlocal` configs) and benchmarks that need the real loading path
+(`repsim_jax.models.from_pretrained`): the architecture of each family at a few thousand
+parameters, saved as a *native* checkpoint (`models.loading.save_pretrained`: config.json,
+preprocessor_config.json and our parameter tree with orbax), the format the demo's trained models
+use. Weights are drawn in numpy from a fixed seed like transformers' own initialisation (normal
+with std 0.02, norm scales 1, biases 0), so building one compiles nothing.
+
+Tests that compare with transformers torch build their checkpoints with torch's `save_pretrained`
+instead (tests/torch_parity.py); those need the test extra.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
 
+import numpy as np
 
-def _tiny_config(model_type: str, image_size: int) -> tuple[Any, Any]:
-  """(transformers config, image processor) of a tiny model of `model_type`."""
+IMAGENET_NORM = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+HALF_NORM = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+
+
+def _tiny_config(model_type: str, image_size: int) -> tuple[Any, dict[str, Any]]:
+  """(transformers config, preprocessor_config.json contents) of a tiny `model_type`."""
   import transformers as tr
   vit_like = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, image_size=image_size,
                   patch_size=image_size // 4)
   stages = dict(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 2, 1])
-  norm = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
   square = {"height": image_size, "width": image_size}
   if model_type == "vit":
     return (tr.ViTConfig(intermediate_size=64, **vit_like),
-            tr.ViTImageProcessor(size=square, image_mean=[0.5] * 3, image_std=[0.5] * 3))
+            {"image_processor_type": "ViTImageProcessor", "size": square, **HALF_NORM})
   if model_type == "dinov2":
     return (tr.Dinov2Config(mlp_ratio=2, **vit_like),
-            tr.BitImageProcessor(size={"shortest_edge": image_size}, crop_size=square, **norm))
+            {"image_processor_type": "BitImageProcessor", "size": {"shortest_edge": image_size},
+             "crop_size": square, **IMAGENET_NORM})
   if model_type == "dinov3_vit":
     return (tr.DINOv3ViTConfig(intermediate_size=64, num_register_tokens=4, **vit_like),
-            tr.ViTImageProcessor(size=square, **norm))
+            {"image_processor_type": "ViTImageProcessor", "size": square, **IMAGENET_NORM})
   if model_type in ("convnext", "convnextv2", "dinov3_convnext"):
-    cls = {"convnext": tr.ConvNextConfig, "convnextv2": tr.ConvNextV2Config,
-           "dinov3_convnext": tr.DINOv3ConvNextConfig}[model_type]
-    return (cls(image_size=image_size, **stages),
-            tr.ConvNextImageProcessor(size={"shortest_edge": image_size}, crop_pct=0.875, **norm))
+    config = tr.AutoConfig.for_model(model_type, image_size=image_size, **stages)
+    return (config, {"image_processor_type": "ConvNextImageProcessor",
+                     "size": {"shortest_edge": image_size}, "crop_pct": 0.875, **IMAGENET_NORM})
   if model_type == "bit":
-    return (tr.BitConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_groups=4,
-                         layer_type="bottleneck", global_padding="SAME",
+    return (tr.BitConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+                         num_groups=4, layer_type="bottleneck", global_padding="SAME",
                          embedding_dynamic_padding=True),
-            tr.BitImageProcessor(size={"shortest_edge": image_size}, crop_size=square,
-                                 image_mean=[0.5] * 3, image_std=[0.5] * 3))
+            {"image_processor_type": "BitImageProcessor", "size": {"shortest_edge": image_size},
+             "crop_size": square, **HALF_NORM})
   if model_type == "imagegpt":
-    import numpy as np
     side = 8
     clusters = np.random.default_rng(0).uniform(-1, 1, size=(16, 3)).astype(np.float32)
     return (tr.ImageGPTConfig(vocab_size=17, n_positions=side * side, n_embd=32, n_layer=4,
                               n_head=2),
-            tr.ImageGPTImageProcessor(clusters=clusters, size={"height": side, "width": side}))
-  raise ValueError(f"no tiny config for model_type {model_type!r}")
+            {"image_processor_type": "ImageGPTImageProcessor", "clusters": clusters.tolist(),
+             "size": {"height": side, "width": side}})
+  raise ValueError(f"no tiny config for model_type {model_type!r}; known: vit, dinov2, "
+                   f"dinov3_vit, convnext, convnextv2, dinov3_convnext, bit, imagegpt")
+
+
+def _random_like(path: tuple, shape: tuple[int, ...], dtype, rng: np.random.Generator):
+  leaf = str(path[-1])
+  if leaf == "scale":  # norm scales
+    return np.ones(shape, dtype)
+  if leaf == "bias":
+    return np.zeros(shape, dtype)
+  return (0.02 * rng.standard_normal(shape)).astype(dtype)
 
 
 def tiny_random_checkpoint(model_type: str, path: str, *, image_size: int = 32,
                            seed: int = 0) -> str:
-  """Writes a tiny random checkpoint of `model_type` to `path` (once) and returns `path`."""
+  """Writes a tiny random native checkpoint of `model_type` to `path` (once); returns `path`.
+
+  The directory appears complete or not at all (written beside it, then renamed), so an
+  interrupted run never leaves a checkpoint without weights.
+  """
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+
+  from repsim_jax.models import loading, registry
+  path = os.path.abspath(os.path.expanduser(path))
   if os.path.exists(os.path.join(path, "config.json")):
     return path
-  import torch
-  import transformers as tr
-  config, processor = _tiny_config(model_type, image_size)
-  torch.manual_seed(seed)
-  model = tr.AutoModel.from_config(config)
-  os.makedirs(path, exist_ok=True)
-  processor.save_pretrained(path)
-  model.save_pretrained(path)  # config.json last-but-one; we test for it above
+  config, preprocessor = _tiny_config(model_type, image_size)
+  family = registry.family(model_type)
+  model = nnx.eval_shape(lambda: family.build(config, dtype=jnp.float32, rngs=nnx.Rngs(0)))
+  rng = np.random.default_rng(seed)
+  abstract = nnx.state(model, nnx.Variable).to_pure_dict()
+  params = jax.tree_util.tree_map_with_path(
+      lambda p, v: _random_like(tuple(getattr(k, "key", getattr(k, "idx", k)) for k in p),
+                                tuple(v.shape), np.dtype(v.dtype), rng), abstract)
+  loading.load_params(model, params)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+  try:
+    loading.save_pretrained(model, config, tmp, preprocessor_config=preprocessor,
+                            metadata={"tiny_random": {"model_type": model_type, "seed": seed,
+                                                      "image_size": image_size}})
+    try:
+      os.replace(tmp, path)
+    except OSError:  # another process (multi-host, shared disk) wrote the same checkpoint first
+      if not os.path.exists(os.path.join(path, "config.json")):
+        raise
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
   return path

@@ -270,15 +270,18 @@ def test_experiment_runlocal_matches_transformers(tmp_path):
   transformers = pytest.importorskip("transformers")
   from configs import raghu
   from repsim_jax.extract import run
+  from torch_parity import tiny_torch_checkpoint
   config = raghu.get_config("runlocal,models=vit")
   config.n_images, config.chunk_rows = 8, 8
+  # the runlocal architecture as a transformers torch checkpoint (runlocal itself writes ours)
+  ckpt = tiny_torch_checkpoint("vit", tmp_path / "torch_vit")
+  config.models[0].update(tiny_random=False, checkpoint=ckpt)
   stores = run(config, str(tmp_path))
   store = ActivationStore.open(stores["vit"])
   assert store.layer_names == ["embeddings", "block_00", "block_01", "block_02", "block_03"]
   meta = store.metadata["config"]
   assert meta["pooling"] == {"mode": "mean_patch", "num_prefix_tokens": 1}
   assert meta["sampler"] == {"n": 8, "seed": 0} and len(meta["model"]["fingerprint"]) >= 16
-  ckpt = str(tmp_path / "checkpoints" / "vit")
   processor = transformers.AutoImageProcessor.from_pretrained(ckpt)
   torch_model = transformers.ViTModel.from_pretrained(ckpt, add_pooling_layer=False).eval()
   source = GeneratedSource(**{k: v for k, v in config.dataset.to_dict().items() if k != "kind"})

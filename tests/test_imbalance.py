@@ -137,7 +137,7 @@ def test_ties_and_duplicates():
   rng = np.random.default_rng(7)
   base = rng.integers(0, 3, size=(60, 2)).astype(np.float32)  # many exact distance ties
   other = rng.normal(size=(60, 3)).astype(np.float32)
-  with pytest.warns(UserWarning, match=r"b: 60 of 60 points are exact duplicates"):
+  with pytest.warns(UserWarning, match=r"exact duplicate points: 60 of 60 in 1 of 2 layers \(b\)"):
     got_min = repsim_jax.information_imbalance(other, base, k=2, dtype=np.float64)
   np.testing.assert_allclose(got_min, brute_force(other, base, 2), rtol=1e-12)
   with warnings.catch_warnings():

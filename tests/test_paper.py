@@ -110,7 +110,7 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
 
   def no_extraction(*args, **kwargs):
     raise AssertionError("complete stores should be reused")
-  monkeypatch.setattr(paper.extract_lib, "run", no_extraction)
+  monkeypatch.setattr(paper.extract_lib, "extract_stores", no_extraction)
   _, ids, paths = paper.ensure_stores(config, workdir)
   assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
 

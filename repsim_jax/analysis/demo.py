@@ -9,7 +9,7 @@
      clusters (as iGPT); each saved as a native checkpoint (`models.loading.save_pretrained`,
      orbax) under <workdir>/checkpoints/<name> and reused when the training config matches;
   3. extraction of every block on the held-out images into ActivationStores, through the same
-     driver as the paper experiments (`repsim_jax.extract.run`, `models.from_pretrained`);
+     driver as the paper experiments (`repsim_jax.extract.extract_stores`, `models.from_pretrained`);
   4. the analyses, with the library functions and figure code of the paper experiments: II
      between all layers of all models (+ smoothness), CKA between all layers, nearest-neighbour
      grids, neighbour category sharing for the world's *true* colour / texture / clutter factors,
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -35,13 +34,8 @@ from absl import logging
 
 from repsim_jax.results import save_result
 
-_START = [time.perf_counter()]
-
 
 def _say(message: str) -> None:
-  """Progress on stdout (the demo is run by people reading the terminal) and in the log, with
-  the seconds since `run` started."""
-  print(f"[demo {time.perf_counter() - _START[0]:5.0f}s] {message}", flush=True)
   logging.info("demo: %s", message)
 
 
@@ -194,7 +188,7 @@ def _extract(config, workdir: str, checkpoints: dict[str, str]) -> dict[str, str
       "device_batch": None, "chunk_rows": config.extract_batch_size * 8,
       "store_dtype": "float32", "skip_bad_images": False, "num_threads": 2, "distributed": False,
   })
-  return extract_lib.run(ex, workdir)
+  return extract_lib.extract_stores(ex, workdir)
 
 
 # ----------------------------------------------------------------------------- analyses
@@ -317,29 +311,33 @@ def run(config, workdir: str) -> dict[str, Any]:
   from repsim_jax.plotting.neighbourhoods import plot_neighbourhoods
   from repsim_jax.plotting.probes import plot_ood_probes
   from repsim_jax.report import HtmlReport
-  start = _START[0] = time.perf_counter()
+  from repsim_jax.pipelines.run import Run
   config = effective_config(config)
   cfg = config.analysis
-  os.makedirs(workdir, exist_ok=True)
+  context = Run("demo", workdir)
+  workdir = context.workdir
   w = config.world
   _say(f"world: {w.n_train} training images (seed {config.seed}), {w.n_eval} held-out images "
        f"(seed {config.seed + 1}), {w.size}x{w.size}{' [quick]' if config.get('quick') else ''}")
 
   # 1-2. world and models
-  train_images, train_factors = render_batch(range(w.n_train), seed=config.seed, size=w.size)
+  with context.step("world"):
+    train_images, train_factors = render_batch(range(w.n_train), seed=config.seed, size=w.size)
   checkpoints, training = {}, {}
   for entry in config.models:
-    checkpoints[entry.name], training[entry.name] = train_model(config, entry, workdir,
-                                                                train_images, train_factors)
+    with context.step(f"train {entry.name}"):
+      checkpoints[entry.name], training[entry.name] = train_model(config, entry, workdir,
+                                                                  train_images, train_factors)
   del train_images
 
   # 3. extraction on the held-out world
-  _say("extracting every block on the held-out images")
-  world = ShapesWorld(w.n_eval, seed=config.seed + 1, size=w.size)
-  reps = load_representations(world, world.ids, _extract(config, workdir, checkpoints))
-  ids, names, layers, representative = reps.ids, reps.layer_names, reps.layers, reps.representative
-  images, factors = render_batch([world.index(i) for i in ids], seed=world.seed,
-                                 size=w.size)
+  with context.step("extract"):
+    world = ShapesWorld(w.n_eval, seed=config.seed + 1, size=w.size)
+    reps = load_representations(world, world.ids, _extract(config, workdir, checkpoints))
+    ids, names, layers, representative = (reps.ids, reps.layer_names, reps.layers,
+                                          reps.representative)
+    images, factors = render_batch([world.index(i) for i in ids], seed=world.seed,
+                                   size=w.size)
   classifiers = [e.name for e in config.models if e.objective == "shape"]
   next_pixel = [e.name for e in config.models if e.objective == "next_pixel"]
   models = reps.models
@@ -347,130 +345,136 @@ def run(config, workdir: str) -> dict[str, Any]:
   report = HtmlReport("repsim_jax demo: the shapes-and-colours world", workdir)
 
   # 4a. II and smoothness
-  _say(f"information imbalance between all {sum(len(v) for v in layers.values())} layers of "
-       f"{len(models)} models (N={len(ids)}, k={cfg.k})")
-  ii = imbalance_analysis(layers, cfg)
-  results["imbalance"] = ii
-  for (a, b), block in ii.items():
-    save_result(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
-                {"imbalance": block, "layers_a": np.array(names[a]),
-                 "layers_b": np.array(names[b])}, config=config,
-                extra={"direction": f"{a} → {b}", "n": len(ids), "k": cfg.k})
-  smooth = {m: float(smoothness(ii[(m, m)][representative[m]], axis=-1).mean()) for m in models}
-  results["smoothness"] = smooth
+  with context.step("imbalance"):
+    _say(f"information imbalance between all {sum(len(v) for v in layers.values())} layers of "
+         f"{len(models)} models (N={len(ids)}, k={cfg.k})")
+    ii = imbalance_analysis(layers, cfg)
+    results["imbalance"] = ii
+    for (a, b), block in ii.items():
+      save_result(os.path.join(workdir, "imbalance"), f"ii_{a}__{b}",
+                  {"imbalance": block, "layers_a": np.array(names[a]),
+                   "layers_b": np.array(names[b])}, config=config,
+                  extra={"direction": f"{a} → {b}", "n": len(ids), "k": cfg.k})
+    smooth = {m: float(smoothness(ii[(m, m)][representative[m]], axis=-1).mean())
+              for m in models}
+    results["smoothness"] = smooth
 
   # 4b. CKA
-  _say("CKA (unbiased, linear) between all layers")
-  union = [x for m in models for x in layers[m]]
-  labels_union = [f"{m}/{n}" for m in models for n in names[m]]
-  cka = cka_matrix(union, union, debiased=True)
-  results["cka"] = cka
-  save_result(workdir, "cka", {"cka": cka, "layers": np.array(labels_union)}, config=config)
+  with context.step("cka"):
+    union = [x for m in models for x in layers[m]]
+    labels_union = [f"{m}/{n}" for m in models for n in names[m]]
+    cka = cka_matrix(union, union, debiased=True)
+    results["cka"] = cka
+    save_result(workdir, "cka", {"cka": cka, "layers": np.array(labels_union)}, config=config)
 
-  # 4c. probes (and their shuffled-label control)
-  _say("shape and colour probes at every layer")
-  shape_probe = probe_analysis(layers, factors["shape"], cfg)
-  colour_probe = probe_analysis(layers, factors["background_hue"], cfg)
-  results.update(shape_probe=shape_probe, colour_probe=colour_probe)
-  save_result(workdir, "probes", {**{f"shape/{m}": v for m, v in shape_probe.items()},
-                                  **{f"colour/{m}": v for m, v in colour_probe.items()}},
-              config=config)
+  # 4c. probes
+  with context.step("probes"):
+    shape_probe = probe_analysis(layers, factors["shape"], cfg)
+    colour_probe = probe_analysis(layers, factors["background_hue"], cfg)
+    results.update(shape_probe=shape_probe, colour_probe=colour_probe)
+    save_result(workdir, "probes", {**{f"shape/{m}": v for m, v in shape_probe.items()},
+                                    **{f"colour/{m}": v for m, v in colour_probe.items()}},
+                config=config)
 
   # 4d. neighbour sharing: true colour category, and the paper's low-level categories
-  _say(f"neighbour category sharing (k={cfg.k_neighbours}) with the world's true factors")
-  colour_share, colour_baseline = colour_sharing(layers, factors["background_hue"], cfg)
-  results.update(colour_sharing=colour_share, colour_baseline=colour_baseline)
-  true_factors = {"colour warmth": factors["warmth"], "texture": factors["texture"],
-                  "clutter": factors["clutter"].astype(np.float64)}
-  low = lowlevel_neighbour_analysis(layers, true_factors, group_size=cfg.group_size,
-                                    k=cfg.k_neighbours)
-  results["lowlevel"] = {s: {"baseline": v["baseline"], "sharing": v["sharing"]}
-                         for s, v in low.items()}
-  save_result(workdir, "neighbour_sharing",
-              {**{f"colour/{m}": v for m, v in colour_share.items()},
-               **{f"{s}/{m}": v for s, r in low.items() for m, v in r["sharing"].items()}},
-              config=config, extra={"colour_baseline": colour_baseline,
-                                    "baselines": {s: r["baseline"] for s, r in low.items()}})
+  with context.step("neighbour sharing"):
+    colour_share, colour_baseline = colour_sharing(layers, factors["background_hue"], cfg)
+    results.update(colour_sharing=colour_share, colour_baseline=colour_baseline)
+    true_factors = {"colour warmth": factors["warmth"], "texture": factors["texture"],
+                    "clutter": factors["clutter"].astype(np.float64)}
+    low = lowlevel_neighbour_analysis(layers, true_factors, group_size=cfg.group_size,
+                                      k=cfg.k_neighbours)
+    results["lowlevel"] = {s: {"baseline": v["baseline"], "sharing": v["sharing"]}
+                           for s, v in low.items()}
+    save_result(workdir, "neighbour_sharing",
+                {**{f"colour/{m}": v for m, v in colour_share.items()},
+                 **{f"{s}/{m}": v for s, r in low.items() for m, v in r["sharing"].items()}},
+                config=config, extra={"colour_baseline": colour_baseline,
+                                      "baselines": {s: r["baseline"] for s, r in low.items()}})
 
   # 4e. neighbourhood grids
-  queries = np.random.default_rng(config.seed).choice(len(ids), cfg.n_queries, replace=False)
-  grids = neighbourhoods(layers, queries, k=cfg.k_grid, layers=representative)
+  with context.step("neighbourhoods"):
+    queries = np.random.default_rng(config.seed).choice(len(ids), cfg.n_queries, replace=False)
+    grids = neighbourhoods(layers, queries, k=cfg.k_grid, layers=representative)
 
   # 5. findings and the shuffled-label control
   results["findings"] = findings(results, classifiers, next_pixel, cfg)
-  _say("shuffled-label control: the same checks with labels shuffled / rows permuted")
-  control = {"shape_probe": probe_analysis(layers, factors["shape"], cfg,
-                                           shuffle_seed=config.seed + 7),
-             "colour_sharing": colour_sharing(layers, factors["background_hue"], cfg,
-                                              shuffle_seed=config.seed + 7)[0],
-             "imbalance": imbalance_analysis(layers, cfg, permute_rows_seed=config.seed + 7)}
-  results["control"] = findings(control, classifiers, next_pixel, cfg)
-  results["control_results"] = control
+  with context.step("shuffled-label control"):
+    control = {"shape_probe": probe_analysis(layers, factors["shape"], cfg,
+                                             shuffle_seed=config.seed + 7),
+               "colour_sharing": colour_sharing(layers, factors["background_hue"], cfg,
+                                                shuffle_seed=config.seed + 7)[0],
+               "imbalance": imbalance_analysis(layers, cfg, permute_rows_seed=config.seed + 7)}
+    results["control"] = findings(control, classifiers, next_pixel, cfg)
+    results["control_results"] = control
+    save_result(workdir, "control",
+                {**{f"shape/{m}": v for m, v in control["shape_probe"].items()},
+                 **{f"colour/{m}": v for m, v in control["colour_sharing"].items()},
+                 **{f"imbalance/{a}__{b}": v for (a, b), v in control["imbalance"].items()}},
+                config=config, extra={"shuffle_seed": config.seed + 7})
 
   # 6. report
-  _say("figures and report")
-  s = report.section("What this is")
-  s.note(f"{w.n_eval} held-out images of a generated world ({len(SHAPES)} shapes: "
-         f"{', '.join(SHAPES)}; {len(HUES)} object / background hues, half warm; random "
-         f"texture noise, clutter lines, position, size). Models trained here in "
-         f"{sum(t['result']['seconds'] for t in training.values()):.0f} s: "
-         + "; ".join(f"{m} ({t['objective']}, {t['result']['parameters'] / 1e3:.0f}k params, "
-                     f"final train accuracy {t['result']['final_train_accuracy']:.1%})"
-                     for m, t in training.items()) + ". 'Layer 0' is the embedding / stem output.")
-  s = report.section("Findings (measured on this run)")
-  rows = [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
-          for f, c in zip(results["findings"], results["control"])]
-  s.table(["statement", "measured", "holds", "shuffled-label control", "control holds"], rows)
-  s.note("Control: probes and colour sharing with the labels shuffled over images; II with every "
-         "layer's rows permuted independently. A check that still held on the control would "
-         "measure nothing.")
-  s = report.section("Probes: shape and colour (background hue) per layer")
-  s.figure("Linear probe accuracy per layer", plot_ood_probes(
-      {"shape (5 classes)": shape_probe, "background hue (8 classes)": colour_probe},
-      figure_path(workdir, "probes"), title="Linear probes per layer (held-out images)"))
-  s.table(*_table_per_layer(shape_probe, lambda x: f"{x:.1%}"))
-  s = report.section("Neighbours sharing a category, per layer")
-  panels = {"background hue": (colour_share, colour_baseline)}
-  panels.update({scope: (v["sharing"], v["baseline"]) for scope, v in low.items()})
-  s.figure(f"% of the {cfg.k_neighbours} nearest neighbours (cosine) sharing the image's "
-           f"category; dashed: exact random baseline",
-           plot_neighbour_sharing(panels, figure_path(workdir, "neighbour_sharing"),
-                                  k=cfg.k_neighbours))
-  s.table(*_table_per_layer(colour_share, lambda x: f"{x:.1%}"))
-  s = report.section("Information imbalance between all layers")
-  s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
-           plot_imbalance_grid(ii, figure_path(workdir, "imbalance_grid"), models=models,
-                               representative=representative, layer_names=names))
-  for m in models:
-    s.figure(f"II {m} → {m}", layer_heatmap(
-        ii[(m, m)], row_labels=names[m], col_labels=names[m], title=f"II {m} → {m}",
-        path=figure_path(workdir, f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
-  s.table(["model", "adjacent-layer II", "distant-layer II",
-           "smoothness (std of adjacent II differences)"],
-          [[m, *adjacent_vs_distant(ii[(m, m)]), smooth[m]] for m in models])
-  s = report.section("CKA between all layers of all models")
-  s.figure("Unbiased linear CKA", layer_heatmap(
-      cka, row_labels=labels_union, col_labels=labels_union, title="CKA, all layers",
-      path=figure_path(workdir, "cka"), cbar_label="CKA", cmap="magma", origin="lower", vmin=0,
-      vmax=1))
-  s = report.section("Nearest neighbours at the early, middle and late layer")
-  for q in range(len(queries)):
-    f = {k: v[queries[q]] for k, v in factors.items()}
-    s.figure(f"query {ids[queries[q]]}: {SHAPES[f['shape']]}, "
-             f"{HUES[f['object_hue']][0]} on {HUES[f['background_hue']][0]}",
-             plot_neighbourhoods(images, int(queries[q]), grids["indices"][:, :, q],
-                                 figure_path(workdir, f"neighbours_{q}"), model_names=models))
-  path = report.write()
-  seconds = time.perf_counter() - start
+  with context.step("report"):
+    s = report.section("What this is")
+    s.note(f"{w.n_eval} held-out images of a generated world ({len(SHAPES)} shapes: "
+           f"{', '.join(SHAPES)}; {len(HUES)} object / background hues, half warm; random "
+           f"texture noise, clutter lines, position, size). Models trained here in "
+           f"{sum(t['result']['seconds'] for t in training.values()):.0f} s: "
+           + "; ".join(f"{m} ({t['objective']}, {t['result']['parameters'] / 1e3:.0f}k params, "
+                       f"final train accuracy {t['result']['final_train_accuracy']:.1%})"
+                       for m, t in training.items()) + ". 'Layer 0' is the embedding / stem output.")
+    s = report.section("Findings (measured on this run)")
+    rows = [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
+            for f, c in zip(results["findings"], results["control"])]
+    s.table(["statement", "measured", "holds", "shuffled-label control", "control holds"], rows)
+    s.note("Control: probes and colour sharing with the labels shuffled over images; II with every "
+           "layer's rows permuted independently. A check that still held on the control would "
+           "measure nothing.")
+    s = report.section("Probes: shape and colour (background hue) per layer")
+    s.figure("Linear probe accuracy per layer", plot_ood_probes(
+        {"shape (5 classes)": shape_probe, "background hue (8 classes)": colour_probe},
+        figure_path(workdir, "probes"), title="Linear probes per layer (held-out images)"))
+    s.table(*_table_per_layer(shape_probe, lambda x: f"{x:.1%}"))
+    s = report.section("Neighbours sharing a category, per layer")
+    panels = {"background hue": (colour_share, colour_baseline)}
+    panels.update({scope: (v["sharing"], v["baseline"]) for scope, v in low.items()})
+    s.figure(f"% of the {cfg.k_neighbours} nearest neighbours (cosine) sharing the image's "
+             f"category; dashed: exact random baseline",
+             plot_neighbour_sharing(panels, figure_path(workdir, "neighbour_sharing"),
+                                    k=cfg.k_neighbours))
+    s.table(*_table_per_layer(colour_share, lambda x: f"{x:.1%}"))
+    s = report.section("Information imbalance between all layers")
+    s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
+             plot_imbalance_grid(ii, figure_path(workdir, "imbalance_grid"), models=models,
+                                 representative=representative, layer_names=names))
+    for m in models:
+      s.figure(f"II {m} → {m}", layer_heatmap(
+          ii[(m, m)], row_labels=names[m], col_labels=names[m], title=f"II {m} → {m}",
+          path=figure_path(workdir, f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
+    s.table(["model", "adjacent-layer II", "distant-layer II",
+             "smoothness (std of adjacent II differences)"],
+            [[m, *adjacent_vs_distant(ii[(m, m)]), smooth[m]] for m in models])
+    s = report.section("CKA between all layers of all models")
+    s.figure("Unbiased linear CKA", layer_heatmap(
+        cka, row_labels=labels_union, col_labels=labels_union, title="CKA, all layers",
+        path=figure_path(workdir, "cka"), cbar_label="CKA", cmap="magma", origin="lower", vmin=0,
+        vmax=1))
+    s = report.section("Nearest neighbours at the early, middle and late layer")
+    for q in range(len(queries)):
+      f = {k: v[queries[q]] for k, v in factors.items()}
+      s.figure(f"query {ids[queries[q]]}: {SHAPES[f['shape']]}, "
+               f"{HUES[f['object_hue']][0]} on {HUES[f['background_hue']][0]}",
+               plot_neighbourhoods(images, int(queries[q]), grids["indices"][:, :, q],
+                                   figure_path(workdir, f"neighbours_{q}"), model_names=models))
+    path = report.write()
   holds = sum(f["holds"] for f in results["findings"])
   control_holds = sum(f["holds"] for f in results["control"])
   save_result(workdir, "findings", {}, config=config,
-              extra={"findings": results["findings"], "control": results["control"],
-                     "seconds": seconds})
-  _say(f"{holds}/{len(results['findings'])} findings hold, {control_holds} hold on the "
-       f"shuffled-label control; {seconds:.0f} s in all")
-  for f in results["findings"]:
-    _say(f"  [{'yes' if f['holds'] else 'NO '}] {f['statement']}: {f['measured']}")
-  _say(f"report: {path}")
-  results.update(report=path, seconds=seconds, layer_names=names, training=training)
+              extra={"findings": results["findings"], "control": results["control"]})
+  text = context.finish(headline=f"{holds}/{len(results['findings'])} findings hold "
+                        f"({control_holds} on the shuffled-label control); report: {path}")
+  if context.is_writer:
+    print("\n".join(f"  [{'yes' if f['holds'] else 'NO '}] {f['statement']}: {f['measured']}"
+                    for f in results["findings"]), flush=True)
+  results.update(report=path, layer_names=names, training=training, closing_summary=text)
   return results

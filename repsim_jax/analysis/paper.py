@@ -2,7 +2,7 @@
 
 `run(config, workdir)` reads top to bottom:
 
-  1. representations: the extraction driver (`repsim_jax.extract.run`) for every model of
+  1. representations: the extraction driver (`repsim_jax.extract.extract_stores`) for every model of
      `config.models` on `config.dataset`; a complete store with the same images and model id under
      `<workdir>/stores/<model>` is reused without loading the model. Layers stay in the stores
      (`StoreLayers`, `analysis.lazy_layers`): each step reads the layers and rows it uses when it
@@ -187,7 +187,7 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
 
   A store is reused when it is complete and holds the same image ids, dataset and model id (its
   checkpoint fingerprint was checked when it was written); anything else goes through
-  `repsim_jax.extract.run`, which resumes partial stores and refuses mismatched ones.
+  `repsim_jax.extract.extract_stores`, which resumes partial stores and refuses mismatched ones.
   `source`: the source of `config.dataset` when the caller already opened it.
   """
   source = source if source is not None else data_lib.from_config(config.dataset)
@@ -203,7 +203,7 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
                  len(ids), dataset.get("kind"))
     sub = copy.deepcopy(config)
     sub.models = todo
-    extract_lib.run(sub, workdir)
+    extract_lib.extract_stores(sub, workdir)
   import jax
   if jax.process_count() > 1:  # every host's chunks are written before anyone reads the stores
     from jax.experimental import multihost_utils
@@ -729,8 +729,10 @@ def _other_dataset(config, dataset, n_images, workdir: str, subdir: str,
   sub = _dataset_config(config, dataset, n_images)
   try:
     source = data_lib.from_config(dataset)
-  except FileNotFoundError as e:
-    if dataset.get("kind") == "tfds":
+  except (FileNotFoundError, ImportError) as e:
+    if isinstance(e, ImportError):  # the message names the extra to install
+      note = f"skipped {dataset.get('name', dataset)!r}: {e}"
+    elif dataset.get("kind") == "tfds":
       from repsim_jax.data.tfds_source import build_command
       command = build_command(dataset["name"], dataset.get("data_dir"))
       note = (f"skipped {dataset['name']!r}: not prepared for tfds; build it with `{command}`")
@@ -787,12 +789,13 @@ def run(config, workdir: str) -> dict[str, Any]:
   Returns {"summary": path of summary.md, "imbalance": {...}, "sample_size": {...}, ...}, the
   per-step results (empty dicts for skipped steps).
   """
-  import jax
+  from repsim_jax.pipelines.run import Run
   a = config.analysis
-  os.makedirs(workdir, exist_ok=True)
-  logging.info("paper: [1/8] representations")
-  source, ids, paths = ensure_stores(config, workdir)
-  reps = _load(config, source, ids, paths)
+  context = Run("paper", workdir, total_steps=8)
+  workdir = context.workdir
+  with context.step("representations"):
+    source, ids, paths = ensure_stores(config, workdir)
+    reps = _load(config, source, ids, paths)
   summary = Summary(workdir, "Mahaut & Baroni (2026) reproduction: "
                     + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))
   summary.section("Setup")["notes"].append(
@@ -811,14 +814,14 @@ def run(config, workdir: str) -> dict[str, Any]:
            ("semantic", lambda: semantic_step(reps, a.semantic, config, workdir, summary)),
            ("probes", lambda: probes_step(reps, a.probes, config, workdir, summary)),
            ("ood", lambda: ood_step(config, a.ood, workdir, summary))]
-  for number, (name, step) in enumerate(steps, start=2):
+  for name, step in steps:
     if not a[name].get("enabled", True):
-      logging.info("paper: [%d/8] %s disabled in the config", number, name)
+      context.skip(name, "disabled in the config")
       summary.section(name)["notes"].append("disabled in the config")
       out[name] = {}
       continue
-    logging.info("paper: [%d/8] %s", number, name)
-    out[name] = step()
+    with context.step(name):
+      out[name] = step()
   out["summary"] = summary.write()
-  logging.info("paper: done; summary at %s", out["summary"])
+  context.finish(headline=f"summary: {out['summary']}" if out["summary"] else None)
   return out

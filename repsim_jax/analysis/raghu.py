@@ -623,25 +623,27 @@ def run(config, workdir: str) -> dict[str, Any]:
 
   Returns {"files": every written path, "summary": path of summary.md}.
   """
+  from repsim_jax.pipelines.run import Run
   start = time.perf_counter()
-  os.makedirs(workdir, exist_ok=True)
-  models = load_models(config, workdir)
+  context = Run("raghu", workdir, total_steps=7)
+  workdir = context.workdir
+  with context.step("models"):
+    models = load_models(config, workdir)
   images = Images(config)
   writer = Writer(config, workdir, models)
   a = config.analysis
-  steps = [("cka", lambda: run_cka(models, images, writer, a.cka))]
   stats: dict = {}
-  steps.append(("block statistics",
-                lambda: stats.update(run_block_stats(models, images, writer, a.block_stats))))
-  steps.append(("head subsets", lambda: run_head_subsets(models, images, writer, a.head_subsets,
-                                                         stats)))
-  steps.append(("receptive fields", lambda: run_erf(models, images, writer, a.erf)))
-  steps.append(("localization", lambda: run_localization(models, images, writer, a.localization)))
-  steps.append(("few-shot probes", lambda: run_few_shot(models, images, writer, a.few_shot)))
-  for i, (name, step) in enumerate(steps, start=1):
-    t0 = time.perf_counter()
-    logging.info("raghu: [%d/%d] %s", i, len(steps), name)
-    step()
-    logging.info("raghu: [%d/%d] %s done in %.1f s", i, len(steps), name, time.perf_counter() - t0)
+  steps = [
+      ("cka", lambda: run_cka(models, images, writer, a.cka)),
+      ("block statistics",
+       lambda: stats.update(run_block_stats(models, images, writer, a.block_stats))),
+      ("head subsets", lambda: run_head_subsets(models, images, writer, a.head_subsets, stats)),
+      ("receptive fields", lambda: run_erf(models, images, writer, a.erf)),
+      ("localization", lambda: run_localization(models, images, writer, a.localization)),
+      ("few-shot probes", lambda: run_few_shot(models, images, writer, a.few_shot))]
+  for name, step in steps:
+    with context.step(name):
+      step()
   summary = writer.summary(time.perf_counter() - start)
+  context.finish(headline=f"summary: {summary}")
   return {"files": writer.files, "summary": summary}

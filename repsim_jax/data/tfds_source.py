@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from repsim_jax.data.base import BadImageError, Example, to_rgb_array
+from repsim_jax.paths import absolute
 
 
 def build_command(name: str, data_dir: str | None) -> str:
@@ -30,7 +31,12 @@ class TfdsSource:
 
   def __init__(self, name: str, split: str, *, data_dir: str | None = None,
                image_key: str = "image", label_key: str = "label"):
-    import tensorflow_datasets as tfds
+    try:
+      import tensorflow_datasets as tfds
+    except ImportError:
+      raise ImportError(f"the TFDS dataset {name!r} needs tensorflow-datasets, which the base "
+                        f"install leaves out; install it with:  pip install -e \".[tfds]\"") from None
+    data_dir = absolute(data_dir) if data_dir else data_dir
     self.name, self.split, self.data_dir = name, split, data_dir
     self.image_key, self.label_key = image_key, label_key
     try:

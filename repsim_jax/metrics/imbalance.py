@@ -113,11 +113,31 @@ def _check_dtype(dtype):
 
 
 def _warn_duplicates(layers, names):
-  for x, name in zip(layers, names):
-    n_dup = _validate.duplicate_count(x)
-    if n_dup:
-      warnings.warn(f"{name}: {n_dup} of {len(x)} points are exact duplicates of another point; "
-                    f"their distances tie (see the ties option)", stacklevel=3)
+  """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
+  "exact duplicate points: 3 of 2000 in each of 19 layers"."""
+  counts = {name: _validate.duplicate_count(x) for x, name in zip(layers, names)}
+  hit = {name: c for name, c in counts.items() if c}
+  if not hit:
+    return
+  n = len(layers[0])
+  values = sorted(set(hit.values()))
+  amount = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
+  if len(hit) == len(counts) and len(values) == 1:
+    where = f"in each of {len(hit)} layers"
+  else:
+    listed = ", ".join(f"{k}: {v}" if len(values) > 1 else k for k, v in list(hit.items())[:6])
+    where = f"in {len(hit)} of {len(counts)} layers ({listed}{', ...' if len(hit) > 6 else ''})"
+  warnings.warn(f"exact duplicate points: {amount} of {n} {where}; their distances tie (see the "
+                f"ties option)", stacklevel=3)
+
+
+def _warn_duplicate_layers(layers_a, layers_b):
+  """`_warn_duplicates` over the distinct layers, each named by its first place."""
+  union, _, _ = _union(layers_a, layers_b)
+  names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
+  for j, y in enumerate(layers_b):
+    names.setdefault(id(y), f"layers_b[{j}]")
+  _warn_duplicates(union, [names[id(x)] for x in union])
 
 
 def _union(layers_a, layers_b):
@@ -178,9 +198,7 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
   n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   _validate.check_k(k, n)
   if check_duplicates:
-    _warn_duplicates(layers_a, [f"layers_a[{i}]" for i in range(len(layers_a))])
-    if not same:
-      _warn_duplicates(layers_b, [f"layers_b[{i}]" for i in range(len(layers_b))])
+    _warn_duplicate_layers(layers_a, layers_b)
   mesh = sharding.row_mesh() if mesh is None else mesh
   union, a_ids, b_ids = _union(layers_a, layers_b)
   itemsize = np.dtype(dtype).itemsize
@@ -385,9 +403,7 @@ def _acevedo_matrix(layers_a, layers_b, *, k, metric, ties, query_rows, seed, bl
   layers_b = layers_a if same else _validate.as_layers(layers_b, "layers_b")
   n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   if check_duplicates:
-    _warn_duplicates(layers_a, [f"layers_a[{i}]" for i in range(len(layers_a))])
-    if not same:
-      _warn_duplicates(layers_b, [f"layers_b[{i}]" for i in range(len(layers_b))])
+    _warn_duplicate_layers(layers_a, layers_b)
   rows = (imbalance_acevedo.default_query_rows(n, seed) if query_rows is None
           else imbalance_acevedo.check_query_rows(query_rows, n))
   union, a_ids, b_ids = _union(layers_a, layers_b)

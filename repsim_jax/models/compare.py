@@ -113,7 +113,8 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
                        cache_dir: str | None = None) -> Comparison:
   """Runs both models on the same preprocessed inputs; see the module docstring."""
   import jax.numpy as jnp
-  import torch
+  from repsim_jax.extras import import_torch
+  torch = import_torch("comparing a port with its transformers torch model")
   import transformers
 
   from repsim_jax.models import loading

@@ -49,7 +49,7 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, *, hf_cache_dir: str |
   if path.is_dir():
     if not (path / "config.json").is_file():
       raise FileNotFoundError(f"checkpoint directory {str(path)!r} has no config.json")
-    return path
+    return path.absolute()  # orbax and the conversion cache need absolute paths
   name = str(path_or_hub_id)
   if path.exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):
     raise FileNotFoundError(f"{name!r} is neither a checkpoint directory (config.json + "
@@ -158,11 +158,9 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def read_torch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """pytorch_model.bin via torch.load(weights_only=True); needs torch."""
-  try:
-    import torch
-  except ImportError:
-    raise ImportError(f"{path} is a pytorch_model.bin checkpoint, which needs torch to read; "
-                      f"install torch or convert the checkpoint to safetensors") from None
+  from repsim_jax.extras import import_torch
+  torch = import_torch(f"reading {path} (a pytorch_model.bin checkpoint; safetensors need no "
+                       f"torch)")
   try:
     sd = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:
@@ -274,6 +272,7 @@ def param_sharding(mesh: jax.sharding.Mesh, shape: tuple[int, ...], *,
 def _cache_save(path: pathlib.Path, params: dict) -> None:
   """Saves to path/params (orbax) and path/empty.json (zero-size arrays, which orbax refuses)."""
   import orbax.checkpoint as ocp
+  path = path.absolute()  # orbax misreads relative paths (its metadata comes back empty)
   flat = {_name(p): np.asarray(v) for p, v in _flatten(params).items()}
   empty = {k: [list(v.shape), v.dtype.name] for k, v in flat.items() if v.size == 0}
   path.mkdir(parents=True, exist_ok=True)
@@ -284,6 +283,7 @@ def _cache_save(path: pathlib.Path, params: dict) -> None:
 
 def _cache_load(path: pathlib.Path) -> dict:
   import orbax.checkpoint as ocp
+  path = path.absolute()  # orbax's metadata() returns no item metadata for relative paths
   with ocp.StandardCheckpointer() as ckptr:
     meta = ckptr.metadata(path / "params")
     tree = meta.item_metadata if hasattr(meta, "item_metadata") else meta
