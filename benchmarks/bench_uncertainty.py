@@ -51,7 +51,8 @@ def marginal(title, unit, count, t_all, t_base, base_count, t_plain, extra):
   units, and the cost of each unit beyond those."""
   print(f"{title}:", flush=True)
   line(f"{count} {unit}s", t_all, t_plain, f" (a loop: {count}x; {extra})")
-  line(f"{base_count} {unit}s (the kernel's fixed cost)", t_base, t_plain)
+  plural = "" if base_count == 1 else "s"
+  line(f"{base_count} {unit}{plural} (the kernel's fixed cost)", t_base, t_plain)
   line(f"each further {unit}", (t_all - t_base) / (count - base_count), t_plain)
 
 
