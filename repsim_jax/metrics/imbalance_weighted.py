@@ -167,8 +167,8 @@ def weighted_imbalance(layers_a: Sequence, layers_b: Sequence | None, weights, *
       short = _short_rows(cand, weights_t, rows, k) if n_cand < n - 1 else np.zeros(len(rows),
                                                                                    bool)
       sums += _rank_sums(layers_b, rows[~short], cand[~short], weights_t, k=k,
-                         block_size=_blocked.sparse_block_size(len(rows), mesh.size),
-                         bucket=True, **opts)
+                         block_size=min(_blocked.sparse_block_size(len(rows), mesh.size),
+                                        block_rows(n_cand)), bucket=True, **opts)
       rows = rows[short]
   n_w = n_w[:, None, None]
   return 2.0 / n_w * sums.transpose(2, 0, 1) / (n_w * k)  # as `ranks_to_imbalance`

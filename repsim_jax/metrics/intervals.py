@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import scipy.stats
+import scipy.special
 
 from repsim_jax.metrics import cka_weighted, imbalance_weighted
 from repsim_jax.metrics.cka import cka_matrix
@@ -141,7 +141,7 @@ def subsample_interval(values, *, confidence: float = 0.95) -> dict[str, np.ndar
   mean = values.mean(axis=0)
   if r > 1:
     sem = values.std(axis=0, ddof=1) / np.sqrt(r)
-    half = scipy.stats.t.ppf((1 + confidence) / 2, r - 1) * sem
+    half = scipy.special.stdtrit(r - 1, (1 + confidence) / 2) * sem  # Student-t quantile
   else:
     sem = half = np.zeros_like(mean)
   return {"values": values, "mean": mean, "sem": sem, "low": mean - half, "high": mean + half,
