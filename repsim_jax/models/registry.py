@@ -12,6 +12,8 @@ import types
 
 FAMILIES: dict[str, str] = {
     "vit": "repsim_jax.models.vit",
+    "deit": "repsim_jax.models.vit",
+    "vit_mae": "repsim_jax.models.vit",
     "dinov2": "repsim_jax.models.dinov2",
     "dinov3_vit": "repsim_jax.models.dinov3",
     "convnext": "repsim_jax.models.convnext",
