@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "siglip": "repsim_jax.models.clip",
     "siglip_vision_model": "repsim_jax.models.clip",
     "dinov2": "repsim_jax.models.dinov2",
+    "dinov2_with_registers": "repsim_jax.models.dinov2",
     "dinov3_vit": "repsim_jax.models.dinov3",
     "convnext": "repsim_jax.models.convnext",
     "convnextv2": "repsim_jax.models.convnext",
