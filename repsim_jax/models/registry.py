@@ -20,6 +20,8 @@ FAMILIES: dict[str, str] = {
     "siglip_vision_model": "repsim_jax.models.clip",
     "dinov2": "repsim_jax.models.dinov2",
     "dinov2_with_registers": "repsim_jax.models.dinov2",
+    "beit": "repsim_jax.models.beit",
+    "data2vec-vision": "repsim_jax.models.beit",
     "dinov3_vit": "repsim_jax.models.dinov3",
     "convnext": "repsim_jax.models.convnext",
     "convnextv2": "repsim_jax.models.convnext",
