@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "dinov2_with_registers": "repsim_jax.models.dinov2",
     "beit": "repsim_jax.models.beit",
     "data2vec-vision": "repsim_jax.models.beit",
+    "swin": "repsim_jax.models.swin",
     "dinov3_vit": "repsim_jax.models.dinov3",
     "convnext": "repsim_jax.models.convnext",
     "convnextv2": "repsim_jax.models.convnext",
