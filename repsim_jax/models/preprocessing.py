@@ -106,6 +106,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 SUPPORTED_PROCESSORS = tuple(_DEFAULTS)
 
 
+class UnsupportedProcessorError(ValueError):
+  """A preprocessor_config.json names an image processor we have not re-implemented."""
+
+
 def _processor_name(raw: dict[str, Any], source: str) -> str:
   name = raw.get("image_processor_type") or raw.get("feature_extractor_type")
   if not name:
@@ -114,8 +118,8 @@ def _processor_name(raw: dict[str, Any], source: str) -> str:
     name = name.removesuffix(suffix)
   name = name.replace("FeatureExtractor", "ImageProcessor")
   if name not in _DEFAULTS:
-    raise ValueError(f"{source}: unsupported image processor {name!r}; supported: "
-                     f"{', '.join(SUPPORTED_PROCESSORS)}")
+    raise UnsupportedProcessorError(f"{source}: unsupported image processor {name!r}; "
+                                    f"supported: {', '.join(SUPPORTED_PROCESSORS)}")
   return name
 
 
