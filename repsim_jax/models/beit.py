@@ -31,8 +31,8 @@ from flax import nnx
 from repsim_jax.models import layers
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
-from repsim_jax.models.vit import (LEGACY_NAMES, ClsPosEmbedding, convert_attention,
-                                   convert_cls_pos_embedding)
+from repsim_jax.models.vit import (LEGACY_NAMES, ClsPosEmbedding, build_options,  # noqa: F401
+                                   convert_cls_pos_embedding, convert_encoder_block)
 
 MODEL_TYPES = ("beit", "data2vec-vision")
 CONVERT_VERSION = 1
@@ -47,7 +47,9 @@ NAMES = [
 
 
 class BeitModel(nnx.Module):
-  """BeitModel or Data2VecVisionModel (config.model_type decides only the name in errors)."""
+  """BeitModel or Data2VecVisionModel (config.model_type decides only the name in errors). The
+  mean-pooling norm ("pooler") exists in BeitModel and the classification checkpoints only:
+  `build_options` (shared with ViT) builds it when the checkpoint has it."""
 
   def __init__(self, config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool = False):
     dim, heads, eps = config.hidden_size, config.num_attention_heads, config.layer_norm_eps
@@ -111,30 +113,20 @@ def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool 
   return BeitModel(config, dtype=dtype, rngs=rngs, add_pooling_layer=add_pooling_layer)
 
 
-def build_options(params: dict, config) -> dict:
-  """The mean-pooling norm exists in BeitModel and the classification checkpoints only."""
-  return {"add_pooling_layer": "pooler" in params}
-
-
 def convert(state_dict, config) -> dict:
   sd = StateDict(state_dict, prefixes=("beit", "data2vec_vision"),
                  ignore=("classifier.", "lm_head.", "embeddings.mask_token"))
   sd.rename(NAMES)
-  for key in sd.keys():  # fixed index buffers of old checkpoints (recomputed, as transformers)
-    if key.endswith("relative_position_index"):
-      sd.pop(key)
+  sd.discard("relative_position_index")
 
   def table(prefix: str) -> dict:
     return {"relative_position_bias_table": sd.pop(f"{prefix}.relative_position_bias_table")}
 
   def layer(i: int) -> dict:
     p = f"layers.{i}"
-    attention = convert_attention(sd, f"{p}.attention")
+    params = convert_encoder_block(sd, p)
     if config.use_relative_position_bias:
-      attention["relative_position_bias"] = table(f"{p}.relative_position_bias")
-    params = {"norm1": sd.layer_norm(f"{p}.layernorm_before"), "attention": attention,
-              "norm2": sd.layer_norm(f"{p}.layernorm_after"),
-              "mlp": {"fc1": sd.linear(f"{p}.mlp.fc1"), "fc2": sd.linear(f"{p}.mlp.fc2")}}
+      params["attention"]["relative_position_bias"] = table(f"{p}.relative_position_bias")
     if config.layer_scale_init_value > 0:
       params["layer_scale1"] = {"lambda1": sd.pop(f"{p}.lambda_1")}
       params["layer_scale2"] = {"lambda1": sd.pop(f"{p}.lambda_2")}

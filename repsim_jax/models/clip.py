@@ -30,17 +30,15 @@ from flax import nnx
 from repsim_jax.models import layers
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
-from repsim_jax.models.vit import ClsPosEmbedding, convert_attention, encoder_block
+from repsim_jax.models.vit import ClsPosEmbedding, convert_encoder_block, encoder_block
 
 MODEL_TYPES = ("clip_vision_model", "clip", "siglip_vision_model", "siglip")
 CONVERT_VERSION = 1
 
-# Torch names -> ours (the attention output projection; the blocks' norms).
+# Torch names -> ours (the attention output projection).
 NAMES = [
     (r"^encoder\.layers\.", "layers."),
     (r"\.self_attn\.out_proj\.", ".self_attn.o_proj."),
-    (r"\.layer_norm1\.", ".norm1."),
-    (r"\.layer_norm2\.", ".norm2."),
 ]
 
 
@@ -142,12 +140,10 @@ def convert(state_dict, config) -> dict:
     embeddings["cls_token"] = sd.pop("embeddings.class_embedding").reshape(1, 1, dim)
   params = {
       "embeddings": embeddings,
-      "layers": layer_list([{
-          "norm1": sd.layer_norm(f"layers.{i}.norm1"),
-          "attention": convert_attention(sd, f"layers.{i}.self_attn"),
-          "norm2": sd.layer_norm(f"layers.{i}.norm2"),
-          "mlp": {"fc1": sd.linear(f"layers.{i}.mlp.fc1"), "fc2": sd.linear(f"layers.{i}.mlp.fc2")},
-      } for i in range(config.num_hidden_layers)]),
+      "layers": layer_list([
+          convert_encoder_block(sd, f"layers.{i}", norm1="layer_norm1", attention="self_attn",
+                                norm2="layer_norm2")
+          for i in range(config.num_hidden_layers)]),
       "post_layernorm": sd.layer_norm("post_layernorm"),
   }
   if not siglip:

@@ -32,7 +32,7 @@ from flax import nnx
 from repsim_jax.models import layers, parity
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
-from repsim_jax.models.vit import resize_position_embeddings
+from repsim_jax.models.vit import convert_encoder_block, resize_position_embeddings
 
 MODEL_TYPES = ("swin",)
 CONVERT_VERSION = 1
@@ -154,18 +154,13 @@ def convert(state_dict, config) -> dict:
   sd = StateDict(state_dict, prefixes=("swin",),
                  ignore=("classifier.", "decoder.", "embeddings.mask_token"))
   sd.rename(LEGACY_NAMES)
-  for key in sd.keys():  # fixed index buffers of old checkpoints (recomputed, as transformers)
-    if key.endswith("relative_position_index"):
-      sd.pop(key)
+  sd.discard("relative_position_index")
 
   def block(p: str) -> dict:
-    attention = {name: sd.linear(f"{p}.attention.{name}")
-                 for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
-    attention["relative_position_bias"] = {"relative_position_bias_table": sd.pop(
+    params = convert_encoder_block(sd, p)
+    params["attention"]["relative_position_bias"] = {"relative_position_bias_table": sd.pop(
         f"{p}.attention.relative_position_bias.relative_position_bias_table")}
-    return {"norm1": sd.layer_norm(f"{p}.layernorm_before"), "attention": attention,
-            "norm2": sd.layer_norm(f"{p}.layernorm_after"),
-            "mlp": {"fc1": sd.linear(f"{p}.mlp.fc1"), "fc2": sd.linear(f"{p}.mlp.fc2")}}
+    return params
 
   stages = []
   for s, depth in enumerate(config.depths):

@@ -17,6 +17,8 @@ returns a `ModelOutput`:
 
 Inputs are what our ports take: NHWC float pixel values (transposed to NCHW for torch) or
 integer token ids (ImageGPT), so the same preprocessing, pooling and ActivationStore apply.
+Models whose forward needs more than the image (SigLIP 2's NaFlex patches with their mask and
+spatial shapes) are outside this one-array interface.
 torch is optional: without it `TorchModel` raises an ImportError naming the extra to install.
 """
 from __future__ import annotations
@@ -33,8 +35,7 @@ TORCH_INSTALL = ('pip install -e ".[torch]"  (the CPU build torch==2.13.0; or ".
 
 # model_type of a full image-text checkpoint -> the transformers class of its image encoder
 # (AutoModel would build the two-tower model, whose forward needs text too).
-VISION_TOWERS = {"clip": "CLIPVisionModel", "siglip": "SiglipVisionModel",
-                 "siglip2": "Siglip2VisionModel"}
+VISION_TOWERS = {"clip": "CLIPVisionModel", "siglip": "SiglipVisionModel"}
 
 
 def import_torch():

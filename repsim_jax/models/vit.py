@@ -198,6 +198,16 @@ def convert_attention(sd: StateDict, prefix: str) -> dict:
   return {name: sd.linear(f"{prefix}.{name}") for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
 
 
+def convert_encoder_block(sd: StateDict, prefix: str, *, norm1: str = "layernorm_before",
+                          attention: str = "attention", norm2: str = "layernorm_after") -> dict:
+  """One `layers.EncoderBlock` (norms, q/k/v/o attention, fc1-fc2 MLP under "mlp") from the torch
+  names under `prefix`; families add their extras (layer scale, relative position bias)."""
+  return {"norm1": sd.layer_norm(f"{prefix}.{norm1}"),
+          "attention": convert_attention(sd, f"{prefix}.{attention}"),
+          "norm2": sd.layer_norm(f"{prefix}.{norm2}"),
+          "mlp": {"fc1": sd.linear(f"{prefix}.mlp.fc1"), "fc2": sd.linear(f"{prefix}.mlp.fc2")}}
+
+
 def convert(state_dict, config) -> dict:
   sd = StateDict(state_dict, prefixes=("vit", "deit"),
                  ignore=("classifier.", "cls_classifier.", "distillation_classifier.", "decoder.",
@@ -205,12 +215,8 @@ def convert(state_dict, config) -> dict:
   sd.rename(LEGACY_NAMES)
   params = {
       "embeddings": convert_cls_pos_embedding(sd),
-      "layers": layer_list([{
-          "norm1": sd.layer_norm(f"layers.{i}.layernorm_before"),
-          "attention": convert_attention(sd, f"layers.{i}.attention"),
-          "norm2": sd.layer_norm(f"layers.{i}.layernorm_after"),
-          "mlp": {"fc1": sd.linear(f"layers.{i}.mlp.fc1"), "fc2": sd.linear(f"layers.{i}.mlp.fc2")},
-      } for i in range(config.num_hidden_layers)]),
+      "layers": layer_list([convert_encoder_block(sd, f"layers.{i}")
+                            for i in range(config.num_hidden_layers)]),
       "layernorm": sd.layer_norm("layernorm"),
   }
   if "pooler.dense.weight" in sd:
