@@ -70,3 +70,14 @@ def test_swin_grid_smaller_than_window_is_a_clear_error(tmp_path):
   ours = from_pretrained(tmp_path / "ckpt", use_cache=False)
   with pytest.raises(ValueError, match="smaller than the 4x4 window"):
     ours(np.zeros((1, 12, 12, 3), np.float32))  # 6x6 patches, then 3x3 tokens
+
+
+def test_swin_bfloat16_compute_stays_close(tmp_path):
+  # bfloat16 compute (float32 params, float32 softmax / norm statistics / biases and masks)
+  import jax.numpy as jnp
+  model = tiny_swin()
+  rows = check_parity(model, tmp_path, random_images((2, 32, 32, 3)),
+                      torch_hooks(model.config, sublayers=True), dtype=jnp.bfloat16, rtol=3e-2,
+                      atol=1e-3)
+  assert max_rel(rows) > 1e-4  # it really ran in bfloat16
+  print("swin bfloat16 max rel", max_rel(rows))

@@ -127,7 +127,7 @@ def make_inputs(ckpt: str, config: Any, *, n_images: int, image_size: int | None
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, config.vocab_size - 1, (n_images, config.n_positions))
     return ids, "random cluster ids (no preprocessor_config.json)"
-  size = image_size or _config_image_size(config, 224)
+  size = image_size or _config_image_size(getattr(config, "vision_config", config), 224)
   images = np.stack(synthetic_images(n_images, size, seed=seed)).astype(np.float32)
   return ((images / 255 - 0.5) / 0.5).astype(np.float32), (
       f"{n_images} synthetic {size}x{size} images, (x/255 - 0.5)/0.5 (no preprocessor_config.json)")
