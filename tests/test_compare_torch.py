@@ -73,7 +73,10 @@ def test_corrupted_parameter_exits_nonzero(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("model_type", ["vit", "dinov2", "dinov3_vit", "convnext", "convnextv2",
-                                        "dinov3_convnext", "bit", "imagegpt"])
+                                        "dinov3_convnext", "bit", "imagegpt", "deit", "vit_mae",
+                                        "clip_vision_model", "siglip_vision_model",
+                                        "dinov2_with_registers", "beit", "data2vec-vision",
+                                        "swin"])
 def test_hook_tables_name_real_torch_modules(model_type):
   """Every torch path the tool hooks exists in the family's base model (guards against
   transformers renaming modules); the same names as our blocks."""
@@ -92,6 +95,16 @@ def test_hook_tables_name_real_torch_modules(model_type):
                                             embedding_size=8, num_groups=4),
       "imagegpt": lambda: transformers.ImageGPTConfig(n_embd=16, n_layer=2, n_head=2,
                                                       n_positions=16, vocab_size=9),
+      "deit": lambda: transformers.DeiTConfig(**small),
+      "vit_mae": lambda: transformers.ViTMAEConfig(**small),
+      "clip_vision_model": lambda: transformers.CLIPVisionConfig(**small),
+      "siglip_vision_model": lambda: transformers.SiglipVisionConfig(**small),
+      "dinov2_with_registers": lambda: transformers.Dinov2WithRegistersConfig(
+          **{k: v for k, v in small.items() if k != "intermediate_size"}),
+      "beit": lambda: transformers.BeitConfig(**small),
+      "data2vec-vision": lambda: transformers.Data2VecVisionConfig(**small),
+      "swin": lambda: transformers.SwinConfig(image_size=16, patch_size=2, embed_dim=8,
+                                              depths=[2, 1], num_heads=[2, 2], window_size=4),
   }[model_type]()
   with torch.device("meta"):  # module names only: skip allocating and initialising weights
     model = transformers.AutoModel.from_config(config)
@@ -134,32 +147,3 @@ def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
   assert comparison.ok, [r for r in comparison.rows if not r.ok]
   names = [r.name for r in comparison.rows]
   assert any(n.endswith(".attn_probs") for n in names) and "hidden_states.1" in names
-
-
-@pytest.mark.parametrize("model_type", ["deit", "vit_mae", "clip_vision_model", "siglip_vision_model",
-                                        "dinov2_with_registers", "beit", "data2vec-vision", "swin"])
-def test_hook_tables_of_the_new_families_name_real_torch_modules(model_type):
-  from repsim_jax.models import compare
-  small = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-               image_size=16, patch_size=8)
-  config = {
-      "deit": lambda: transformers.DeiTConfig(**small),
-      "vit_mae": lambda: transformers.ViTMAEConfig(**small),
-      "clip_vision_model": lambda: transformers.CLIPVisionConfig(**small),
-      "siglip_vision_model": lambda: transformers.SiglipVisionConfig(**small),
-      "dinov2_with_registers": lambda: transformers.Dinov2WithRegistersConfig(
-          **{k: v for k, v in small.items() if k != "intermediate_size"}),
-      "beit": lambda: transformers.BeitConfig(**small),
-      "data2vec-vision": lambda: transformers.Data2VecVisionConfig(**small),
-      "swin": lambda: transformers.SwinConfig(image_size=16, patch_size=2, embed_dim=8,
-                                              depths=[2, 1], num_heads=[2, 2], window_size=4),
-  }[model_type]()
-  with torch.device("meta"):
-    model = transformers.AutoModel.from_config(config)
-  modules = dict(model.named_modules())
-  hooks = compare.torch_hooks(config, sublayers=True)
-  paths = {spec if isinstance(spec, str) else spec[0] for spec in hooks.values()}
-  assert not paths - set(modules), sorted(paths - set(modules))
-  blocks = [n for n in hooks if n.count(".") == (1 if n.startswith("stage") else 0)]
-  assert len(blocks) == 1 + (sum(config.depths) if model_type == "swin"
-                             else config.num_hidden_layers)
