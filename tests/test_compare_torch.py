@@ -123,7 +123,7 @@ def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
   care: a full CLIPModel checkpoint (compared through its vision tower), MAE (torch run without
   masking), Data2Vec-vision (attention probabilities only on request), Swin (stage hooks)."""
   from repsim_jax.models.compare import compare_checkpoint
-  from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
+  from torch_parity import tiny_torch_checkpoint
   path = tmp_path / "ckpt"
   torch.manual_seed(0)
   if kind == "clip_full":
@@ -139,7 +139,8 @@ def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         image_size=32, patch_size=8, use_relative_position_bias=True))).save_pretrained(path)
   else:
-    tiny_random_checkpoint(kind, str(path))
+    perturb_(transformers.AutoModel.from_pretrained(tiny_torch_checkpoint(kind, path))
+             ).save_pretrained(path)
   transformers.logging.set_verbosity_error()  # the CLIP text tower is "unexpected" for the tower
   comparison = compare_checkpoint(str(path), n_images=2, image_size=40, sublayers=True,
                                   use_cache=False)

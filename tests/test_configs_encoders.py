@@ -44,6 +44,22 @@ def test_unknown_model_type_error_names_every_family():
     assert f"{model_type}," in str(info.value) + ",", model_type
 
 
+def test_runlocal_tiny_checkpoints_of_the_new_families_load_without_torch(tmp_path):
+  """runlocal writes native tiny checkpoints with our own ports (no torch): each loads, runs on
+  its own preprocessing and has the torch class's outputs (no pooler for MAE)."""
+  from repsim_jax.models import from_pretrained, jit_forward, load_preprocessor
+  from repsim_jax.models.outputs import block_names
+  from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
+  image = np.random.default_rng(0).integers(0, 256, (40, 36, 3), dtype=np.uint8)
+  for name, entry in encoders.TINY.items():
+    path = tiny_random_checkpoint(entry.model_type, str(tmp_path / name))
+    out = jit_forward(from_pretrained(path, use_cache=False))(load_preprocessor(path)([image]))
+    names = block_names(out.blocks)
+    assert names[0] == "embeddings" and len(names) == 5, (name, names)  # 4 blocks (Swin: 2 + 2)
+    assert np.isfinite(np.asarray(out.last_hidden_state)).all()
+    assert (out.pooler_output is None) == (name == "mae"), name
+
+
 # ~30 s: one extraction per new family, each checked against transformers end to end.
 def test_runlocal_new_families_match_transformers(tmp_path):
   torch = pytest.importorskip("torch")
@@ -51,8 +67,12 @@ def test_runlocal_new_families_match_transformers(tmp_path):
   from repsim_jax.data.generated import GeneratedSource
   from repsim_jax.extract import run
   from repsim_jax.store import ActivationStore
+  from torch_parity import tiny_torch_checkpoint
   config = mahaut_baroni.get_config("runlocal,models=" + "+".join(encoders.TINY))
   config.n_images, config.chunk_rows = 8, 8
+  for entry in config.models:  # the runlocal architectures as transformers torch checkpoints
+    entry.update(tiny_random=False, checkpoint=tiny_torch_checkpoint(
+        entry.model_type, tmp_path / "checkpoints" / entry.name))
   stores = run(config, str(tmp_path))
   source = GeneratedSource(**{k: v for k, v in config.dataset.to_dict().items() if k != "kind"})
   # (pooling, prefix tokens) by family: [CLS] (+ DeiT's distillation token, + registers), or none

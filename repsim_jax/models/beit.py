@@ -108,8 +108,11 @@ class BeitModel(nnx.Module):
                        pooler_output=pooled)
 
 
-def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool = False
+def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool | None = None
           ) -> BeitModel:
+  """add_pooling_layer=None: as the torch class (BeitModel: yes; Data2VecVisionModel: no)."""
+  if add_pooling_layer is None:
+    add_pooling_layer = config.model_type == "beit"
   return BeitModel(config, dtype=dtype, rngs=rngs, add_pooling_layer=add_pooling_layer)
 
 

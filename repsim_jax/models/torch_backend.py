@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from repsim_jax import extras
 from repsim_jax.models.outputs import ModelOutput
-
-TORCH_INSTALL = ('pip install -e ".[torch]"  (the CPU build torch==2.13.0; or ".[test]", which '
-                 'includes it; for a GPU install the torch build that matches your CUDA)')
 
 # model_type of a full image-text checkpoint -> the transformers class of its image encoder
 # (AutoModel would build the two-tower model, whose forward needs text too).
@@ -39,13 +37,8 @@ VISION_TOWERS = {"clip": "CLIPVisionModel", "siglip": "SiglipVisionModel"}
 
 
 def import_torch():
-  """torch, or an ImportError that says how to install it."""
-  try:
-    import torch
-  except ImportError:
-    raise ImportError(f"the torch backend (model entry backend='torch') needs PyTorch, which is "
-                      f"not installed: {TORCH_INSTALL}") from None
-  return torch
+  """torch, or an ImportError that names the extra to install."""
+  return extras.import_torch("the torch backend (model entries with backend='torch')")
 
 
 def vision_model_class(model_type: str):

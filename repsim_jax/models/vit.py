@@ -173,8 +173,11 @@ class ViTModel(nnx.Module):
                        pooler_output=pooled)
 
 
-def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool = True
+def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooling_layer: bool | None = None
           ) -> ViTModel:
+  """add_pooling_layer=None: as the torch class (ViTModel, DeiTModel: yes; ViTMAEModel: no)."""
+  if add_pooling_layer is None:
+    add_pooling_layer = config.model_type != "vit_mae"
   return ViTModel(config, dtype=dtype, rngs=rngs, add_pooling_layer=add_pooling_layer)
 
 
