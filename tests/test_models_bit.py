@@ -111,23 +111,13 @@ def test_bit_raghu_full_size_matches_torch(name, tmp_path):
 @pytest.mark.parametrize("layer_type,padding", [("preactivation", None), ("bottleneck", "SAME")])
 def test_bit_conv_lowerings_agree(layer_type, padding, tmp_path):
   """XLA's convolution op (the GPU/TPU lowering) and the CPU lowering (1x1 convolutions as
-  matmuls): each within the parity bound of torch, and both equal to float32 rounding."""
-  from flax import nnx
-  from repsim_jax.models import jit_forward, load_params, parity
-  from repsim_jax.models.bit import build, convert
-  from torch_parity import perturb_
+  matmuls): each within the parity bound of torch, and both equal to float32 rounding (5e-6,
+  not ConvNeXt's 2e-6: these nets amplify a rounding difference ~2x per stage, see above)."""
+  from repsim_jax.models import bit
+  from torch_parity import check_conv_lowerings, perturb_
   model = perturb_(tiny_bit(layer_type=layer_type, global_padding=padding,
-                            embedding_dynamic_padding=padding == "SAME")).eval()
-  params = convert({k: v.numpy() for k, v in model.state_dict().items()}, model.config)
-  images = random_images((2, 41, 37, 3), seed=2)
-  outs = {}
-  for lowering in ("cpu", "xla"):
-    port = load_params(nnx.eval_shape(lambda: build(model.config, conv_lowering=lowering)), params)
-    check_parity(model, tmp_path, images, torch_hooks(model.config), channels_last=True,
-                 model=port)
-    outs[lowering] = parity.flatten_output(jit_forward(port, sublayers=True)(images))
-  # 5e-6, not ConvNeXt's 2e-6: these nets amplify a rounding difference ~2x per stage (above)
-  rows = parity.compare(outs["cpu"], outs["xla"], rtol=5e-6, atol=0)
-  parity.assert_close(rows, what=f"bit {layer_type}: cpu vs xla lowering")
+                            embedding_dynamic_padding=padding == "SAME"))
+  rows = check_conv_lowerings(model, bit, tmp_path, random_images((2, 41, 37, 3), seed=2),
+                              torch_hooks(model.config), rtol=5e-6)
   print(f"bit {layer_type}: cpu vs xla lowering max rel {max_rel(rows):.1e} over {len(rows)} "
         f"tensors")

@@ -137,19 +137,9 @@ def test_convnext_xlarge_full_size_matches_torch(tmp_path):
 def test_convnext_conv_lowerings_agree(model_type, tmp_path):
   """XLA's convolution op (the GPU/TPU lowering) and the CPU lowering (depthwise taps, patch
   matmuls): each within the parity bound of torch, and both equal to float32 rounding."""
-  from flax import nnx
-  from repsim_jax.models import jit_forward, load_params, parity
-  from repsim_jax.models.convnext import build, convert
-  from torch_parity import perturb_
-  model = perturb_(tiny(model_type)).eval()
-  params = convert({k: v.numpy() for k, v in model.state_dict().items()}, model.config)
-  images = random_images((2, 40, 36, 3), seed=2)
-  outs = {}
-  for lowering in ("cpu", "xla"):
-    port = load_params(nnx.eval_shape(lambda: build(model.config, conv_lowering=lowering)), params)
-    check_parity(model, tmp_path, images, torch_hooks(model.config), channels_last=True,
-                 model=port)
-    outs[lowering] = parity.flatten_output(jit_forward(port, sublayers=True)(images))
-  rows = parity.compare(outs["cpu"], outs["xla"], rtol=2e-6, atol=0)
-  parity.assert_close(rows, what=f"{model_type}: cpu vs xla lowering")
+  from repsim_jax.models import convnext
+  from torch_parity import check_conv_lowerings, perturb_
+  model = perturb_(tiny(model_type))
+  rows = check_conv_lowerings(model, convnext, tmp_path, random_images((2, 40, 36, 3), seed=2),
+                              torch_hooks(model.config), rtol=2e-6)
   print(f"{model_type}: cpu vs xla lowering max rel {max_rel(rows):.1e} over {len(rows)} tensors")
