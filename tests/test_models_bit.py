@@ -73,10 +73,40 @@ def test_bit_task_checkpoint_converts_like_base_model():
   # kernels are stored weight-standardised: HWIO, zero mean and unit (biased) variance per output
   w = np.transpose(base["embedder.convolution.weight"], (2, 3, 1, 0)).astype(np.float64)
   w = (w - w.mean((0, 1, 2))) / np.sqrt(w.var((0, 1, 2)) + 1e-8)
-  np.testing.assert_allclose(ours["stem"]["conv"]["kernel"], w, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(ours["stem"]["conv"]["standardized_kernel"], w, rtol=1e-6, atol=1e-6)
   del base["encoder.stages.1.layers.0.norm2.bias"]
   with pytest.raises(KeyError, match="norm2.bias"):
     convert(base, task.config)
+
+
+
+def test_bit_standardized_kernels_option():
+  """A conv holding the raw kernel (standardised in every forward, as torch) and one holding the
+  kernel standardised once (`standardize_kernel`, what `convert` writes) compute the same
+  output to float32 rounding; `build_options` tells the two parameter layouts apart."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  from repsim_jax.models.bit import (WeightStandardizedConv, build, build_options,
+                                     standardize_kernel)
+  rng = np.random.default_rng(0)
+  raw = (0.01 * rng.standard_normal((3, 3, 16, 24)) + 0.003).astype(np.float32)
+  x = rng.standard_normal((2, 9, 9, 16)).astype(np.float32)
+  outs = []
+  for standardized in (False, True):
+    conv = WeightStandardizedConv(16, 24, 3, padding=None, standardized=standardized,
+                                  dtype=jnp.float32, rngs=nnx.Rngs(0))
+    if standardized:
+      conv.standardized_kernel.value = jnp.asarray(standardize_kernel(raw))
+    else:
+      conv.kernel.value = jnp.asarray(raw)
+    outs.append(np.asarray(jax.jit(lambda x: conv(x))(x)))
+  np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-6 * np.abs(outs[0]).max())
+  config = tiny_bit().config
+  for standardized in (False, True):
+    model = nnx.eval_shape(lambda: build(config, standardized_kernels=standardized))
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+    assert build_options(params, config) == {"standardized_kernels": standardized}
 
 
 @pytest.mark.slow

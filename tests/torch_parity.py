@@ -112,10 +112,12 @@ def check_conv_lowerings(torch_model, family, tmp_path: pathlib.Path, images_nhw
   torch_model.eval()
   params = family.convert({k: v.numpy() for k, v in torch_model.state_dict().items()},
                           torch_model.config)
+  options = (family.build_options(params, torch_model.config)
+             if hasattr(family, "build_options") else {})
   outs = {}
   for lowering in layers.CONV_LOWERINGS:
     port = load_params(nnx.eval_shape(
-        lambda: family.build(torch_model.config, conv_lowering=lowering)), params)
+        lambda: family.build(torch_model.config, conv_lowering=lowering, **options)), params)
     check_parity(torch_model, tmp_path, images_nhwc, hooks, channels_last=True, model=port)
     outs[lowering] = parity.flatten_output(jit_forward(port, sublayers=True)(images_nhwc))
   first, *others = layers.CONV_LOWERINGS
