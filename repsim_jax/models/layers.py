@@ -303,9 +303,11 @@ class Conv2d(nnx.Module):
       raise ValueError(f"Conv2d: {in_channels} -> {out_channels} channels do not split into "
                        f"{groups} groups")
     kh, kw = _pair(kernel_size)
+    # Initialised as nnx.Conv, drawing the same keys, so randomly initialised models are unchanged.
     self.kernel = nnx.Param(nnx.initializers.lecun_normal()(
         rngs.params(), (kh, kw, in_channels // groups, out_channels), jnp.float32))
-    self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32)) if use_bias else None
+    self.bias = (nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_channels,),
+                                                          jnp.float32)) if use_bias else None)
     self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
     self.dtype, self.lowering = dtype, lowering
 
