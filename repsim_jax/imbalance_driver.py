@@ -9,7 +9,7 @@ from absl import logging
 from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
 from repsim_jax.layer_io import load_layers
-from repsim_jax.metrics import _validate, distances, imbalance, imbalance_stats
+from repsim_jax.metrics import distances, imbalance, imbalance_stats, validation
 
 
 def _inputs(config):
@@ -30,7 +30,7 @@ def _prepare(source, names, layers, config, rows):
   p = config.preprocess
   out = []
   for name, x in zip(names, layers):
-    x = _validate.as_representation(x if rows is None else x[rows], f"{source} layer {name!r}")
+    x = validation.as_representation(x if rows is None else x[rows], f"{source} layer {name!r}")
     if p.clip_quantiles or p.center or p.l2_normalize:
       x = distances.preprocess(x, clip_quantiles=tuple(p.clip_quantiles) or None,
                                center=p.center, l2_normalize=p.l2_normalize)

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from repsim_jax.paths import absolute
-from repsim_jax.results import _to_jsonable, package_versions
+from repsim_jax.results import package_versions, to_jsonable
 
 FORMAT_VERSION = 1
 DTYPES = {"float32": "<f4", "float16": "<f2"}
@@ -104,7 +104,7 @@ class ActivationStore:
       raise ValueError("store ids: expected distinct image ids, found duplicates")
     path = absolute(path)
     full = {"format": FORMAT_VERSION, "num_rows": len(ids), "chunk_rows": int(chunk_rows),
-            "dtype": dtype, **_to_jsonable(dict(config)), "ids": [str(i) for i in ids]}
+            "dtype": dtype, **to_jsonable(dict(config)), "ids": [str(i) for i in ids]}
     meta_path = os.path.join(path, "metadata.json")
     if os.path.exists(meta_path):
       with open(meta_path) as f:
@@ -165,7 +165,7 @@ class ActivationStore:
 
   def ensure_layers(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
     """Creates the per-layer arrays, or checks they match `specs` (name -> {"shape": [...], ...})."""
-    specs = {name: _to_jsonable(dict(spec)) for name, spec in specs.items()}
+    specs = {name: to_jsonable(dict(spec)) for name, spec in specs.items()}
     existing = self.layer_specs
     if existing:
       problems = _diff(specs, existing)

@@ -34,7 +34,7 @@ def kernel_inputs() -> dict[str, np.ndarray]:
 def kernel_results() -> dict[str, np.ndarray]:
   """Every multi-process path of the library on `kernel_inputs`: name -> array."""
   from repsim_jax.analysis import neighbourhoods
-  from repsim_jax.metrics import cka, imbalance, imbalance_stats, neighbours
+  from repsim_jax.metrics import imbalance, imbalance_stats, kernel_alignment, neighbours
   x = kernel_inputs()
   layers = [x["lattice"], x["smooth"], x["noise"]]
   out = {}
@@ -69,12 +69,12 @@ def kernel_results() -> dict[str, np.ndarray]:
   # Exact CKA runs on each process's first device (not sharded): checked small, for the
   # multi-process setup around it. The paper driver's test covers the per-class probes, the
   # low-level features and their neighbour analysis (also unsharded, apart from their kNN).
-  out["cka/exact"] = cka.cka_matrix(layers[1:], layers[1:], debiased=True)
+  cka_matrix = kernel_alignment.cka_matrix
+  out["cka/exact"] = cka_matrix(layers[1:], layers[1:], debiased=True)
   for debiased in (False, True):
-    out[f"cka/minibatch/{debiased}"] = cka.cka_matrix(layers, layers[:2], debiased=debiased,
-                                                      batch_size=8)
-  out["cka/protocol"] = cka.cka_matrix(layers, layers, batch_size=8, n_samples=48, repeats=2,
-                                       seed=5)
+    out[f"cka/minibatch/{debiased}"] = cka_matrix(layers, layers[:2], debiased=debiased,
+                                                  batch_size=8)
+  out["cka/protocol"] = cka_matrix(layers, layers, batch_size=8, n_samples=48, repeats=2, seed=5)
   return out
 
 

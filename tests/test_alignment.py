@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repsim_jax.metrics.alignment import (cknna, cknna_matrix, knn_indices, mutual_knn,
+from repsim_jax.metrics.knn_alignment import (cknna, cknna_matrix, knn_indices, mutual_knn,
                                           mutual_knn_matrix)
 from repsim_jax.metrics.cca import pwcca, pwcca_matrix, svcca, svcca_matrix
 from repsim_jax.metrics.procrustes import procrustes, procrustes_matrix

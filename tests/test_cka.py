@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from repsim_jax.metrics.cka import RAGHU_PROTOCOL, cka, cka_matrix
+from repsim_jax.metrics.kernel_alignment import RAGHU_PROTOCOL, cka, cka_matrix
 
 TOL = 1e-5
 
@@ -260,7 +260,7 @@ def test_many_float32_batches_stay_accurate():
 _SCRIPT = textwrap.dedent("""
     import sys, numpy as np, jax
     sys.path.insert(0, {root!r})
-    from repsim_jax.metrics.cka import cka_matrix
+    from repsim_jax.metrics.kernel_alignment import cka_matrix
     assert jax.local_device_count() == 8, jax.local_devices()
     rng = np.random.default_rng(0)
     la = [rng.normal(size=(100, d)).astype(np.float32) for d in (5, 9)]

@@ -189,7 +189,7 @@ def test_attention_values_of_a_block():
 def test_head_subset_cka_matches_numpy(debiased=False):
   # One estimator here and the other in the localization test: both only pass `debiased` on to
   # cka_matrix, whose estimators tests/test_cka.py pins (each variant costs a compile).
-  pytest.importorskip("repsim_jax.metrics.cka")
+  pytest.importorskip("repsim_jax.metrics.kernel_alignment")
   rng = np.random.default_rng(3)
   head_out = rng.normal(size=(12, 5, 4, 3)).astype(np.float32)
   distances = np.array([4.0, 1.0, 3.0, 2.0])
@@ -441,7 +441,7 @@ def test_image_patches_and_token_grid():
 
 
 def test_localization_maps_match_numpy(debiased=True):
-  pytest.importorskip("repsim_jax.metrics.cka")
+  pytest.importorskip("repsim_jax.metrics.kernel_alignment")
   rng = np.random.default_rng(10)
   n, p = 16, 2
   images = rng.normal(size=(n, 3 * p, 3 * p, 2)).astype(np.float32)

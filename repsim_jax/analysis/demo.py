@@ -209,7 +209,7 @@ def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
   permute_rows_seed: the control: every layer's rows are permuted independently (the images no
   longer correspond across layers), which must wipe out the layer structure.
   """
-  from repsim_jax.analysis.paper import imbalance_between_models
+  from repsim_jax.metrics.imbalance import imbalance_between_models
   if permute_rows_seed is not None:
     rng = np.random.default_rng(permute_rows_seed)
     layers = {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
@@ -303,7 +303,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   from repsim_jax.analysis.neighbourhoods import neighbourhoods
   from repsim_jax.analysis.paper import figure_path, load_representations
   from repsim_jax.data.shapes_world import HUES, SHAPES, ShapesWorld, render_batch
-  from repsim_jax.metrics.cka import cka_matrix
+  from repsim_jax.metrics.kernel_alignment import cka_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
   from repsim_jax.plotting.heatmap import layer_heatmap
   from repsim_jax.plotting.imbalance import plot_imbalance_grid

@@ -41,7 +41,7 @@ from repsim_jax import data as data_lib
 from repsim_jax import extract as extract_lib
 from repsim_jax import sharding
 from repsim_jax.progress import Progress
-from repsim_jax.results import _to_jsonable, fingerprint, save_result
+from repsim_jax.results import fingerprint, save_result, to_jsonable
 from repsim_jax.store import ActivationStore, IncompleteStoreError
 
 FIGURES = "figures"
@@ -175,7 +175,7 @@ def _reusable(path: str, ids: Sequence[str], dataset: dict, model_config) -> boo
     store = ActivationStore.open(path)
   except (FileNotFoundError, IncompleteStoreError):
     return False
-  same = (store.ids == list(ids) and store.config.get("dataset") == _to_jsonable(dataset)
+  same = (store.ids == list(ids) and store.config.get("dataset") == to_jsonable(dataset)
           and store.config["model"]["id"] == _model_id(model_config))
   if not same:
     logging.info("paper: store %s differs from the config (images, dataset or model); the "
@@ -316,23 +316,6 @@ def _imbalance_kwargs(cfg) -> dict[str, Any]:
               memory_budget_bytes=int(cfg.memory_budget_mb) << 20)
 
 
-def imbalance_between_models(layers_by_model: dict[str, Sequence],
-                             **kwargs) -> dict[tuple[str, str], np.ndarray]:
-  """{(A, B): II [L_A, L_B]} for every ordered pair of models, each with itself too.
-
-  All layers of all models form one list and one `information_imbalance_matrix(union, union,
-  **kwargs)` call (each distinct layer's neighbour pass runs once, not once per pair); pair
-  (A, B) is a block of it, the same numbers as a call on A's and B's layers alone (exact ranks).
-  """
-  from repsim_jax.metrics.imbalance import information_imbalance_matrix
-  models = list(layers_by_model)
-  union = [x for m in models for x in layers_by_model[m]]
-  offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
-  full = information_imbalance_matrix(union, union, **kwargs)
-  return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
-          for i, a in enumerate(models) for j, b in enumerate(models)}
-
-
 def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Summary) -> dict:
   """II between every layer of every model and every layer of every model (incl. itself).
 
@@ -341,7 +324,7 @@ def imbalance_step(reps: Representations, cfg, config, workdir: str, summary: Su
   instead: only two models' layers are in memory at a time (the engine takes arrays, not lazy
   layers), for M times the neighbour passes.
   """
-  from repsim_jax.metrics.imbalance import information_imbalance_matrix
+  from repsim_jax.metrics.imbalance import imbalance_between_models, information_imbalance_matrix
   from repsim_jax.metrics.imbalance_stats import smoothness
   from repsim_jax.plotting.imbalance import plot_imbalance_grid, plot_imbalance_heatmaps
   rows = np.arange(reps.n)

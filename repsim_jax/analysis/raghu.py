@@ -52,7 +52,7 @@ from flax import nnx
 
 from repsim_jax import results
 from repsim_jax.analysis import probes, vit
-from repsim_jax.metrics import cka as cka_lib
+from repsim_jax.metrics import kernel_alignment as cka_lib
 from repsim_jax.models.outputs import block_names
 from repsim_jax.progress import Progress
 

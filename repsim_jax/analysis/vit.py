@@ -14,7 +14,7 @@ Every function takes plain arrays (numpy or JAX) or the `blocks` dict of a `Mode
 - `block_statistics`: attention distances and skip statistics streamed over image batches.
 - `image_patches`, `localization_maps`: CKA of one token with input patches (Figs. 9, 10, D.1-D.3).
 
-Kernels are JAX (jitted where they compute); CKA comes from `repsim_jax.metrics.cka`. Pure
+Kernels are JAX (jitted where they compute); CKA comes from `repsim_jax.metrics.kernel_alignment`. Pure
 rearranging of many slices (tokens, patches, head subsets) happens in numpy on the host.
 
 Token layout: transformer tokens are [B, T, D] with `num_prefix_tokens` tokens without a position
@@ -301,7 +301,7 @@ def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
     cnn_layers: CNN representations on the same B images, each [B, ...] (NHWC maps), flattened
       with the same `pooling`.
     subset_size, stride: as in `head_subsets`.
-    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.cka.cka_matrix`
+    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.kernel_alignment.cka_matrix`
       (linear CKA; minibatch estimator of Nguyen et al. 2020 when batch_size is given; the
       paper's protocol with batch_size=1024, n_samples=10240, repeats=20, seed=...).
   Returns:
@@ -310,7 +310,7 @@ def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
   References:
     Raghu et al. 2021, Sec. 5 "Does access to global information result in different features?"
   """
-  from repsim_jax.metrics import cka as cka_lib  # pylint: disable=g-import-not-at-top
+  from repsim_jax.metrics import kernel_alignment as cka_lib  # pylint: disable=g-import-not-at-top
   indices, mean_distance = head_subsets(distances, subset_size=subset_size, stride=stride)
   subsets = head_subset_representations(head_outputs, indices,
                                         num_prefix_tokens=num_prefix_tokens, pooling=pooling)
@@ -631,7 +631,7 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
     patch_size: input patch size; default H // h (and W // w) so that the patch grid matches
       the feature grid, as in Figs. 9 and D.3.
     tokens: (row, col) feature-grid positions to map; default all, row-major.
-    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.cka.cka_matrix`
+    debiased, batch_size, **cka_options: passed to `repsim_jax.metrics.kernel_alignment.cka_matrix`
       (linear CKA). The exact path holds all K + P token / patch representations (features when
       N > d, else N x N Grams); for many images pass batch_size (minibatch CKA, memory
       (K + P) * batch_size^2 floats per batch, independent of N) and, for the paper's
@@ -643,7 +643,7 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
   References:
     Raghu et al. 2021, Sec. 7, Figs. 9, 10, D.1-D.3.
   """
-  from repsim_jax.metrics import cka as cka_lib  # pylint: disable=g-import-not-at-top
+  from repsim_jax.metrics import kernel_alignment as cka_lib  # pylint: disable=g-import-not-at-top
   # Rearranged on the host: one XLA compile per token slice would dominate the run time.
   features = np.asarray(_feature_grid(np.asarray(features), num_prefix_tokens, grid_shape))
   images = np.asarray(images)

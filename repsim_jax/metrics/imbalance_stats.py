@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.metrics import _validate
+from repsim_jax.metrics import validation
 from repsim_jax.metrics.imbalance import information_imbalance_matrix
 
 __all__ = ["imbalance_subsets", "sample_size_curve", "smoothness", "smoothness_curve"]
@@ -34,9 +34,9 @@ def imbalance_subsets(layers_a: Sequence, layers_b: Sequence | None = None, *, s
     {"values": [R, La, Lb], "mean": [La, Lb], "sem": [La, Lb] (std with ddof=1 / sqrt(R); 0 when
     R == 1), "subsets": [R, subset_size] row indices}.
   """
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if layers_b is None else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if layers_b is None else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   fit = n // subset_size
   repeats = fit if repeats is None else int(repeats)
   if subset_size < 2 or repeats < 1 or repeats > fit:
@@ -62,9 +62,9 @@ def sample_size_curve(layers_a: Sequence, layers_b: Sequence | None = None, *,
   Returns:
     {"sizes": [S], "values": [S, R, La, Lb], "mean": [S, La, Lb], "std": [S, La, Lb] (ddof=1)}.
   """
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if layers_b is None else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if layers_b is None else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   if max(sizes) > n:
     raise ValueError(f"sizes: largest sample size {max(sizes)} exceeds N={n}")
   rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, _validate, distances
+from repsim_jax.metrics import _blocked, distances, validation
 
 __all__ = ["knn"]
 
@@ -134,9 +134,9 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
     (distances [m, k], indices [m, k]) sorted by increasing distance; among equal distances the
     lower index comes first.
   """
-  x = _validate.as_representation(x, "x")
+  x = validation.as_representation(x, "x")
   n = x.shape[0]
-  _validate.check_k(k, n if exclude_self else n + 1)
+  validation.check_k(k, n if exclude_self else n + 1)
   query_idx = np.arange(n) if queries is None else np.asarray(queries)
   if query_idx.ndim != 1 or not np.issubdtype(query_idx.dtype, np.integer):
     raise ValueError(f"queries: expected a 1-D array of row indices, got {query_idx.dtype} "

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax.metrics._layers import as_layer, check_same_n, layer_lists
+from repsim_jax.metrics.validation import as_layer, check_rows, layer_lists
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -89,7 +89,7 @@ def mutual_knn(x: Any, y: Any, *, k: int = 10, normalize: bool = True) -> jax.Ar
     0-d array in [0, 1]: (1/n) sum_i |N_k^x(i) ∩ N_k^y(i)| / k.
   """
   x, y = as_layer(x, "x"), as_layer(y, "y")
-  check_same_n([x.shape, y.shape], ["x", "y"], min_n=k + 1, why=f"k={k} neighbours")
+  check_rows([x.shape, y.shape], ["x", "y"], min_n=k + 1, why=f"k={k} neighbours")
   return _overlap(knn_indices(x, k=k, normalize=normalize),
                   knn_indices(y, k=k, normalize=normalize))
 
@@ -162,7 +162,7 @@ def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True,
   """
   x, y = as_layer(x, "x"), as_layer(y, "y")
   _check_cknna(k)
-  check_same_n([x.shape, y.shape], ["x", "y"], min_n=max(k + 1, 4), why=f"CKNNA with k={k}")
+  check_rows([x.shape, y.shape], ["x", "y"], min_n=max(k + 1, 4), why=f"CKNNA with k={k}")
   opts = dict(k=k, normalize=normalize, unbiased=unbiased)
   gx, gy = _gram_and_mask(x, **opts), _gram_and_mask(y, **opts)
   hs = functools.partial(_masked_hsic, unbiased=unbiased)

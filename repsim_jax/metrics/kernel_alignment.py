@@ -41,7 +41,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax import sharding as mesh_lib
 from repsim_jax.progress import Progress
-from repsim_jax.metrics._layers import as_layer, as_layer_list, check_same_n, float_dtype
+from repsim_jax.metrics.validation import as_layer, as_layer_list, check_rows, float_dtype
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -157,7 +157,10 @@ def cka(x: Any, y: Any, *, kernel: str = "linear", debiased: bool = False,
     x: [n, d_x] (numpy or jax).
     y: [n, d_y].
     kernel: "linear" or "rbf".
-    debiased: use the unbiased HSIC_1 estimator (needs n >= 4).
+    debiased: use the unbiased HSIC_1 estimator (needs n >= 4). Default False: the biased
+      estimator of Kornblith et al. 2019's definition, which their reference code and most
+      single-pair comparisons report. `cka_matrix` defaults to True instead (see there); both
+      defaults are contracts (docs/design.md, "Contracts").
     rbf_threshold: RBF bandwidth as a fraction of the median distance.
 
   Returns:
@@ -169,8 +172,8 @@ def cka(x: Any, y: Any, *, kernel: str = "linear", debiased: bool = False,
   """
   _check_options(kernel, debiased, rbf_threshold)
   x, y = as_layer(x, "x"), as_layer(y, "y")
-  n = check_same_n([x.shape, y.shape], ["x", "y"], min_n=4 if debiased else 2,
-                   why="debiased CKA" if debiased else "CKA")
+  n = check_rows([x.shape, y.shape], ["x", "y"], min_n=4 if debiased else 2,
+                 why="debiased CKA" if debiased else "CKA")
   form = "features" if kernel == "linear" and n > max(x.shape[1], y.shape[1]) else "gram"
   dtype = jnp.promote_types(x.dtype, y.dtype)
   return _cka_pair(x.astype(dtype), y.astype(dtype), kernel=kernel, debiased=debiased,
@@ -397,7 +400,11 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
       `.dtype` and row indexing, e.g. np.memmap, read a batch at a time in the minibatch path).
     layers_b: sequence of Lb arrays `[n, d_j]` (pass the same list object to get a symmetric
       matrix and share the work).
-    debiased: unbiased HSIC_1 (Song et al. 2012) instead of the biased HSIC.
+    debiased: unbiased HSIC_1 (Song et al. 2012) instead of the biased HSIC. Default True,
+      unlike `cka`'s False: the all-layer heatmaps of Raghu et al. 2021 and minibatch CKA
+      (Nguyen et al. 2020) use the unbiased estimator, whose sum over batches does not depend on
+      the batch size, where the biased one drifts with it. Both defaults are contracts
+      (docs/design.md, "Contracts").
     batch_size: None for exact CKA on all n rows; an int for minibatch CKA (Nguyen et al. 2020):
       CKA = sum_t HSIC(K_t, L_t) / sqrt(sum_t HSIC(K_t, K_t) sum_t HSIC(L_t, L_t)) over
       consecutive batches t in row order, last partial batch dropped (linear kernel only).
@@ -429,7 +436,7 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
   names = ([f"layers_a[{i}]" for i in range(len(layers_a))]
            + ([] if same else [f"layers_b[{j}]" for j in range(len(layers_b))]))
   min_n = 4 if debiased else 2
-  n = check_same_n(shapes, names, min_n=min_n, why="debiased CKA" if debiased else "CKA")
+  n = check_rows(shapes, names, min_n=min_n, why="debiased CKA" if debiased else "CKA")
   protocol = n_samples is not None or repeats != 1
   if batch_size is None:
     if protocol:
