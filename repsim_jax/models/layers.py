@@ -159,7 +159,7 @@ class PatchEmbedding(nnx.Module):
 
   def __init__(self, in_channels: int, dim: int, patch_size: int | Sequence[int], *,
                dtype=jnp.float32, rngs: nnx.Rngs):
-    self.patch_size = _pair(patch_size)
+    self.patch_size = pair(patch_size, "patch_size")
     self.in_channels = in_channels
     self.projection = nnx.Conv(in_channels, dim, kernel_size=self.patch_size, strides=self.patch_size,
                                padding="VALID", dtype=dtype, param_dtype=jnp.float32,
@@ -289,10 +289,12 @@ def resize_bicubic(grid: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
   return jnp.einsum("jw,iwd->ijd", ww, grid, precision=PRECISION)
 
 
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-  if isinstance(x, int):
-    return (x, x)
-  x = tuple(int(v) for v in x)
-  if len(x) != 2:
-    raise ValueError(f"expected an int or a pair, got {x}")
-  return x
+def pair(value: int | Sequence[int], name: str = "value") -> tuple[int, int]:
+  """(h, w) from one positive int or a pair of them (image, patch, grid and window sizes); the
+  error names the argument."""
+  if isinstance(value, (int, np.integer)):
+    value = (int(value), int(value))
+  value = tuple(int(v) for v in value)
+  if len(value) != 2 or min(value) < 1:
+    raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value}")
+  return value

@@ -49,8 +49,8 @@ class ClsPosEmbedding(nnx.Module):
   """
 
   def __init__(self, *, num_channels: int, dim: int, image_size, patch_size, dtype, rngs):
-    self.image_size = layers._pair(image_size)
-    self.patch_size = layers._pair(patch_size)
+    self.image_size = layers.pair(image_size, "image_size")
+    self.patch_size = layers.pair(patch_size, "patch_size")
     self.dtype = dtype
     self.patch_embeddings = layers.PatchEmbedding(num_channels, dim, self.patch_size, dtype=dtype,
                                                   rngs=rngs)
