@@ -1,4 +1,9 @@
-"""Pieces shared by the extraction configs (mahaut_baroni.py, raghu.py): defaults and arg parsing.
+"""What the config files share: the one `parse_arg` dialect, and the model entries, defaults and
+smoke-run sizes of the configs that extract (mahaut_baroni.py, raghu.py).
+
+Every `get_config(arg)` reads `arg` with `parse_arg`, big_vision style: "variant,key=value,...":
+at most one bare word, a variant of that config (every config has `runlocal`, a smoke run in
+seconds to minutes on a CPU), and `key=value` settings it declares.
 
 Catalogue entries are module-level ConfigDicts; a config always gets deep copies of them
 (`base`, `runlocal`, `apply_overrides`), so changing one config's model entry (a test, a
@@ -6,7 +11,9 @@ variant, a notebook) never changes the catalogue or the next config made from it
 """
 from __future__ import annotations
 
+import ast
 import copy
+from typing import Any, Sequence
 
 import ml_collections
 
@@ -59,33 +66,52 @@ def runlocal(config: ml_collections.ConfigDict, models: list[ml_collections.Conf
   return config
 
 
-def parse_arg(arg: str | None) -> tuple[str, dict[str, str]]:
-  """"variant" or "variant,key=value,..." or "key=value,..." -> (variant, overrides)."""
-  variant, overrides = "", {}
-  for part in (arg or "").split(","):
-    if not part:
+def parse_arg(arg: str | None, *, variants: Sequence[str] = ("runlocal",),
+              **defaults: Any) -> tuple[str, dict[str, Any]]:
+  """Parses "runlocal,n=2000,models=vit_l+dinov2_g" into (variant, values over `defaults`).
+
+  A bare word is the variant (one of `variants`; "" when none is given); `key=value` sets a key
+  of `defaults`, its value a Python literal when it parses, else the string. An unknown variant
+  or key is an error that lists the known ones.
+  """
+  variant, values = "", dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, eq, value = item.partition("=")
+    key = key.strip()
+    if not eq:
+      if key not in variants:
+        raise ValueError(f"unknown config variant {key!r}; known: "
+                         f"{', '.join(sorted(v for v in variants if v)) or 'none'}")
+      if variant:
+        raise ValueError(f"config variants {variant!r} and {key!r}: give at most one")
+      variant = key
       continue
-    if "=" in part:
-      key, value = part.split("=", 1)
-      overrides[key] = value
-    else:
-      variant = part
-  return variant, overrides
+    if key not in values:
+      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(sorted(values))}")
+    try:
+      values[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      values[key] = value
+  return variant, values
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str],
+def apply_overrides(config: ml_collections.ConfigDict, values: dict[str, Any],
                     catalogue: dict[str, ml_collections.ConfigDict]) -> ml_collections.ConfigDict:
-  """`models=a+b` picks models from `catalogue`; `n=...`, `seed=...` set the sample."""
-  for key, value in overrides.items():
-    if key == "models":
-      unknown = [m for m in value.split("+") if m not in catalogue]
-      if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {sorted(catalogue)}")
-      config.models = copies(catalogue[m] for m in value.split("+"))
-    elif key == "n":
-      config.n_images = int(value)
-    elif key == "seed":
-      config.seed = int(value)
-    else:
-      raise ValueError(f"unknown config arg {key!r}; expected models=, n=, seed=")
+  """The `parse_arg` values of an extraction config: `models=a+b` picks models from
+  `catalogue`; `n=...`, `seed=...` set the sample (None: unchanged)."""
+  if values.get("models"):
+    names = str(values["models"]).split("+")
+    unknown = [m for m in names if m not in catalogue]
+    if unknown:
+      raise ValueError(f"unknown models {unknown}; known: {sorted(catalogue)}")
+    config.models = copies(catalogue[m] for m in names)
+  if values.get("n") is not None:
+    config.n_images = int(values["n"])
+  if values.get("seed") is not None:
+    config.seed = int(values["seed"])
   return config
+
+
+def extraction_arg(arg: str | None, variants: Sequence[str]) -> tuple[str, dict[str, Any]]:
+  """`parse_arg` for the extraction configs: a variant, models=a+b, n=..., seed=..."""
+  return parse_arg(arg, variants=variants, models="", n=None, seed=None)

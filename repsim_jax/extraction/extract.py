@@ -1,5 +1,10 @@
 """Model x images -> per-layer pooled representations in an ActivationStore.
 
+`open_model(model_config, workdir)` turns a config's model entry into a model ready to run (the
+one place every pipeline loads a model), `extract` fills one store, `extract_stores` does every
+model of a config (the extraction command, `repsim_jax.pipelines.extract`, and the pipelines of
+the papers and the demo call it).
+
 One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("rows"), the
 model runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
 Batches never straddle store chunks, the last batch of a chunk is padded to the full batch size,
@@ -8,6 +13,7 @@ and each device pushes fixed micro-batches of `device_batch` rows through the mo
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -22,28 +28,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax.data.base import Source
 from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
-from repsim_jax.models.outputs import block_names, representative_indices
-from repsim_jax.paths import absolute
-from repsim_jax.pooling import default_pooling, pool
-from repsim_jax.progress import Progress
 from repsim_jax import sharding
+from repsim_jax.extraction.pooling import default_pooling, pool
+from repsim_jax.extraction.store import ActivationStore
+from repsim_jax.models.outputs import block_names
+from repsim_jax.paths import absolute
+from repsim_jax.progress import Progress
 from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
-from repsim_jax.store import ActivationStore
-
-
-def early_middle_late(names: Sequence[str]) -> dict[str, str]:
-  """The paper's representative layers: the second, the middle and the penultimate block.
-
-  Mahaut & Baroni (2026) take the second and penultimate blocks "to avoid effects from
-  tokenization or detokenization on the very first and very last layers". `names` are layer
-  names in forward order (e.g. `store.layer_names`); the input entries "embeddings" and "stem" are
-  not blocks and are left out before counting. Middle is `blocks[len(blocks) // 2]`.
-  """
-  blocks = [n for n in names if n not in ("embeddings", "stem")]
-  if len(blocks) < 3:
-    raise ValueError(f"early_middle_late needs at least 3 blocks, got {list(names)}")
-  early, middle, late = representative_indices(len(blocks))
-  return {"early": blocks[early], "middle": blocks[middle], "late": blocks[late]}
 
 
 def _device_memory_mb(mesh: Mesh) -> float | None:
@@ -125,7 +116,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     store: from `ActivationStore.open_or_create`.
     batch_size: global batch (all local devices); must divide by the mesh size and divide
       `store.chunk_rows` (batches never straddle chunks).
-    pooling: one mode for every layer, or layer name -> mode (`repsim_jax.pooling.MODES`).
+    pooling: one mode for every layer, or layer name -> mode (`repsim_jax.extraction.pooling.MODES`).
     num_prefix_tokens: CLS + register tokens that `mean_patch` leaves out.
     layers: block names to keep (default: every main block of `ModelOutput.blocks`, forward order).
     device_batch: rows each device pushes through the model at once (default: batch_size /
@@ -305,15 +296,44 @@ def model_checkpoint(model_config: Mapping[str, Any], workdir: str) -> tuple[str
     return path, json.load(f)
 
 
+@dataclasses.dataclass
+class OpenedModel:
+  """A config's model entry, loaded and ready to run (`open_model`)."""
+  name: str
+  path: str                  # the checkpoint directory
+  hf_config: dict[str, Any]  # its config.json
+  module: Any                # our NNX port (`models.from_pretrained`)
+  preprocess: Preprocess     # uint8 [H, W, 3] -> one model input, the checkpoint's own processor
+  preprocessing: dict[str, Any]  # how (`hf_preprocess`), recorded in store metadata
+  pooling: str               # the store's pooling mode (`model_pooling`)
+  num_prefix_tokens: int     # CLS + register tokens before the patch tokens
+  dtype: str                 # compute dtype
+  fingerprint: str           # of the checkpoint's weight files
+
+
+def open_model(model_config: Mapping[str, Any], workdir: str) -> OpenedModel:
+  """Loads a config's model entry: its checkpoint (a tiny random one written under `workdir`
+  when asked), the port, the checkpoint's preprocessing, pooling and weights fingerprint."""
+  from repsim_jax.models import loading
+  path, hf_config = model_checkpoint(model_config, workdir)
+  pooling, prefix = model_pooling(model_config, hf_config)
+  preprocess, preprocessing = hf_preprocess(path)
+  dtype = model_config.get("dtype", "float32")
+  module = loading.from_pretrained(path, dtype=jnp.dtype(dtype))
+  fingerprint = loading.fingerprint(pathlib.Path(path), loading.weight_files(pathlib.Path(path)))
+  return OpenedModel(name=model_config["name"], path=path, hf_config=hf_config, module=module,
+                     preprocess=preprocess, preprocessing=preprocessing, pooling=pooling,
+                     num_prefix_tokens=prefix, dtype=dtype, fingerprint=fingerprint)
+
+
 def extract_stores(config: Any, workdir: str) -> dict[str, str]:
   """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
 
   Rerunning the same command resumes each store; a changed config is refused by the store.
-  Returns model name -> store path. `run` is the command-line driver around it; the paper and
-  demo drivers call this directly.
+  Returns model name -> store path. The extraction command (`repsim_jax.pipelines.extract`) is
+  this with a report; the pipelines of the papers and the demo call it directly.
   """
   from repsim_jax import data as data_lib
-  from repsim_jax.models import loading
   from repsim_jax.results import save_result
   maybe_initialize_distributed(config.get("distributed") or None)
   workdir = absolute(workdir)
@@ -324,18 +344,14 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
   out = {}
   for model_config in config.models:
     name = model_config.name
-    path, hf_config = model_checkpoint(model_config, workdir)
-    pooling, prefix = model_pooling(model_config, hf_config)
-    preprocess, preprocessing = hf_preprocess(path)
-    dtype = model_config.get("dtype", "float32")
-    model = loading.from_pretrained(path, dtype=jnp.dtype(dtype))
-    fingerprint = loading.fingerprint(pathlib.Path(path), loading.weight_files(pathlib.Path(path)))
+    model = open_model(model_config, workdir)
+    hf_config = model.hf_config
     store_config = {
         "model": {"name": name, "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
-                  "model_type": hf_config.get("model_type"), "fingerprint": fingerprint,
-                  "dtype": dtype},
-        "preprocessing": preprocessing,
-        "pooling": {"mode": pooling, "num_prefix_tokens": prefix},
+                  "model_type": hf_config.get("model_type"), "fingerprint": model.fingerprint,
+                  "dtype": model.dtype},
+        "preprocessing": model.preprocessing,
+        "pooling": {"mode": model.pooling, "num_prefix_tokens": model.num_prefix_tokens},
         "dataset": source.describe(),
         "sampler": {"n": len(ids), "seed": config.seed},
     }
@@ -345,8 +361,9 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
                                                chunk_rows=config.chunk_rows,
                                                dtype=config.store_dtype), f"store {store_path}")
     start = time.perf_counter()
-    extract(model, source, preprocess, store, batch_size=config.batch_size, pooling=pooling,
-            num_prefix_tokens=prefix, layers=model_config.get("layers"), mesh=mesh,
+    extract(model.module, source, model.preprocess, store, batch_size=config.batch_size,
+            pooling=model.pooling, num_prefix_tokens=model.num_prefix_tokens,
+            layers=model_config.get("layers"), mesh=mesh,
             device_batch=config.get("device_batch"), skip_bad_images=config.skip_bad_images,
             num_threads=config.num_threads, metrics_path=os.path.join(workdir, "metrics.jsonl"))
     seconds = time.perf_counter() - start
@@ -357,14 +374,4 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
                   extra={"store": store_path, "layers": store.layer_names, "n": len(ids),
                          "seconds": seconds, "skipped_ids": store.skipped_ids})
     out[name] = store_path
-  return out
-
-
-def run(config: Any, workdir: str) -> dict[str, str]:
-  """The extraction command: `extract_stores`, then a summary of what was written where."""
-  from repsim_jax.pipelines.run import Run
-  context = Run("extract", workdir)
-  with context.step("extract " + ", ".join(m.name for m in config.models)):
-    out = extract_stores(config, context.workdir)
-  context.finish(headline=f"{len(out)} stores under {os.path.join(context.workdir, 'stores')}")
   return out

@@ -20,7 +20,7 @@ def load_layers(spec: str, *, names: str | list[str] = "") -> tuple[list[str], l
   """
   spec = absolute(spec) if not glob.has_magic(spec) else os.path.join(os.getcwd(), spec)
   if os.path.isfile(os.path.join(spec, "metadata.json")):  # an ActivationStore
-    from repsim_jax.store import load_store_layers
+    from repsim_jax.extraction.store import load_store_layers
     return load_store_layers(spec, names=names)
   if spec.endswith(".npz") and os.path.isfile(spec):
     with np.load(spec) as z:

@@ -273,7 +273,7 @@ class ActivationStore:
 
 def load_store_layers(path: str, *, names: str | Sequence[str] = "",
                       drop_skipped: bool = True) -> tuple[list[str], list[np.ndarray]]:
-  """(names, arrays) of a complete store, in forward order: the `layer_io.load_layers` shape.
+  """(names, arrays) of a complete store, in forward order: the `layer_files.load_layers` shape.
 
   `names` (list or comma-separated) keeps those layers in the order given; `drop_skipped`
   leaves out the NaN rows of images skipped under `skip_bad_images`.

@@ -1,4 +1,9 @@
-"""`run(config, workdir)` for the information-imbalance experiment (flags live in experiments/)."""
+"""Information imbalance between every layer of two sets of representations (configs/imbalance.py).
+
+`run(config, workdir)`: the layers (the built-in synthetic example, or the user's .npz / .npy /
+store), an optional row subsample and preprocessing, the II matrix (or its mean ± s.e.m. over
+disjoint subsets), `<name>.npz` + `.json`, a heatmap and the report.
+"""
 from __future__ import annotations
 
 import os
@@ -8,8 +13,9 @@ from absl import logging
 
 from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
-from repsim_jax.layer_io import load_layers
+from repsim_jax.extraction.layer_files import load_layers
 from repsim_jax.metrics import distances, imbalance, imbalance_stats, validation
+from repsim_jax.pipelines.run import Run
 
 
 def _inputs(config):
@@ -40,9 +46,8 @@ def _prepare(source, names, layers, config, rows):
 
 def run(config, workdir: str) -> dict:
   """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
-  from repsim_jax.pipelines.run import Run
   sharding.maybe_initialize_distributed(config.distributed or None)
-  context = Run("imbalance", workdir)
+  context = Run("imbalance", workdir, config=config, title="Information imbalance")
   workdir = context.workdir
   with context.step("inputs"):
     (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
@@ -81,16 +86,24 @@ def run(config, workdir: str) -> dict:
       if layers_b is not layers_a:
         fingerprints.update({f"b/{nm}": results.fingerprint(x)
                              for nm, x in zip(names_b, layers_b)})
-      files.append(results.save_result(workdir, config.name, arrays, config=config,
-                                       inputs=fingerprints,
-                                       extra={"source_a": src_a, "source_b": src_b}))
-      if config.plot:
-        from repsim_jax.plotting.heatmap import layer_heatmap
-        files += layer_heatmap(
-            matrix, row_labels=names_a, col_labels=names_b,
-            path=os.path.join(workdir, config.name),
-            title=f"Information imbalance {os.path.basename(src_a)} → {os.path.basename(src_b)}",
-            ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
-            vmin=0.0, vmax=1.0)
+      files.append(context.save(config.name, arrays, inputs=fingerprints,
+                                extra={"source_a": src_a, "source_b": src_b}))
+  title = f"{os.path.basename(src_a)} → {os.path.basename(src_b)}"
+  section = context.section(f"Information imbalance {title}")
+  section.note(f"{len(names_a)} x {len(names_b)} layers, N={len(layers_a[0])}, k={config.k}, "
+               f"{config.metric} distance, ties={config.ties}"
+               + (f"; mean over disjoint subsets of {config.subset_size}" if config.subset_size
+                  else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when unrelated.")
+  best = matrix.argmin(axis=1)
+  section.table(["layer of A", "best-predicted layer of B", "Δ(A → B)", "mean Δ over B"],
+                [[a, names_b[j], float(row[j]), float(row.mean())]
+                 for a, row, j in zip(names_a, matrix, best)])
+  if config.plot:
+    from repsim_jax.plotting.heatmap import layer_heatmap
+    files += section.figure(f"Δ(A → B), {title}", lambda: layer_heatmap(
+        matrix, row_labels=names_a, col_labels=names_b,
+        path=os.path.join(workdir, config.name), title=f"Information imbalance {title}",
+        ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
+        vmin=0.0, vmax=1.0))
   context.finish(headline=f"{len(names_a)} x {len(names_b)} matrix, mean Δ {matrix.mean():.3f}")
   return {"imbalance": matrix, "layers_a": names_a, "layers_b": names_b, "files": files}

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import ast
 import csv
-import os
 
 import numpy as np
 import pytest
 
+from locations import FIXTURES
 from repsim_jax.analysis import semantic
 
-SLICE = os.path.join(os.path.dirname(__file__), "data", "manynames",
-                     "manynames-zh-slice.tsv")
+SLICE = str(FIXTURES / "manynames" / "manynames-zh-slice.tsv")
 
 
 def _read_slice():

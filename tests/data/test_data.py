@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from locations import FIXTURES
 from repsim_jax.data.base import BadImageError, to_rgb_array
 from repsim_jax.data.folder import ImageFolder
 from repsim_jax.data.generated import GeneratedSource, generated_image, write_image_folder
@@ -14,7 +15,7 @@ from repsim_jax.data.manynames import ManyNamesSource, read_manynames
 from repsim_jax.data.pipeline import host_chunks, iter_batches, threaded_map
 from repsim_jax.data.sampler import sample_ids
 
-MANYNAMES_TSV = os.path.join(os.path.dirname(__file__), "data", "manynames", "manynames-zh-slice.tsv")
+MANYNAMES_TSV = str(FIXTURES / "manynames" / "manynames-zh-slice.tsv")
 
 
 # ------------------------------------------------------------------ image folder

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from repsim_jax import data as data_lib
-from repsim_jax.analysis import lowlevel
+from repsim_jax.imaging import features as lowlevel
 from repsim_jax.data import shapes_world as sw
 
 

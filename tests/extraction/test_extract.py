@@ -16,12 +16,13 @@ from repsim_jax.data.base import BadImageError
 from repsim_jax.data.folder import ImageFolder
 from repsim_jax.data.generated import GeneratedSource, write_image_folder
 from repsim_jax.data.pipeline import resize_normalize
-from repsim_jax.extract import early_middle_late, extract
-from repsim_jax.pooling import DEFAULT_POOLING, default_pooling, pool
-from repsim_jax.store import ActivationStore, StoreMismatchError
+from repsim_jax.extraction.extract import extract
+from repsim_jax.extraction.representations import early_middle_late
+from repsim_jax.extraction.pooling import DEFAULT_POOLING, default_pooling, pool
+from repsim_jax.extraction.store import ActivationStore, StoreMismatchError
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_models import TinyConvNet, TinyViT, numpy_init  # noqa: E402
+from locations import HELPERS, ROOT
+from tiny_models import TinyConvNet, TinyViT, numpy_init
 
 PRE = resize_normalize(size=(16, 16))
 
@@ -205,7 +206,7 @@ def test_bad_images_stop_or_are_recorded(tmp_path, vit):
   assert json.load(open(tmp_path / "skip" / "metadata.json"))["skipped_ids"] == skip.skipped_ids
   values, valid = skip.layer("block_00"), skip.valid_rows()
   assert np.isnan(values[~valid]).all() and np.isfinite(values[valid]).all()
-  from repsim_jax.store import load_store_layers
+  from repsim_jax.extraction.store import load_store_layers
   _, (kept,) = load_store_layers(str(tmp_path / "skip"), names="block_00")
   np.testing.assert_array_equal(kept, values[valid])
   good = [i for i in folder.ids if "corrupt" not in i]
@@ -228,9 +229,9 @@ _DEVICES_SCRIPT = textwrap.dedent("""
   from tiny_models import TinyViT, numpy_init
   from repsim_jax.data.generated import GeneratedSource
   from repsim_jax.data.pipeline import resize_normalize
-  from repsim_jax.extract import extract
+  from repsim_jax.extraction.extract import extract
   from repsim_jax.sharding import row_mesh
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.extraction.store import ActivationStore
   assert jax.device_count() == 8, jax.devices()
   model, source, pre = numpy_init(TinyViT, depth=2), GeneratedSource(24, size=(16, 16)), resize_normalize(size=(16, 16))
   def run(path, devices, hosts=1):
@@ -252,10 +253,10 @@ _DEVICES_SCRIPT = textwrap.dedent("""
 
 
 def test_one_vs_eight_fake_devices_identical(tmp_path):
-  script = _DEVICES_SCRIPT.format(tests=os.path.dirname(__file__), out=str(tmp_path))
+  script = _DEVICES_SCRIPT.format(tests=str(HELPERS), out=str(tmp_path))
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
          "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join(
-             [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+             [str(ROOT),
               os.environ.get("PYTHONPATH", "")])}
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -269,7 +270,7 @@ def test_experiment_runlocal_matches_transformers(tmp_path):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   from configs import raghu
-  from repsim_jax.extract import run
+  from repsim_jax.pipelines.extract import run
   from torch_parity import tiny_torch_checkpoint
   config = raghu.get_config("runlocal,models=vit")
   config.n_images, config.chunk_rows = 8, 8

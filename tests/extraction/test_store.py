@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from repsim_jax import store as store_lib
-from repsim_jax.store import (ActivationStore, IncompleteStoreError, StoreMismatchError,
+from repsim_jax.extraction import store as store_lib
+from repsim_jax.extraction.store import (ActivationStore, IncompleteStoreError, StoreMismatchError,
                               load_store_layers)
 
 CONFIG = {"model": {"id": "tiny", "fingerprint": "abc"}, "pooling": "mean_patch",

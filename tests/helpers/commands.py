@@ -19,7 +19,8 @@ import shlex
 import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from locations import ROOT
+
 README = ROOT / "README.md"
 TEST_EXTRAS = ("torch", "tensorflow_datasets", "sklearn", "skimage")
 

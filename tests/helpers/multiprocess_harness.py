@@ -28,7 +28,9 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from locations import ROOT as _ROOT
+
+ROOT = str(_ROOT)
 
 
 @dataclasses.dataclass

@@ -1,8 +1,8 @@
 """What each process of the multi-process tests runs; the tests run the same functions in one
 process for the reference (`test_multiprocess.py`).
 
-  python tests/multiprocess_worker.py kernels OUT_DIR    # every sharded kernel -> OUT_DIR/p<i>.npz
-  python tests/multiprocess_worker.py extract STORE N    # extract into STORE, stop after N chunks
+  python tests/helpers/multiprocess_worker.py kernels OUT_DIR    # every sharded kernel -> OUT_DIR/p<i>.npz
+  python tests/helpers/multiprocess_worker.py extract STORE N    # extract into STORE, stop after N chunks
 
 Started by `multiprocess_harness.run_processes`, which sets the jax.distributed environment.
 """
@@ -100,8 +100,8 @@ def extract_into(path: str, stop_after: int | None = None):
   """Extracts the tiny ViT into the store at `path`; with `stop_after`, this process stops (as if
   killed) once it has written that many chunks. Returns the store."""
   from repsim_jax import sharding
-  from repsim_jax.extract import extract
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.extraction.extract import extract
+  from repsim_jax.extraction.store import ActivationStore
   model, source, preprocess = extraction_inputs()
   store = sharding.writer_first(lambda: ActivationStore.open_or_create(
       path, config={"model": "tiny"}, ids=source.ids, chunk_rows=CHUNK_ROWS), f"store {path}")

@@ -11,6 +11,7 @@ import pytest
 import scipy.stats
 
 import repsim_jax
+from locations import HELPERS, REFERENCE
 from repsim_jax.metrics import imbalance, neighbours
 
 N = 240
@@ -66,7 +67,7 @@ def dadapy_values(tmp_path_factory):
   pairs = np.array([(a, b) for a in range(len(layers)) for b in range(len(layers))])
   np.savez(tmp / "cases.npz", n_layers=len(layers), pairs=pairs, ks=KS, metrics=METRICS,
            **{f"L{i}": x for i, x in enumerate(layers)})
-  script = os.path.join(os.path.dirname(__file__), "reference", "dadapy_imbalance.py")
+  script = str(REFERENCE / "dadapy_imbalance.py")
   subprocess.run([python, script, str(tmp / "cases.npz"), str(tmp / "out.npz")], check=True)
   with np.load(tmp / "out.npz") as z:
     return layers, pairs, {k: z[k] for k in z.files}
@@ -212,7 +213,7 @@ _DEVICE_SCRIPT = textwrap.dedent("""
     import os, sys, json
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import numpy as np, jax
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = sys.argv[1].split(os.pathsep)
     from test_imbalance import _layers
     import repsim_jax
     from repsim_jax.metrics import neighbours
@@ -228,7 +229,7 @@ _DEVICE_SCRIPT = textwrap.dedent("""
 
 
 def test_eight_devices_equal_one_device():
-  tests_dir = os.path.dirname(os.path.abspath(__file__))
+  tests_dir = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), str(HELPERS)])
   proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, tests_dir], capture_output=True,
                         text=True, check=True)
   eight = json.loads(proc.stdout.strip().splitlines()[-1])

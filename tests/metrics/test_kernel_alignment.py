@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import pytest
 
+from locations import ROOT
 from repsim_jax.metrics.kernel_alignment import RAGHU_PROTOCOL, cka, cka_matrix
 
 TOL = 1e-5
@@ -274,7 +275,7 @@ _SCRIPT = textwrap.dedent("""
 
 
 def test_one_vs_eight_devices_identical(tmp_path):
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  root = str(ROOT)
   out = tmp_path / "cka.npy"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")

@@ -11,10 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-try:  # tests/ as a rootdir on sys.path, or as a package (tests/__init__.py)
-  from torch_parity import perturb_  # noqa: E402
-except ImportError:
-  from tests.torch_parity import perturb_  # noqa: E402
+from torch_parity import perturb_  # noqa: E402  (tests/helpers)
 
 def _tiny_imagegpt(path):
   torch.manual_seed(0)

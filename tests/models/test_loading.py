@@ -221,7 +221,7 @@ def test_params_sharded_over_8_fake_devices_give_the_same_outputs(vit_ckpt, tmp_
   from repsim_jax.models import jit_forward
   x = np.random.default_rng(0).standard_normal((4, 32, 32, 3)).astype(np.float32)
   np.save(tmp_path / "x.npy", x)
-  root = pathlib.Path(__file__).resolve().parents[1]
+  from locations import ROOT as root
   env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
   proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT, str(vit_ckpt),
                          str(tmp_path / "x.npy"), str(tmp_path / "out.npz")],

@@ -16,10 +16,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from repsim_jax.models import from_pretrained, imagegpt, jit_forward, parity  # noqa: E402
-try:  # tests/ as a rootdir on sys.path, or as a package (tests/__init__.py)
-  from torch_parity import perturb_  # noqa: E402
-except ImportError:
-  from tests.torch_parity import perturb_  # noqa: E402
+from torch_parity import perturb_  # noqa: E402  (tests/helpers)
 
 RTOL = 1e-5
 

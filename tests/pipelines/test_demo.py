@@ -1,9 +1,9 @@
-"""The embedded default (experiments.demo, --config.quick) end to end, and its pieces.
+"""The embedded default (experiments.demo, configs/demo.py:runlocal) end to end, and its pieces.
 
-The quick run is the README's demo command started as a subprocess from a temporary directory
-with its relative --workdir (as a new user runs it); the tests read what it wrote. It trains three
-small models on the shapes world, and the qualitative findings the world was built to show must
-hold, while the same checks on the shuffled-label control must fail.
+The quick run is the README's runlocal demo command started as a subprocess from a temporary
+directory with its relative --workdir (as a new user runs it); the tests read what it wrote. It
+trains three small models on the shapes world, and the qualitative findings the world was built
+to show must hold, while the same checks on the shuffled-label control must fail.
 """
 import json
 import logging
@@ -14,7 +14,9 @@ import pytest
 
 from commands import readme_command, run_command
 from configs import demo as demo_config
-from repsim_jax.analysis import demo
+from repsim_jax.pipelines import demo
+from repsim_jax.pipelines.demo.findings import adjacent_vs_distant
+from repsim_jax.pipelines.demo.training import colour_clusters
 from repsim_jax.results import load_result
 
 
@@ -26,10 +28,10 @@ def _arrays(path, prefix):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
   cwd = tmp_path_factory.mktemp("demo")
-  argv = readme_command("python -m experiments.demo") + ["--config.quick"]
+  argv = readme_command("python -m experiments.demo --config=configs/demo.py:runlocal")
   proc = run_command(argv, cwd, timeout=1200, base_install=True,
                      env={"REPSIM_XLA_CACHE": str(cwd / "xla_cache")})
-  workdir = str(cwd / "runs" / "demo")
+  workdir = str(cwd / "runs" / "demo_local")
   saved = json.load(open(os.path.join(workdir, "findings.json")))["values"]
   control = os.path.join(workdir, "control")
   names = ("vit", "convnext", "igpt")
@@ -98,7 +100,7 @@ def test_colour_neighbours_fall_in_classifiers_not_in_next_pixel_model(quick_run
 def test_adjacent_layers_predict_each_other_better_than_distant_ones(quick_run):
   result, _ = quick_run
   for name in ("vit", "convnext", "igpt"):
-    adjacent, distant = demo.adjacent_vs_distant(result["imbalance"][(name, name)])
+    adjacent, distant = adjacent_vs_distant(result["imbalance"][(name, name)])
     assert adjacent < 0.8 * distant, (name, adjacent, distant)
     control = result["control_results"]["imbalance"][(name, name)]
     # permuted rows: no layer predicts another, II ~ 1 everywhere
@@ -110,8 +112,7 @@ def test_adjacent_layers_predict_each_other_better_than_distant_ones(quick_run):
 
 def test_rerun_reuses_checkpoints_and_stores(quick_run, caplog):
   result, workdir = quick_run
-  config = demo_config.get_config()
-  config.quick = True
+  config = demo_config.get_config("runlocal")
   with caplog.at_level(logging.INFO):
     again = demo.run(config, workdir)
   assert caplog.text.count("reusing the trained checkpoint") == 3
@@ -125,7 +126,7 @@ def test_rerun_reuses_checkpoints_and_stores(quick_run, caplog):
 def test_adjacent_vs_distant_is_the_mean_over_layer_gaps():
   rng = np.random.default_rng(0)
   m = rng.uniform(size=(6, 6))
-  adjacent, distant = demo.adjacent_vs_distant(m)
+  adjacent, distant = adjacent_vs_distant(m)
   pairs = [(i, j) for i in range(6) for j in range(6)]
   assert adjacent == pytest.approx(np.mean([m[i, j] for i, j in pairs if abs(i - j) == 1]))
   assert distant == pytest.approx(np.mean([m[i, j] for i, j in pairs if abs(i - j) >= 3]))
@@ -137,7 +138,7 @@ def test_colour_clusters_match_scikit_learn_kmeans():
   centres = rng.integers(0, 255, size=(4, 3))
   pixels = np.clip(centres[rng.integers(0, 4, 4000)] + rng.normal(0, 6, (4000, 3)), 0, 255)
   images = pixels.astype(np.uint8).reshape(10, 20, 20, 3)
-  ours = demo.colour_clusters(images, 4, seed=0)
+  ours = colour_clusters(images, 4, seed=0)
   x = images.reshape(-1, 3).astype(np.float32) / 127.5 - 1.0
   ref = KMeans(4, n_init=10, random_state=0).fit(x).cluster_centers_
   ref = ref[np.argsort(ref.sum(axis=1))]

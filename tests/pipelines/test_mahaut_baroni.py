@@ -1,65 +1,11 @@
-"""Mahaut & Baroni (2026) end to end (runlocal: tiny random checkpoints, generated images) and the
-information-imbalance figures (Figs. 1, 10, 11, 12) from small arrays."""
+"""Mahaut & Baroni (2026) end to end (runlocal: tiny random checkpoints, generated images), its
+steps on stores of known layers, and the lazy reading of stores they rely on."""
 from __future__ import annotations
 
 import os
 
-import matplotlib.image
 import numpy as np
 import pytest
-
-from repsim_jax.plotting.imbalance import (plot_imbalance_grid, plot_imbalance_heatmaps,
-                                           plot_sample_size_std, plot_smoothness_vs_n)
-
-
-def _check_written(paths, count=2):
-  assert len(paths) == count
-  for p in paths:
-    assert os.path.getsize(p) > 0
-    if p.endswith(".png"):
-      image = matplotlib.image.imread(p)
-      assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
-    else:
-      with open(p, "rb") as f:
-        assert f.read(5) == b"%PDF-"
-
-
-def _matrices(depths):
-  rng = np.random.default_rng(0)
-  return {(a, b): rng.uniform(0, 1, (la, lb)) for a, la in depths.items()
-          for b, lb in depths.items()}
-
-
-def test_imbalance_grid_and_heatmaps(tmp_path):
-  depths = {"vit": 5, "convnext": 7}
-  matrices = _matrices(depths)
-  names = {m: [f"{m}_{i}" for i in range(l)] for m, l in depths.items()}
-  paths = plot_imbalance_grid(matrices, str(tmp_path / "fig1.png"), models=list(depths),
-                              representative={"vit": [1, 2, 3], "convnext": [1, 3, 5]},
-                              layer_names=names)
-  assert paths == [str(tmp_path / "fig1.png"), str(tmp_path / "fig1.pdf")]
-  _check_written(paths)
-  heat = plot_imbalance_heatmaps(matrices, str(tmp_path / "fig10"), layer_names=names)
-  _check_written(heat, count=8)
-  assert str(tmp_path / "fig10" / "fig10_vit__convnext.png") in heat
-  with pytest.raises(ValueError, match="missing"):
-    plot_imbalance_grid({("vit", "vit"): matrices[("vit", "vit")]}, str(tmp_path / "x"),
-                        models=list(depths), representative={"vit": [1, 2, 3]})
-  with pytest.raises(ValueError, match="expected 3 layers"):
-    plot_imbalance_grid(matrices, str(tmp_path / "x"), models=list(depths),
-                        representative={"vit": [1, 2], "convnext": [1, 2, 3]})
-
-
-def test_sample_size_and_smoothness_figures(tmp_path):
-  sizes = np.array([100, 1000, 10_000])
-  std = {"vit": np.array([0.05, 0.02, 0.01]), "convnext": np.array([0.08, 0.05, 0.04])}
-  _check_written(plot_sample_size_std(sizes, std, str(tmp_path / "fig11")))
-  _check_written(plot_smoothness_vs_n(sizes, std, {m: v / 4 for m, v in std.items()},
-                                      str(tmp_path / "fig12")))
-  with pytest.raises(ValueError, match="one value per size"):
-    plot_sample_size_std(sizes, {"vit": np.zeros(2)}, str(tmp_path / "bad"))
-  with pytest.raises(ValueError, match="same models"):
-    plot_smoothness_vs_n(sizes, std, {"vit": std["vit"]}, str(tmp_path / "bad"))
 
 
 def test_runlocal_end_to_end(tmp_path, monkeypatch):
@@ -68,9 +14,10 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
   from configs import mahaut_baroni
   from repsim_jax import information_imbalance_matrix
-  from repsim_jax.analysis import paper
+  from repsim_jax.extraction import representations
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.pipelines import mahaut_baroni as paper
   from repsim_jax.results import load_result
-  from repsim_jax.store import load_store_layers
   config = mahaut_baroni.get_config("runlocal,models=vit+igpt")
   workdir = str(tmp_path)
   with tfds.testing.mock_data(num_examples=16):
@@ -110,8 +57,8 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
 
   def no_extraction(*args, **kwargs):
     raise AssertionError("complete stores should be reused")
-  monkeypatch.setattr(paper.extract_lib, "extract_stores", no_extraction)
-  _, ids, paths = paper.ensure_stores(config, workdir)
+  monkeypatch.setattr(representations, "extract_stores", no_extraction)
+  _, ids, paths = representations.ensure_stores(config, workdir)
   assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
 
 
@@ -120,13 +67,16 @@ def test_semantic_step_reads_manynames_labels(tmp_path):
   labels reach the Jaccard computation through the store's ids."""
   from PIL import Image
   import ml_collections
-  from repsim_jax.analysis import paper
   from repsim_jax.analysis.semantic import semantic_coherence
   from repsim_jax.data.generated import generated_image
   from repsim_jax.data.manynames import ManyNamesSource, read_manynames
+  from repsim_jax.extraction.representations import Representations
+  from repsim_jax.pipelines.mahaut_baroni import semantic
+  from repsim_jax.pipelines.run import Run
   from repsim_jax.results import load_result
   from configs import mahaut_baroni
-  tsv = os.path.join(os.path.dirname(__file__), "data", "manynames", "manynames-zh-slice.tsv")
+  from locations import FIXTURES
+  tsv = str(FIXTURES / "manynames" / "manynames-zh-slice.tsv")
   vg = tmp_path / "vg"
   vg.mkdir()
   for i, row in enumerate(read_manynames(tsv)):
@@ -135,39 +85,38 @@ def test_semantic_step_reads_manynames_labels(tmp_path):
   ids = list(reversed(source.ids))  # store order differs from the TSV order
   rng = np.random.default_rng(0)
   layers = [rng.normal(size=(len(ids), 6)).astype(np.float32) for _ in range(4)]
-  reps = paper.Representations(source, ids, ["m"], {"m": [f"l{i}" for i in range(4)]},
-                               {"m": layers}, {"m": [1, 2, 2]}, {"m": "vit"})
+  reps = Representations(source, ids, ["m"], {"m": [f"l{i}" for i in range(4)]},
+                         {"m": layers}, {"m": [1, 2, 2]}, {"m": "vit"})
   config = ml_collections.ConfigDict({"dataset": {"kind": "manynames"}})
   cfg = mahaut_baroni.analysis(local=True).semantic
-  summary = paper.Summary(str(tmp_path), "t")
-  paper.semantic_step(reps, cfg, config, str(tmp_path), summary)
+  run = Run("paper", tmp_path, config=config, title="t")
+  semantic.step(reps, cfg, run)
   arrays, _ = load_result(str(tmp_path / "semantic" / "semantic"))
   labels = [set(r["responses"]) for r in reversed(read_manynames(tsv))]
   expected = semantic_coherence(layers, labels, n_queries=cfg.n_queries, k=cfg.k, seed=cfg.seed)
   np.testing.assert_allclose(arrays["m/mean"], expected["mean"], rtol=1e-12)
   assert os.path.exists(tmp_path / "figures" / "fig04_semantic.png")
-  assert "Jaccard" in open(summary.write()).read()
+  assert "Jaccard" in open(run.write_report()["markdown"]).read()
 
 
 def test_unprepared_tfds_dataset_is_skipped_with_its_build_command(tmp_path):
   pytest.importorskip("tensorflow_datasets")
   from configs import mahaut_baroni
-  from repsim_jax.analysis import paper
+  from repsim_jax.pipelines.mahaut_baroni.inputs import other_dataset
+  from repsim_jax.pipelines.report import Report
   config = mahaut_baroni.get_config("runlocal,models=vit")
-  summary = paper.Summary(str(tmp_path), "t")
-  section = summary.section("ood")
+  section = Report("t").section("ood")
   data_dir = str(tmp_path / "tfds")
-  reps = paper._other_dataset(config, {"kind": "tfds", "name": "stl10", "split": "test",
-                                       "data_dir": data_dir}, 8, str(tmp_path), "ood/stl10",
-                              section)
+  reps = other_dataset(config, {"kind": "tfds", "name": "stl10", "split": "test",
+                                "data_dir": data_dir}, 8, str(tmp_path), "ood/stl10", section)
   assert reps is None and not os.path.exists(tmp_path / "ood")
-  assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section["notes"][0]
+  assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section.notes[0]
 
 
 def _synthetic_stores(root, source, skipped=("gen/5",)):
   """Two stores of random layers (float16 and float32, flat and [2, d] rows, a sublayer, NaN rows
   for a skipped image), chunks of 16 rows so row reads cross chunk boundaries."""
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.extraction.store import ActivationStore
   rng = np.random.default_rng(0)
   ids, paths = source.ids, {}
   for m, (depth, shape, dtype, mtype) in {"a": (6, [8], "float32", "vit"),
@@ -196,13 +145,15 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
   read), and both give the eager path's numbers."""
   import ml_collections
   from configs import mahaut_baroni
-  from repsim_jax.analysis import paper
   from repsim_jax.data.generated import GeneratedSource
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.extraction.representations import load_representations
+  from repsim_jax.extraction.store import ActivationStore
+  from repsim_jax.pipelines.mahaut_baroni import imbalance, lowlevel, neighbourhoods
+  from repsim_jax.pipelines.run import Run
   source = GeneratedSource(40, size=(16, 16), seed=0)
   paths = _synthetic_stores(str(tmp_path / "stores"), source)
-  eager = paper.load_representations(source, source.ids, paths, lazy=False)
-  lazy = paper.load_representations(source, source.ids, paths, lazy=True, cache_mb=0)
+  eager = load_representations(source, source.ids, paths, lazy=False)
+  lazy = load_representations(source, source.ids, paths, lazy=True, cache_mb=0)
   assert eager.n == lazy.n == 39 and eager.representative == lazy.representative
   assert lazy.layer_names["a"] == ["embeddings"] + [f"block_{i:02d}" for i in range(6)]
 
@@ -225,27 +176,23 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
   config = ml_collections.ConfigDict({"analysis": a})
   out = {}
   for name, reps in (("eager", eager), ("lazy", lazy)):
-    summary = paper.Summary(str(tmp_path / name), "t")
-    out[name] = paper.neighbourhood_step(reps, a.neighbourhoods, config, str(tmp_path / name),
-                                         summary)
+    run = Run("paper", tmp_path / name, config=config)
+    out[name] = neighbourhoods.step(reps, a.neighbourhoods, run)
     if name == "lazy":
       want = sorted(("layer", m, lazy.layer_names[m][i]) for m in ("a", "b")
                     for i in lazy.representative[m])
       assert sorted(reads) == want  # 3 layers per model, each read once
       reads.clear()
-    out[name + "/lowlevel"] = paper.lowlevel_step(reps, a.lowlevel, config, str(tmp_path / name),
-                                                  summary)
+    out[name + "/lowlevel"] = lowlevel.step(reps, a.lowlevel, run)
     if name == "lazy":
       assert {r[0] for r in reads} == {"rows"}  # no whole-layer read for 32 of 39 rows
       assert len(reads) == len(lazy.layers["a"]) + len(lazy.layers["b"])
   # II: the union call on eager layers, one call per model pair on lazy ones: the same matrices
   reads.clear()
   a.imbalance.heatmaps = False
-  union = paper.imbalance_step(eager, a.imbalance, config, str(tmp_path / "eager"),
-                               paper.Summary(str(tmp_path / "eager"), "t"))
+  union = imbalance.step(eager, a.imbalance, Run("paper", tmp_path / "eager", config=config))
   a.imbalance.by_model_pair = True
-  pairs = paper.imbalance_step(lazy, a.imbalance, config, str(tmp_path / "lazy"),
-                               paper.Summary(str(tmp_path / "lazy"), "t"))
+  pairs = imbalance.step(lazy, a.imbalance, Run("paper", tmp_path / "lazy", config=config))
   assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
   for pair, matrix in union["matrices"].items():
     np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
@@ -258,13 +205,13 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
 
 
 def test_layer_cache_is_lru_within_its_budget(tmp_path):
-  from repsim_jax.analysis import paper
   from repsim_jax.data.generated import GeneratedSource
+  from repsim_jax.extraction.representations import load_representations
   source = GeneratedSource(40, size=(16, 16), seed=0)
   paths = _synthetic_stores(str(tmp_path), source, skipped=())
   layer_bytes = 40 * 8 * 4
-  reps = paper.load_representations(source, source.ids, {"a": paths["a"]}, lazy=True,
-                                    cache_mb=2.5 * layer_bytes / 2**20)
+  reps = load_representations(source, source.ids, {"a": paths["a"]}, lazy=True,
+                              cache_mb=2.5 * layer_bytes / 2**20)
   layers, cache = reps.layers["a"], reps.layers["a"].cache
   first = layers[1]
   assert layers[1] is first and layers[-1] is layers[len(layers) - 1]  # cached: same object

@@ -13,7 +13,7 @@ import numpy as np
 
 import repsim_jax
 from configs import raghu as raghu_config
-from repsim_jax.analysis import raghu
+from repsim_jax.pipelines import raghu
 from repsim_jax.data import from_config, sample_ids
 from repsim_jax.models import from_pretrained, jit_forward, load_preprocessor
 from repsim_jax.results import load_result
