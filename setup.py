@@ -22,6 +22,7 @@ setuptools.setup(
         "optax",
         "orbax-checkpoint",
         "numpy>=1.26",
+        "scipy",  # t quantiles of the subsample intervals (jax needs it too)
         "absl-py",
         "ml_collections",
         "matplotlib",

@@ -59,8 +59,9 @@ class SyntheticLayer:
     return out[lo - start:hi - start]
 
 
-def torch_per_pair(layers_a, layers_b, pairs, batch_size):
-  """The per-pair loop: CKA for each (i, j) in `pairs`, recomputing Grams per pair and batch."""
+def torch_per_pair(layers_a, layers_b, pairs, batch_size, *, device="cpu"):
+  """The per-pair loop: CKA for each (i, j) in `pairs`, recomputing Grams per pair and batch
+  (on `device`: the accelerator suite runs it on the GPU)."""
   import torch
 
   def hsic1(k, l):
@@ -68,7 +69,7 @@ def torch_per_pair(layers_a, layers_b, pairs, batch_size):
     k, l = k.clone(), l.clone()
     k.fill_diagonal_(0)
     l.fill_diagonal_(0)
-    ones = torch.ones(m, dtype=k.dtype)
+    ones = torch.ones(m, dtype=k.dtype, device=k.device)
     value = (torch.sum(k * l) + k.sum() * l.sum() / ((m - 1) * (m - 2))
              - 2.0 / (m - 2) * (ones @ k) @ (l @ ones))
     return float(value) / (m * (m - 3))
@@ -79,8 +80,8 @@ def torch_per_pair(layers_a, layers_b, pairs, batch_size):
     for i, j in pairs:
       kl = kk = ll = 0.0
       for t in range(n // batch_size):
-        x = torch.from_numpy(layers_a[i][t * batch_size:(t + 1) * batch_size])
-        y = torch.from_numpy(layers_b[j][t * batch_size:(t + 1) * batch_size])
+        x = torch.from_numpy(layers_a[i][t * batch_size:(t + 1) * batch_size]).to(device)
+        y = torch.from_numpy(layers_b[j][t * batch_size:(t + 1) * batch_size]).to(device)
         k, l = x @ x.T, y @ y.T
         kl += hsic1(k, l)
         kk += hsic1(k, k)

@@ -73,6 +73,25 @@ def synthetic_layers(key, labels, num_layers: int, dim: int) -> jax.Array:
   return jax.jit(lambda: jax.lax.map(layer, jnp.arange(num_layers)))()
 
 
+def sklearn_probe_loop(features: np.ndarray, splits, probes_to_fit, num_classes: int, **options):
+  """The anchor: StandardScaler + LogisticRegression fitted probe by probe (probe = layer *
+  num_classes + class) with the library's objective; `options` go to LogisticRegression.
+  Returns (accuracies, wall seconds per probe, CPU seconds per probe)."""
+  l2 = logistic_probes.LOGISTIC_PROBE_HPARAMS["l2"]
+  ref = np.zeros(len(probes_to_fit))
+  t, cpu0 = time.perf_counter(), time.process_time()
+  for i, probe in enumerate(probes_to_fit):
+    layer, c = divmod(int(probe), num_classes)
+    rows, tr, te = splits.index[c], splits.train[c], splits.test[c]
+    x, y = features[layer][rows], splits.target[c]
+    scaler = StandardScaler().fit(x[tr])
+    clf = LogisticRegression(C=1.0 / (l2 * tr.sum()), **options)
+    clf.fit(scaler.transform(x[tr]), y[tr])
+    ref[i] = clf.score(scaler.transform(x[te]), y[te])
+  n = len(probes_to_fit)
+  return ref, (time.perf_counter() - t) / n, (time.process_time() - cpu0) / n
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--classes", type=int, default=1000)
@@ -109,21 +128,9 @@ def main():
 
   rng = np.random.default_rng(args.seed + 1)
   subset = rng.choice(n_probes, size=min(args.sklearn_probes, n_probes), replace=False)
-  l2 = logistic_probes.LOGISTIC_PROBE_HPARAMS["l2"]
   feats_np = np.asarray(features)
-  def sklearn_loop(probes_to_fit, **options):  # options: LogisticRegression's (default: its own)
-    ref = np.zeros(len(probes_to_fit))
-    t, cpu0 = time.perf_counter(), time.process_time()
-    for i, probe in enumerate(probes_to_fit):
-      layer, c = divmod(int(probe), args.classes)
-      rows, tr, te = splits.index[c], splits.train[c], splits.test[c]
-      x, y = feats_np[layer][rows], splits.target[c]
-      scaler = StandardScaler().fit(x[tr])
-      clf = LogisticRegression(C=1.0 / (l2 * tr.sum()), **options)
-      clf.fit(scaler.transform(x[tr]), y[tr])
-      ref[i] = clf.score(scaler.transform(x[te]), y[te])
-    n = len(probes_to_fit)
-    return ref, (time.perf_counter() - t) / n, (time.process_time() - cpu0) / n
+  sklearn_loop = lambda probes_to_fit, **options: sklearn_probe_loop(
+      feats_np, splits, probes_to_fit, args.classes, **options)
 
   with threadpool_limits(1):  # one BLAS thread: no oversubscription on a shared CPU
     ref, per_probe_1, cpu_per_probe = sklearn_loop(subset)

@@ -1,7 +1,9 @@
 """repsim_jax: compare the layer-by-layer representations of vision models, in JAX.
 
 The public metric API (contracts in docs/design.md): information imbalance, its statistics,
-the CKA family and neighbour-based measures, single pair and all-layer matrices. Every function
+the CKA family and neighbour-based measures, single pair and all-layer matrices, with their
+uncertainty (bootstrap and subsample intervals, permutation-calibrated scores, the cross-encoder
+subspace analysis). Every function
 takes numpy or jax arrays [n, d] (layers of different widths are fine). The jit-friendly kernels
 live in `repsim_jax.metrics.*`; models in `repsim_jax.models`, the pipelines of the two papers in
 `repsim_jax.pipelines`.
@@ -13,6 +15,8 @@ whose batch sums do not depend on the batch size.
 """
 __version__ = "0.1.0"
 
+from repsim_jax.analysis.subspace import cross_encoder_subspace
+from repsim_jax.metrics.calibration import calibrate, permutation_test
 from repsim_jax.metrics.cca import pwcca, pwcca_matrix, svcca, svcca_matrix
 from repsim_jax.metrics.distances import pairwise_distances
 from repsim_jax.metrics.imbalance import (imbalance_between_models, information_imbalance,
@@ -20,6 +24,8 @@ from repsim_jax.metrics.imbalance import (imbalance_between_models, information_
                                            information_imbalance_pair)
 from repsim_jax.metrics.imbalance_stats import (imbalance_subsets, sample_size_curve, smoothness,
                                                  smoothness_curve)
+from repsim_jax.metrics.intervals import (cka_bootstrap, cka_subsets, format_interval,
+                                          imbalance_bootstrap)
 from repsim_jax.metrics.kernel_alignment import RAGHU_PROTOCOL, cka_matrix
 from repsim_jax.metrics.kernel_alignment import cka as _cka_kernel
 from repsim_jax.metrics.knn_alignment import cknna, cknna_matrix, mutual_knn, mutual_knn_matrix
@@ -37,6 +43,9 @@ __all__ = [
     "procrustes", "procrustes_matrix",
     # neighbours and distances (Huh et al. 2024 for mutual k-NN / CKNNA)
     "knn", "pairwise_distances", "mutual_knn", "mutual_knn_matrix", "cknna", "cknna_matrix",
+    # uncertainty: intervals, permutation calibration, the cross-encoder subspace analysis
+    "imbalance_bootstrap", "cka_bootstrap", "cka_subsets", "format_interval", "calibrate",
+    "permutation_test", "cross_encoder_subspace",
 ]
 
 

@@ -15,4 +15,6 @@ Raghu et al. (2021):
   localization.py       CKA of a token with the input patches
   ridge_probes.py       closed-form few-shot probes per layer and token
   tokens.py             token / feature-map layouts these share
+Across encoders:
+  subspace.py           top PCA subspaces of one layer of several encoders, compared
 """

@@ -6,6 +6,7 @@ replicated points, never n x n. Results are gathered to the host in row order.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Any, Callable
@@ -57,7 +58,9 @@ def _compiled(block_fn: Callable, static: tuple, mesh: Mesh, block_size: int, pe
     n_blocks = per_device // block_size
     blocks = tuple(a.reshape(n_blocks, block_size, *a.shape[1:]) for a in sharded)
     out = jax.lax.map(lambda blk: block_fn(*blk, *replicated, **kwargs), blocks)
-    return jax.tree.map(lambda o: o.reshape(per_device, *o.shape[2:]), out)
+    # Per-row outputs [n_blocks, block_size, ...] -> [per_device, ...]; per-block outputs
+    # [n_blocks, 1, ...] -> [n_blocks, ...].
+    return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:]), out)
 
   specs = (P(sharding.ROWS),) * n_sharded + (P(),) * n_replicated
   return jax.jit(jax.shard_map(device_fn, mesh=mesh, in_specs=specs, out_specs=P(sharding.ROWS)))
@@ -66,6 +69,7 @@ def _compiled(block_fn: Callable, static: tuple, mesh: Mesh, block_size: int, pe
 def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.ndarray, ...],
                    replicated: tuple[Any, ...], *, static: dict[str, Any], mesh: Mesh | None,
                    block_size: int, chunks: int = 1, bucket: bool = False,
+                   per_block: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Any:
   """Runs `block_fn(query_idx_block, *sharded_blocks, *replicated, **static)` over all queries.
 
@@ -82,9 +86,14 @@ def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.
       `progress(done_rows, total_rows)` can report between them; each keeps >= 4 blocks per device.
     bucket: round the padded row count up to a power of two, so that calls with varying numbers
       of queries (re-ranking fallbacks) reuse a few compiled programs instead of compiling each.
+    per_block: `block_fn` reduces its block and returns leading dimension 1 (e.g. sums over its
+      rows; padding rows carry query index -1 and must contribute nothing). Used where per-row
+      outputs would be too large (bootstrap replicates, permutations).
 
   Returns:
-    the pytree of outputs as numpy, leading dimension q, in query order.
+    the pytree of outputs as numpy, leading dimension q, in query order; with `per_block`, the
+    stacked block results [n_blocks, ...] (their partition depends on the device count, their
+    sum does not when the outputs are integers).
   """
   mesh = sharding.row_mesh() if mesh is None else mesh
   n_dev, n_q = mesh.size, len(query_idx)
@@ -110,7 +119,16 @@ def map_row_blocks(block_fn: Callable, query_idx: np.ndarray, sharded: tuple[np.
     args = [sharding.shard_rows(pad(query_idx, -1), mesh)]
     args += [sharding.shard_rows(pad(a, 0), mesh) for a in sharded]
     out = fn(*args, *replicated)
-    outs.append(jax.tree.map(lambda o: sharding.to_host(o)[: stop - start], out))
+    keep = None if per_block else stop - start
+    outs.append(jax.tree.map(lambda o: sharding.to_host(o)[:keep], out))
     if progress is not None:
       progress(stop, n_q)
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outs)
+
+
+def float_scope(dtype) -> contextlib.AbstractContextManager:
+  """The context a kernel of `dtype` runs in: x64 switched on for np.float64 (jax would compute
+  in float32 otherwise), nothing for np.float32; other dtypes are refused."""
+  if np.dtype(dtype) not in (np.float32, np.float64):
+    raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+  return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()

@@ -122,6 +122,19 @@ def score_block(query_idx: jax.Array, points: jax.Array, sqnorm: jax.Array, *, m
   return scores
 
 
+def order_keys(scores: jax.Array) -> jax.Array:
+  """Integers that order like `scores` (float32 -> int32, float64 -> int64); -0.0 equals +0.0.
+
+  Rank kernels only need the order of a row's scores, and XLA's CPU sort is ~3x faster on
+  integers than on floats (which it orders through a NaN-aware comparator). Scores must not be
+  NaN (+inf, the excluded self, stays the largest).
+  """
+  scores = jnp.where(scores == 0, jnp.zeros_like(scores), scores)
+  itype = jnp.int32 if scores.dtype == jnp.float32 else jnp.int64
+  bits = jax.lax.bitcast_convert_type(scores, itype)
+  return jnp.where(bits < 0, bits ^ jnp.iinfo(itype).max, bits)  # negative floats: reversed
+
+
 def scores_to_distances(scores: jax.Array, query_sqnorm: jax.Array, *, metric: str) -> jax.Array:
   """Turns `score_block` values back into distances (euclidean, or 1 - cosine similarity)."""
   if metric == "euclidean":

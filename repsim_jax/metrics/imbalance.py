@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, distances, validation
+from repsim_jax.metrics import _blocked, distances, imbalance_acevedo, validation
 from repsim_jax.metrics import neighbours as neighbours_lib
 from repsim_jax.metrics.neighbours import knn
 
@@ -42,6 +42,7 @@ __all__ = ["information_imbalance", "information_imbalance_pair", "information_i
            "imbalance_between_models", "imbalance_ranks"]
 
 TIES = ("min", "average")
+CONVENTIONS = ("dadapy", "acevedo")
 _MIN_FUSED_BLOCK = 32  # below this many rows per block the fused pass is bandwidth-bound
 
 
@@ -130,6 +131,15 @@ def _warn_duplicates(layers, names):
                 f"ties option)", stacklevel=3)
 
 
+def _warn_duplicate_layers(layers_a, layers_b):
+  """`_warn_duplicates` over the distinct layers, each named by its first place."""
+  union, _, _ = _union(layers_a, layers_b)
+  names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
+  for j, y in enumerate(layers_b):
+    names.setdefault(id(y), f"layers_b[{j}]")
+  _warn_duplicates(union, [names[id(x)] for x in union])
+
+
 def _union(layers_a, layers_b):
   """Distinct layers (by identity) and the positions of the a- and b-layers among them."""
   union, ids = [], {}
@@ -192,11 +202,7 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
   n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   validation.check_k(k, n)
   if check_duplicates:
-    union, _, _ = _union(layers_a, layers_b)
-    names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
-    for j, y in enumerate(layers_b):
-      names.setdefault(id(y), f"layers_b[{j}]")
-    _warn_duplicates(union, [names[id(x)] for x in union])
+    _warn_duplicate_layers(layers_a, layers_b)
   mesh = sharding.row_mesh() if mesh is None else mesh
   union, a_ids, b_ids = _union(layers_a, layers_b)
   itemsize = np.dtype(dtype).itemsize
@@ -305,7 +311,9 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
                                  memory_budget_bytes: int | None = None, mesh=None,
                                  dtype=np.float32, check_duplicates: bool = True,
                                  fused: bool | None = None,
-                                 progress: Callable[[str], None] | None = None) -> np.ndarray:
+                                 progress: Callable[[str], None] | None = None,
+                                 convention: str = "dadapy", query_rows=None,
+                                 seed: int = 0) -> np.ndarray:
   """Delta(layers_a[i] -> layers_b[j]) for every pair: float64 [La, Lb].
 
   Args:
@@ -320,11 +328,24 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
     check_duplicates: warn, with a count, when a layer holds exactly repeated points.
     fused: schedule (see `imbalance_ranks`); None picks fused when it fits the budget.
     progress: called with progress lines (layer passes done, elapsed, ETA).
+    convention: "dadapy" (default) or "acevedo" (see `information_imbalance`).
+    query_rows: "acevedo" only: explicit query row indices; default `seed`'s random choice.
+    seed: "acevedo" only: seeds the default query rows.
 
   Returns:
     float64 [La, Lb] with entry [i, j] = Delta(layers_a[i] -> layers_b[j]).
   """
   layers_b = layers_a if layers_b is None else layers_b
+  if convention == "acevedo":
+    return _acevedo_matrix(layers_a, layers_b, k=k, metric=metric, ties=ties,
+                           query_rows=query_rows, seed=seed, block_size=block_size,
+                           memory_budget_bytes=memory_budget_bytes, mesh=mesh, dtype=dtype,
+                           check_duplicates=check_duplicates)
+  if convention != "dadapy":
+    raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+  if query_rows is not None:
+    raise ValueError("query_rows: only the 'acevedo' convention splits query rows from "
+                     "reference points; pass convention='acevedo'")
   ranks = imbalance_ranks(layers_a, layers_b, k=k, metric=metric, ties=ties,
                           block_size=block_size, memory_budget_bytes=memory_budget_bytes,
                           mesh=mesh, dtype=dtype, check_duplicates=check_duplicates,
@@ -333,15 +354,42 @@ def information_imbalance_matrix(layers_a: Sequence, layers_b: Sequence | None =
 
 
 def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: str = "min",
+                          convention: str = "dadapy", query_rows=None, seed: int = 0,
                           **kwargs) -> float:
-  """Delta(a -> b), DADApy's information imbalance with exact ranks.
+  """Delta(a -> b) with exact ranks, in DADApy's convention (default) or Acevedo et al.'s.
+
+  The two conventions side by side (d^X: distances in space X; r: ranks of j among i's others):
+
+    |                | convention="dadapy" (default)      | convention="acevedo"               |
+    |----------------|------------------------------------|------------------------------------|
+    | queries i      | all N points                       | query rows Q: `query_rows`, default|
+    |                |                                    | 500 (20% of N if N < 2500) drawn   |
+    |                |                                    | with `seed`                        |
+    | ranked against | the other N - 1 points             | the disjoint rest R: n_ref = N - #Q|
+    | ranks          | 1-based; ties="min": 1 + # closer, | 0-based rankdata(method="min") - 1 |
+    |                | or ties="average"                  | in both spaces (# strictly closer) |
+    | neighbours in a| the k nearest, lowest index first  | every j with r^a_ij < k: all tied  |
+    |                | among equal distances              | nearest neighbours count           |
+    | Delta          | 2/N * mean over (i, k neighbours)  | 2/(n_ref - 1) * mean over all      |
+    |                |                                    | (i, neighbour) pairs               |
+
+  Both are ~0 when a's neighbourhoods are b's and ~1 for unrelated spaces. DADApy's equals
+  `MetricComparisons(..., maxk=N-1)` on tie-free data; Acevedo's transcribes the authors' code
+  (`repsim_jax.metrics.imbalance_acevedo`), ties included.
 
   Args:
     a: [N, d_a] predicting representation; b: [N, d_b] predicted representation.
     k, metric, ties and the remaining keywords: as in `information_imbalance_matrix`.
+    convention: "dadapy" or "acevedo" (ties must stay "min": the convention fixes them).
+    query_rows: "acevedo" only: explicit query row indices (distinct, leaving >= 2 points).
+    seed: "acevedo" only: seeds the default query rows (`imbalance_acevedo.default_query_rows`).
 
   Returns:
-    2/N * mean over i and i's k nearest neighbours j in a of the rank of j in b.
+    Delta(a -> b) as a Python float.
+
+  References:
+    Acevedo et al. "An approach to identify the most semantically informative deep
+    representations of text and images." arXiv:2505.17101, 2025.
   """
   a = validation.as_representation(a, "a")
   b = validation.as_representation(b, "b")
@@ -349,7 +397,8 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
   if kwargs.pop("check_duplicates", True):
     _warn_duplicates([a, b], ["a", "b"])
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
-                                            check_duplicates=False, **kwargs)[0, 0])
+                                            check_duplicates=False, convention=convention,
+                                            query_rows=query_rows, seed=seed, **kwargs)[0, 0])
 
 
 def information_imbalance_pair(a, b, **kwargs) -> tuple[float, float]:
@@ -361,3 +410,25 @@ def information_imbalance_pair(a, b, **kwargs) -> tuple[float, float]:
   b = validation.as_representation(b, "b")
   m = information_imbalance_matrix([a, b], [a, b], **kwargs)
   return float(m[0, 1]), float(m[1, 0])
+
+
+def _acevedo_matrix(layers_a, layers_b, *, k, metric, ties, query_rows, seed, block_size,
+                    memory_budget_bytes, mesh, dtype, check_duplicates):
+  """`information_imbalance_matrix(..., convention="acevedo")`: see `imbalance_acevedo`."""
+  distances.check_metric(metric)
+  _check_dtype(dtype)
+  if ties != "min":
+    raise ValueError(f"ties={ties!r}: the 'acevedo' convention fixes ties to rankdata's 'min'")
+  same = layers_b is layers_a
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  if check_duplicates:
+    _warn_duplicate_layers(layers_a, layers_b)
+  rows = (imbalance_acevedo.default_query_rows(n, seed) if query_rows is None
+          else imbalance_acevedo.check_query_rows(query_rows, n))
+  union, a_ids, b_ids = _union(layers_a, layers_b)
+  sums, counts = imbalance_acevedo.acevedo_rank_sums(
+      union, a_ids, b_ids, rows, k=int(k), metric=metric, mesh=mesh, block_size=block_size,
+      memory_budget_bytes=memory_budget_bytes, dtype=dtype)
+  return 2.0 * sums / (counts[:, None] * (n - len(rows) - 1.0))

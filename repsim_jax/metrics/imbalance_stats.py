@@ -1,9 +1,9 @@
 """Statistics around information imbalance, for Appendix B of Mahaut & Baroni (2026).
 
-* `imbalance_subsets`: II on disjoint random subsets, mean ± standard error (DADApy's
-  `subset_size` / `repeats` semantics, but every subset has exactly `subset_size` points, ranks
-  are exact inside each subset, and asking for more points than exist is an error rather than a
-  silent truncation).
+* `imbalance_subsets`: II on disjoint random subsets, mean ± standard error and a t interval
+  (DADApy's `subset_size` / `repeats` semantics, but every subset has exactly `subset_size`
+  points, ranks are exact inside each subset, and asking for more points than exist is an error
+  rather than a silent truncation).
 * `sample_size_curve`: std of II over independent random subsamples as N grows (Fig. 11).
 * `smoothness`: std of adjacent-layer differences of an II curve (Sec. 3.2.3, Fig. 12).
 """
@@ -13,42 +13,40 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.metrics import validation
+from repsim_jax.metrics import intervals, validation
 from repsim_jax.metrics.imbalance import information_imbalance_matrix
 
 __all__ = ["imbalance_subsets", "sample_size_curve", "smoothness", "smoothness_curve"]
 
 
 def imbalance_subsets(layers_a: Sequence, layers_b: Sequence | None = None, *, subset_size: int,
-                      repeats: int | None = None, seed: int, **kwargs) -> dict[str, np.ndarray]:
+                      repeats: int | None = None, seed: int, confidence: float = 0.95,
+                      **kwargs) -> dict[str, np.ndarray]:
   """II matrices on `repeats` disjoint random subsets of exactly `subset_size` points.
 
   Args:
     layers_a, layers_b: as in `information_imbalance_matrix` ([N, d_l] each).
     subset_size: points per subset.
     repeats: number of disjoint subsets (default: N // subset_size, all that fit).
-    seed: seeds the permutation that forms the subsets.
+    seed: seeds the permutation that forms the subsets (`intervals.disjoint_subsets`).
+    confidence: level of the Student-t interval (`intervals.subsample_interval`).
     **kwargs: passed to `information_imbalance_matrix` (k, metric, ...).
 
   Returns:
     {"values": [R, La, Lb], "mean": [La, Lb], "sem": [La, Lb] (std with ddof=1 / sqrt(R); 0 when
-    R == 1), "subsets": [R, subset_size] row indices}.
+    R == 1), "low", "high", "half_width" (mean ± t_{R-1} sem), "subsets": [R, subset_size] row
+    indices}. One II matrix per subset: R (N/R)^2 distance work in all, less than one full pass.
   """
   layers_a = validation.as_layers(layers_a, "layers_a")
   layers_b = layers_a if layers_b is None else validation.as_layers(layers_b, "layers_b")
   n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
-  fit = n // subset_size
-  repeats = fit if repeats is None else int(repeats)
-  if subset_size < 2 or repeats < 1 or repeats > fit:
-    raise ValueError(f"{repeats} disjoint subsets of {subset_size} points need "
-                     f"{repeats * subset_size} points, but there are N={n}")
-  perm = np.random.default_rng(seed).permutation(n)
-  subsets = perm[: repeats * subset_size].reshape(repeats, subset_size)
+  subsets = intervals.disjoint_subsets(n, subset_size, repeats, seed)
   values = np.stack([
       information_imbalance_matrix([x[idx] for x in layers_a], [y[idx] for y in layers_b],
                                    **kwargs) for idx in subsets])
-  sem = values.std(axis=0, ddof=1) / np.sqrt(repeats) if repeats > 1 else np.zeros_like(values[0])
-  return {"values": values, "mean": values.mean(axis=0), "sem": sem, "subsets": subsets}
+  out = intervals.subsample_interval(values, confidence=confidence)
+  out["subsets"] = subsets
+  return out
 
 
 def sample_size_curve(layers_a: Sequence, layers_b: Sequence | None = None, *,

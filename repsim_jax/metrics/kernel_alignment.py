@@ -41,7 +41,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax import sharding as mesh_lib
 from repsim_jax.progress import Progress
-from repsim_jax.metrics.validation import as_layer, as_layer_list, check_rows, float_dtype
+from repsim_jax.metrics.validation import (as_layer, as_layer_list, check_rows, float_dtype,
+                                            layer_lists)
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -468,3 +469,80 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
     rows = rng.permutation(n)[:n_samples]
     total += _minibatch_matrix(layers_a, layers_b, rows=rows, **opts)
   return total / repeats
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation null (image correspondence shuffled), for `calibration.permutation_test`.
+
+@jax.jit
+def _null_features(x):
+  """Centred features, row norms and their sum, and the constant flag (feature form)."""
+  xc = center_features(x)
+  rows = jnp.sum(xc * xc, axis=1)
+  return xc, rows, jnp.sum(rows), _is_constant(xc)
+
+
+@functools.partial(jax.jit, static_argnames=("debiased",))
+def _permuted_hsic(fa, fb, perms, *, debiased):
+  """<K~, P L~ P^T> (or the biased form) for each permutation row of perms [p, n]: [p].
+
+  Feature form (fa, fb from `_null_features`): ||X^T P Y||^2, debiased through the row norms.
+  Gram form (flat centred Grams from `_centered_gram_flat`): sum of K~ * (P L~ P^T).
+  """
+  if len(fa) == 2:
+    n = perms.shape[1]
+    ga, gb = fa[0].reshape(n, n), fb[0].reshape(n, n)
+    return jax.lax.map(lambda perm: jnp.sum(ga * gb[perm][:, perm]), perms)
+  (xa, ra, sa, _), (xb, rb, sb, _) = fa, fb
+
+  def one(perm):
+    xty = jnp.sum(jnp.matmul(xa.T, xb[perm], precision=_HI) ** 2)
+    return _debias(xty, ra, rb[perm], sa, sb, xa.shape[0]) if debiased else xty
+
+  return jax.lax.map(one, perms)
+
+
+def cka_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms, *,
+                         debiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
+  """Linear CKA(layers_a[i], layers_b[j][perm]) for each permutation, and the observed matrix.
+
+  Permuting the rows of one side leaves both self terms unchanged; only the cross term is
+  recomputed, in the form `cka_matrix` uses: ||X^T P Y||^2 (and, debiased, Y's row norms permuted)
+  when n > every d, else <K~, P L~ P^T> on the centred Grams. One permutation costs the cross
+  terms of one plain `cka_matrix`.
+
+  Args:
+    layers_a, layers_b: sequences of [n, d_l] arrays.
+    perms: [P, n] permutations of range(n); permutation p pairs row i of A with row perms[p, i]
+      of B.
+    debiased: HSIC_1 (Song et al. 2012) as `cka_matrix(debiased=True)`, else the biased HSIC.
+
+  Returns:
+    (observed float64 [La, Lb] (the identity, through the same code), null float64 [P, La, Lb]).
+  """
+  la, lb, same = layer_lists(layers_a, layers_b, min_n=4 if debiased else 2,
+                             why="debiased CKA" if debiased else "CKA")
+  n = la[0].shape[0]
+  perms = np.asarray(perms)
+  if (perms.ndim != 2 or perms.shape[1] != n
+      or not np.all(np.sort(perms, axis=1) == np.arange(n))):
+    raise ValueError(f"perms: expected permutations of range({n}) as rows [P, {n}], got "
+                     f"{perms.dtype} {perms.shape}")
+  if n > max(x.shape[1] for x in la + lb):
+    prep = _null_features
+  else:
+    def prep(x):
+      return _centered_gram_flat(x, kernel="linear", debiased=debiased, rbf_threshold=1.0)
+  fa = [prep(x) for x in la]
+  fb = fa if same else [prep(x) for x in lb]
+  identity = np.arange(n)[None]
+  self_a = [_permuted_hsic(f, f, identity, debiased=debiased)[0] for f in fa]
+  self_b = self_a if same else [_permuted_hsic(f, f, identity, debiased=debiased)[0] for f in fb]
+  all_perms = jnp.asarray(np.concatenate([np.arange(n)[None], perms]), jnp.int32)
+  out = np.zeros((len(all_perms), len(la), len(lb)))
+  for i, f in enumerate(fa):
+    for j, g in enumerate(fb):
+      cross = _permuted_hsic(f, g, all_perms, debiased=debiased)
+      out[:, i, j] = np.asarray(_ratio(cross, self_a[i], self_b[j],
+                                       jnp.logical_or(f[-1], g[-1])), np.float64)
+  return out[0], out[1:]

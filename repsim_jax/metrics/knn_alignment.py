@@ -172,15 +172,9 @@ def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True,
 def cknna_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, k: int = 10,
                  normalize: bool = True, unbiased: bool = True) -> np.ndarray:
   """[La, Lb] CKNNA; each layer's Gram matrix, neighbour mask and self term computed once."""
-  _check_cknna(k)
-  layers_a, layers_b, same = layer_lists(layers_a, layers_b, min_n=max(k + 1, 4),
-                                     why=f"CKNNA with k={k}")
-  opts = dict(k=k, normalize=normalize, unbiased=unbiased)
-  ga = [_gram_and_mask(x, **opts) for x in layers_a]
-  gb = ga if same else [_gram_and_mask(x, **opts) for x in layers_b]
+  ga, gb, self_a, self_b, _ = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
+                                           unbiased=unbiased)
   hs = functools.partial(_masked_hsic, unbiased=unbiased)
-  self_a = [hs(*g, *g) for g in ga]
-  self_b = self_a if same else [hs(*g, *g) for g in gb]
   out = np.zeros((len(ga), len(gb)))
   for i, g in enumerate(ga):
     for j, h in enumerate(gb):
@@ -188,7 +182,93 @@ def cknna_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, k: int = 1
   return out
 
 
+def _cknna_parts(layers_a, layers_b, *, k, normalize, unbiased):
+  """Checked inputs -> (Gram and mask of each layer of A, of B, self terms of A, of B, n)."""
+  _check_cknna(k)
+  layers_a, layers_b, same = layer_lists(layers_a, layers_b, min_n=max(k + 1, 4),
+                                         why=f"CKNNA with k={k}")
+  opts = dict(k=k, normalize=normalize, unbiased=unbiased)
+  ga = [_gram_and_mask(x, **opts) for x in layers_a]
+  gb = ga if same else [_gram_and_mask(x, **opts) for x in layers_b]
+  hs = functools.partial(_masked_hsic, unbiased=unbiased)
+  self_a = [hs(*g, *g) for g in ga]
+  self_b = self_a if same else [hs(*g, *g) for g in gb]
+  return ga, gb, self_a, self_b, layers_a[0].shape[0]
+
+
 def _check_cknna(k: int) -> None:
   if k < 2:
     raise ValueError(f"k: CKNNA needs k >= 2, got {k}")
 
+
+
+# --- Permutation nulls (image correspondence shuffled), for `calibration.permutation_test` -----
+
+def _check_perms(perms, n: int) -> np.ndarray:
+  perms = np.asarray(perms)
+  if (perms.ndim != 2 or perms.shape[1] != n
+      or not np.all(np.sort(perms, axis=1) == np.arange(n))):
+    raise ValueError(f"perms: expected permutations of range({n}) as rows [P, {n}], got "
+                     f"{perms.dtype} {perms.shape}")
+  return np.concatenate([np.arange(n)[None], perms]).astype(np.int32)  # identity first
+
+
+@jax.jit
+def _permuted_overlaps(ia, ib, perms, inverse):
+  """[La, n, k], [Lb, n, k] lists; Y[perm] has neighbours inverse[ib[:, perm]] -> [p, La, Lb]."""
+  def one(args):
+    perm, inv = args
+    permuted = inv[ib[:, perm]]
+    return jax.vmap(jax.vmap(_overlap, (None, 0)), (0, None))(ia, permuted)
+  return jax.lax.map(one, (perms, inverse))
+
+
+def mutual_knn_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms, *,
+                                k: int = 10, normalize: bool = True
+                                ) -> tuple[np.ndarray, np.ndarray]:
+  """Mutual k-NN of (layers_a[i], layers_b[j][perm]) for each permutation, and the observed.
+
+  Each layer's neighbour lists are computed once; under a permutation pi the neighbours of row i
+  in Y[pi] are pi^-1 of Y's neighbours of pi(i), a gather (ties between equal similarities keep
+  the unpermuted order's lowest-index rule). One permutation costs La Lb n k^2 comparisons.
+
+  Returns:
+    (observed float64 [La, Lb], null float64 [P, La, Lb]).
+  """
+  layers_a, layers_b, same = layer_lists(layers_a, layers_b, min_n=k + 1,
+                                         why=f"k={k} neighbours")
+  perms = _check_perms(perms, layers_a[0].shape[0])
+  ia = jnp.stack([knn_indices(x, k=k, normalize=normalize) for x in layers_a])
+  ib = ia if same else jnp.stack([knn_indices(x, k=k, normalize=normalize) for x in layers_b])
+  out = np.asarray(_permuted_overlaps(ia, ib, perms, jnp.argsort(perms, axis=1)), np.float64)
+  return out[0], out[1:]
+
+
+@functools.partial(jax.jit, static_argnames=("unbiased",))
+def _permuted_masked_hsic(ka, ma, kb, mb, perms, *, unbiased):
+  def one(perm):
+    return _masked_hsic(ka, ma, kb[perm][:, perm], mb[perm][:, perm], unbiased=unbiased)
+  return jax.lax.map(one, perms)
+
+
+def cknna_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms, *,
+                           k: int = 10, normalize: bool = True, unbiased: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray]:
+  """CKNNA of (layers_a[i], layers_b[j][perm]) for each permutation, and the observed.
+
+  Gram matrices, neighbour masks and self terms are computed once per layer (the self terms do
+  not change when both of their arguments are permuted); a permutation gathers B's Gram and mask
+  (ties as in `mutual_knn_permutation_null`) and costs one masked HSIC, O(n^2), per pair.
+
+  Returns:
+    (observed float64 [La, Lb], null float64 [P, La, Lb]).
+  """
+  ga, gb, self_a, self_b, n = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
+                                           unbiased=unbiased)
+  perms = _check_perms(perms, n)
+  out = np.zeros((len(perms), len(ga), len(gb)))
+  for i, g in enumerate(ga):
+    for j, h in enumerate(gb):
+      cross = _permuted_masked_hsic(*g, *h, jnp.asarray(perms), unbiased=unbiased)
+      out[:, i, j] = np.asarray(_cknna_ratio(cross, self_a[i], self_b[j]), np.float64)
+  return out[0], out[1:]

@@ -8,7 +8,7 @@ import numpy as np
 from repsim_jax import sharding
 from repsim_jax.metrics import _blocked, distances, validation
 
-__all__ = ["knn"]
+__all__ = ["knn", "candidate_lists"]
 
 
 _GROUP = 128  # columns per group in the two-level top-k
@@ -137,6 +137,25 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
   x = validation.as_representation(x, "x")
   n = x.shape[0]
   validation.check_k(k, n if exclude_self else n + 1)
+  n_cand = min(k + _REFINE_EXTRA, n - 1 if exclude_self else n) if refine else k
+  idx, scores, query_idx, points, sqnorm, mesh = _candidate_pass(
+      x, n_cand, metric=metric, queries=queries, exclude_self=exclude_self, block_size=block_size,
+      memory_budget_bytes=memory_budget_bytes, mesh=mesh, dtype=dtype)
+  if refine and n_cand > k:
+    bound = score_error_bound(points, sqnorm, query_idx)
+    idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self, mesh)
+    dist = _exact_distances(x, query_idx, idx, metric)
+  else:
+    idx = idx[:, :k]
+    dist = np.asarray(distances.scores_to_distances(
+        scores[:, :k], sqnorm[query_idx], metric=metric))
+  return dist, idx
+
+
+def _candidate_pass(x, n_cand, *, metric, queries, exclude_self, block_size, memory_budget_bytes,
+                    mesh, dtype):
+  """One blocked pass: the n_cand smallest-score candidates of each query (device order)."""
+  n = x.shape[0]
   query_idx = np.arange(n) if queries is None else np.asarray(queries)
   if query_idx.ndim != 1 or not np.issubdtype(query_idx.dtype, np.integer):
     raise ValueError(f"queries: expected a 1-D array of row indices, got {query_idx.dtype} "
@@ -149,16 +168,36 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
   bs = _blocked.choose_block_size(n, len(query_idx), mesh.size, block_size=block_size,
                                   itemsize=np.dtype(dtype).itemsize,
                                   memory_budget_bytes=memory_budget_bytes)
-  n_cand = min(k + _REFINE_EXTRA, n - 1 if exclude_self else n) if refine else k
   scores, idx = _blocked.map_row_blocks(
       _knn_block, query_idx, (), (points, sqnorm), mesh=mesh, block_size=bs,
       static=dict(k=int(n_cand), metric=metric, exclude_self=bool(exclude_self)))
-  if refine and n_cand > k:
-    bound = score_error_bound(points, sqnorm, query_idx)
-    idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self, mesh)
-    dist = _exact_distances(x, query_idx, idx, metric)
-  else:
-    idx = idx[:, :k]
-    dist = np.asarray(distances.scores_to_distances(
-        scores[:, :k], sqnorm[query_idx], metric=metric))
-  return dist, idx
+  return idx, scores, query_idx, points, sqnorm, mesh
+
+
+def candidate_lists(x, k: int, n_candidates: int, *, metric: str = "euclidean", queries=None,
+                    block_size: int | None = None, memory_budget_bytes: int | None = None,
+                    mesh=None, dtype=np.float32) -> np.ndarray:
+  """Each query's exact k nearest neighbours, then its next candidates: [m, n_candidates].
+
+  One distance pass. The first k entries are `knn`'s (exact, lowest index first among ties);
+  the following ones continue in the device's score order (float32 unless dtype=np.float64:
+  two candidates whose distances differ below float32 resolution may swap). Self excluded.
+  Used where a resampled data set needs "the nearest neighbour still present".
+  """
+  x = validation.as_representation(x, "x")
+  n = x.shape[0]
+  validation.check_k(n_candidates, n, "n_candidates")
+  if not 1 <= k <= n_candidates:
+    raise ValueError(f"k={k}: expected 1 <= k <= n_candidates={n_candidates}")
+  refine = np.dtype(dtype) == np.float32
+  n_cand = max(n_candidates, min(k + _REFINE_EXTRA, n - 1) if refine else k)
+  idx, scores, query_idx, points, sqnorm, mesh = _candidate_pass(
+      x, n_cand, metric=metric, queries=queries, exclude_self=True, block_size=block_size,
+      memory_budget_bytes=memory_budget_bytes, mesh=mesh, dtype=dtype)
+  if not refine:
+    return idx[:, :n_candidates]
+  bound = score_error_bound(points, sqnorm, query_idx)
+  exact, _ = _refine(x, query_idx, scores, idx, k, metric, bound, True, mesh)
+  taken = np.any(idx[:, :, None] == exact[:, None, :], axis=2)  # at most k per row
+  rest = np.take_along_axis(idx, np.argsort(taken, axis=1, kind="stable"), axis=1)
+  return np.concatenate([exact, rest[:, : n_candidates - k]], axis=1)

@@ -12,4 +12,5 @@
   receptive_field.py   effective receptive fields
   skip.py              skip-connection ratios and cosines
   localization.py      localization maps
+  subspace.py          cross-encoder subspace similarity
 """

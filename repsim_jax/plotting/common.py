@@ -46,3 +46,12 @@ def save_figure(fig: Figure, path: str, *, dpi: int = 150) -> list[str]:
 def relative_depth(n_layers: int) -> np.ndarray:
   """Layer index / (n_layers - 1) in [0, 1]: puts models of different depths on one axis."""
   return np.arange(n_layers) / max(n_layers - 1, 1)
+
+
+def shade_interval(ax, x, low, high, *, color, alpha: float = 0.2) -> None:
+  """Shades the band low..high over x (e.g. a bootstrap or subsample interval) behind a curve."""
+  x, low, high = (np.asarray(v, np.float64) for v in (x, low, high))
+  if not x.shape == low.shape == high.shape:
+    raise ValueError(f"interval: x, low and high must have one shape, got {x.shape}, "
+                     f"{low.shape}, {high.shape}")
+  ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)

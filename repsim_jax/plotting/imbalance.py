@@ -1,7 +1,8 @@
 """Information-imbalance figures of Mahaut & Baroni (2026): Fig. 1 (and the appendix Figs. 6-9,
 the same grid on other model sets), Fig. 10 (all layers x all layers), Fig. 11 (std of II over
-subsamples vs N) and Fig. 12 (smoothness vs N). Each function takes arrays, writes `<path>.png`
-and `<path>.pdf` and returns the written paths."""
+subsamples vs N), Fig. 12 (smoothness vs N) and adjacent-layer II curves. Curves take optional
+intervals (`metrics.intervals`: bootstrap or subsample low/high) and shade them. Each function
+takes arrays, writes `<path>.png` and `<path>.pdf` and returns the written paths."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
+from repsim_jax.plotting.common import new_figure, relative_depth, save_figure, shade_interval
 from repsim_jax.plotting.heatmap import layer_heatmap
 
 # The paper's markers: early = blue circle, middle = purple square, late = yellow triangle.
@@ -26,13 +27,17 @@ def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: st
                         models: Sequence[str], representative: Mapping[str, Sequence[int]],
                         layer_names: Mapping[str, Sequence[str]] | None = None,
                         row_names: Sequence[str] = ("early", "middle", "late"),
-                        title: str | None = None, panel_size: float = 2.8) -> list[str]:
+                        title: str | None = None, panel_size: float = 2.8,
+                        intervals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+                        | None = None) -> list[str]:
   """Fig. 1: a models x models grid; panel (A, B) shows Δ(A_l → every layer of B).
 
   matrices: {(A, B): [L_A, L_B]} for every ordered pair of `models` (A predicts B: row A, column
   B, as in the paper where the last column is "X → DINOv2"). representative: {model: layer
   indices} (early, middle, late) of the predicting model, one curve each against the relative
   depth of B. layer_names: {model: names} for the legend (default: indices). Shared y in [0, 1].
+  intervals: optional {(A, B): (low [L_A, L_B], high [L_A, L_B])}, e.g. an
+  `imbalance_bootstrap`'s "low"/"high", shaded around each curve.
   """
   models = list(models)
   _check_pairs(matrices, models)
@@ -54,6 +59,9 @@ def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: st
         name = layer_names[a][layer] if layer_names else str(layer)
         ax.plot(x, m[layer], marker=marker, color=color, markersize=3, linewidth=1,
                 label=f"{row_name} ({name})")
+        if intervals is not None and (a, b) in intervals:
+          low, high = intervals[(a, b)]
+          shade_interval(ax, x, np.asarray(low)[layer], np.asarray(high)[layer], color=color)
       ax.set_title(f"{a} → {b}", fontsize=9)
       ax.set_ylim(0, 1)
       ax.set_xlim(0, 1)
@@ -110,17 +118,22 @@ def _log_sizes_axis(ax, sizes: np.ndarray) -> None:
 
 
 def plot_sample_size_std(sizes, std_by_model: Mapping[str, np.ndarray], path: str, *,
-                         n_subsamples: int = 10, title: str | None = None) -> list[str]:
+                         n_subsamples: int = 10, title: str | None = None,
+                         band_by_model: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                         | None = None) -> list[str]:
   """Fig. 11: std of II over `n_subsamples` random subsamples vs sample size N (log x).
 
   std_by_model: {model: [S]}, e.g. `sample_size_curve(...)["std"]` averaged over the early,
-  middle and late predicting layers and the predicted layers.
+  middle and late predicting layers and the predicted layers. band_by_model: optional
+  {model: (low [S], high [S])} shaded around each curve (e.g. an interval of the std).
   """
   sizes = _check_sizes(sizes, std_by_model, "std_by_model")
   fig = new_figure((5.2, 3.8))
   ax = fig.subplots()
   for model, std in std_by_model.items():
-    ax.plot(sizes, np.asarray(std, float), marker="o", markersize=4, label=model)
+    (line,) = ax.plot(sizes, np.asarray(std, float), marker="o", markersize=4, label=model)
+    if band_by_model is not None and model in band_by_model:
+      shade_interval(ax, sizes, *band_by_model[model], color=line.get_color())
   _log_sizes_axis(ax, sizes)
   ax.set_ylabel(f"std of II over {n_subsamples} subsamples")
   ax.grid(alpha=0.3, which="both")
@@ -133,11 +146,14 @@ def plot_sample_size_std(sizes, std_by_model: Mapping[str, np.ndarray], path: st
 
 def plot_smoothness_vs_n(sizes, mean_by_model: Mapping[str, np.ndarray],
                          std_by_model: Mapping[str, np.ndarray], path: str, *,
-                         n_seeds: int = 10, title: str | None = None) -> list[str]:
+                         n_seeds: int = 10, title: str | None = None,
+                         band_by_model: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                         | None = None) -> list[str]:
   """Fig. 12: smoothness (std of adjacent-layer II differences) vs N, mean ± std over seeds.
 
   mean_by_model, std_by_model: {model: [S]} (e.g. from `smoothness_curve`, averaged over the
-  predicting layers). Log x; the band is mean ± std over `n_seeds` seeds.
+  predicting layers). Log x; the band is mean ± std over `n_seeds` seeds, or the given
+  band_by_model {model: (low [S], high [S])} (e.g. `intervals.subsample_interval`'s low/high).
   """
   if set(mean_by_model) != set(std_by_model):
     raise ValueError(f"mean_by_model, std_by_model: expected the same models, got "
@@ -149,12 +165,44 @@ def plot_smoothness_vs_n(sizes, mean_by_model: Mapping[str, np.ndarray],
   for model, mean in mean_by_model.items():
     m, s = np.asarray(mean, float), np.asarray(std_by_model[model], float)
     (line,) = ax.plot(sizes, m, marker="o", markersize=4, label=model)
-    ax.fill_between(sizes, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
+    low, high = (m - s, m + s) if band_by_model is None else band_by_model[model]
+    shade_interval(ax, sizes, low, high, color=line.get_color())
   _log_sizes_axis(ax, sizes)
   ax.set_ylabel("std of adjacent-layer II differences")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
   ax.set_title(title or f"Smoothness of II curves vs N (mean ± std over {n_seeds} seeds)",
                fontsize=9)
+  fig.tight_layout()
+  return save_figure(fig, path)
+
+
+def plot_adjacent_layers(values_by_model: Mapping[str, np.ndarray], path: str, *,
+                         band_by_model: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                         | None = None, ylabel: str = "Δ(layer l → layer l+1)",
+                         title: str | None = None) -> list[str]:
+  """Adjacent-layer II curves (the smoothness of Sec. 3.2.3) with their intervals shaded.
+
+  values_by_model: {model: [L - 1]} e.g. `np.diagonal(ii, 1)` of a model's own II matrix
+  (Δ(l → l+1)), plotted against the relative depth of l. band_by_model: optional
+  {model: (low [L - 1], high [L - 1])}, e.g. the same diagonal of an `imbalance_bootstrap`'s
+  "low"/"high".
+  """
+  fig = new_figure((5.2, 3.8))
+  ax = fig.subplots()
+  for model, values in values_by_model.items():
+    v = np.asarray(values, np.float64)
+    if v.ndim != 1 or len(v) < 1:
+      raise ValueError(f"values_by_model[{model!r}]: expected a 1-D curve, got shape {v.shape}")
+    x = relative_depth(len(v) + 1)[:-1]
+    (line,) = ax.plot(x, v, marker="o", markersize=3, linewidth=1, label=model)
+    if band_by_model is not None and model in band_by_model:
+      shade_interval(ax, x, *band_by_model[model], color=line.get_color())
+  ax.set_xlabel("relative depth of layer l")
+  ax.set_ylabel(ylabel)
+  ax.set_ylim(bottom=0)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  ax.set_title(title or "Information imbalance between adjacent layers", fontsize=9)
   fig.tight_layout()
   return save_figure(fig, path)
