@@ -2,7 +2,8 @@
 
 Install (CPU):      pip install -e .
 Tests and refs:     pip install -e ".[test]"   (pins the CPU build of torch 2.13.0)
-torch reference:    pip install -e ".[torch]"  (compare_torch, pytorch_model.bin checkpoints)
+torch reference:    pip install -e ".[torch]"  (compare_torch, pytorch_model.bin checkpoints,
+                                               the torch backend: model entries backend="torch")
 CUDA GPU / TPU:     see BUILD.md (install the matching jax[cuda12] / jax[tpu] first).
 """
 import setuptools
@@ -45,8 +46,9 @@ setuptools.setup(
             "tensorflow-datasets",
         ],
         "tfds": ["tensorflow-datasets"],
-        # The transformers torch reference (experiments.compare_torch) and pytorch_model.bin
-        # checkpoints; every pipeline runs without it.
+        # The transformers torch reference (experiments.compare_torch), pytorch_model.bin
+        # checkpoints and the torch backend (model entries with backend="torch": any
+        # transformers vision checkpoint run by PyTorch); every JAX pipeline runs without it.
         "torch": ["torch==2.13.0"],
         # GPU: pip install -U "jax[cuda12]"; TPU: pip install -U "jax[tpu]" (see BUILD.md).
     },

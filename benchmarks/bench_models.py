@@ -3,6 +3,7 @@
   python -m benchmarks.bench_models                      # ViT-B/16, DINOv2-B, ConvNeXt-B, ImageGPT-S
   python -m benchmarks.bench_models --models=vit_b16 --batch=8 --iters=5
   python -m benchmarks.bench_models --models=dinov3_b16,convnextv2_b,bit_r50x1   # other families
+  python -m benchmarks.bench_models --models=clip_b16,siglip_b16,mae_b,deit_b,beit_b,dinov2reg_b,swin_b
 
 Random weights from the configs (no download): the torch model is created from its config, and
 our port gets the very same weights through `convert` + `load_params` (the first outputs are
@@ -47,6 +48,19 @@ def _configs():
           depths=[3, 3, 27, 3], hidden_sizes=[128, 256, 512, 1024]), "ConvNextV2Model", 224),
       "bit_r50x1": ("BiT-R50x1", transformers.BitConfig(**RAGHU_CONFIGS["resnet50x1"]),
                     "BitModel", 224),
+      # the other encoders (issue 13), base sizes at 224
+      "clip_b16": ("CLIP ViT-B/16", transformers.CLIPVisionConfig(patch_size=16),
+                   "CLIPVisionModel", 224),
+      "siglip_b16": ("SigLIP B/16", transformers.SiglipVisionConfig(), "SiglipVisionModel", 224),
+      "mae_b": ("MAE-B (no masking)", transformers.ViTMAEConfig(), "ViTMAEModel", 224),
+      "deit_b": ("DeiT-B (distilled)", transformers.DeiTConfig(), "DeiTModel", 224),
+      "beit_b": ("BEiT-B", transformers.BeitConfig(use_relative_position_bias=True),
+                 "BeitModel", 224),
+      "dinov2reg_b": ("DINOv2-B + registers", transformers.Dinov2WithRegistersConfig(
+          hidden_size=768, num_hidden_layers=12, num_attention_heads=12, patch_size=14,
+          image_size=518, num_register_tokens=4), "Dinov2WithRegistersModel", 224),
+      "swin_b": ("Swin-B", transformers.SwinConfig(
+          embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]), "SwinModel", 224),
   }
 
 
@@ -92,12 +106,15 @@ def bench_one(key: str, *, batch: int, iters: int) -> str:
     x_np = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
     x_torch = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
   x_jax = jax.device_put(x_np)
+  # MAE: torch without masking, as our encoder (every patch, in order)
+  from repsim_jax.models.torch_backend import reference_forward_kwargs
+  torch_kwargs = reference_forward_kwargs(torch_model, batch)
 
   start = time.perf_counter()
   first = jax.block_until_ready(forward(x_jax))
   compile_s = time.perf_counter() - start
   with torch.inference_mode():
-    ref = torch_model(x_torch, output_hidden_states=True).last_hidden_state.numpy()
+    ref = torch_model(x_torch, output_hidden_states=True, **torch_kwargs).last_hidden_state.numpy()
   if ref.ndim == 4:  # conv models: NCHW -> our NHWC
     ref = ref.transpose(0, 2, 3, 1)
   err = float(np.abs(np.asarray(first.last_hidden_state) - ref).max() / np.abs(ref).max())
@@ -106,7 +123,7 @@ def bench_one(key: str, *, batch: int, iters: int) -> str:
 
   def torch_call():
     with torch.inference_mode():
-      torch_model(x_torch, output_hidden_states=True)
+      torch_model(x_torch, output_hidden_states=True, **torch_kwargs)
 
   torch_s = _timed(torch_call, iters)
   return (f"{label} batch {batch}: ours {batch / ours_s:.2f} img/s vs torch {batch / torch_s:.2f} "

@@ -20,10 +20,12 @@ import ml_collections
 
 def model(name: str, checkpoint: str | None = None, **kwargs) -> ml_collections.ConfigDict:
   """One model entry: `name` (store folder), `checkpoint` (hub id or directory), and optional
-  pooling / num_prefix_tokens / layers / dtype (None: family defaults, every block)."""
+  pooling / num_prefix_tokens / layers / dtype (None: family defaults, every block). backend:
+  "jax" (our NNX ports) or "torch" (transformers' own model in PyTorch, for any other vision
+  checkpoint; `repsim_jax.models.torch_backend`)."""
   entry = {"name": name, "checkpoint": checkpoint, "pooling": None, "num_prefix_tokens": None,
            "layers": None, "dtype": "float32", "tiny_random": False, "model_type": None,
-           "image_size": 32}
+           "image_size": 32, "backend": "jax"}
   entry.update(kwargs)
   return ml_collections.ConfigDict(entry)
 

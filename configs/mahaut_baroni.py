@@ -19,31 +19,46 @@ ManyNames semantic coherence (Sec. 3.2; the images are Visual Genome's):
   python -m experiments.extract --config=configs/mahaut_baroni.py:manynames --workdir=runs/mb_mn \
       --config.dataset.tsv=/data/manynames/manynames-en.tsv --config.dataset.image_dir=/data/vg
 
+The encoders other work compares (CLIP, SigLIP, MAE, DINOv2, DeiT, BEiT, Swin, ...; names in
+`configs/encoders.py`) extend Figs. 1 and 10 by name, next to the paper's four or alone:
+
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:encoders \
+      --workdir=runs/mb_enc \
+      --config.dataset.root=/data/imagenet21k/val
+  python -m experiments.mahaut_baroni \
+      --config=configs/mahaut_baroni.py:models=clip_l+dinov2_g+siglip_so400m \
+      --workdir=runs/mb_clip --config.dataset.root=/data/imagenet21k/val
+
 Smoke run in seconds (tiny random checkpoints, generated images):
 
   python -m experiments.extract --config=configs/mahaut_baroni.py:runlocal --workdir=/tmp/mb_local
+  python -m experiments.extract --config=configs/mahaut_baroni.py:runlocal,models=clip+swin \
+      --workdir=/tmp/mb_local_enc    # tiny versions of the other encoders (configs/encoders.py)
 
 Every analysis and figure of the paper (extraction first, or reuse of complete stores; then II,
 sample size / smoothness, neighbourhoods, low-level features, ManyNames semantic coherence,
-per-class and out-of-domain probes, and <workdir>/summary.md), settings in `config.analysis`:
+per-class and out-of-domain probes, and <workdir>/report.html + summary.md), steps and settings
+in `config.analysis`:
 
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:manynames \
       --workdir=runs/mb_mn \
       --config.dataset.tsv=/data/manynames/manynames-en.tsv --config.dataset.image_dir=/data/vg
-  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal --workdir=/tmp/mb_paper
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal \
+      --workdir=/tmp/mb_paper
 
 Rerunning a command resumes it; a changed config against an existing store is refused.
-Pooling: family defaults (`repsim_jax.extraction.pooling.DEFAULT_POOLING`): mean over patch tokens for ViT,
-DINOv2, DINOv3 (CLS and registers excluded), mean over the sequence for iGPT, global average
-pooling for the ConvNeXts. Early/middle/late layers:
+Pooling: family defaults (`repsim_jax.extraction.pooling.DEFAULT_POOLING`): mean over patch
+tokens for ViT, DINOv2, DINOv3 (CLS and registers excluded), mean over the sequence for iGPT,
+global average pooling for the ConvNeXts. Early/middle/late layers:
 `repsim_jax.extraction.representations.early_middle_late`.
 """
 from __future__ import annotations
 
 import ml_collections
 
+from configs import encoders
 from configs.common import apply_overrides, base, copies, extraction_arg, model, runlocal, tiny
 
 MAIN = {
@@ -74,11 +89,13 @@ APPENDIX = {
     "vit_b": model("vit_b", "google/vit-base-patch16-224"),
 }
 
-CATALOGUE = {**MAIN, **APPENDIX}
+CATALOGUE = {**MAIN, **APPENDIX, **encoders.ENCODERS}
 
-# Tiny random checkpoints of the four main families (runlocal; `runlocal,models=vit+dinov2`).
-RUNLOCAL = {"vit": tiny("vit", "vit"), "dinov2": tiny("dinov2", "dinov2"),
-            "convnext": tiny("convnext", "convnext"), "igpt": tiny("igpt", "imagegpt")}
+# Tiny random checkpoints: the four main families by default (runlocal), every other ported
+# family by name (`runlocal,models=vit+clip+swin`).
+RUNLOCAL_MAIN = {"vit": tiny("vit", "vit"), "dinov2": tiny("dinov2", "dinov2"),
+                 "convnext": tiny("convnext", "convnext"), "igpt": tiny("igpt", "imagegpt")}
+RUNLOCAL = {**RUNLOCAL_MAIN, **encoders.TINY}
 
 VARIANTS = {
     "": list(MAIN),
@@ -88,6 +105,7 @@ VARIANTS = {
     "dinov3_convnext": ["dinov3_convnext_s", "dinov3_convnext_b", "dinov3_convnext_l"],
     "vit_sizes": ["vit_s", "vit_b", "vit_l"],
     "manynames": list(MAIN),
+    "encoders": list(MAIN) + encoders.MOST_USED,
 }
 
 
@@ -159,7 +177,7 @@ def get_config(arg: str | None = None):
   config = base([], {"kind": "image_folder", "root": "data/imagenet21k/val", "class_names": None})
   config.analysis = analysis(local=variant == "runlocal")
   if variant == "runlocal":
-    config = runlocal(config, list(RUNLOCAL.values()))
+    config = runlocal(config, list(RUNLOCAL_MAIN.values()))
     return apply_overrides(config, values, RUNLOCAL)
   config.models = copies(CATALOGUE[m] for m in VARIANTS[variant])
   if variant == "manynames":

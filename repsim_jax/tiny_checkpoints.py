@@ -40,6 +40,29 @@ def _tiny_config(model_type: str, image_size: int) -> tuple[Any, dict[str, Any]]
   if model_type == "dinov3_vit":
     return (tr.DINOv3ViTConfig(intermediate_size=64, num_register_tokens=4, **vit_like),
             {"image_processor_type": "ViTImageProcessor", "size": square, **IMAGENET_NORM})
+  if model_type in ("deit", "vit_mae"):  # MAE: the port never masks (see models/vit.py)
+    cls = tr.DeiTConfig if model_type == "deit" else tr.ViTMAEConfig
+    return (cls(intermediate_size=64, **vit_like),
+            {"image_processor_type": "DeiTImageProcessor", "size": square, "crop_size": square,
+             **IMAGENET_NORM})
+  if model_type == "clip":
+    return (tr.CLIPVisionConfig(intermediate_size=64, **vit_like),
+            {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": image_size},
+             "crop_size": square})
+  if model_type == "siglip":
+    return (tr.SiglipVisionConfig(intermediate_size=64, **vit_like),
+            {"image_processor_type": "SiglipImageProcessor", "size": square})
+  if model_type == "dinov2_with_registers":
+    return (tr.Dinov2WithRegistersConfig(mlp_ratio=2, num_register_tokens=2, **vit_like),
+            {"image_processor_type": "BitImageProcessor", "size": {"shortest_edge": image_size},
+             "crop_size": square, **IMAGENET_NORM})
+  if model_type == "beit":
+    return (tr.BeitConfig(intermediate_size=64, use_relative_position_bias=True, **vit_like),
+            {"image_processor_type": "BeitImageProcessor", "size": square, **IMAGENET_NORM})
+  if model_type == "swin":
+    return (tr.SwinConfig(image_size=image_size, patch_size=2, embed_dim=8, depths=[2, 2],
+                          num_heads=[2, 2], window_size=4),
+            {"image_processor_type": "ViTImageProcessor", "size": square, **IMAGENET_NORM})
   if model_type in ("convnext", "convnextv2", "dinov3_convnext"):
     config = tr.AutoConfig.for_model(model_type, image_size=image_size, **stages)
     return (config, {"image_processor_type": "ConvNextImageProcessor",
@@ -57,8 +80,9 @@ def _tiny_config(model_type: str, image_size: int) -> tuple[Any, dict[str, Any]]
                               n_head=2),
             {"image_processor_type": "ImageGPTImageProcessor", "clusters": clusters.tolist(),
              "size": {"height": side, "width": side}})
-  raise ValueError(f"no tiny config for model_type {model_type!r}; known: vit, dinov2, "
-                   f"dinov3_vit, convnext, convnextv2, dinov3_convnext, bit, imagegpt")
+  raise ValueError(f"no tiny config for model_type {model_type!r}; known: vit, deit, vit_mae, "
+                   f"clip, siglip, dinov2, dinov2_with_registers, dinov3_vit, beit, swin, "
+                   f"convnext, convnextv2, dinov3_convnext, bit, imagegpt")
 
 
 def _random_like(path: tuple, shape: tuple[int, ...], dtype, rng: np.random.Generator):

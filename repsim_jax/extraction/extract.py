@@ -29,7 +29,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from repsim_jax.data.base import Source
 from repsim_jax.data.pipeline import Preprocess, host_chunks, iter_batches
 from repsim_jax import sharding
-from repsim_jax.extraction.pooling import default_pooling, pool
+from repsim_jax.extraction.pooling import (DEFAULT_POOLING, default_num_prefix_tokens,
+                                          default_pooling, pool)
 from repsim_jax.extraction.store import ActivationStore
 from repsim_jax.models.outputs import block_names
 from repsim_jax.paths import absolute
@@ -87,6 +88,14 @@ def _compiled_step(model_key: tuple[Any, Any], layers: tuple[str, ...], modes: t
                  out_shardings=NamedSharding(mesh, P(ROWS)))
 
 
+def pool_blocks(blocks: Mapping[str, Any], modes: Mapping[str, str], num_prefix_tokens: int,
+                out_dtype: Any) -> dict[str, np.ndarray]:
+  """Host-side pooling of the named blocks (the torch backend's step): the same `pool` as the
+  jitted step, on arrays that are already on the host."""
+  return {n: np.asarray(pool(jnp.asarray(blocks[n]), m, num_prefix_tokens=num_prefix_tokens)
+                        .astype(out_dtype)) for n, m in modes.items()}
+
+
 def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict[str, str]:
   if isinstance(pooling, str):
     return {name: pooling for name in names}
@@ -110,7 +119,10 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   stopped. Rows of skipped bad images are NaN and their ids are recorded in the store.
 
   Args:
-    model: callable `model(x [B, ...]) -> ModelOutput` (an NNX module or any function).
+    model: callable `model(x [B, ...]) -> ModelOutput` (an NNX module or any jax function),
+      or a `repsim_jax.models.torch_backend.TorchModel` (attribute backend == "torch"), which
+      runs eagerly in torch on whole batches (device_batch and the mesh do not apply) and is
+      pooled on the host.
     source: gives the decoded image of every id in `store.ids`.
     preprocess: uint8 [H, W, 3] -> one model input (fixed shape), run in loader threads.
     store: from `ActivationStore.open_or_create`.
@@ -145,17 +157,21 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     raise KeyError(f"{len(unknown)} store ids are not in the source {source.describe()}: "
                    f"{unknown[:5]}")
 
-  # Shapes from the first image: abstract evaluation only, nothing runs.
   first = np.asarray(preprocess(source.load(ids[0]).image))
-  model_key, params = _model_key(model)
-  forward = _forward(model_key)
-  abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
-  order: list[str] = []
-  def traced_names(params, x):  # jax sorts dict keys in outputs; record the model's own order
-    blocks = forward(params, x).blocks
-    order[:] = list(blocks)
-    return blocks
-  jax.eval_shape(traced_names, params, abstract_x)
+  torch_backend = getattr(model, "backend", None) == "torch"
+  if torch_backend:  # torch cannot be traced: one real forward on the first image names the blocks
+    first_blocks = model(first[None]).blocks
+    order = list(first_blocks)
+  else:  # shapes from the first image: abstract evaluation only, nothing runs
+    model_key, params = _model_key(model)
+    forward = _forward(model_key)
+    abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
+    order: list[str] = []
+    def traced_names(params, x):  # jax sorts dict keys in outputs; record the model's own order
+      blocks = forward(params, x).blocks
+      order[:] = list(blocks)
+      return blocks
+    jax.eval_shape(traced_names, params, abstract_x)
   available = block_names(dict.fromkeys(order))
   layers = list(layers) if layers is not None else available
   bad = [n for n in layers if n not in order]
@@ -167,16 +183,27 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   if (batch_size // num_devices) % device_batch:
     raise ValueError(f"device_batch {device_batch} should divide the per-device batch "
                      f"{batch_size // num_devices} (batch_size {batch_size} / {num_devices} devices)")
-  step_jit = _compiled_step(model_key, tuple(layers), tuple(modes[n] for n in layers),
-                            num_prefix_tokens, out_dtype, device_batch, mesh)
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P(ROWS))
-  abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
-  specs = {n: {"shape": list(abstract_pooled[n].shape[1:]), "pooling": modes[n],
+  if torch_backend:
+    def step(inputs):
+      return pool_blocks(model(inputs).blocks, modes, num_prefix_tokens, out_dtype)
+    pooled_shapes = {n: v.shape[1:] for n, v in
+                     pool_blocks(first_blocks, modes, num_prefix_tokens, out_dtype).items()}
+    if process_index == 0:
+      logging.info("extract: TORCH BACKEND, not a JAX port: %s (batch %d, pooled on the host)",
+                   getattr(model, "description", type(model).__name__), batch_size)
+  else:
+    step_jit = _compiled_step(model_key, tuple(layers), tuple(modes[n] for n in layers),
+                              num_prefix_tokens, out_dtype, device_batch, mesh)
+    batch_sharding = NamedSharding(mesh, P(ROWS))
+    abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
+    pooled_shapes = {n: abstract_pooled[n].shape[1:] for n in layers}
+    params = jax.device_put(params, NamedSharding(mesh, P()))
+    def step(inputs):
+      return step_jit(params, jax.device_put(inputs, batch_sharding))
+  specs = {n: {"shape": list(pooled_shapes[n]), "pooling": modes[n],
                "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
            for n in layers}
   sharding.writer_first(lambda: store.ensure_layers(specs), f"layers of {store.path}")
-  params = jax.device_put(params, replicated)
 
   my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
                                       process_count=process_count) if not store.is_chunk_done(k)]
@@ -200,8 +227,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   batches = chunk_batches()
   for written, k in enumerate(my_chunks, start=1):
     start, stop = store.chunk_bounds(k)
-    buffers = {n: np.empty((stop - start, *abstract_pooled[n].shape[1:]), dtype=out_dtype)
-               for n in layers}
+    buffers = {n: np.empty((stop - start, *pooled_shapes[n]), dtype=out_dtype) for n in layers}
     skipped: list[str] = []
     filled = start
     while filled < stop:
@@ -210,7 +236,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
       inputs = batch.inputs
       if b < batch_size:  # pad the chunk's last batch: same shape -> same compiled program
         inputs = np.concatenate([inputs, np.zeros((batch_size - b, *inputs.shape[1:]), inputs.dtype)])
-      pooled = step_jit(params, jax.device_put(inputs, batch_sharding))
+      pooled = step(inputs)
       for n in layers:
         value = np.asarray(pooled[n])[:b]
         if not batch.valid.all():
@@ -239,7 +265,7 @@ def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
   """The checkpoint's own image preprocessing, one image at a time: (preprocess, description).
 
   Uses `repsim_jax.models.preprocessing.load_preprocessor` (numpy re-implementation of the HF
-  processors) when the package has it, else transformers' processor itself. Returns NHWC float32
+  processors) when it supports the processor, else transformers' processor itself. Returns NHWC float32
   pixel values, or token ids for ImageGPT (colour clusters). The description (implementation +
   preprocessor_config.json) goes into the store metadata, so a store is never resumed with a
   different preprocessing.
@@ -247,12 +273,12 @@ def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
   import json
   with open(os.path.join(path, "preprocessor_config.json")) as f:
     description: dict[str, Any] = {"preprocessor_config": json.load(f)}
+  from repsim_jax.models import preprocessing
   try:
-    from repsim_jax.models.preprocessing import load_preprocessor
-  except ImportError:
-    load_preprocessor = None
-  if load_preprocessor is not None:
-    processor = load_preprocessor(path)
+    processor = preprocessing.load_preprocessor(path)
+  except preprocessing.UnsupportedProcessorError as e:  # e.g. a torch-backend checkpoint
+    logging.warning("%s; using the transformers processor itself", e)
+  else:
     description["implementation"] = "repsim_jax.models.preprocessing"
     return (lambda image: np.asarray(processor([image])[0])), description
 
@@ -268,13 +294,21 @@ def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
 
 
 def model_pooling(model_config: Mapping[str, Any], hf_config: Mapping[str, Any]) -> tuple[str, int]:
-  """(pooling, num_prefix_tokens) from the config, else the family default and the checkpoint."""
+  """(pooling, num_prefix_tokens) from the config, else the family default and the checkpoint.
+  A torch-backend model of a family without a default is pooled with "mean" (every token, or
+  the global average of a feature map), and that is logged."""
   model_type = hf_config.get("model_type", "")
-  mode = model_config.get("pooling") or default_pooling(model_type)
+  mode = model_config.get("pooling")
+  if not mode:
+    if model_config.get("backend") == "torch" and model_type not in DEFAULT_POOLING:
+      mode = "mean"
+      logging.warning("extract %s: no default pooling for model_type %r; using 'mean' (set "
+                      "pooling= in the model entry to choose)", model_config.get("name"), model_type)
+    else:
+      mode = default_pooling(model_type)
   prefix = model_config.get("num_prefix_tokens")
   if prefix is None:
-    has_cls = model_type in ("vit", "dinov2", "dinov2_with_registers", "dinov3_vit")
-    prefix = int(has_cls) + int(hf_config.get("num_register_tokens", 0) or 0)
+    prefix = default_num_prefix_tokens(hf_config)
   return mode, int(prefix)
 
 
@@ -296,34 +330,55 @@ def model_checkpoint(model_config: Mapping[str, Any], workdir: str) -> tuple[str
     return path, json.load(f)
 
 
+def load_model(path: str, *, backend: str = "jax", dtype: str = "float32"):
+  """The model of a config entry: our NNX port (backend "jax"), or transformers' model run by
+  torch (backend "torch", float32 only; any vision checkpoint transformers can load)."""
+  from repsim_jax.models import loading
+  if backend == "jax":
+    return loading.from_pretrained(path, dtype=jnp.dtype(dtype))
+  if backend == "torch":
+    if dtype != "float32":
+      raise ValueError(f"backend 'torch' runs float32 only, got dtype={dtype!r}")
+    from repsim_jax.models.torch_backend import TorchModel
+    model = TorchModel(path)
+    logging.info("extract: %s runs on the TORCH BACKEND (%s)", path, model.description)
+    return model
+  raise ValueError(f"unknown backend {backend!r} for {path}; expected 'jax' (our ports) or "
+                   f"'torch' (transformers AutoModel)")
+
+
 @dataclasses.dataclass
 class OpenedModel:
   """A config's model entry, loaded and ready to run (`open_model`)."""
   name: str
   path: str                  # the checkpoint directory
   hf_config: dict[str, Any]  # its config.json
-  module: Any                # our NNX port (`models.from_pretrained`)
+  module: Any                # the model (`load_model`): our NNX port, or torch
   preprocess: Preprocess     # uint8 [H, W, 3] -> one model input, the checkpoint's own processor
   preprocessing: dict[str, Any]  # how (`hf_preprocess`), recorded in store metadata
   pooling: str               # the store's pooling mode (`model_pooling`)
   num_prefix_tokens: int     # CLS + register tokens before the patch tokens
   dtype: str                 # compute dtype
+  backend: str               # "jax" (our port) or "torch" (`models.torch_backend.TorchModel`)
   fingerprint: str           # of the checkpoint's weight files
 
 
 def open_model(model_config: Mapping[str, Any], workdir: str) -> OpenedModel:
   """Loads a config's model entry: its checkpoint (a tiny random one written under `workdir`
-  when asked), the port, the checkpoint's preprocessing, pooling and weights fingerprint."""
+  when asked), the model (`load_model`: our port, or torch for backend "torch"), the
+  checkpoint's preprocessing, pooling and weights fingerprint."""
   from repsim_jax.models import loading
   path, hf_config = model_checkpoint(model_config, workdir)
   pooling, prefix = model_pooling(model_config, hf_config)
   preprocess, preprocessing = hf_preprocess(path)
   dtype = model_config.get("dtype", "float32")
-  module = loading.from_pretrained(path, dtype=jnp.dtype(dtype))
+  backend = model_config.get("backend") or "jax"
+  module = load_model(path, backend=backend, dtype=dtype)
   fingerprint = loading.fingerprint(pathlib.Path(path), loading.weight_files(pathlib.Path(path)))
   return OpenedModel(name=model_config["name"], path=path, hf_config=hf_config, module=module,
                      preprocess=preprocess, preprocessing=preprocessing, pooling=pooling,
-                     num_prefix_tokens=prefix, dtype=dtype, fingerprint=fingerprint)
+                     num_prefix_tokens=prefix, dtype=dtype, backend=backend,
+                     fingerprint=fingerprint)
 
 
 def extract_stores(config: Any, workdir: str) -> dict[str, str]:
@@ -349,7 +404,8 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
     store_config = {
         "model": {"name": name, "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
                   "model_type": hf_config.get("model_type"), "fingerprint": model.fingerprint,
-                  "dtype": model.dtype},
+                  "dtype": model.dtype,
+                  **({"backend": model.backend} if model.backend != "jax" else {})},
         "preprocessing": model.preprocessing,
         "pooling": {"mode": model.pooling, "num_prefix_tokens": model.num_prefix_tokens},
         "dataset": source.describe(),

@@ -9,10 +9,13 @@ registers); convolutional blocks are NHWC [B, H, W, C].
   gap         NHWC    -> [B,C]    mean over H, W;  [B,T,D] -> mean over patch tokens (= mean_patch)
   tokens      [B,T,D] unchanged;  NHWC -> [B, H*W, C]  (per-token analyses, small N only)
 
-Per-family defaults (`DEFAULT_POOLING`): ViT, DINOv2, DINOv3 -> mean_patch (prefix = CLS, plus
-the 4 registers of DINOv3, read from the checkpoint config); ImageGPT -> mean (no CLS token; the
-iGPT paper's linear probes average the sequence); ConvNeXt, ConvNeXt V2, DINOv3-ConvNeXt, BiT ->
-gap. Raghu et al.'s CKA uses the same per-block vectors; their localization and per-token probes
+Per-family defaults (`DEFAULT_POOLING`): the ViT-like families with a [CLS] token (ViT, DeiT,
+MAE, CLIP, DINOv2 with or without registers, DINOv3, BEiT, Data2Vec-vision) -> mean_patch, their
+prefix tokens (`default_num_prefix_tokens`: [CLS], DeiT's distillation token, the register tokens
+read from the checkpoint config) left out; BEiT's own pooler is this mean too. SigLIP and Swin
+have no [CLS] -> mean over all tokens (Swin's pooler). ImageGPT -> mean (no CLS token; the iGPT
+paper's linear probes average the sequence); ConvNeXt, ConvNeXt V2, DINOv3-ConvNeXt, BiT -> gap.
+Raghu et al.'s CKA uses the same per-block vectors; their localization and per-token probes
 ask for `tokens`.
 
 Reductions accumulate in float32 whatever the block dtype, so bfloat16 models pool exactly as
@@ -25,8 +28,16 @@ import jax.numpy as jnp
 
 MODES = ("mean_patch", "cls", "mean", "gap", "tokens")
 
+# HF model_type -> prefix tokens before the patches ([CLS], DeiT's distillation token); register
+# tokens come on top, from the config (`default_num_prefix_tokens`).
+PREFIX_TOKENS = {
+    "vit": 1, "deit": 2, "vit_mae": 1, "clip": 1, "clip_vision_model": 1, "dinov2": 1,
+    "dinov2_with_registers": 1, "dinov3_vit": 1, "beit": 1, "data2vec-vision": 1,
+}
+
 DEFAULT_POOLING = {
-    "vit": "mean_patch", "dinov2": "mean_patch", "dinov3_vit": "mean_patch",
+    **{model_type: "mean_patch" for model_type in PREFIX_TOKENS},
+    "siglip": "mean", "siglip_vision_model": "mean", "swin": "mean",
     "imagegpt": "mean",
     "convnext": "gap", "convnextv2": "gap", "dinov3_convnext": "gap", "bit": "gap",
 }
@@ -62,3 +73,11 @@ def default_pooling(model_type: str) -> str:
     raise ValueError(f"no default pooling for model_type {model_type!r}; known: "
                      f"{sorted(DEFAULT_POOLING)}; pass pooling= explicitly")
   return DEFAULT_POOLING[model_type]
+
+
+def default_num_prefix_tokens(hf_config) -> int:
+  """Tokens before the patches for a checkpoint's config.json (a dict): [CLS] and DeiT's
+  distillation token by model_type (`PREFIX_TOKENS`, 0 for other types) plus its
+  num_register_tokens (DINOv2 with registers, DINOv3)."""
+  model_type = hf_config.get("model_type", "")
+  return PREFIX_TOKENS.get(model_type, 0) + int(hf_config.get("num_register_tokens", 0) or 0)

@@ -2,7 +2,9 @@
 
 `compare_checkpoint(path)`:
   1. resolves the checkpoint (directory or cached hub id), loads our port (`from_pretrained`) and
-     the torch reference (`transformers.AutoModel`, eager attention, float32, eval mode);
+     the torch reference (`transformers.AutoModel`, or the vision tower of a CLIP / SigLIP
+     checkpoint: `torch_backend.vision_model_class`; eager attention, float32, eval mode; MAE
+     without masking);
   2. makes `n_images` deterministic synthetic RGB images (smooth colour gradients, a few
      sinusoids and noise, uint8, `image_size` square) and preprocesses them once with the
      checkpoint's own processor (`preprocessing.load_preprocessor`); both models get the same
@@ -29,11 +31,21 @@ from repsim_jax.models import parity, preprocessing, registry
 CONV_TYPES = ("convnext", "convnextv2", "dinov3_convnext", "bit")
 
 # model_type -> (block path, attention-branch module, attention module, module whose input is
-# the residual stream after the attention add, MLP-branch module), paths of the base torch model.
+# the residual stream after the attention add, MLP-branch module), paths of the base torch model
+# (branches may be parity.HookSpec tuples relative to the block).
+_VIT = ("layers.{i}", "attention", "attention", "layernorm_after", "mlp")
+_CLIP = ("encoder.layers.{i}", "self_attn", "self_attn", "layer_norm2", "mlp")
+_DINOV2 = ("encoder.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2")
+# BEiT scales both branches by lambda_1 / lambda_2 outside any module; drop_path (identity at
+# inference) receives each scaled branch, the attention one on its first call.
+_BEIT_BRANCHES = (("drop_path", "input", 0), "attention", "layernorm_after", ("drop_path", "input", 1))
 _TRANSFORMER_PATHS = {
-    "vit": ("layers.{i}", "attention", "attention", "layernorm_after", "mlp"),
-    "dinov2": ("encoder.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2"),
+    "vit": _VIT, "deit": _VIT, "vit_mae": _VIT,
+    "clip": _CLIP, "clip_vision_model": _CLIP, "siglip": _CLIP, "siglip_vision_model": _CLIP,
+    "dinov2": _DINOV2, "dinov2_with_registers": _DINOV2,
     "dinov3_vit": ("model.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2"),
+    "beit": ("layers.{i}", *_BEIT_BRANCHES),
+    "data2vec-vision": ("encoder.layer.{i}", *_BEIT_BRANCHES),
 }
 
 
@@ -50,10 +62,24 @@ def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, parity.Hoo
   if model_type not in _TRANSFORMER_PATHS:
     raise ValueError(f"no torch hook table for model_type {model_type!r}")
   layer, attn, attn_module, mid, mlp = _TRANSFORMER_PATHS[model_type]
+  # a full CLIP / SigLIP checkpoint is compared through its vision tower
+  num_layers = getattr(config, "vision_config", config).num_hidden_layers
   return {"embeddings": (layer.format(i=0), "input"),
-          **parity.transformer_hooks(config.num_hidden_layers, layer, attn=attn,
+          **parity.transformer_hooks(num_layers, layer, attn=attn,
                                      attn_module=attn_module, mid=mid, mlp=mlp,
                                      sublayers=sublayers)}
+
+
+def forward_kwargs(reference, inputs: np.ndarray, sublayers: bool) -> dict[str, Any]:
+  """Forward arguments of the torch reference: MAE without masking (see
+  torch_backend.reference_forward_kwargs); Data2Vec-vision returns its attention probabilities
+  only when asked."""
+  from repsim_jax.models import torch_backend
+  image_hw = tuple(inputs.shape[1:3]) if inputs.ndim == 4 else None  # NHWC images
+  kwargs = torch_backend.reference_forward_kwargs(reference, len(inputs), image_hw)
+  if sublayers and reference.config.model_type == "data2vec-vision":
+    kwargs["output_attentions"] = True
+  return kwargs
 
 
 def synthetic_images(n: int, size: int, *, seed: int = 0) -> list[np.ndarray]:
@@ -101,7 +127,7 @@ def make_inputs(ckpt: str, config: Any, *, n_images: int, image_size: int | None
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, config.vocab_size - 1, (n_images, config.n_positions))
     return ids, "random cluster ids (no preprocessor_config.json)"
-  size = image_size or _config_image_size(config, 224)
+  size = image_size or _config_image_size(getattr(config, "vision_config", config), 224)
   images = np.stack(synthetic_images(n_images, size, seed=seed)).astype(np.float32)
   return ((images / 255 - 0.5) / 0.5).astype(np.float32), (
       f"{n_images} synthetic {size}x{size} images, (x/255 - 0.5)/0.5 (no preprocessor_config.json)")
@@ -117,14 +143,14 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
   torch = import_torch("comparing a port with its transformers torch model")
   import transformers
 
-  from repsim_jax.models import loading
+  from repsim_jax.models import loading, torch_backend
 
   ckpt = str(loading.resolve_checkpoint(path_or_hub_id))
   config = transformers.AutoConfig.from_pretrained(ckpt)
   ours = loading.from_pretrained(ckpt, dtype=dtype or jnp.float32, use_cache=use_cache,
                                  cache_dir=cache_dir)
-  reference = transformers.AutoModel.from_pretrained(ckpt, attn_implementation="eager",
-                                                     dtype=torch.float32).eval()
+  reference = torch_backend.vision_model_class(config.model_type).from_pretrained(
+      ckpt, attn_implementation="eager", dtype=torch.float32).eval()
   inputs, how = make_inputs(ckpt, config, n_images=n_images, image_size=image_size, seed=seed)
 
   out = parity.flatten_output(loading.jit_forward(ours, sublayers=sublayers)(jnp.asarray(inputs)))
@@ -132,7 +158,7 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
   torch_inputs = torch.from_numpy(np.ascontiguousarray(
       inputs if inputs.ndim == 2 else inputs.transpose(0, 3, 1, 2)))
   ref = parity.run_torch(reference, torch_inputs, torch_hooks(config, sublayers=sublayers),
-                         channels_last=conv)
+                         channels_last=conv, **forward_kwargs(reference, inputs, sublayers))
   if "pooler_output" not in out:
     # A task checkpoint has no pooler weights: our port omits it, AutoModel adds a random one.
     ref.pop("pooler_output", None)

@@ -52,6 +52,11 @@ class StateDict:
   def has_prefix(self, prefix: str) -> bool:
     return any(k.startswith(prefix) for k in self._sd)
 
+  def discard(self, suffix: str) -> None:
+    """Drops every weight whose name ends with `suffix`: buffers that old checkpoints saved and
+    the port recomputes (BEiT's and Swin's relative_position_index, as transformers ignores)."""
+    self._sd = {k: v for k, v in self._sd.items() if not k.endswith(suffix)}
+
   def pop(self, name: str) -> np.ndarray:
     if name not in self._sd:
       raise KeyError(f"checkpoint has no weight {name!r} (expected by the port); "

@@ -1,17 +1,22 @@
-"""DINOv2 (Oquab et al. 2023) as transformers' `Dinov2Model`, in Flax NNX.
+"""DINOv2 (Oquab et al. 2023) and DINOv2 with registers (Darcet et al. 2024) as transformers'
+`Dinov2Model` and `Dinov2WithRegistersModel`, in Flax NNX.
 
 model(pixel_values [B, H, W, C]) -> ModelOutput with
-  hidden_states: (embeddings, block_00, ..., block_{L-1})  [B, 1 + N, D] (last before layernorm),
+  hidden_states: (embeddings, block_00, ..., block_{L-1})  [B, 1 + R + N, D] (tokens: CLS, R
+                 register tokens (0 for plain DINOv2), N patches; the last entry is before the
+                 layernorm),
   last_hidden_state: layernorm(block_{L-1}),  pooler_output: last_hidden_state[:, 0].
 Blocks: x + ls1(attn(norm1 x)), then + ls2(mlp(norm2 .)); the MLP is SwiGLU (hidden size
 (int(D * mlp_ratio * 2/3) + 7) // 8 * 8) when config.use_swiglu_ffn (ViT-g), else fc-gelu-fc.
-Any image size works: as in torch, the position embeddings are resized bicubically
-(align_corners=False, A = -0.75, no antialias) to (H // p, W // p) patches whenever the patch
-count differs from the config's or H != W; trailing pixels that do not fill a patch are dropped.
-(The "dinov2_with_registers" model type, which interpolates with antialias, is not ported.)
+Any image size works: as in torch, the position embeddings (of CLS and the patches; registers
+have none and are inserted after CLS once positions are added) are resized bicubically
+(align_corners=False; A = -0.75 without antialias for DINOv2, torch's antialiased bicubic with
+A = -0.5 for the register models) to (H // p, W // p) patches whenever the patch count differs
+from the config's or H != W; trailing pixels that do not fill a patch are dropped.
 
 References: Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without Supervision",
-arXiv:2304.07193; transformers/models/dinov2/modeling_dinov2.py.
+arXiv:2304.07193; Darcet et al. 2024, "Vision Transformers Need Registers", arXiv:2309.16588;
+transformers/models/{dinov2,dinov2_with_registers}/modeling_*.py.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from repsim_jax.models.outputs import ModelOutput
 from repsim_jax.models.vit import (LEGACY_ATTENTION_NAMES, ClsPosEmbedding, convert_attention,
                                    convert_cls_pos_embedding, encoder_block)
 
-MODEL_TYPES = ("dinov2",)
+MODEL_TYPES = ("dinov2", "dinov2_with_registers")
 CONVERT_VERSION = 1
 
 LEGACY_NAMES = [
@@ -40,13 +45,18 @@ def swiglu_hidden_size(config) -> int:
 
 
 class Dinov2Model(nnx.Module):
+  """Dinov2Model or Dinov2WithRegistersModel (config.model_type decides)."""
+
 
   def __init__(self, config, *, dtype=jnp.float32, rngs: nnx.Rngs):
     dim = config.hidden_size
+    registers = config.model_type == "dinov2_with_registers"
+    self.name = "Dinov2WithRegistersModel" if registers else "Dinov2Model"
     self.num_channels = config.num_channels
-    self.embeddings = ClsPosEmbedding(num_channels=config.num_channels, dim=dim,
-                                      image_size=config.image_size, patch_size=config.patch_size,
-                                      dtype=dtype, rngs=rngs)
+    self.embeddings = ClsPosEmbedding(
+        num_channels=config.num_channels, dim=dim, image_size=config.image_size,
+        patch_size=config.patch_size, dtype=dtype, rngs=rngs, antialias=registers,
+        num_register_tokens=config.num_register_tokens if registers else 0)
 
     def mlp():
       if config.use_swiglu_ffn:
@@ -62,8 +72,8 @@ class Dinov2Model(nnx.Module):
     self.layernorm = layers.layer_norm(dim, eps=config.layer_norm_eps, dtype=dtype, rngs=rngs)
 
   def __call__(self, pixel_values: jax.Array, *, sublayers: bool = False) -> ModelOutput:
-    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model="Dinov2Model")
-    x = self.embeddings(pixel_values, interpolate=True, model="Dinov2Model")
+    layers.check_pixel_values(pixel_values, num_channels=self.num_channels, model=self.name)
+    x = self.embeddings(pixel_values, interpolate=True, model=self.name)
     x, hidden, blocks = layers.run_encoder(self.layers, x, sublayers=sublayers)
     sequence = self.layernorm(x)
     return ModelOutput(hidden_states=tuple(hidden), blocks=blocks, last_hidden_state=sequence,
@@ -88,7 +98,8 @@ def _convert_mlp(sd: StateDict, prefix: str, config) -> dict:
 
 
 def convert(state_dict, config) -> dict:
-  sd = StateDict(state_dict, prefixes=("dinov2",), ignore=("classifier.", "embeddings.mask_token"))
+  sd = StateDict(state_dict, prefixes=("dinov2", "dinov2_with_registers"),
+                 ignore=("classifier.", "embeddings.mask_token"))
   sd.rename(LEGACY_NAMES)
   params = {
       "embeddings": convert_cls_pos_embedding(sd),
@@ -102,5 +113,5 @@ def convert(state_dict, config) -> dict:
       } for i in range(config.num_hidden_layers)]),
       "layernorm": sd.layer_norm("layernorm"),
   }
-  sd.check_consumed("dinov2")
+  sd.check_consumed(config.model_type)
   return params

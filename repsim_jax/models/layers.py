@@ -72,15 +72,22 @@ def layer_norm(dim: int, *, eps: float, use_bias: bool = True, dtype=jnp.float32
 
 
 class MultiHeadAttention(nnx.Module):
-  """Multi-head self-attention with separate q/k/v/o projections (as transformers' eager path).
+  """Multi-head attention with separate q/k/v/o projections (as transformers' eager path).
 
-  x: [B, T, D] -> (out [B, T, D], probs [B, H, T, T] or None).
-  probs = softmax(q k^T * scale + mask) computed in float32; out = o_proj(concat_h(probs v)).
+  x: [B, Tq, D] -> (out [B, Tq, D], probs [B, H, Tq, Tk] or None). Keys and values come from
+  `context` [B, Tk, D] when given (cross-attention, e.g. SigLIP's attention-pooling head), else
+  from x (self-attention, Tk = Tq).
+  logits = q k^T * scale (+ relative_position_bias(grid)) (+ bias), in float32;
+  probs = softmax(logits); out = o_proj(concat_h(probs v)).
+  `relative_position_bias`: an optional module owned by this attention (BEiT, Swin; see
+  `RelativePositionBias`); `bias`: any other additive term broadcastable to [B, H, Tq, Tk]
+  (a causal or window mask, a bias shared by all blocks).
   """
 
   def __init__(self, dim: int, num_heads: int, *, head_dim: int | None = None,
                qkv_bias: bool | tuple[bool, bool, bool] = True, out_bias: bool = True,
-               scale: float | None = None, dtype=jnp.float32, rngs: nnx.Rngs):
+               scale: float | None = None, relative_position_bias: nnx.Module | None = None,
+               dtype=jnp.float32, rngs: nnx.Rngs):
     self.num_heads = num_heads
     self.head_dim = head_dim or dim // num_heads
     self.scale = self.head_dim ** -0.5 if scale is None else scale
@@ -91,21 +98,29 @@ class MultiHeadAttention(nnx.Module):
     self.k_proj = linear(dim, inner, use_bias=k_bias, dtype=dtype, rngs=rngs)
     self.v_proj = linear(dim, inner, use_bias=v_bias, dtype=dtype, rngs=rngs)
     self.o_proj = linear(inner, dim, use_bias=out_bias, dtype=dtype, rngs=rngs)
+    self.relative_position_bias = relative_position_bias
 
-  def __call__(self, x: jax.Array, *, causal: bool = False, rope: RopeFn | None = None,
-               return_probs: bool = False) -> tuple[jax.Array, jax.Array | None]:
+  def __call__(self, x: jax.Array, *, context: jax.Array | None = None, causal: bool = False,
+               rope: RopeFn | None = None, bias: jax.Array | None = None,
+               grid: tuple[int, int] | None = None, return_probs: bool = False
+               ) -> tuple[jax.Array, jax.Array | None]:
     b, t, _ = x.shape
+    kv = x if context is None else context
 
     def heads(y):  # [B, T, H*hd] -> [B, H, T, hd]
-      return y.reshape(b, t, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+      return y.reshape(b, y.shape[1], self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
 
-    q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+    q, k, v = heads(self.q_proj(x)), heads(self.k_proj(kv)), heads(self.v_proj(kv))
     if rope is not None:
       q, k = rope(q, k)
     logits = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=PRECISION) * self.scale
     logits = logits.astype(jnp.float32)
+    if self.relative_position_bias is not None:
+      logits = logits + self.relative_position_bias(grid)
+    if bias is not None:
+      logits = logits + bias.astype(jnp.float32)
     if causal:
-      mask = jnp.tril(jnp.ones((t, t), bool))
+      mask = jnp.tril(jnp.ones((t, k.shape[2]), bool))
       logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     out = jnp.einsum("bhqk,bhkd->bqhd", probs, v, precision=PRECISION)
@@ -154,22 +169,28 @@ class PatchEmbedding(nnx.Module):
   """Non-overlapping p x p patches -> D channels (a stride-p convolution, as nn.Conv2d).
 
   pixel_values: [B, H, W, C] -> ([B, (H//p)*(W//p), D] in row-major patch order, (H//p, W//p)).
-  Trailing pixels that do not fill a patch are dropped, as torch does.
+  Trailing pixels that do not fill a patch are dropped, as torch does; with pad_partial=True
+  (Swin) the image is instead zero-padded on the bottom / right to a multiple of p first.
+  use_bias=False for CLIP's bias-free patch convolution.
   """
 
   def __init__(self, in_channels: int, dim: int, patch_size: int | Sequence[int], *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+               use_bias: bool = True, pad_partial: bool = False, dtype=jnp.float32,
+               rngs: nnx.Rngs):
     self.patch_size = pair(patch_size, "patch_size")
     self.in_channels = in_channels
+    self.pad_partial = pad_partial
     self.projection = nnx.Conv(in_channels, dim, kernel_size=self.patch_size, strides=self.patch_size,
-                               padding="VALID", dtype=dtype, param_dtype=jnp.float32,
-                               precision=PRECISION, rngs=rngs)
+                               padding="VALID", use_bias=use_bias, dtype=dtype,
+                               param_dtype=jnp.float32, precision=PRECISION, rngs=rngs)
 
   def __call__(self, pixel_values: jax.Array) -> tuple[jax.Array, tuple[int, int]]:
     _, height, width, _ = pixel_values.shape
-    if height < self.patch_size[0] or width < self.patch_size[1]:
-      raise ValueError(f"image size {height}x{width} is smaller than one "
-                       f"{self.patch_size[0]}x{self.patch_size[1]} patch")
+    ph, pw = self.patch_size
+    if self.pad_partial:
+      pixel_values = jnp.pad(pixel_values, ((0, 0), (0, -height % ph), (0, -width % pw), (0, 0)))
+    elif height < ph or width < pw:
+      raise ValueError(f"image size {height}x{width} is smaller than one {ph}x{pw} patch")
     y = self.projection(pixel_values)
     b, h, w, d = y.shape
     return y.reshape(b, h * w, d), (h, w)
@@ -180,7 +201,9 @@ class EncoderBlock(nnx.Module):
 
   Returns (output, sublayers) where sublayers (only when asked) holds the entries of the output
   contract (repsim_jax.models.outputs): "attn" (attention branch after layer scale, before the
-  add), "attn_probs" [B, H, T, T], "mid" (residual stream after the attention add), "mlp".
+  add), "attn_probs" [B, H, T, T] (windowed attention: see `WindowAttention`), "mid" (residual
+  stream after the attention add), "mlp". Keyword arguments other than `sublayers` go to the
+  attention (causal, rope, bias, grid: see `MultiHeadAttention`).
   """
 
   def __init__(self, *, norm1: nnx.Module, attention: MultiHeadAttention, norm2: nnx.Module,
@@ -193,9 +216,9 @@ class EncoderBlock(nnx.Module):
     self.mlp = mlp
     self.layer_scale2 = layer_scale2
 
-  def __call__(self, x: jax.Array, *, sublayers: bool = False, causal: bool = False,
-               rope: RopeFn | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-    attn, probs = self.attention(self.norm1(x), causal=causal, rope=rope, return_probs=sublayers)
+  def __call__(self, x: jax.Array, *, sublayers: bool = False, **attention_kwargs
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    attn, probs = self.attention(self.norm1(x), return_probs=sublayers, **attention_kwargs)
     if self.layer_scale1 is not None:
       attn = self.layer_scale1(attn)
     mid = x + attn
@@ -208,24 +231,160 @@ class EncoderBlock(nnx.Module):
 
 
 def run_encoder(layers: Sequence[EncoderBlock], x: jax.Array, *, sublayers: bool = False,
-                causal: bool = False, rope: RopeFn | None = None,
-                ) -> tuple[jax.Array, list[jax.Array], dict[str, jax.Array]]:
+                name: str = "block_{i:02d}", input_name: str | None = "embeddings",
+                **attention_kwargs) -> tuple[jax.Array, list[jax.Array], dict[str, jax.Array]]:
   """Runs the blocks in order. Returns (last output, [x, out_0, ..., out_{L-1}], named blocks).
 
-  The named entries are "embeddings" (= x), "block_XX" and with sublayers "block_XX.attn",
-  ".attn_probs", ".mid", ".mlp" (names sort in forward order within a block, as jit returns
-  dicts with sorted keys).
+  The named entries are `input_name` (= x; left out when None) and `name.format(i=i)` per
+  block ("block_XX" by default; Swin's stages pass "stage{s}.block{i:02d}"), with sublayers
+  also ".attn", ".attn_probs", ".mid", ".mlp" (names sort in forward order within a block, as
+  jit returns dicts with sorted keys). Other keyword arguments go to every block's attention.
   """
   hidden = [x]
-  blocks = {"embeddings": x}
+  blocks = {input_name: x} if input_name is not None else {}
   for i, layer in enumerate(layers):
-    x, subs = layer(x, sublayers=sublayers, causal=causal, rope=rope)
-    name = f"block_{i:02d}"
-    blocks[name] = x
+    x, subs = layer(x, sublayers=sublayers, **attention_kwargs)
+    block = name.format(i=i)
+    blocks[block] = x
     for key, value in subs.items():
-      blocks[f"{name}.{key}"] = value
+      blocks[f"{block}.{key}"] = value
     hidden.append(x)
   return x, hidden, blocks
+
+
+def relative_position_index(window: tuple[int, int], *, num_prefix_tokens: int = 0) -> np.ndarray:
+  """[T, T] indices into a relative position bias table for a (wh, ww) window of tokens,
+  T = wh * ww (+ 1 with a [CLS] token).
+
+  Tokens i, j at (y_i, x_i), (y_j, x_j) get (y_i - y_j + wh - 1) * (2 ww - 1) + (x_i - x_j + ww
+  - 1) (Swin, Liu et al. 2021). With num_prefix_tokens=1 (BEiT, Bao et al. 2022) the [CLS] row,
+  column and corner get the table's last three entries: cls->token n, token->cls n + 1,
+  cls->cls n + 2, n = (2 wh - 1)(2 ww - 1).
+  """
+  wh, ww = window
+  coords = np.stack(np.meshgrid(np.arange(wh), np.arange(ww), indexing="ij")).reshape(2, -1)
+  rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0)
+  index = (rel[..., 0] + wh - 1) * (2 * ww - 1) + rel[..., 1] + ww - 1
+  if num_prefix_tokens == 0:
+    return index
+  if num_prefix_tokens != 1:
+    raise ValueError(f"relative_position_index: num_prefix_tokens must be 0 or 1, got "
+                     f"{num_prefix_tokens}")
+  n = (2 * wh - 1) * (2 * ww - 1)
+  full = np.zeros((wh * ww + 1,) * 2, np.int64)
+  full[1:, 1:] = index
+  full[0, :] = n
+  full[:, 0] = n + 1
+  full[0, 0] = n + 2
+  return full
+
+
+class RelativePositionBias(nnx.Module):
+  """Learned per-head bias of the attention logits for each relative offset in a window.
+
+  relative_position_bias_table: [(2 wh - 1)(2 ww - 1) (+ 3 with a [CLS] token), H].
+  __call__(grid) -> [H, T, T] (float32): the table gathered with `relative_position_index`.
+  `grid` (BEiT) is the patch grid of the current image: when it differs from the window the table
+  was trained for, its spatial part is resized bilinearly (align_corners=False, as torch; the
+  three [CLS] entries are kept), exactly as transformers' BeitRelativePositionBias, including its
+  (2 ww - 1, 2 wh - 1) reading of the table's layout. Swin calls it with grid=None.
+  """
+
+  def __init__(self, window: tuple[int, int], num_heads: int, *, num_prefix_tokens: int = 0):
+    self.window = pair(window, "window")
+    self.num_prefix_tokens = num_prefix_tokens
+    size = (2 * self.window[0] - 1) * (2 * self.window[1] - 1) + 3 * num_prefix_tokens
+    self.relative_position_bias_table = nnx.Param(jnp.zeros((size, num_heads), jnp.float32))
+
+  def __call__(self, grid: tuple[int, int] | None = None) -> jax.Array:
+    table = self.relative_position_bias_table[...]
+    window = self.window if grid is None else tuple(grid)
+    if window != self.window:
+      old_h, old_w = 2 * self.window[0] - 1, 2 * self.window[1] - 1
+      new_h, new_w = 2 * window[0] - 1, 2 * window[1] - 1
+      sub = table[:old_h * old_w].reshape(old_w, old_h, -1)  # torch's reading (width first)
+      sub = resize_separable(sub, bilinear_matrix(old_w, new_h), bilinear_matrix(old_h, new_w))
+      table = jnp.concatenate([sub.reshape(new_h * new_w, -1), table[old_h * old_w:]])
+    index = relative_position_index(window, num_prefix_tokens=self.num_prefix_tokens)
+    return jnp.take(table, jnp.asarray(index.reshape(-1)), axis=0).reshape(
+        *index.shape, -1).transpose(2, 0, 1)
+
+
+def shifted_window_mask(height: int, width: int, window: int, shift: int) -> np.ndarray:
+  """[num_windows, window^2, window^2] additive mask of shifted-window attention (Swin): 0 between
+  tokens of the same region of the cyclically shifted (height, width) grid, -100 otherwise (the
+  value transformers and the Swin reference use). Regions per axis: [0, n - window),
+  [n - window, n - shift), [n - shift, n)."""
+  def regions(n):
+    idx = np.arange(n)
+    return (idx >= n - window).astype(np.int64) + (idx >= n - shift)
+  ids = regions(height)[:, None] * 3 + regions(width)[None, :]
+  ids = partition_windows(ids[None, :, :, None], window).reshape(-1, window * window)
+  return np.where(ids[:, None, :] != ids[:, :, None], -100.0, 0.0).astype(np.float32)
+
+
+def partition_windows(x, window: int):
+  """[B, H, W, C] -> [B * (H/w) * (W/w), w, w, C], windows in row-major order (numpy or jax)."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // window, window, w // window, window, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, window, window, c)
+
+
+def merge_windows(x, window: int, height: int, width: int):
+  """Inverse of `partition_windows`: [B * nW, w, w, C] -> [B, H, W, C]."""
+  c = x.shape[-1]
+  x = x.reshape(-1, height // window, width // window, window, window, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
+
+
+class WindowAttention(MultiHeadAttention):
+  """Self-attention within non-overlapping windows of a token grid, optionally cyclically shifted
+  (Swin; Liu et al. 2021, "Swin Transformer", arXiv:2103.14030). Same projections as
+  `MultiHeadAttention` (and a `RelativePositionBias` over the window).
+
+  x: [B, h*w, D] (row-major grid `grid` = (h, w)) -> (out [B, h*w, D], probs [B*nW, H, w², w²]
+  or None; windows in row-major order within each image, as torch's attention weights).
+  As transformers' SwinLayer: when min(h, w) <= window the window is the whole grid and there is
+  no shift; the grid is zero-padded on the bottom / right to a multiple of the window (padded
+  tokens take part as keys, as in torch), rolled by -shift, split into windows, attended with
+  the relative position bias plus the shifted-window mask (`shifted_window_mask`), merged, rolled
+  back and cropped.
+  """
+
+  def __init__(self, dim: int, num_heads: int, *, window_size: int, shift_size: int = 0,
+               qkv_bias: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
+    super().__init__(dim, num_heads, qkv_bias=qkv_bias, dtype=dtype, rngs=rngs,
+                     relative_position_bias=RelativePositionBias((window_size, window_size),
+                                                                 num_heads))
+    self.window_size = window_size
+    self.shift_size = shift_size
+
+  def __call__(self, x: jax.Array, *, grid: tuple[int, int], return_probs: bool = False
+               ) -> tuple[jax.Array, jax.Array | None]:
+    b, _, c = x.shape
+    h, w = grid
+    window, shift = self.window_size, self.shift_size
+    if min(h, w) <= window:
+      if min(h, w) < window:
+        raise ValueError(f"WindowAttention: the {h}x{w} token grid is smaller than the "
+                         f"{window}x{window} window; transformers' Swin fails here too (its "
+                         f"relative position bias is sized for the window). Use larger images.")
+      shift = 0
+    pad_h, pad_w = -h % window, -w % window
+    y = jnp.pad(x.reshape(b, h, w, c), ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    hp, wp = h + pad_h, w + pad_w
+    if shift:
+      y = jnp.roll(y, (-shift, -shift), axis=(1, 2))
+    windows = partition_windows(y, window).reshape(-1, window * window, c)
+    mask = None
+    if shift:
+      mask = jnp.asarray(shifted_window_mask(hp, wp, window, shift))  # [nW, T, T]
+      mask = jnp.broadcast_to(mask[None], (b,) + mask.shape).reshape(-1, 1, *mask.shape[1:])
+    out, probs = super().__call__(windows, bias=mask, return_probs=return_probs)
+    y = merge_windows(out.reshape(-1, window, window, c), window, hp, wp)
+    if shift:
+      y = jnp.roll(y, (shift, shift), axis=(1, 2))
+    return y[:, :h, :w].reshape(b, h * w, c), probs
 
 
 def rotate_half(x: jax.Array) -> jax.Array:
@@ -280,13 +439,85 @@ def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
   return w.astype(np.float32)
 
 
-def resize_bicubic(grid: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
-  """grid: [h, w, D] -> [out_h, out_w, D] exactly as torch bicubic (align_corners=False)."""
+def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """[out_size, in_size] weights of torch's bilinear resize along one axis (float32).
+
+  torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False) with an
+  explicit `size`: s = max((i + 0.5) * in/out - 0.5, 0), neighbours floor(s) and floor(s) + 1
+  (clamped to the border) with weights 1 - (s - floor(s)) and s - floor(s), in float32.
+  Reference: aten/src/ATen/native/UpSample.h (area_pixel_compute_source_index).
+  """
+  scale = np.float32(in_size / out_size)
+  w = np.zeros((out_size, in_size), np.float64)
+  for i in range(out_size):
+    src = max(np.float32(scale * np.float32(i + 0.5) - np.float32(0.5)), np.float32(0))
+    idx = int(src)
+    lam = np.float32(src - idx)
+    w[i, idx] += np.float32(1) - lam
+    w[i, min(idx + 1, in_size - 1)] += lam
+  return w.astype(np.float32)
+
+
+def _aa_bilinear(x: float) -> float:
+  x = abs(x)
+  return 1.0 - x if x < 1.0 else 0.0
+
+
+def _aa_bicubic(x: float) -> float:  # Keys cubic with a = -0.5 (PIL's), as torch's antialias path
+  a, x = -0.5, abs(x)
+  if x < 1.0:
+    return ((a + 2) * x - (a + 3)) * x * x + 1
+  if x < 2.0:
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  return 0.0
+
+
+def antialias_matrix(in_size: int, out_size: int, mode: str) -> np.ndarray:
+  """[out_size, in_size] weights of torch's antialiased resize along one axis (float32).
+
+  torch.nn.functional.interpolate(mode=mode, align_corners=False, antialias=True), mode
+  "bilinear" or "bicubic" (the same separable filter as PIL's resize): scale = in/out, support =
+  (1 or 2) * max(scale, 1), centre c = scale * (i + 0.5); input j in [int(c - support + 0.5),
+  int(c + support + 0.5)) clipped to the image gets filter((j - c + 0.5) / max(scale, 1)),
+  normalised to sum to 1 (no border clamping; the window is cut at the edges).
+  Reference: aten/src/ATen/native/cpu/UpSampleKernel.cpp (_compute_indices_min_size_weights_aa).
+  """
+  filters = {"bilinear": (_aa_bilinear, 1.0), "bicubic": (_aa_bicubic, 2.0)}
+  if mode not in filters:
+    raise ValueError(f"antialias_matrix: mode must be one of {sorted(filters)}, got {mode!r}")
+  filt, half = filters[mode]
+  scale = in_size / out_size
+  support = half * scale if scale >= 1.0 else half
+  invscale = 1.0 / scale if scale >= 1.0 else 1.0
+  w = np.zeros((out_size, in_size), np.float64)
+  for i in range(out_size):
+    center = scale * (i + 0.5)
+    lo = max(int(center - support + 0.5), 0)
+    hi = min(int(center + support + 0.5), in_size)
+    weights = np.array([filt((j - center + 0.5) * invscale) for j in range(lo, hi)])
+    total = weights.sum()
+    w[i, lo:hi] = weights / total if total != 0.0 else weights
+  return w.astype(np.float32)
+
+
+def resize_separable(grid: jax.Array, rows: np.ndarray, cols: np.ndarray) -> jax.Array:
+  """grid: [h, w, D] -> [out_h, out_w, D] = rows [out_h, h] . grid . cols^T [w, out_w], in float32
+  (a separable resize; the weight matrices come from bicubic_matrix, bilinear_matrix or
+  antialias_matrix)."""
+  grid = jnp.einsum("ih,hwd->iwd", jnp.asarray(rows), grid.astype(jnp.float32),
+                    precision=PRECISION)
+  return jnp.einsum("jw,iwd->ijd", jnp.asarray(cols), grid, precision=PRECISION)
+
+
+def resize_bicubic(grid: jax.Array, out_hw: tuple[int, int], *, antialias: bool = False
+                   ) -> jax.Array:
+  """grid: [h, w, D] -> [out_h, out_w, D] exactly as torch bicubic (align_corners=False), with
+  antialias=True as torch's antialiased bicubic (DINOv2 with registers)."""
   h, w, _ = grid.shape
-  wh = jnp.asarray(bicubic_matrix(h, out_hw[0]))
-  ww = jnp.asarray(bicubic_matrix(w, out_hw[1]))
-  grid = jnp.einsum("ih,hwd->iwd", wh, grid.astype(jnp.float32), precision=PRECISION)
-  return jnp.einsum("jw,iwd->ijd", ww, grid, precision=PRECISION)
+  if antialias:
+    return resize_separable(grid, antialias_matrix(h, out_hw[0], "bicubic"),
+                            antialias_matrix(w, out_hw[1], "bicubic"))
+  return resize_separable(grid, bicubic_matrix(h, out_hw[0]), bicubic_matrix(w, out_hw[1]))
 
 
 def pair(value: int | Sequence[int], name: str = "value") -> tuple[int, int]:

@@ -10,6 +10,9 @@ under stable names, in forward order, plus sublayers when asked for:
                add), "block_XX.mlp" (MLP branch before the add), "block_XX.attn_probs" [B,H,T,T].
   conv:        "stem", "stage0.block00" ... (global order); with sublayers=True also
                "stageS.blockBB.branch" (residual branch before the add).
+  staged transformer (Swin): "embeddings", "stage0.block00" ... ([B, h_s * w_s, C_s] tokens);
+               with sublayers=True the transformer sublayers "stageS.blockBB.attn", ".mid",
+               ".mlp", ".attn_probs" (windowed: [B * windows, H, w², w²]).
 """
 from __future__ import annotations
 

@@ -20,27 +20,38 @@ import numpy as np
 #   ("path", i)          element i of a tuple output (e.g. attention probabilities)
 #   ("path", "input")    the module's first positional input (e.g. the residual stream that a
 #                        norm receives)
-HookSpec = str | tuple[str, int | str]
+#   ("path", what, n)    as ("path", what), from the module's n-th call in the forward pass (a
+#                        module used twice, e.g. BEiT's drop_path on both residual branches);
+#                        without n, the last call.
+HookSpec = str | tuple[str, int | str] | tuple[str, int | str, int]
 
 
-def transformer_hooks(num_layers: int, layer_path: str, *, attn: str, attn_module: str, mid: str,
-                      mlp: str, sublayers: bool = True) -> dict[str, HookSpec]:
+def _relative(layer: str, spec: HookSpec) -> HookSpec:
+  if isinstance(spec, str):
+    return f"{layer}.{spec}"
+  return (f"{layer}.{spec[0]}", *spec[1:])
+
+
+def transformer_hooks(num_layers: int, layer_path: str, *, attn: HookSpec, attn_module: str,
+                      mid: str, mlp: HookSpec, sublayers: bool = True,
+                      name: str = "block_{i:02d}") -> dict[str, HookSpec]:
   """Hooks for the blocks of a pre-norm transformer, named as in `outputs.py`.
 
-  layer_path: the block module, with "{i}" for its index. Sublayer paths are relative to it:
+  layer_path: the block module, with "{i}" for its index. Sublayer specs are relative to it:
   attn: module whose output is the attention branch (after any layer scale), attn_module: the
   attention module (its output[1] are the probabilities), mid: module whose input is the residual
-  stream after the attention add, mlp: module whose output is the MLP branch.
+  stream after the attention add, mlp: module whose output is the MLP branch (attn and mlp may
+  be relative HookSpec tuples). `name`: our block name, with "{i}".
   """
   hooks: dict[str, HookSpec] = {}
   for i in range(num_layers):
-    layer, name = layer_path.format(i=i), f"block_{i:02d}"
-    hooks[name] = layer
+    layer, block = layer_path.format(i=i), name.format(i=i)
+    hooks[block] = layer
     if sublayers:
-      hooks[f"{name}.attn"] = f"{layer}.{attn}"
-      hooks[f"{name}.attn_probs"] = (f"{layer}.{attn_module}", 1)
-      hooks[f"{name}.mid"] = (f"{layer}.{mid}", "input")
-      hooks[f"{name}.mlp"] = f"{layer}.{mlp}"
+      hooks[f"{block}.attn"] = _relative(layer, attn)
+      hooks[f"{block}.attn_probs"] = (f"{layer}.{attn_module}", 1)
+      hooks[f"{block}.mid"] = (f"{layer}.{mid}", "input")
+      hooks[f"{block}.mlp"] = _relative(layer, mlp)
   return hooks
 
 
@@ -110,19 +121,28 @@ def run_torch(model, pixel_values_nchw, hooks: Mapping[str, HookSpec], *,
   import torch
 
   captured: dict[str, Any] = {}
+  calls: dict[str, int] = {}
   handles = []
   modules = dict(model.named_modules())
   for name, spec in hooks.items():
-    path, what = (spec, 0) if isinstance(spec, str) else spec
+    path, what, call = (spec, 0, None) if isinstance(spec, str) else (*spec, None)[:3]
     if path not in modules:
       raise KeyError(f"hook {name!r}: torch model has no submodule {path!r}")
     module = modules[path]
+
+    def wanted(name=name, call=call) -> bool:  # count this call; keep it if it is the n-th
+      calls[name] = calls.get(name, -1) + 1
+      return call is None or calls[name] == call
+
     if what == "input":
-      def pre_hook(mod, args, kwargs, name=name):
-        captured[name] = args[0] if args else next(iter(kwargs.values()))
+      def pre_hook(mod, args, kwargs, name=name, wanted=wanted):
+        if wanted():
+          captured[name] = args[0] if args else next(iter(kwargs.values()))
       handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
     else:
-      def hook(mod, args, output, name=name, index=what):
+      def hook(mod, args, output, name=name, index=what, wanted=wanted):
+        if not wanted():
+          return
         if isinstance(output, (tuple, list)):
           captured[name] = output[index]
         elif hasattr(output, "to_tuple"):

@@ -4,16 +4,21 @@
 itself, or a hub id in the local HF cache) and returns an `ImageProcessor`: a callable taking a
 list of uint8 `[H, W, 3]` images (sizes may differ) and returning one batch,
 
-  float32 `[B, H', W', 3]` (NHWC) pixel values       for ViT, BiT/DINOv2, ConvNeXt, DINOv3,
+  float32 `[B, H', W', 3]` (NHWC) pixel values       for every image model,
   int64   `[B, 32*32]` colour-cluster token ids        for ImageGPT (no SOS token; see below).
 
 What each processor does (transformers 5.x "slow"/PIL backends, which the ported checkpoints
 were evaluated with; the torchvision "fast" ones are not installed here):
 
-  ViTImageProcessor       resize to size {height, width} (bilinear), rescale 1/255, normalize.
-  BitImageProcessor       (BiT, DINOv2) resize shortest edge to size.shortest_edge keeping the
-                          aspect ratio (long edge `int(size * long / short)`), bicubic; center
-                          crop to crop_size; rescale; normalize.
+  ViTImageProcessor       (ViT, MAE, Swin) resize to size {height, width} (bilinear), rescale
+                          1/255, normalize.
+  SiglipImageProcessor    the same steps, bicubic by default.
+  DeiTImageProcessor,     (DeiT; BEiT and Data2Vec-vision) resize to size {height, width},
+  BeitImageProcessor      bicubic; center crop to crop_size (BEiT: only if do_center_crop);
+                          rescale; normalize.
+  BitImageProcessor,      (BiT, DINOv2, CLIP) resize shortest edge to size.shortest_edge keeping
+  CLIPImageProcessor      the aspect ratio (long edge `int(size * long / short)`), bicubic;
+                          center crop to crop_size; rescale; normalize.
   ConvNextImageProcessor  size.shortest_edge < 384: resize the shortest edge to
                           `int(shortest_edge / crop_pct)`, center crop to shortest_edge;
                           otherwise warp to (shortest_edge, shortest_edge). Bicubic.
@@ -76,12 +81,33 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "DINOv3ViTImageProcessor": dict(
         resample=2, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
         size={"height": 224, "width": 224}, do_resize=True, do_rescale=True, do_normalize=True),
+    "CLIPImageProcessor": dict(
+        resample=3, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
+        size={"shortest_edge": 224}, default_to_square=False,
+        crop_size={"height": 224, "width": 224}, do_resize=True, do_center_crop=True,
+        do_rescale=True, do_normalize=True),
+    "SiglipImageProcessor": dict(
+        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
+        size={"height": 224, "width": 224}, default_to_square=False, do_resize=True,
+        do_rescale=True, do_normalize=True),
+    "DeiTImageProcessor": dict(
+        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
+        size={"height": 256, "width": 256}, crop_size={"height": 224, "width": 224},
+        do_resize=True, do_center_crop=True, do_rescale=True, do_normalize=True),
+    "BeitImageProcessor": dict(
+        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
+        size={"height": 224, "width": 224}, crop_size={"height": 224, "width": 224},
+        do_resize=True, do_center_crop=False, do_rescale=True, do_normalize=True),
     "ImageGPTImageProcessor": dict(
         resample=2, do_color_quantize=True, image_mean=IMAGENET_STANDARD_MEAN,
         image_std=IMAGENET_STANDARD_STD, do_rescale=True, do_normalize=True,
         size={"height": 256, "width": 256}, do_resize=True),
 }
 SUPPORTED_PROCESSORS = tuple(_DEFAULTS)
+
+
+class UnsupportedProcessorError(ValueError):
+  """A preprocessor_config.json names an image processor we have not re-implemented."""
 
 
 def _processor_name(raw: dict[str, Any], source: str) -> str:
@@ -92,8 +118,8 @@ def _processor_name(raw: dict[str, Any], source: str) -> str:
     name = name.removesuffix(suffix)
   name = name.replace("FeatureExtractor", "ImageProcessor")
   if name not in _DEFAULTS:
-    raise ValueError(f"{source}: unsupported image processor {name!r}; supported: "
-                     f"{', '.join(SUPPORTED_PROCESSORS)}")
+    raise UnsupportedProcessorError(f"{source}: unsupported image processor {name!r}; "
+                                    f"supported: {', '.join(SUPPORTED_PROCESSORS)}")
   return name
 
 

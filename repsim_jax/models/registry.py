@@ -12,7 +12,17 @@ import types
 
 FAMILIES: dict[str, str] = {
     "vit": "repsim_jax.models.vit",
+    "deit": "repsim_jax.models.vit",
+    "vit_mae": "repsim_jax.models.vit",
+    "clip": "repsim_jax.models.clip",
+    "clip_vision_model": "repsim_jax.models.clip",
+    "siglip": "repsim_jax.models.clip",
+    "siglip_vision_model": "repsim_jax.models.clip",
     "dinov2": "repsim_jax.models.dinov2",
+    "dinov2_with_registers": "repsim_jax.models.dinov2",
+    "beit": "repsim_jax.models.beit",
+    "data2vec-vision": "repsim_jax.models.beit",
+    "swin": "repsim_jax.models.swin",
     "dinov3_vit": "repsim_jax.models.dinov3",
     "convnext": "repsim_jax.models.convnext",
     "convnextv2": "repsim_jax.models.convnext",

@@ -58,8 +58,11 @@ def test_pooling_modes_match_numpy():
     pool(tokens, "mean_patch", num_prefix_tokens=7)
   assert default_pooling("dinov2") == "mean_patch" and default_pooling("bit") == "gap"
   assert set(DEFAULT_POOLING) >= {"vit", "dinov2", "dinov3_vit", "imagegpt", "convnext", "bit"}
+  # every ported family has a default (the torch backend pools other families with "mean")
+  from repsim_jax.models.registry import FAMILIES
+  assert set(DEFAULT_POOLING) >= set(FAMILIES)
   with pytest.raises(ValueError, match="pass pooling"):
-    default_pooling("swin")
+    default_pooling("resnet")
 
 
 def test_early_middle_late():

@@ -70,7 +70,10 @@ def test_corrupted_parameter_exits_nonzero(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("model_type", ["vit", "dinov2", "dinov3_vit", "convnext", "convnextv2",
-                                        "dinov3_convnext", "bit", "imagegpt"])
+                                        "dinov3_convnext", "bit", "imagegpt", "deit", "vit_mae",
+                                        "clip_vision_model", "siglip_vision_model",
+                                        "dinov2_with_registers", "beit", "data2vec-vision",
+                                        "swin"])
 def test_hook_tables_name_real_torch_modules(model_type):
   """Every torch path the tool hooks exists in the family's base model (guards against
   transformers renaming modules); the same names as our blocks."""
@@ -89,6 +92,16 @@ def test_hook_tables_name_real_torch_modules(model_type):
                                             embedding_size=8, num_groups=4),
       "imagegpt": lambda: transformers.ImageGPTConfig(n_embd=16, n_layer=2, n_head=2,
                                                       n_positions=16, vocab_size=9),
+      "deit": lambda: transformers.DeiTConfig(**small),
+      "vit_mae": lambda: transformers.ViTMAEConfig(**small),
+      "clip_vision_model": lambda: transformers.CLIPVisionConfig(**small),
+      "siglip_vision_model": lambda: transformers.SiglipVisionConfig(**small),
+      "dinov2_with_registers": lambda: transformers.Dinov2WithRegistersConfig(
+          **{k: v for k, v in small.items() if k != "intermediate_size"}),
+      "beit": lambda: transformers.BeitConfig(**small),
+      "data2vec-vision": lambda: transformers.Data2VecVisionConfig(**small),
+      "swin": lambda: transformers.SwinConfig(image_size=16, patch_size=2, embed_dim=8,
+                                              depths=[2, 1], num_heads=[2, 2], window_size=4),
   }[model_type]()
   with torch.device("meta"):  # module names only: skip allocating and initialising weights
     model = transformers.AutoModel.from_config(config)
@@ -99,3 +112,36 @@ def test_hook_tables_name_real_torch_modules(model_type):
   blocks = [n for n in hooks if n.count(".") == (1 if n.startswith("stage") else 0)]
   assert len(blocks) == 1 + sum(getattr(config, "depths", [])) + (
       0 if hasattr(config, "depths") else config.num_hidden_layers)
+
+
+@pytest.mark.parametrize("kind", ["clip_full", "vit_mae", "data2vec", "swin"])
+def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
+  """compare_checkpoint (the tool's library call) on the families whose torch reference needs
+  care: a full CLIPModel checkpoint (compared through its vision tower), MAE (torch run without
+  masking), Data2Vec-vision (attention probabilities only on request), Swin (stage hooks)."""
+  from repsim_jax.models.compare import compare_checkpoint
+  from torch_parity import tiny_torch_checkpoint
+  path = tmp_path / "ckpt"
+  torch.manual_seed(0)
+  if kind == "clip_full":
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, image_size=32, patch_size=8)
+    text = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    perturb_(transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=text, vision_config=vision))).save_pretrained(path)
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32},
+                                    crop_size={"height": 32, "width": 32}).save_pretrained(path)
+  elif kind == "data2vec":
+    perturb_(transformers.Data2VecVisionModel(transformers.Data2VecVisionConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        image_size=32, patch_size=8, use_relative_position_bias=True))).save_pretrained(path)
+  else:
+    perturb_(transformers.AutoModel.from_pretrained(tiny_torch_checkpoint(kind, path))
+             ).save_pretrained(path)
+  transformers.logging.set_verbosity_error()  # the CLIP text tower is "unexpected" for the tower
+  comparison = compare_checkpoint(str(path), n_images=2, image_size=40, sublayers=True,
+                                  use_cache=False)
+  transformers.logging.set_verbosity_warning()
+  assert comparison.ok, [r for r in comparison.rows if not r.ok]
+  names = [r.name for r in comparison.rows]
+  assert any(n.endswith(".attn_probs") for n in names) and "hidden_states.1" in names

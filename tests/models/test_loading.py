@@ -176,7 +176,8 @@ def test_mesh_placement(vit_ckpt, reference_params):
   assert loading.param_sharding(big, (32, 64)).spec == P()  # small: replicated
 
 
-@pytest.mark.parametrize("family", ["vit", "dinov2", "dinov3_vit"])
+@pytest.mark.parametrize("family", ["vit", "dinov2", "dinov3_vit", "deit", "vit_mae", "beit",
+                                    "dinov2_with_registers", "swin"])
 def test_current_and_legacy_torch_names_convert_alike(family, tmp_path):
   # in-memory state_dict: transformers v5 names; save_pretrained: legacy names as on the hub
   from safetensors.numpy import load_file
@@ -187,7 +188,18 @@ def test_current_and_legacy_torch_names_convert_alike(family, tmp_path):
            "dinov2": lambda: transformers.Dinov2Model(transformers.Dinov2Config(
                mlp_ratio=2, use_swiglu_ffn=True, **kw)),
            "dinov3_vit": lambda: transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(
-               intermediate_size=64, use_gated_mlp=True, num_register_tokens=1, **kw))}[family]()
+               intermediate_size=64, use_gated_mlp=True, num_register_tokens=1, **kw)),
+           "deit": lambda: transformers.DeiTModel(transformers.DeiTConfig(intermediate_size=64, **kw)),
+           "vit_mae": lambda: transformers.ViTMAEModel(transformers.ViTMAEConfig(
+               intermediate_size=64, **kw)),
+           "beit": lambda: transformers.BeitModel(transformers.BeitConfig(
+               intermediate_size=64, use_relative_position_bias=True,
+               use_shared_relative_position_bias=True, **kw)),
+           "dinov2_with_registers": lambda: transformers.Dinov2WithRegistersModel(
+               transformers.Dinov2WithRegistersConfig(mlp_ratio=2, use_swiglu_ffn=True, **kw)),
+           "swin": lambda: transformers.SwinModel(transformers.SwinConfig(
+               image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2],
+               window_size=4))}[family]()
   model.save_pretrained(tmp_path)
   legacy = load_file(tmp_path / "model.safetensors")
   current = {k: v.numpy() for k, v in model.state_dict().items()}
@@ -233,3 +245,17 @@ def test_params_sharded_over_8_fake_devices_give_the_same_outputs(vit_ckpt, tmp_
   assert set(sharded.files) == set(ref)
   for k in ref:
     np.testing.assert_allclose(sharded[k], np.asarray(ref[k]), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_vision_tower_under_its_hub_prefix_converts_alike(kind):
+  # hub CLIPVisionModel / SiglipVisionModel checkpoints keep their weights under vision_model.
+  torch.manual_seed(0)
+  cfg = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+             image_size=32, patch_size=8)
+  model = (transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**cfg)) if kind == "clip"
+           else transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**cfg)))
+  current = {k: v.numpy() for k, v in model.state_dict().items()}
+  hub = {f"vision_model.{k}": v for k, v in current.items()}
+  convert = registry.family(model.config.model_type).convert
+  assert_same_params(convert(current, model.config), convert(hub, model.config))

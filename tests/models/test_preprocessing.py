@@ -60,6 +60,29 @@ CONFIGS = {
     "convnext": {"feature_extractor_type": "ConvNextFeatureExtractor", "crop_pct": 0.875,
                  "do_normalize": True, "do_resize": True, "image_mean": [0.485, 0.456, 0.406],
                  "image_std": [0.229, 0.224, 0.225], "resample": 3, "size": 28},
+    # openai/clip-vit-large-patch14 style (old feature-extractor config, int sizes).
+    "clip": {"feature_extractor_type": "CLIPFeatureExtractor", "crop_size": 28,
+             "do_center_crop": True, "do_normalize": True, "do_resize": True,
+             "image_mean": [0.48145466, 0.4578275, 0.40821073],
+             "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 30},
+    # google/siglip-so400m-patch14-384 style.
+    "siglip": {"image_processor_type": "SiglipImageProcessor", "do_normalize": True,
+               "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+               "image_std": [0.5, 0.5, 0.5], "resample": 3,
+               "rescale_factor": 0.00392156862745098, "size": {"height": 38, "width": 38}},
+    # facebook/deit-base-distilled-patch16-224 style: square resize, then crop.
+    "deit": {"feature_extractor_type": "DeiTFeatureExtractor", "crop_size": 24,
+             "do_center_crop": True, "do_normalize": True, "do_resize": True,
+             "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+             "resample": 3, "size": 28},
+    # microsoft/beit-large-patch16-224 style (bilinear, no crop).
+    "beit": {"feature_extractor_type": "BeitFeatureExtractor", "crop_size": 24,
+             "do_center_crop": False, "do_normalize": True, "do_resize": True,
+             "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "reduce_labels": False,
+             "resample": 2, "size": 24},
+    # BEiT with its class defaults (bicubic 224, no crop) and a crop.
+    "beit_crop": {"image_processor_type": "BeitImageProcessor", "do_center_crop": True,
+                  "size": {"height": 36, "width": 30}, "crop_size": {"height": 20, "width": 26}},
     # convnext at >= 384: warp without crop.
     "convnext384": {"image_processor_type": "ConvNextImageProcessor", "size": {"shortest_edge": 384},
                     "resample": 3},

@@ -1,4 +1,4 @@
-"""End-to-end test of `experiments.raghu` (repsim_jax.analysis.raghu.run) on the runlocal variant.
+"""End-to-end test of `experiments.raghu` (repsim_jax.pipelines.raghu.run) on the runlocal variant.
 
 Reference for the numbers: a saved CKA matrix is recomputed here from the model outputs through
 an independent path (one forward pass on all images, numpy pooling) and `repsim_jax.cka_matrix`.

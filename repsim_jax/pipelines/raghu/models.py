@@ -77,6 +77,9 @@ def load_models(config, workdir: str) -> list[Model]:
   from repsim_jax.models import loading
   models = []
   for entry in config.models:
+    if (entry.get("backend") or "jax") != "jax":
+      raise ValueError(f"raghu: model {entry.name!r} has backend {entry.backend!r}; the Raghu et "
+                       f"al. analyses need our JAX ports (gradients, sublayers, attention values)")
     opened = open_model(entry, workdir)
     probe = opened.preprocess(np.zeros((64, 64, 3), np.uint8))
     forward = loading.jit_forward(opened.module, sublayers=True)
