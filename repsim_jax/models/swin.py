@@ -139,7 +139,7 @@ def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs) -> SwinModel:
 
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
-  """Our block names -> SwinModel submodules (see compare.torch_hooks). The attention branch is
+  """Our block names -> SwinModel submodules (see parity.torch_hooks). The attention branch is
   the input of drop_path (identity at inference); the MLP branch the output of mlp."""
   hooks: dict[str, parity.HookSpec] = {"embeddings": ("encoder.layers.0.blocks.0", "input")}
   for s, depth in enumerate(config.depths):

@@ -77,7 +77,7 @@ def test_corrupted_parameter_exits_nonzero(tmp_path, capsys, monkeypatch):
 def test_hook_tables_name_real_torch_modules(model_type):
   """Every torch path the tool hooks exists in the family's base model (guards against
   transformers renaming modules); the same names as our blocks."""
-  from repsim_jax.models import compare
+  from repsim_jax.models import parity
   small = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                image_size=16, patch_size=8)
   conv = dict(depths=[1, 2, 1, 1], hidden_sizes=[8, 8, 16, 16])
@@ -106,7 +106,7 @@ def test_hook_tables_name_real_torch_modules(model_type):
   with torch.device("meta"):  # module names only: skip allocating and initialising weights
     model = transformers.AutoModel.from_config(config)
   modules = dict(model.named_modules())
-  hooks = compare.torch_hooks(config, sublayers=True)
+  hooks = parity.torch_hooks(config, sublayers=True)
   paths = {spec if isinstance(spec, str) else spec[0] for spec in hooks.values()}
   assert not paths - set(modules), sorted(paths - set(modules))
   blocks = [n for n in hooks if n.count(".") == (1 if n.startswith("stage") else 0)]
@@ -119,7 +119,7 @@ def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
   """compare_checkpoint (the tool's library call) on the families whose torch reference needs
   care: a full CLIPModel checkpoint (compared through its vision tower), MAE (torch run without
   masking), Data2Vec-vision (attention probabilities only on request), Swin (stage hooks)."""
-  from repsim_jax.models.compare import compare_checkpoint
+  from repsim_jax.models.parity import compare_checkpoint
   from torch_parity import tiny_torch_checkpoint
   path = tmp_path / "ckpt"
   torch.manual_seed(0)

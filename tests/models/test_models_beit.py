@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
-from repsim_jax.models.compare import forward_kwargs, torch_hooks  # noqa: E402
+from repsim_jax.models.parity import forward_kwargs, torch_hooks  # noqa: E402
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
             image_size=32, patch_size=8, attn_implementation="eager")

@@ -57,7 +57,7 @@ def tiny_dinov2_registers(**kw):
 
 
 def test_dinov2_with_registers_matches_torch_every_layer(tmp_path):
-  from repsim_jax.models.compare import torch_hooks
+  from repsim_jax.models.parity import torch_hooks
   model = tiny_dinov2_registers()
   rows = check_parity(model, tmp_path, random_images((2, 32, 32, 3)),
                       torch_hooks(model.config, sublayers=True))
@@ -68,7 +68,7 @@ def test_dinov2_with_registers_matches_torch_every_layer(tmp_path):
 def test_dinov2_with_registers_antialiased_interpolation(tmp_path):
   # SwiGLU, 1 register, 3 layers, a 40x72 input: the 4x4 position grid is resized to 5x9 with
   # torch's antialiased bicubic (A = -0.5), which differs from DINOv2's plain bicubic
-  from repsim_jax.models.compare import torch_hooks
+  from repsim_jax.models.parity import torch_hooks
   model = tiny_dinov2_registers(use_swiglu_ffn=True, num_register_tokens=1, num_hidden_layers=3,
                                 hidden_size=48, num_attention_heads=3, layerscale_value=0.5)
   rows = check_parity(model, tmp_path, random_images((1, 40, 72, 3), seed=1),

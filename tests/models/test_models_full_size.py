@@ -12,7 +12,7 @@ from test_models_dinov3 import dinov3_hooks  # noqa: E402
 from test_models_vit import vit_hooks  # noqa: E402
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
-from repsim_jax.models.compare import torch_hooks  # noqa: E402
+from repsim_jax.models.parity import torch_hooks  # noqa: E402
 from repsim_jax.models.torch_backend import reference_forward_kwargs  # noqa: E402
 
 # (builder, hooks, input size); configs as the hub checkpoints google/vit-large-patch16-224,
@@ -36,7 +36,7 @@ FULL_SIZE = {
 # google/siglip-so400m-patch14-384, facebook/vit-mae-large (run without masking),
 # facebook/deit-base-distilled-patch16-224, microsoft/beit-large-patch16-224,
 # facebook/dinov2-with-registers-large (evaluated at 224: antialiased position resize),
-# microsoft/swin-large-patch4-window7-224); hooks: compare.torch_hooks, every block and sublayer.
+# microsoft/swin-large-patch4-window7-224); hooks: parity.torch_hooks, every block and sublayer.
 ENCODERS = {
     "clip_l14": (lambda: transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,

@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 
 from torch_parity import check_parity, max_rel, random_images  # noqa: E402
 
-from repsim_jax.models.compare import torch_hooks  # noqa: E402
+from repsim_jax.models.parity import torch_hooks  # noqa: E402
 
 
 def tiny_swin(**kw):
