@@ -5,7 +5,8 @@ r"""Extraction throughput vs a plain transformers/torch loop, and peak host memo
   python benchmarks/bench_extract.py --part=rss --rss_n=20000
 
 throughput: ViT-B/16 (transformers' default ViTConfig, random weights) on generated images,
-  every block mean-pooled over patch tokens and written to disk. Ours: `repsim_jax.pipelines.extract.run`
+  every block mean-pooled over patch tokens and written to disk. Ours:
+  `repsim_jax.pipelines.extract.run`
   (threaded decode + the checkpoint's image processor, jit step, ActivationStore); anchor: a
   DataLoader over the same images and processor, `output_hidden_states=True`, the same pooling
   in torch, np.save per layer. Ours is reported cold (load, convert, compile included) and warm

@@ -1,7 +1,8 @@
 r"""Mahaut & Baroni (2026) end to end: extraction (or reuse of complete stores), every analysis and
 figure, and <workdir>/report.html + summary.md with our headline numbers next to the paper's.
 
-  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal --workdir=runs/mb_local
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal \
+      --workdir=runs/mb_local
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
 

@@ -6,7 +6,8 @@ r"""Every figure of Raghu et al. 2021 ("Do Vision Transformers See Like CNNs?") 
 
 Writes <workdir>/report.html and summary.md (every figure, our numbers next to the paper's),
 <workdir>/figures/*.{png,pdf} and one <name>.{npz,json} per result (config, versions, input
-fingerprints). A failed run writes <workdir>/error.log. The pipeline is `repsim_jax.pipelines.raghu.run`.
+fingerprints). A failed run writes <workdir>/error.log. The pipeline is
+`repsim_jax.pipelines.raghu.run`.
 """
 from __future__ import annotations
 

@@ -7,9 +7,10 @@
   (Fig. 5).
 
 Functions over arrays (or the `blocks` dict of a `ModelOutput`); figures are in
-`repsim_jax.plotting.attention`. Token layout (`repsim_jax.analysis.tokens`): transformer tokens are [B, T, D] with `num_prefix_tokens` tokens without a position
-on the image (CLS, distillation, register tokens) first, then the patch tokens in row-major order
-over the patch grid [grid_h, grid_w] (T = num_prefix_tokens + grid_h * grid_w).
+`repsim_jax.plotting.attention`. Token layout (`repsim_jax.analysis.tokens`): transformer tokens
+are [B, T, D] with `num_prefix_tokens` tokens without a position on the image (CLS,
+distillation, register tokens) first, then the patch tokens in row-major order over the patch
+grid [grid_h, grid_w] (T = num_prefix_tokens + grid_h * grid_w).
 
 References:
   Raghu, Unterthiner, Kornblith, Zhang, Dosovitskiy. "Do Vision Transformers See Like

@@ -128,7 +128,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     store: from `ActivationStore.open_or_create`.
     batch_size: global batch (all local devices); must divide by the mesh size and divide
       `store.chunk_rows` (batches never straddle chunks).
-    pooling: one mode for every layer, or layer name -> mode (`repsim_jax.extraction.pooling.MODES`).
+    pooling: one mode for every layer, or layer name -> mode (`pooling.MODES`).
     num_prefix_tokens: CLS + register tokens that `mean_patch` leaves out.
     layers: block names to keep (default: every main block of `ModelOutput.blocks`, forward order).
     device_batch: rows each device pushes through the model at once (default: batch_size /

@@ -173,8 +173,8 @@ def _reusable(path: str, ids: Sequence[str], dataset: dict, model_config) -> boo
   same = (store.ids == list(ids) and store.config.get("dataset") == to_jsonable(dataset)
           and store.config["model"]["id"] == _model_id(model_config))
   if not same:
-    logging.info("representations: store %s differs from the config (images, dataset or model); the "
-                 "extraction driver will report how", path)
+    logging.info("stores: %s differs from the config (images, dataset or model); the extraction "
+                 "will report how", path)
   return same
 
 
@@ -183,7 +183,8 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
 
   A store is reused when it is complete and holds the same image ids, dataset and model id (its
   checkpoint fingerprint was checked when it was written); anything else goes through
-  `repsim_jax.extraction.extract.extract_stores`, which resumes partial stores and refuses mismatched ones.
+  `repsim_jax.extraction.extract.extract_stores`, which resumes partial stores and refuses
+  mismatched ones.
   `source`: the source of `config.dataset` when the caller already opened it.
   """
   source = source if source is not None else data_lib.from_config(config.dataset)
@@ -198,14 +199,14 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
   todo = [m for m, t in zip(config.models, todo_mask) if t]
   reused = [m.name for m in config.models if m not in todo]
   if reused:
-    logging.info("representations: reusing complete stores of %s under %s", ", ".join(reused), workdir)
+    logging.info("stores: reusing the complete stores of %s under %s", ", ".join(reused), workdir)
   if todo:
-    logging.info("representations: extracting %s (%d images of %s)", ", ".join(m.name for m in todo),
+    logging.info("stores: extracting %s (%d images of %s)", ", ".join(m.name for m in todo),
                  len(ids), dataset.get("kind"))
     sub = copy.deepcopy(config)
     sub.models = todo
     extract_stores(sub, workdir)
-  sharding.sync(f"representations: stores of {workdir}")  # every host's chunks are written before reads
+  sharding.sync(f"stores of {workdir}")  # every host's chunks are written before any read
   return source, ids, paths
 
 
@@ -233,5 +234,5 @@ def load_representations(source, ids: Sequence[str], paths: dict[str, str], *, l
     types[m] = store.config["model"].get("model_type") or ""
   kept = [i for i, v in zip(ids, valid) if v]
   if len(kept) < len(ids):
-    logging.info("representations: %d skipped images left out of every analysis", len(ids) - len(kept))
+    logging.info("stores: %d skipped images left out of every analysis", len(ids) - len(kept))
   return Representations(source, kept, list(stores), layer_names, layers, representative, types)

@@ -1,8 +1,8 @@
 """What each process of the multi-process tests runs; the tests run the same functions in one
 process for the reference (`test_multiprocess.py`).
 
-  python tests/helpers/multiprocess_worker.py kernels OUT_DIR    # every sharded kernel -> OUT_DIR/p<i>.npz
-  python tests/helpers/multiprocess_worker.py extract STORE N    # extract into STORE, stop after N chunks
+  python tests/helpers/multiprocess_worker.py kernels OUT_DIR  # every sharded kernel -> OUT_DIR/p<i>.npz
+  python tests/helpers/multiprocess_worker.py extract STORE N  # extract into STORE, stop after N chunks
 
 Started by `multiprocess_harness.run_processes`, which sets the jax.distributed environment.
 """

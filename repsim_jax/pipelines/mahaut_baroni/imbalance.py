@@ -1,5 +1,6 @@
 """II between every layer of every model and every layer of every model, itself included
-(Mahaut & Baroni 2026, Figs. 1, 10): one npz + JSON per ordered pair under `<workdir>/imbalance/`."""
+(Mahaut & Baroni 2026, Figs. 1, 10): one npz + JSON per ordered pair under
+`<workdir>/imbalance/`."""
 from __future__ import annotations
 
 from typing import Any

@@ -50,7 +50,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
                                               run.figure_path("fig12_smoothness"),
                                               n_seeds=cfg.n_subsamples))
   section.row(f"std of II over subsamples at the largest N ({sizes[-1]})",
-              "flat after N = 1e4; ConvNeXt varies most", by_model({m: v[-1] for m, v in std11.items()}))
+              "flat after N = 1e4; ConvNeXt varies most",
+              by_model({m: v[-1] for m, v in std11.items()}))
   section.row(f"smoothness at the largest N ({sizes[-1]})", "ConvNeXt least smooth at every N",
               by_model({m: v[-1] for m, v in mean12.items()}))
   return {"sizes": sizes, "std": std11, "smoothness_mean": mean12, "smoothness_std": std12}

@@ -12,16 +12,16 @@ of the images, and writes into `workdir`:
   report.html, summary.md      every figure with our headline numbers next to the paper's
   metrics.jsonl                progress lines (rate, ETA)
 
-| step          | figure            | result                          | analysis                          |
-|---------------|-------------------|---------------------------------|-----------------------------------|
-| cka           | 1, B.1            | cka_<model>                     | `cka_matrix` over blocks (+sub)   |
-| cka           | 2, B.1            | cka_<a>_vs_<b>                  | `cka_matrix` across models        |
-| block_stats   | 3, 4, C.5, C.6    | block_stats_<vit>               | `block_statistics` (attention)    |
-| head_subsets  | 5                 | head_subsets_<vit>_vs_<cnn>     | head subsets of block 0 vs CNN    |
-| erf           | 6, C.1-C.4        | erf_<model>                     | `effective_receptive_field`       |
-| block_stats   | 7, E.1, E.2       | block_stats_<model>             | `block_statistics` (skip)         |
-| localization  | 9, 10, D.1-D.3    | localization_<model>            | `localization_maps`               |
-| few_shot      | 11, 13, D.4, F.*  | few_shot_<model>                | `few_shot_accuracy` per token mode|
+| step         | figure           | result                      | analysis                        |
+|--------------|------------------|-----------------------------|---------------------------------|
+| cka          | 1, B.1           | cka_<model>                 | `cka_matrix` over blocks (+sub) |
+| cka          | 2, B.1           | cka_<a>_vs_<b>              | `cka_matrix` across models      |
+| block_stats  | 3, 4, C.5, C.6   | block_stats_<vit>           | `block_statistics` (attention)  |
+| head_subsets | 5                | head_subsets_<vit>_vs_<cnn> | head subsets of block 0 vs CNN  |
+| erf          | 6, C.1-C.4       | erf_<model>                 | `effective_receptive_field`     |
+| block_stats  | 7, E.1, E.2      | block_stats_<model>         | `block_statistics` (skip)       |
+| localization | 9, 10, D.1-D.3   | localization_<model>        | `localization_maps`             |
+| few_shot     | 11, 13, D.4, F.* | few_shot_<model>            | `few_shot_accuracy` per mode    |
 
 Figs. 4 and C.6 (ImageNet-only ViTs), 10 (a GAP ViT), D.4 and F.1-F.3 (other models and
 datasets) are these analyses on other checkpoints or datasets: name them in `config.models` /

@@ -38,9 +38,11 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
                       "last_block_mean_distance": float(distances[-1].mean())})
       k = min(settings.lowest_highest, distances.shape[0] // 2) or 1
       shown = sorted(set(range(k)) | set(range(distances.shape[0] - k, distances.shape[0])))
-      section.figure(f"{m.name}: mean attention distance (Fig. 3)", lambda: plot_attention_distances(
-          distances, run.figure_path(f"fig3_attention_distance_{m.name}"), layers=shown,
-          layer_labels=[f"block {l}" for l in shown], title=f"{m.name}: mean attention distance"))
+      section.figure(f"{m.name}: mean attention distance (Fig. 3)",
+                     lambda: plot_attention_distances(
+                         distances, run.figure_path(f"fig3_attention_distance_{m.name}"),
+                         layers=shown, layer_labels=[f"block {l}" for l in shown],
+                         title=f"{m.name}: mean attention distance"))
       section.figure(f"{m.name}: attention distance of every head (Fig. C.5)",
                      lambda: plot_attention_distance_by_depth(
                          distances, run.figure_path(f"figC5_attention_distance_depth_{m.name}"),
