@@ -33,13 +33,20 @@ from repsim_jax.data.shapes_world import HUES, SHAPES, render_batch
 from repsim_jax.pipelines.demo.findings import findings
 from repsim_jax.pipelines.demo.inputs import extract_held_out
 from repsim_jax.pipelines.demo.training import train_model
-from repsim_jax.pipelines.run import Run
+from repsim_jax.pipelines.run import Run, step_names
+
+# the steps whose results the findings read (`findings.findings` and the control's checks)
+FINDINGS_NEED = ("probes", "neighbour_sharing", "imbalance", "control")
 
 
 def run(config, workdir: str) -> dict[str, Any]:
   """Runs the demo end to end; returns {"report": path, "findings": [...], "control": [...],
   plus every step's results}."""
   cfg = config.analysis
+  missing = [s for s in FINDINGS_NEED if s not in step_names(cfg.steps)]
+  if missing:  # before minutes of training, not after
+    raise ValueError(f"config.analysis.steps lacks {missing}, which the findings read; steps: "
+                     f"{tuple(cfg.steps)}")
   context = Run("demo", workdir, config=config,
                 title="repsim_jax demo: the shapes-and-colours world")
   w = config.world
