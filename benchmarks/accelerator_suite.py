@@ -244,12 +244,12 @@ def section_cka(s, torch, tdev):
 def section_probes(s):
   import jax
   from bench_probes import sklearn_probe_loop, synthetic_layers
-  from repsim_jax.analysis import probes
+  from repsim_jax.analysis import logistic_probes
   classes, L, dim = s["probe_classes"], s["probe_layers"], s["probe_dim"]
   labels = np.repeat(np.arange(classes), 50)
   features = synthetic_layers(jax.random.key(0), labels, L, dim)
-  splits = probes.balanced_binary_splits(labels, seed=0)
-  t_ours, acc = timed(lambda: probes.class_probe_accuracy(features, labels, splits=splits),
+  splits = logistic_probes.balanced_binary_splits(labels, seed=0)
+  t_ours, acc = timed(lambda: logistic_probes.class_probe_accuracy(features, labels, splits=splits),
                       repeats=1)
   subset = np.random.default_rng(1).choice(classes * L, s["sklearn_probes"], replace=False)
   ref, per_probe, _ = sklearn_probe_loop(np.asarray(features), splits, subset, classes)

@@ -91,7 +91,7 @@ def torch_per_pair(layers_a, layers_b, pairs, batch_size, *, device="cpu"):
 
 
 def peak_memory_child(n: int, layers: int, width: int, batch_size: int) -> None:
-  from repsim_jax.metrics.cka import cka_matrix
+  from repsim_jax.metrics.kernel_alignment import cka_matrix
   la = [SyntheticLayer(n, width, l) for l in range(layers)]
   m = cka_matrix(la, la, batch_size=batch_size)
   assert np.all(np.isfinite(m))
@@ -125,7 +125,7 @@ def main() -> None:
 def timing(args) -> None:
   import jax
   import torch
-  from repsim_jax.metrics.cka import cka_matrix
+  from repsim_jax.metrics.kernel_alignment import cka_matrix
 
   print(f"jax {jax.__version__} on {jax.devices()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); this machine is shared with other jobs, "

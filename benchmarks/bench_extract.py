@@ -5,7 +5,8 @@ r"""Extraction throughput vs a plain transformers/torch loop, and peak host memo
   python benchmarks/bench_extract.py --part=rss --rss_n=20000
 
 throughput: ViT-B/16 (transformers' default ViTConfig, random weights) on generated images,
-  every block mean-pooled over patch tokens and written to disk. Ours: `repsim_jax.extract.run`
+  every block mean-pooled over patch tokens and written to disk. Ours:
+  `repsim_jax.pipelines.extract.run`
   (threaded decode + the checkpoint's image processor, jit step, ActivationStore); anchor: a
   DataLoader over the same images and processor, `output_hidden_states=True`, the same pooling
   in torch, np.save per layer. Ours is reported cold (load, convert, compile included) and warm
@@ -47,7 +48,7 @@ def _vit_b16_checkpoint(path: str) -> str:
 
 
 def _config(checkpoint: str, n: int, batch_size: int, threads: int):
-  from configs.extract_common import base, model
+  from configs.common import base, model
   config = base([model("vit_b16", checkpoint)],
                 {"kind": "generated", "n": n, "size": (256, 320), "num_classes": 10, "seed": 0})
   config.n_images, config.batch_size, config.chunk_rows = n, batch_size, 4 * batch_size
@@ -56,7 +57,7 @@ def _config(checkpoint: str, n: int, batch_size: int, threads: int):
 
 
 def bench_ours(checkpoint: str, root: str) -> tuple[float, float]:
-  from repsim_jax.extract import run
+  from repsim_jax.pipelines.extract import run
   config = _config(checkpoint, FLAGS.n, FLAGS.batch_size, FLAGS.threads)
   start = time.perf_counter()
   run(config, os.path.join(root, "ours_cold"))
@@ -107,9 +108,9 @@ sys.path.insert(0, {repo!r})
 import numpy as np
 from repsim_jax.data.generated import GeneratedSource
 from repsim_jax.data.pipeline import resize_normalize
-from repsim_jax.extract import extract
+from repsim_jax.extraction.extract import extract
 from repsim_jax.models import from_pretrained
-from repsim_jax.store import ActivationStore
+from repsim_jax.extraction.store import ActivationStore
 model = from_pretrained({ckpt!r})
 source = GeneratedSource({n}, size=(16, 16))
 store = ActivationStore.open_or_create({out!r}, config={{"model": "vit24"}}, ids=source.ids,

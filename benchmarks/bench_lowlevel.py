@@ -68,7 +68,8 @@ def main():
   args = parser.parse_args()
   if args.cores:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
-  from repsim_jax.analysis import lowlevel  # after pinning: XLA reads the mask at start-up
+  # after pinning: XLA reads the mask at start-up
+  from repsim_jax.imaging import features as lowlevel
   n, bs = args.n, args.batch_size
   sk_n = min(args.skimage_n or n, n)
 

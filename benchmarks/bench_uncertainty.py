@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import repsim_jax  # noqa: E402
 from benchmarks.bench_imbalance import activations, timed  # noqa: E402
-from repsim_jax.metrics import calibration, cka, imbalance_null, imbalance_weighted  # noqa: E402
+from repsim_jax.metrics import calibration, imbalance_null, imbalance_weighted  # noqa: E402
+from repsim_jax.metrics import kernel_alignment  # noqa: E402
 from repsim_jax.metrics import intervals  # noqa: E402
 
 
@@ -124,7 +125,8 @@ def main():
     print(f"  {n_boot} bootstrap replicates: {t_cb:.2f} s = {t_cb / t_cka:.1f}x the plain CKA "
           f"matrix (one pass over Gram row blocks; a loop: {n_boot}x)", flush=True)
     perms = calibration.permutations(n, n_perm, seed=0)
-    _, t_cn = run(lambda: cka.cka_permutation_null(layers_a, layers_b, perms), args.warm)
+    _, t_cn = run(lambda: kernel_alignment.cka_permutation_null(layers_a, layers_b, perms),
+                  args.warm)
     print(f"  {n_perm} permutations: {t_cn:.2f} s = {t_cn / t_cka:.1f}x the plain CKA matrix "
           f"(cross terms recomputed per permutation)", flush=True)
 

@@ -7,14 +7,14 @@ and without registers), supervised (DeiT with its distillation token, Swin). Eac
 id resolved in the local Hugging Face cache (fetch it first: `hf download <id>`; nothing
 downloads at run time) and runs on our JAX port of its family; entries with backend="torch" run
 transformers' own model in PyTorch (`repsim_jax.models.torch_backend`), for families we have not
-ported. Pooling: the family defaults of `repsim_jax.pooling` (mean over patch tokens, prefix
-tokens left out; mean over all tokens for SigLIP and Swin).
+ported. Pooling: the family defaults of `repsim_jax.extraction.pooling` (mean over patch tokens,
+prefix tokens left out; mean over all tokens for SigLIP and Swin).
 
 `TINY` holds tiny random checkpoints of every ported family for smoke runs (`runlocal`).
 """
 from __future__ import annotations
 
-from configs.extract_common import model, tiny
+from configs.common import model, tiny
 
 _IDS = {
     # contrastive image-text

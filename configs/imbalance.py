@@ -19,8 +19,8 @@ from configs.common import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  a = parse_arg(arg, runlocal=False, inputs_a="", inputs_b="", n=0, k=1, metric="euclidean",
-                subset_size=0)
+  variant, a = parse_arg(arg, inputs_a="", inputs_b="", n=0, k=1, metric="euclidean",
+                         subset_size=0)
   c = ml_collections.ConfigDict()
   c.name = "imbalance"
   # Inputs: "" = the built-in synthetic example; else an .npz (arrays in file order are the
@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       {"n": 2000, "n_layers": 8, "latent_dim": 16, "drop": 2, "width": 32, "noise": 0.05})
   c.distributed = False  # jax.distributed.initialize() for multi-host runs
   c.plot = True
-  if a["runlocal"]:
+  if variant == "runlocal":
     c.synthetic.n = 300
     c.synthetic.n_layers = 4
   return c

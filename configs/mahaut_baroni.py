@@ -6,7 +6,7 @@ Main models (Table 1): iGPT-L, DINOv2-giant, ConvNeXt-XL (22k), ViT-L/16.
       --config.dataset.root=/data/imagenet21k/val
 
 Appendix A variants (Table 2), one store per model under <workdir>/stores/<name> (with
-experiments.paper, their Fig. 1 grids are the appendix Figs. 6-9):
+experiments.mahaut_baroni, their Fig. 1 grids are the appendix Figs. 6-9):
 
   python -m experiments.extract --config=configs/mahaut_baroni.py:dinov3 --workdir=runs/mb_dinov3
   python -m experiments.extract --config=configs/mahaut_baroni.py:convnext --workdir=runs/mb_convnext
@@ -22,9 +22,11 @@ ManyNames semantic coherence (Sec. 3.2; the images are Visual Genome's):
 The encoders other work compares (CLIP, SigLIP, MAE, DINOv2, DeiT, BEiT, Swin, ...; names in
 `configs/encoders.py`) extend Figs. 1 and 10 by name, next to the paper's four or alone:
 
-  python -m experiments.paper --config=configs/mahaut_baroni.py:encoders --workdir=runs/mb_enc \
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:encoders \
+      --workdir=runs/mb_enc \
       --config.dataset.root=/data/imagenet21k/val
-  python -m experiments.paper --config=configs/mahaut_baroni.py:models=clip_l+dinov2_g+siglip_so400m \
+  python -m experiments.mahaut_baroni \
+      --config=configs/mahaut_baroni.py:models=clip_l+dinov2_g+siglip_so400m \
       --workdir=runs/mb_clip --config.dataset.root=/data/imagenet21k/val
 
 Smoke run in seconds (tiny random checkpoints, generated images):
@@ -35,26 +37,29 @@ Smoke run in seconds (tiny random checkpoints, generated images):
 
 Every analysis and figure of the paper (extraction first, or reuse of complete stores; then II,
 sample size / smoothness, neighbourhoods, low-level features, ManyNames semantic coherence,
-per-class and out-of-domain probes, and <workdir>/summary.md), settings in `config.analysis`:
+per-class and out-of-domain probes, and <workdir>/report.html + summary.md), steps and settings
+in `config.analysis`:
 
-  python -m experiments.paper --config=configs/mahaut_baroni.py --workdir=runs/mb \
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
-  python -m experiments.paper --config=configs/mahaut_baroni.py:manynames --workdir=runs/mb_mn \
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:manynames \
+      --workdir=runs/mb_mn \
       --config.dataset.tsv=/data/manynames/manynames-en.tsv --config.dataset.image_dir=/data/vg
-  python -m experiments.paper --config=configs/mahaut_baroni.py:runlocal --workdir=/tmp/mb_paper
+  python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal \
+      --workdir=/tmp/mb_paper
 
 Rerunning a command resumes it; a changed config against an existing store is refused.
-Pooling: family defaults (`repsim_jax.pooling.DEFAULT_POOLING`): mean over patch tokens for ViT,
-DINOv2, DINOv3 (CLS and registers excluded), mean over the sequence for iGPT, global average
-pooling for the ConvNeXts. Early/middle/late layers: `repsim_jax.extract.early_middle_late`.
+Pooling: family defaults (`repsim_jax.extraction.pooling.DEFAULT_POOLING`): mean over patch
+tokens for ViT, DINOv2, DINOv3 (CLS and registers excluded), mean over the sequence for iGPT,
+global average pooling for the ConvNeXts. Early/middle/late layers:
+`repsim_jax.extraction.representations.early_middle_late`.
 """
 from __future__ import annotations
 
 import ml_collections
 
 from configs import encoders
-from configs.extract_common import (apply_overrides, base, copies, model, parse_arg, runlocal,
-                                    tiny)
+from configs.common import apply_overrides, base, copies, extraction_arg, model, runlocal, tiny
 
 MAIN = {
     "igpt_l": model("igpt_l", "openai/imagegpt-large"),
@@ -104,9 +109,15 @@ VARIANTS = {
 }
 
 
+STEPS = ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic", "probes", "ood")
+
+
 def analysis(local: bool = False) -> ml_collections.ConfigDict:
-  """Settings of `experiments.paper` (`repsim_jax.analysis.paper.run`), the paper's by default."""
+  """Settings of `experiments.mahaut_baroni` (`repsim_jax.pipelines.mahaut_baroni.run`), the
+  paper's by default: the steps to run, in order (each a module of that package), and one group
+  of settings per step, named like it."""
   a = ml_collections.ConfigDict()
+  a.steps = STEPS
   # Layers are read from the stores when a step needs them (neighbourhoods: the early / middle /
   # late layers only), through an LRU cache of layer_cache_mb MiB shared by the models;
   # lazy_layers=False loads every layer up front (1e5 images x 1536 dims x many layers ~ 60 GB).
@@ -115,34 +126,34 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
   # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
   # (same numbers, M times the neighbour passes), instead of one call over every layer.
-  a.imbalance = {"enabled": True, "n": None, "seed": 0, "k": 1, "metric": "euclidean",
+  a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean",
                  "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
                  "by_model_pair": False}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
-  a.sample_size = {"enabled": True, "sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),
+  a.sample_size = {"sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),
                    "n_subsamples": 10, "seed": 0}
   # Figs. 2, 15-17: queries are image ids (the paper's dog, martini, geese, flower) or, when
   # empty, n_queries seeded random images; k neighbours by cosine among all extracted images.
-  a.neighbourhoods = {"enabled": True, "queries": (), "n_queries": 4, "seed": 0, "k": 9,
+  a.neighbourhoods = {"queries": (), "n_queries": 4, "seed": 0, "k": 9,
                       "metric": "cosine", "thumbnail": 112}
   # Figs. 3, 14: n_images (paper 2k) resized to image_size for the features; group_size images
   # per low / middle / high group; k neighbours. Canny on the grey image with scikit-image's
   # float defaults (sigma 1, thresholds 0.1 / 0.2).
-  a.lowlevel = {"enabled": True, "n_images": 2000, "seed": 0, "image_size": (224, 224),
+  a.lowlevel = {"n_images": 2000, "seed": 0, "image_size": (224, 224),
                 "group_size": 100, "k": 10, "metric": "cosine", "sigma": 1.0,
                 "low_threshold": 0.1, "high_threshold": 0.2, "batch_size": 64}
   # Fig. 4 (only when config.dataset is ManyNames): 50 images, 10 neighbours.
-  a.semantic = {"enabled": True, "n_queries": 50, "k": 10, "seed": 0, "metric": "cosine"}
+  a.semantic = {"n_queries": 50, "k": 10, "seed": 0, "metric": "cosine"}
   # Fig. 5: a balanced binary probe per class and layer, 10 % held out. dataset None = the main
   # images with their `label_key` labels; the paper probes the ImageNet-1k validation set.
-  a.probes = {"enabled": True, "label_key": "label", "min_images_per_class": 10,
+  a.probes = {"label_key": "label", "min_images_per_class": 10,
               "test_fraction": 0.1, "seed": 0, "probe_batch_size": 32, "n_images": None,
               "dataset": {"kind": "tfds", "name": "imagenet2012", "split": "validation",
                           "data_dir": None}}
   # Fig. 13: multi-class probes on the labelled test splits (tfds, array_record; a missing dataset
   # is skipped with its `tfds build` command), shared hyperparameters for every layer.
-  a.ood = {"enabled": True, "n_images": None, "test_fraction": 0.2, "l2": 1e-3,
+  a.ood = {"n_images": None, "test_fraction": 0.2, "l2": 1e-3,
            "iterations": 30, "seed": 0,
            "datasets": [{"kind": "tfds", "name": n, "split": s, "data_dir": None,
                          "label_key": "label"}
@@ -162,22 +173,17 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None):
-  variant, overrides = parse_arg(arg)
+  variant, values = extraction_arg(arg, [*VARIANTS, "runlocal"])
   config = base([], {"kind": "image_folder", "root": "data/imagenet21k/val", "class_names": None})
   config.analysis = analysis(local=variant == "runlocal")
   if variant == "runlocal":
     config = runlocal(config, list(RUNLOCAL_MAIN.values()))
-    return apply_overrides(config, overrides, RUNLOCAL)
-  elif variant in VARIANTS:
-    config.models = copies(CATALOGUE[m] for m in VARIANTS[variant])
-    if variant == "manynames":
-      config.dataset = {"kind": "manynames", "tsv": "data/manynames/manynames-en.tsv",
-                        "image_dir": "data/visual_genome", "crop_to_object": False}
-      config.n_images = None  # every ManyNames object
-      # Fig. 4 only; the other analyses run on the ImageNet-21K images (default variant)
-      for step in ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "probes", "ood"):
-        config.analysis[step].enabled = False
-  else:
-    raise ValueError(f"unknown variant {variant!r}; expected one of "
-                     f"{sorted(v or '<default>' for v in VARIANTS) + ['runlocal']}")
-  return apply_overrides(config, overrides, CATALOGUE)
+    return apply_overrides(config, values, RUNLOCAL)
+  config.models = copies(CATALOGUE[m] for m in VARIANTS[variant])
+  if variant == "manynames":
+    config.dataset = {"kind": "manynames", "tsv": "data/manynames/manynames-en.tsv",
+                      "image_dir": "data/visual_genome", "crop_to_object": False}
+    config.n_images = None  # every ManyNames object
+    # Fig. 4 only; the other analyses run on the ImageNet-21K images (default variant)
+    config.analysis.steps = ("semantic",)
+  return apply_overrides(config, values, CATALOGUE)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from configs.extract_common import apply_overrides, base, model, parse_arg, runlocal, tiny
+from configs.common import apply_overrides, base, extraction_arg, model, runlocal, tiny
 
 CATALOGUE = {
     "vit_b32": model("vit_b32", "google/vit-base-patch32-224-in21k"),
@@ -47,7 +47,7 @@ RUNLOCAL = {"vit": tiny("vit", "vit"), "bit": tiny("bit", "bit")}
 
 
 def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
-  """Settings of `repsim_jax.analysis.raghu.run` (one field per figure group).
+  """Settings of `repsim_jax.pipelines.raghu.run` (one group per step, named like it).
 
   n_images: images of the analysis (a nested seeded sample, `data.sample_ids`). CKA options go
   to `repsim_jax.cka_matrix` (batch_size None: exact CKA on all n_images). Fields that default
@@ -58,6 +58,9 @@ def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
   per image in float32), so lower few_shot.n_images on small hosts.
   """
   a = ml_collections.ConfigDict()
+  # The steps to run, in order: modules of `repsim_jax.pipelines.raghu`, settings below by name
+  # (head_subsets reads block_stats' attention distances).
+  a.steps = ("cka", "block_stats", "head_subsets", "erf", "localization", "few_shot")
   # Figs. 1, 2, B.1: per-block vectors (model's default pooling), blocks and sublayers, the
   # paper's minibatch protocol (batch 1024, 10 240 samples without replacement, 20 repeats).
   a.cka = dict(n_images=10_240, sublayers=True, debiased=True, batch_size=1024,
@@ -91,7 +94,7 @@ def analysis_config(*, local: bool = False) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None):
-  variant, overrides = parse_arg(arg)
+  variant, values = extraction_arg(arg, ["tokens", "runlocal"])
   config = base(list(CATALOGUE.values()),
                 {"kind": "tfds", "name": "imagenet2012", "split": "validation", "data_dir": None})
   config.n_images = 10_000
@@ -99,13 +102,11 @@ def get_config(arg: str | None = None):
   if variant == "runlocal":
     config = runlocal(config, list(RUNLOCAL.values()))
     config.analysis = analysis_config(local=True)
-    return apply_overrides(config, overrides, RUNLOCAL)
-  elif variant == "tokens":
+    return apply_overrides(config, values, RUNLOCAL)
+  if variant == "tokens":
     for entry in config.models:
       entry.pooling = "tokens"
     config.n_images = 1000
     config.store_dtype = "float16"  # [N, T, D] per layer
     config.chunk_rows = 128
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r}; expected '', 'tokens' or 'runlocal'")
-  return apply_overrides(config, overrides, CATALOGUE)
+  return apply_overrides(config, values, CATALOGUE)

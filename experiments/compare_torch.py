@@ -7,7 +7,7 @@ Prints one row per hidden state and per block (with --sublayers also attention /
 residual stream and attention probabilities): max absolute error, max |torch|, relative error.
 Exits with status 1 when any row exceeds max_abs > rtol * max|torch| + atol, and 2 when the
 checkpoint is not found (the message gives the command that fetches it). The logic lives in
-repsim_jax.models.compare.compare_checkpoint.
+repsim_jax.models.parity.compare_checkpoint.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def main(argv) -> int:
   del argv
   import jax.numpy as jnp
 
-  from repsim_jax.models import compare, parity
+  from repsim_jax.models import parity
 
   try:
-    result = compare.compare_checkpoint(
+    result = parity.compare_checkpoint(
         _MODEL.value, n_images=_N_IMAGES.value, image_size=_IMAGE_SIZE.value, rtol=_RTOL.value,
         atol=_ATOL.value, sublayers=_SUBLAYERS.value, dtype=getattr(jnp, _DTYPE.value),
         seed=_SEED.value, use_cache=not _NO_CACHE.value, cache_dir=_CACHE_DIR.value)

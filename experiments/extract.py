@@ -8,7 +8,7 @@ paper runs.
 from absl import app
 
 from experiments import common
-from repsim_jax.extract import run
+from repsim_jax.pipelines.extract import run
 
 _CONFIG = common.define_config(help_string="extraction config (configs/mahaut_baroni.py, "
                                "configs/raghu.py)")

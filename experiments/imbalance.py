@@ -12,7 +12,7 @@ import os
 from absl import app
 
 from experiments import common
-from repsim_jax import imbalance_driver
+from repsim_jax.pipelines import imbalance
 
 _CONFIG = common.define_config(
     os.path.join(os.path.dirname(__file__), "..", "configs", "imbalance.py"),
@@ -22,7 +22,7 @@ _WORKDIR = common.define_workdir()
 
 def main(argv):
   del argv
-  common.run(imbalance_driver.run, _CONFIG.value, _WORKDIR.value)
+  common.run(imbalance.run, _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,16 @@
-r"""Mahaut & Baroni (2026) end to end: extraction (or reuse of complete stores), every analysis and
-figure, and <workdir>/summary.md with our headline numbers next to the paper's.
+r"""Deprecated name of `experiments.mahaut_baroni` (kept for one release): same flags, same run.
 
-  python -m experiments.paper --config=configs/mahaut_baroni.py:runlocal --workdir=runs/mb_paper
-  python -m experiments.paper --config=configs/mahaut_baroni.py --workdir=runs/mb \
-      --config.dataset.root=/data/imagenet21k/val
-
-See configs/mahaut_baroni.py for the variants and `config.analysis` for the settings.
+  python -m experiments.paper ...   ->   python -m experiments.mahaut_baroni ...
 """
-from absl import app
+from absl import app, logging
 
-from experiments import common
-from repsim_jax.analysis.paper import run
-
-_CONFIG = common.define_config(help_string="configs/mahaut_baroni.py[:variant]")
-_WORKDIR = common.define_workdir()
+from experiments import mahaut_baroni
 
 
 def main(argv):
-  del argv
-  common.run(run, _CONFIG.value, _WORKDIR.value)
+  logging.warning("experiments.paper is now experiments.mahaut_baroni (same flags); this name "
+                  "goes away in the next release")
+  mahaut_baroni.main(argv)
 
 
 if __name__ == "__main__":

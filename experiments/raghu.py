@@ -4,9 +4,10 @@ r"""Every figure of Raghu et al. 2021 ("Do Vision Transformers See Like CNNs?") 
   python -m experiments.raghu --config=configs/raghu.py --workdir=runs/raghu_figures \
       --config.dataset.data_dir=/data/tfds
 
-Writes <workdir>/summary.md (every figure with headline numbers), <workdir>/figures/*.{png,pdf}
-and one <name>.{npz,json} per result (config, versions, input fingerprints). A failed run writes
-<workdir>/error.log. The analyses live in `repsim_jax.analysis.raghu.run`.
+Writes <workdir>/report.html and summary.md (every figure, our numbers next to the paper's),
+<workdir>/figures/*.{png,pdf} and one <name>.{npz,json} per result (config, versions, input
+fingerprints). A failed run writes <workdir>/error.log. The pipeline is
+`repsim_jax.pipelines.raghu.run`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 from absl import app
 
 from experiments import common
-from repsim_jax.analysis import raghu
+from repsim_jax.pipelines import raghu
 
 _CONFIG = common.define_config(
     os.path.join(os.path.dirname(__file__), "..", "configs", "raghu.py"),

@@ -39,13 +39,15 @@ def fingerprint(array: Any) -> str:
   return h.hexdigest()[:16]
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+  """`obj` as plain JSON values: ConfigDicts and mappings as dicts, numpy scalars and arrays as
+  Python numbers and lists, anything else as its repr."""
   if hasattr(obj, "to_dict"):  # ml_collections.ConfigDict
     obj = obj.to_dict()
   if isinstance(obj, Mapping):
-    return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    return {str(k): to_jsonable(v) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [_to_jsonable(v) for v in obj]
+    return [to_jsonable(v) for v in obj]
   if isinstance(obj, np.generic):
     return obj.item()
   if isinstance(obj, np.ndarray):
@@ -72,11 +74,11 @@ def save_result(workdir: str, name: str, arrays: Mapping[str, Any], *, config: A
   meta = {
       "name": name,
       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "config": _to_jsonable(config),
+      "config": to_jsonable(config),
       "versions": package_versions(),
       "inputs": dict(inputs or {}),
       "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
-      **({"values": _to_jsonable(extra)} if extra else {}),
+      **({"values": to_jsonable(extra)} if extra else {}),
   }
   with open(os.path.join(workdir, f"{name}.json"), "w") as f:
     json.dump(meta, f, indent=2)

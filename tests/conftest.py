@@ -30,12 +30,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def on_eight_devices():
+def on_eight_devices(request):
   """run(script) executes Python source in a subprocess with 8 fake CPU devices (XLA_FLAGS set
-  before jax is imported, this directory importable) and returns its last stdout line as JSON."""
+  before jax is imported, the calling test's folder and tests/helpers importable) and returns its
+  last stdout line as JSON."""
+  helpers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
+
   def run(script):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)),
+               PYTHONPATH=os.pathsep.join([str(request.path.parent), helpers,
                                            os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, check=True)

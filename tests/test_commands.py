@@ -24,7 +24,8 @@ def _xla_cache(tmp_path) -> dict[str, str]:
 
 
 def test_paper_runlocal_on_a_base_install(tmp_path):
-  argv = readme_command("python -m experiments.paper --config=configs/mahaut_baroni.py:runlocal")
+  argv = readme_command(
+      "python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal")
   proc = run_command(argv, tmp_path, base_install=True, env=_xla_cache(tmp_path))
   workdir = tmp_path / "runs" / "mb_local"
   summary = (workdir / "summary.md").read_text()
@@ -58,7 +59,7 @@ def test_raghu_runlocal_on_a_base_install(tmp_path):
 def test_extract_runlocal_resumes_from_a_relative_workdir(tmp_path):
   argv = readme_command("python -m experiments.extract --config=configs/mahaut_baroni.py:runlocal")
   run_command(argv, tmp_path, base_install=True, env=_xla_cache(tmp_path))
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.extraction.store import ActivationStore
   stores = tmp_path / "runs" / "mb_extract" / "stores"
   first = {m: ActivationStore.open(str(stores / m)).layer("block_01").copy()
            for m in ("vit", "igpt")}

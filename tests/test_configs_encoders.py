@@ -65,8 +65,8 @@ def test_runlocal_new_families_match_transformers(tmp_path):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   from repsim_jax.data.generated import GeneratedSource
-  from repsim_jax.extract import run
-  from repsim_jax.store import ActivationStore
+  from repsim_jax.pipelines.extract import run
+  from repsim_jax.extraction.store import ActivationStore
   from torch_parity import tiny_torch_checkpoint
   config = mahaut_baroni.get_config("runlocal,models=" + "+".join(encoders.TINY))
   config.n_images, config.chunk_rows = 8, 8

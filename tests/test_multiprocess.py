@@ -18,12 +18,12 @@ import warnings
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import multiprocess_harness  # noqa: E402
-import multiprocess_worker as worker  # noqa: E402
-from multiprocess_harness import python_argv, run_processes, written_files  # noqa: E402
+import multiprocess_harness
+import multiprocess_worker as worker
+from locations import HELPERS
+from multiprocess_harness import python_argv, run_processes, written_files
 
-WORKER = os.path.join(os.path.dirname(__file__), "multiprocess_worker.py")
+WORKER = str(HELPERS / "multiprocess_worker.py")
 P, D = 2, 2  # processes x devices each
 
 
@@ -123,7 +123,7 @@ def test_extraction_shares_chunks_between_hosts_and_resumes_with_another_count(k
   """Hosts write disjoint chunk ranges of one store; a run stopped after one chunk per host
   resumes with 3 processes x 1 device and gives the single-process store, bit for bit."""
   from repsim_jax.data.pipeline import host_chunks
-  from repsim_jax.store import ActivationStore, IncompleteStoreError
+  from repsim_jax.extraction.store import ActivationStore, IncompleteStoreError
   _, store_path, _ = kernels_launch
   num_chunks = worker.N_IMAGES // worker.CHUNK_ROWS
   first = [host_chunks(num_chunks, process_index=i, process_count=P)[0] for i in range(P)]
@@ -146,26 +146,26 @@ def test_extraction_shares_chunks_between_hosts_and_resumes_with_another_count(k
 
 
 def test_paper_runlocal_driver(tmp_path):
-  """`experiments.paper` runlocal (extraction, II, low-level features, per-class probes) under
-  P x D: the results of one process, every file written once, by process 0 except each host's
-  own store chunks."""
+  """`experiments.mahaut_baroni` runlocal (extraction, II, low-level features, per-class probes)
+  under P x D: the results of one process, every file written once, by process 0 except each
+  host's own store chunks."""
   from configs import mahaut_baroni
-  from repsim_jax.analysis import paper
+  from repsim_jax.pipelines import mahaut_baroni as paper
   workdir = str(tmp_path / "multi")
   # tfds mock data exists only in-process (no OOD probes); the kernels' test covers the
   # Appendix-B statistics and the neighbourhoods
   off = ("ood", "sample_size", "neighbourhoods")
-  overrides = [f"--config.analysis.{step}.enabled=False" for step in off]
+  steps = [s for s in mahaut_baroni.STEPS if s not in off]
+  overrides = [f"--config.analysis.steps={','.join(steps)}"]
   records = [str(tmp_path / f"writes{i}.txt") for i in range(P)]
   xla_cache = str(tmp_path / "xla_cache")
   results = run_processes(lambda i: python_argv(
-      "experiments.paper", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
+      "experiments.mahaut_baroni", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
       f"--workdir={workdir}", "--config.distributed=True", *overrides, record_writes=records[i]),
       num_processes=P, devices_per_process=D, timeout_s=540, env={"REPSIM_XLA_CACHE": xla_cache})
   assert "paper: done in" in results[0].output and "paper: done in" not in results[1].output
   config = mahaut_baroni.get_config("runlocal,models=vit")
-  for step in off:
-    config.analysis[step].enabled = False
+  config.analysis.steps = tuple(steps)
   reference = str(tmp_path / "one")
   # the same tiny checkpoint (no torch needed here)
   shutil.copytree(os.path.join(workdir, "checkpoints"), os.path.join(reference, "checkpoints"))
@@ -184,7 +184,7 @@ def test_paper_runlocal_driver(tmp_path):
 def test_imbalance_cli(tmp_path):
   """`experiments.imbalance` runlocal under P x D equals one process; only process 0 writes."""
   from configs import imbalance as imbalance_config
-  from repsim_jax import imbalance_driver
+  from repsim_jax.pipelines import imbalance as imbalance_pipeline
   workdir = str(tmp_path / "multi")
   records = [str(tmp_path / f"writes{i}.txt") for i in range(P)]
   results = run_processes(lambda i: python_argv(
@@ -199,7 +199,7 @@ def test_imbalance_cli(tmp_path):
   config = imbalance_config.get_config("runlocal")
   config.ties, config.plot = "average", False
   reference = str(tmp_path / "one")
-  imbalance_driver.run(config, reference)
+  imbalance_pipeline.run(config, reference)
   assert_same(npz_results(workdir)["imbalance.npz"], npz_results(reference)["imbalance.npz"],
               "imbalance.npz")
   files = assert_each_file_written_once(records, workdir)

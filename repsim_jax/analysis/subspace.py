@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax.metrics import _validate
+from repsim_jax.metrics import validation
 from repsim_jax.metrics.calibration import calibrate
-from repsim_jax.metrics.cka import cka_permutation_null
+from repsim_jax.metrics.kernel_alignment import cka_permutation_null
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -44,7 +44,7 @@ def principal_components(x, k: int = 16) -> dict[str, np.ndarray]:
      "components": [k, d] unit directions (sign: largest |loading| positive),
      "explained": [k] fraction of the total variance each explains}.
   """
-  x = _validate.as_representation(x, "x")
+  x = validation.as_representation(x, "x")
   n, d = x.shape
   if not 1 <= k <= min(n - 1, d):
     raise ValueError(f"k={k}: expected 1 <= k <= min(N - 1, d) = {min(n - 1, d)} for x of shape "
@@ -100,9 +100,9 @@ def cross_encoder_subspace(representations: Mapping[str, object], *, k: int = 16
   models = list(representations)
   if len(models) < 2:
     raise ValueError(f"representations: expected at least 2 models, got {models}")
-  arrays = [_validate.as_representation(representations[m], f"representations[{m!r}]")
+  arrays = [validation.as_representation(representations[m], f"representations[{m!r}]")
             for m in models]
-  n = _validate.check_same_n(arrays, [f"representations[{m!r}]" for m in models])
+  n = validation.check_same_n(arrays, [f"representations[{m!r}]" for m in models])
   pcs = [principal_components(x, k) for x in arrays]
   scores = [p["scores"].astype(np.float32) for p in pcs]
   rng = np.random.default_rng(seed)

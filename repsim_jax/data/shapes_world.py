@@ -13,7 +13,7 @@ Every image is one coloured shape on a coloured background. The factors, all dra
               radius 55-75 % of half the image, rotation within +-15 degrees).
 
 `labels` per image also hold `warmth`, the true colour warmth: mean over the clean image
-(no noise) of red - blue on [0, 1] channels, the quantity `analysis.lowlevel.colour_warmth`
+(no noise) of red - blue on [0, 1] channels, the quantity `imaging.features.colour_warmth`
 estimates from pixels.
 
 The question this world answers (Mahaut & Baroni 2026, introduction): a model trained to classify

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.metrics import alignment, cka, imbalance_null
+from repsim_jax.metrics import imbalance_null, kernel_alignment, knn_alignment
 
 __all__ = ["permutations", "calibrate", "permutation_test", "MEASURES"]
 
@@ -131,11 +131,11 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
     observed, null = imbalance_null.imbalance_permutation_null(layers_a, layers_b, perms,
                                                                **kwargs)
   elif measure == "cka":
-    observed, null = cka.cka_permutation_null(layers_a, layers_b, perms, **kwargs)
+    observed, null = kernel_alignment.cka_permutation_null(layers_a, layers_b, perms, **kwargs)
   elif measure == "mutual_knn":
-    observed, null = alignment.mutual_knn_permutation_null(layers_a, layers_b, perms, **kwargs)
+    observed, null = knn_alignment.mutual_knn_permutation_null(layers_a, layers_b, perms, **kwargs)
   else:
-    observed, null = alignment.cknna_permutation_null(layers_a, layers_b, perms, **kwargs)
+    observed, null = knn_alignment.cknna_permutation_null(layers_a, layers_b, perms, **kwargs)
   out = calibrate(observed, null, lower_is_similar=measure == "imbalance", alpha=alpha)
   out["perms"] = perms
   return out

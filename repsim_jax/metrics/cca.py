@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax.metrics._layers import as_layer, check_same_n, layer_lists
-from repsim_jax.metrics.cka import center_features
+from repsim_jax.metrics.validation import as_layer, check_rows, layer_lists
+from repsim_jax.metrics.kernel_alignment import center_features
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -88,7 +88,7 @@ def svcca(x: Any, y: Any, *, keep: float = 0.99) -> jax.Array:
   """
   _check_keep(keep)
   x, y = as_layer(x, "x"), as_layer(y, "y")
-  check_same_n([x.shape, y.shape], ["x", "y"], min_n=2, why="CCA")
+  check_rows([x.shape, y.shape], ["x", "y"], min_n=2, why="CCA")
   return _svcca_pair(_subspace(x, keep=float(keep)), _subspace(y, keep=float(keep)))
 
 
@@ -102,7 +102,7 @@ def pwcca(x: Any, y: Any) -> jax.Array:
     0-d array in [0, 1]: sum_i alpha_i rho_i / sum_i alpha_i; 0 if either input is constant.
   """
   x, y = as_layer(x, "x"), as_layer(y, "y")
-  check_same_n([x.shape, y.shape], ["x", "y"], min_n=2, why="CCA")
+  check_rows([x.shape, y.shape], ["x", "y"], min_n=2, why="CCA")
   return _pwcca_pair(_subspace(x, keep=None), _subspace(y, keep=None))
 
 

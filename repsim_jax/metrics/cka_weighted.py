@@ -30,8 +30,8 @@ import numpy as np
 
 from repsim_jax import sharding
 from repsim_jax.metrics import _blocked
-from repsim_jax.metrics._layers import as_layer_list
-from repsim_jax.metrics.cka import center_features
+from repsim_jax.metrics.validation import as_layer_list
+from repsim_jax.metrics.kernel_alignment import center_features
 
 __all__ = ["weighted_cka"]
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax.metrics import _validate
+from repsim_jax.metrics import validation
 
 METRICS = ("euclidean", "cosine")
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -48,7 +48,7 @@ def preprocess(x, *, clip_quantiles: tuple[float, float] | None = None, center: 
   Returns:
     [n, d] float array (float64 input stays float64).
   """
-  x = _validate.as_representation(x, "x")
+  x = validation.as_representation(x, "x")
   if clip_quantiles is not None:
     lo, hi = clip_quantiles
     if not 0.0 <= lo < hi <= 1.0:
@@ -161,6 +161,6 @@ def pairwise_distances(x, y=None, *, metric: str = "euclidean") -> jax.Array:
     metric: "euclidean" or "cosine" (1 - cosine similarity).
   """
   check_metric(metric)
-  x = _validate.as_representation(x, "x")
-  y = x if y is None else _validate.as_representation(y, "y")
+  x = validation.as_representation(x, "x")
+  y = x if y is None else validation.as_representation(y, "y")
   return _pairwise(jnp.asarray(x), jnp.asarray(y), metric=metric)

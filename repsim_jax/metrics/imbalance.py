@@ -27,19 +27,19 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, _validate, distances, imbalance_acevedo
+from repsim_jax.metrics import _blocked, distances, imbalance_acevedo, validation
 from repsim_jax.metrics import neighbours as neighbours_lib
 from repsim_jax.metrics.neighbours import knn
 
 __all__ = ["information_imbalance", "information_imbalance_pair", "information_imbalance_matrix",
-           "imbalance_ranks"]
+           "imbalance_between_models", "imbalance_ranks"]
 
 TIES = ("min", "average")
 CONVENTIONS = ("dadapy", "acevedo")
@@ -115,7 +115,7 @@ def _check_dtype(dtype):
 def _warn_duplicates(layers, names):
   """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
   "exact duplicate points: 3 of 2000 in each of 19 layers"."""
-  counts = {name: _validate.duplicate_count(x) for x, name in zip(layers, names)}
+  counts = {name: validation.duplicate_count(x) for x, name in zip(layers, names)}
   hit = {name: c for name, c in counts.items() if c}
   if not hit:
     return
@@ -197,10 +197,10 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
   if ties not in TIES:
     raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
   same = layers_b is layers_a
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if same else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
-  _validate.check_k(k, n)
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  validation.check_k(k, n)
   if check_duplicates:
     _warn_duplicate_layers(layers_a, layers_b)
   mesh = sharding.row_mesh() if mesh is None else mesh
@@ -279,6 +279,23 @@ def _two_phase_ranks(layers_a, layers_b, *, k, metric, ties, mesh, block_size, d
                             dtype=dtype, block_size=block_size,
                             progress=lambda d, t: report(done + d / t, "ranks")).T)
   return np.stack(ranks, axis=1)  # [La, Lb, N]
+
+
+def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
+                             **kwargs) -> dict[tuple[str, str], np.ndarray]:
+  """{(A, B): II [L_A, L_B]} for every ordered pair of models, each with itself too.
+
+  layers_by_model: {model: sequence of [N, d_l] arrays}, rows aligned across models. All layers
+  of all models form one list and one `information_imbalance_matrix(union, union, **kwargs)`
+  call (each distinct layer's neighbour pass runs once, not once per pair); pair (A, B) is a
+  block of it, the same numbers as a call on A's and B's layers alone (exact ranks).
+  """
+  models = list(layers_by_model)
+  union = [x for m in models for x in layers_by_model[m]]
+  offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
+  full = information_imbalance_matrix(union, union, **kwargs)
+  return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
+          for i, a in enumerate(models) for j, b in enumerate(models)}
 
 
 def ranks_to_imbalance(ranks: np.ndarray, k: int, ties: str = "min") -> np.ndarray:
@@ -374,9 +391,9 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
     Acevedo et al. "An approach to identify the most semantically informative deep
     representations of text and images." arXiv:2505.17101, 2025.
   """
-  a = _validate.as_representation(a, "a")
-  b = _validate.as_representation(b, "b")
-  _validate.check_same_n([a, b], ["a", "b"])
+  a = validation.as_representation(a, "a")
+  b = validation.as_representation(b, "b")
+  validation.check_same_n([a, b], ["a", "b"])
   if kwargs.pop("check_duplicates", True):
     _warn_duplicates([a, b], ["a", "b"])
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
@@ -389,8 +406,8 @@ def information_imbalance_pair(a, b, **kwargs) -> tuple[float, float]:
 
   Keywords as in `information_imbalance_matrix`.
   """
-  a = _validate.as_representation(a, "a")
-  b = _validate.as_representation(b, "b")
+  a = validation.as_representation(a, "a")
+  b = validation.as_representation(b, "b")
   m = information_imbalance_matrix([a, b], [a, b], **kwargs)
   return float(m[0, 1]), float(m[1, 0])
 
@@ -403,9 +420,9 @@ def _acevedo_matrix(layers_a, layers_b, *, k, metric, ties, query_rows, seed, bl
   if ties != "min":
     raise ValueError(f"ties={ties!r}: the 'acevedo' convention fixes ties to rankdata's 'min'")
   same = layers_b is layers_a
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if same else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   if check_duplicates:
     _warn_duplicate_layers(layers_a, layers_b)
   rows = (imbalance_acevedo.default_query_rows(n, seed) if query_rows is None

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, _validate, distances
+from repsim_jax.metrics import _blocked, distances, validation
 from repsim_jax.metrics.neighbours import knn
 
 __all__ = ["imbalance_permutation_null"]
@@ -75,10 +75,10 @@ def imbalance_permutation_null(layers_a: Sequence, layers_b: Sequence | None, pe
   if ties not in _TIES:
     raise ValueError(f"ties must be one of {_TIES}, got {ties!r}")
   same = layers_b is None or layers_b is layers_a
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if same else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
-  _validate.check_k(k, n)
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  validation.check_k(k, n)
   perms = np.asarray(perms)
   if (perms.ndim != 2 or perms.shape[1] != n
       or not np.all(np.sort(perms, axis=1) == np.arange(n))):

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.metrics import _validate, intervals
+from repsim_jax.metrics import intervals, validation
 from repsim_jax.metrics.imbalance import information_imbalance_matrix
 
 __all__ = ["imbalance_subsets", "sample_size_curve", "smoothness", "smoothness_curve"]
@@ -37,9 +37,9 @@ def imbalance_subsets(layers_a: Sequence, layers_b: Sequence | None = None, *, s
     R == 1), "low", "high", "half_width" (mean ± t_{R-1} sem), "subsets": [R, subset_size] row
     indices}. One II matrix per subset: R (N/R)^2 distance work in all, less than one full pass.
   """
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if layers_b is None else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if layers_b is None else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   subsets = intervals.disjoint_subsets(n, subset_size, repeats, seed)
   values = np.stack([
       information_imbalance_matrix([x[idx] for x in layers_a], [y[idx] for y in layers_b],
@@ -60,9 +60,9 @@ def sample_size_curve(layers_a: Sequence, layers_b: Sequence | None = None, *,
   Returns:
     {"sizes": [S], "values": [S, R, La, Lb], "mean": [S, La, Lb], "std": [S, La, Lb] (ddof=1)}.
   """
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if layers_b is None else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if layers_b is None else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   if max(sizes) > n:
     raise ValueError(f"sizes: largest sample size {max(sizes)} exceeds N={n}")
   rng = np.random.default_rng(seed)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, _validate, distances
+from repsim_jax.metrics import _blocked, distances, validation
 from repsim_jax.metrics.neighbours import candidate_lists
 
 __all__ = ["weighted_imbalance"]
@@ -118,9 +118,9 @@ def weighted_imbalance(layers_a: Sequence, layers_b: Sequence | None, weights, *
   """
   distances.check_metric(metric)
   same = layers_b is None or layers_b is layers_a
-  layers_a = _validate.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if same else _validate.as_layers(layers_b, "layers_b")
-  n = _validate.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  layers_a = validation.as_layers(layers_a, "layers_a")
+  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   weights = np.asarray(weights)
   if (weights.ndim != 2 or weights.shape[1] != n or not np.issubdtype(weights.dtype, np.integer)
       or weights.min() < 0):
@@ -131,7 +131,7 @@ def weighted_imbalance(layers_a: Sequence, layers_b: Sequence | None, weights, *
   if np.any(n_w - weights.max(axis=1) < k):
     raise ValueError(f"weights: a replicate holds {int((n_w - weights.max(axis=1)).min())} images "
                      f"besides the copies of one image, fewer than k={k}")
-  _validate.check_k(k, n)
+  validation.check_k(k, n)
   mesh = sharding.row_mesh() if mesh is None else mesh
   # Block sums stay below 2^31: block * max_w * (k ranks of at most n_w) per replicate.
   cap = (2 ** 31 - 1) // int(weights.max() * k * n_w.max())

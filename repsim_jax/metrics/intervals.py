@@ -25,7 +25,7 @@ import numpy as np
 import scipy.special
 
 from repsim_jax.metrics import cka_weighted, imbalance_weighted
-from repsim_jax.metrics.cka import cka_matrix
+from repsim_jax.metrics.kernel_alignment import cka_matrix
 
 __all__ = ["bootstrap_indices", "bootstrap_weights", "bootstrap_interval", "imbalance_bootstrap",
            "cka_bootstrap", "disjoint_subsets", "subsample_interval", "cka_subsets",

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax import sharding
-from repsim_jax.metrics import _blocked, _validate, distances
+from repsim_jax.metrics import _blocked, distances, validation
 
 __all__ = ["knn", "candidate_lists"]
 
@@ -134,9 +134,9 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
     (distances [m, k], indices [m, k]) sorted by increasing distance; among equal distances the
     lower index comes first.
   """
-  x = _validate.as_representation(x, "x")
+  x = validation.as_representation(x, "x")
   n = x.shape[0]
-  _validate.check_k(k, n if exclude_self else n + 1)
+  validation.check_k(k, n if exclude_self else n + 1)
   n_cand = min(k + _REFINE_EXTRA, n - 1 if exclude_self else n) if refine else k
   idx, scores, query_idx, points, sqnorm, mesh = _candidate_pass(
       x, n_cand, metric=metric, queries=queries, exclude_self=exclude_self, block_size=block_size,
@@ -184,9 +184,9 @@ def candidate_lists(x, k: int, n_candidates: int, *, metric: str = "euclidean", 
   two candidates whose distances differ below float32 resolution may swap). Self excluded.
   Used where a resampled data set needs "the nearest neighbour still present".
   """
-  x = _validate.as_representation(x, "x")
+  x = validation.as_representation(x, "x")
   n = x.shape[0]
-  _validate.check_k(n_candidates, n, "n_candidates")
+  validation.check_k(n_candidates, n, "n_candidates")
   if not 1 <= k <= n_candidates:
     raise ValueError(f"k={k}: expected 1 <= k <= n_candidates={n_candidates}")
   refine = np.dtype(dtype) == np.float32

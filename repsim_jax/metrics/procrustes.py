@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax.metrics._layers import as_layer, check_same_n, layer_lists
-from repsim_jax.metrics.cka import center_features
+from repsim_jax.metrics.validation import as_layer, check_rows, layer_lists
+from repsim_jax.metrics.kernel_alignment import center_features
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -58,7 +58,7 @@ def procrustes(x: Any, y: Any) -> jax.Array:
     0-d array in [0, 2]: 2 - 2 ||X^^T Y^||_*; 2 if either input is constant.
   """
   x, y = as_layer(x, "x"), as_layer(y, "y")
-  check_same_n([x.shape, y.shape], ["x", "y"], min_n=2, why="Procrustes")
+  check_rows([x.shape, y.shape], ["x", "y"], min_n=2, why="Procrustes")
   return _distance(_scores(x), _scores(y))
 
 

@@ -55,8 +55,8 @@ class BeitModel(nnx.Module):
     dim, heads, eps = config.hidden_size, config.num_attention_heads, config.layer_norm_eps
     self.name = "BeitModel" if config.model_type == "beit" else "Data2VecVisionModel"
     self.num_channels = config.num_channels
-    self.patch_size = layers._pair(config.patch_size)
-    image_size = layers._pair(config.image_size)
+    self.patch_size = layers.pair(config.patch_size, "patch_size")
+    image_size = layers.pair(config.image_size, "image_size")
     window = (image_size[0] // self.patch_size[0], image_size[1] // self.patch_size[1])
     self.embeddings = ClsPosEmbedding(num_channels=config.num_channels, dim=dim,
                                       image_size=image_size, patch_size=self.patch_size,

@@ -192,7 +192,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, stride: int | Sequence[int] = 1,
   lowering: "xla" or "cpu" (see CONV_LOWERINGS); None picks "cpu" when lowered for CPU and
     "xla" otherwise (lax.platform_dependent: the platform of the compilation, not of the host).
   """
-  stride, dilation = _pair(stride), _pair(dilation)
+  stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
   pads = ((padding, padding),) * 2 if isinstance(padding, int) else tuple(
       (int(lo), int(hi)) for lo, hi in padding)
   if len(pads) != 2:
@@ -302,7 +302,7 @@ class Conv2d(nnx.Module):
     if in_channels % groups or out_channels % groups:
       raise ValueError(f"Conv2d: {in_channels} -> {out_channels} channels do not split into "
                        f"{groups} groups")
-    kh, kw = _pair(kernel_size)
+    kh, kw = pair(kernel_size, "kernel_size")
     # Initialised as nnx.Conv, drawing the same keys, so randomly initialised models are unchanged.
     self.kernel = nnx.Param(nnx.initializers.lecun_normal()(
         rngs.params(), (kh, kw, in_channels // groups, out_channels), jnp.float32))
@@ -330,7 +330,7 @@ class PatchEmbedding(nnx.Module):
   def __init__(self, in_channels: int, dim: int, patch_size: int | Sequence[int], *,
                use_bias: bool = True, pad_partial: bool = False, dtype=jnp.float32,
                conv_lowering: str | None = None, rngs: nnx.Rngs):
-    self.patch_size = _pair(patch_size)
+    self.patch_size = pair(patch_size, "patch_size")
     self.in_channels = in_channels
     self.pad_partial = pad_partial
     self.projection = Conv2d(in_channels, dim, self.patch_size, stride=self.patch_size,
@@ -443,7 +443,7 @@ class RelativePositionBias(nnx.Module):
   """
 
   def __init__(self, window: tuple[int, int], num_heads: int, *, num_prefix_tokens: int = 0):
-    self.window = _pair(window)
+    self.window = pair(window, "window")
     self.num_prefix_tokens = num_prefix_tokens
     size = (2 * self.window[0] - 1) * (2 * self.window[1] - 1) + 3 * num_prefix_tokens
     self.relative_position_bias_table = nnx.Param(jnp.zeros((size, num_heads), jnp.float32))
@@ -672,10 +672,12 @@ def resize_bicubic(grid: jax.Array, out_hw: tuple[int, int], *, antialias: bool 
   return resize_separable(grid, bicubic_matrix(h, out_hw[0]), bicubic_matrix(w, out_hw[1]))
 
 
-def _pair(x: int | Sequence[int]) -> tuple[int, int]:
-  if isinstance(x, int):
-    return (x, x)
-  x = tuple(int(v) for v in x)
-  if len(x) != 2:
-    raise ValueError(f"expected an int or a pair, got {x}")
-  return x
+def pair(value: int | Sequence[int], name: str = "value") -> tuple[int, int]:
+  """(h, w) from one positive int or a pair of them (image, patch, grid and window sizes); the
+  error names the argument."""
+  if isinstance(value, (int, np.integer)):
+    value = (int(value), int(value))
+  value = tuple(int(v) for v in value)
+  if len(value) != 2 or min(value) < 1:
+    raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value}")
+  return value

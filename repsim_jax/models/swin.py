@@ -89,8 +89,8 @@ class SwinModel(nnx.Module):
     dim = config.embed_dim
     self.dtype = dtype
     self.num_channels = config.num_channels
-    self.image_size = layers._pair(config.image_size)
-    self.patch_size = layers._pair(config.patch_size)
+    self.image_size = layers.pair(config.image_size, "image_size")
+    self.patch_size = layers.pair(config.patch_size, "patch_size")
     self.patch_embeddings = layers.PatchEmbedding(config.num_channels, dim, self.patch_size,
                                                   pad_partial=True, dtype=dtype, rngs=rngs)
     self.norm = layers.layer_norm(dim, eps=1e-5, dtype=dtype, rngs=rngs)
@@ -139,7 +139,7 @@ def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs) -> SwinModel:
 
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
-  """Our block names -> SwinModel submodules (see compare.torch_hooks). The attention branch is
+  """Our block names -> SwinModel submodules (see parity.torch_hooks). The attention branch is
   the input of drop_path (identity at inference); the MLP branch the output of mlp."""
   hooks: dict[str, parity.HookSpec] = {"embeddings": ("encoder.layers.0.blocks.0", "input")}
   for s, depth in enumerate(config.depths):

@@ -4,10 +4,10 @@
     out = model(pixel_values_nhwc)                    # ModelOutput of numpy arrays
 
 For checkpoints we have no JAX port of (a config entry with `backend: "torch"`; see
-`repsim_jax.extract.run`). `TorchModel` loads the checkpoint's image encoder with transformers
-(`AutoModel`, or the vision tower of a CLIP / SigLIP checkpoint: `vision_model_class`), in eval
-mode and float32, on the GPU when torch has one, runs it with output_hidden_states=True and
-returns a `ModelOutput`:
+`repsim_jax.extraction.extract.load_model`). `TorchModel` loads the checkpoint's image encoder
+with transformers (`AutoModel`, or the vision tower of a CLIP / SigLIP checkpoint:
+`vision_model_class`), in eval mode and float32, on the GPU when torch has one, runs it with
+output_hidden_states=True and returns a `ModelOutput`:
 
   hidden_states      torch's hidden states, as numpy; 4-D feature maps NCHW -> NHWC, as our
                      convolutional ports,

@@ -83,8 +83,8 @@ class ClsPosEmbedding(nnx.Module):
                cls_token: bool = True, distillation_token: bool = False,
                num_register_tokens: int = 0, position_embeddings: bool = True,
                patch_bias: bool = True, antialias: bool = False):
-    self.image_size = layers._pair(image_size)
-    self.patch_size = layers._pair(patch_size)
+    self.image_size = layers.pair(image_size, "image_size")
+    self.patch_size = layers.pair(patch_size, "patch_size")
     self.dtype = dtype
     self.antialias = antialias
     self.patch_embeddings = layers.PatchEmbedding(num_channels, dim, self.patch_size,

@@ -1,9 +1,17 @@
-"""The context every driver runs in: absolute workdir, process-0 writes, timed steps, closing summary.
+"""The context every pipeline runs in: workdir, process-0 writes, steps, results, report.
 
-    run = Run("paper", workdir)
-    with run.step("imbalance"):
-      ...
-    run.finish()   # logs what was written where and the time per step
+    run = Run("paper", workdir, config=config, title="Mahaut & Baroni (2026) reproduction")
+    with run.step("representations"):
+      reps = ...
+    run.run_steps("repsim_jax.pipelines.mahaut_baroni", config.analysis.steps, reps,
+                  settings=lambda name: config.analysis[name])
+    run.finish()   # writes report.html + summary.md, then logs what was written where
+
+A step is a function `step(representations, settings, run) -> dict` in a module of the pipeline's
+package named like the step (the module is the registry: adding an analysis is one module and one
+config line). Inside it, `run.save` writes a result (npz + JSON with the run's config and inputs),
+`run.figure_path` names a figure file, `run.progress` logs progress (and appends to metrics.jsonl),
+and `run.section(title)` adds a report section whose figures are drawn on process 0 only.
 
 Only process 0 writes on multi-host runs (`run.is_writer`); every process runs every step.
 """
@@ -11,14 +19,22 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import os
+import pkgutil
 import time
-from typing import Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from absl import logging
 
+from repsim_jax import results as results_lib
+from repsim_jax import sharding
 from repsim_jax.paths import absolute
+from repsim_jax.pipelines.report import Report, Section
+from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
+
+FIGURES = "figures"
 
 
 def _size(nbytes: int) -> str:
@@ -29,20 +45,54 @@ def _size(nbytes: int) -> str:
   return ""
 
 
+def step_names(names: Sequence[str]) -> list[str]:
+  """A config's step list; an entry may hold several, comma-separated (from the command line:
+  `--config.analysis.steps=imbalance,probes`)."""
+  return [n.strip() for name in names for n in name.split(",") if n.strip()]
+
+
+def find_step(package: str, name: str) -> Callable[[Any, Any, "Run"], dict]:
+  """The step `name` of a pipeline: `step` in the module `<package>.<name>`."""
+  try:
+    module = importlib.import_module(f"{package}.{name}")
+  except ModuleNotFoundError as e:
+    if e.name != f"{package}.{name}":
+      raise
+    module = None
+  if module is None or not callable(getattr(module, "step", None)):
+    known = [m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__)
+             if callable(getattr(importlib.import_module(f"{package}.{m.name}"), "step", None))]
+    raise ValueError(f"unknown step {name!r}: expected one of {sorted(known)} (modules of "
+                     f"{package} with a `step` function)")
+  return module.step
+
+
 class Run:
-  """One invocation of a driver.
+  """One invocation of a pipeline.
 
   Attributes:
-    name: the driver's name, prefixed to its log lines.
+    name: the pipeline's name, prefixed to its log lines.
     workdir: the absolute output directory (created).
+    config: the run's config, saved with every result.
+    inputs: fingerprints every result of the run records (e.g. the checkpoints').
+    report: the run's `Report` (its figures are drawn on process 0 only).
+    results: step name -> what the step returned, for the steps after it.
     steps: [(step name, seconds)] in the order they ran.
   """
 
-  def __init__(self, name: str, workdir: str | os.PathLike, *, total_steps: int | None = None):
+  def __init__(self, name: str, workdir: str | os.PathLike, *, config: Any = None,
+               title: str | None = None, inputs: Mapping[str, str] | None = None,
+               total_steps: int | None = None):
     self.name = name
     self.workdir = absolute(workdir)
+    self.config = config
+    self.inputs = dict(inputs or {})
     self.total_steps = total_steps  # numbers the step log lines "[i/n]" when given
+    self.report = Report(title or name, draw=self.is_writer)
+    self.results: dict[str, Any] = {}
     self.steps: list[tuple[str, float]] = []
+    self._saved: list[str] = []
+    self._report_files: list[str] = []
     self._count = 0
     self._start = time.perf_counter()
     self._wall_start = time.time()
@@ -57,6 +107,48 @@ class Run:
     path = os.path.join(self.workdir, *parts)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
+
+  def figure_path(self, name: str) -> str:
+    """`<workdir>/figures/<name>`: where a figure function writes `<name>.png` and `.pdf`."""
+    return os.path.join(self.workdir, FIGURES, name)
+
+  def save(self, name: str, arrays: Mapping[str, Any], *, subdir: str = "",
+           inputs: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> str:
+    """`results.save_result` under `<workdir>/<subdir>` with the run's config and its inputs
+    (plus `inputs`); process 0 writes. Returns the npz path."""
+    path = results_lib.save_result(os.path.join(self.workdir, subdir), name, arrays,
+                                   config=self.config, inputs={**self.inputs, **(inputs or {})},
+                                   extra=extra)
+    self._saved.append(path)
+    return path
+
+  def progress(self, name: str, total: int, *, unit: str = "images",
+               every_s: float = 10.0) -> Progress:
+    """Progress lines with rate and ETA (process 0), also appended to `<workdir>/metrics.jsonl`."""
+    return Progress(name, total, unit=unit, every_s=every_s,
+                    metrics_path=os.path.join(self.workdir, "metrics.jsonl"))
+
+  def section(self, title: str) -> Section:
+    """A new section of the run's report (report.html and summary.md)."""
+    return self.report.section(title)
+
+  @property
+  def files(self) -> list[str]:
+    """Results, figures and report files written by this run (on process 0)."""
+    return self._saved + self.report.figure_files() + self._report_files
+
+  def run_steps(self, package: str, names: Sequence[str], representations: Any,
+                settings: Callable[[str], Any]) -> dict[str, Any]:
+    """Runs the steps `names` in order, each `step(representations, settings(name), self)` found
+    by `find_step(package, name)` and timed; returns (and keeps in `results`) what they return.
+    `names` as `step_names` reads them."""
+    names = step_names(names)
+    steps = [(name, find_step(package, name)) for name in names]  # unknown names fail first
+    for name, step in steps:
+      label = getattr(importlib.import_module(step.__module__), "TITLE", name)
+      with self.step(label):
+        self.results[name] = step(representations, settings(name), self)
+    return {name: self.results[name] for name in names}
 
   def log(self, message: str, *args) -> None:
     logging.info(f"{self.name}: {message}", *args)
@@ -120,8 +212,24 @@ class Run:
       out[key] = (count, nbytes)
     return out
 
+  @property
+  def report_paths(self) -> dict[str, str]:
+    """{"html": <workdir>/report.html, "markdown": <workdir>/summary.md}, which `finish` writes."""
+    return {"html": os.path.join(self.workdir, "report.html"),
+            "markdown": os.path.join(self.workdir, "summary.md")}
+
+  def write_report(self) -> dict[str, str]:
+    """Writes report.html and summary.md now (process 0; `finish` does it); returns their paths."""
+    if self.is_writer:
+      self._report_files = list(self.report.write(self.workdir).values())
+    return self.report_paths
+
   def finish(self, *, headline: str | None = None) -> str:
-    """The closing summary (what was written where, seconds per step), printed by process 0."""
+    """Writes the report, waits for every process, and returns the closing summary (what was
+    written where, seconds per step), which process 0 prints."""
+    self.write_report()
+    # the others leave with the writer, instead of waiting for it at jax's shutdown barrier
+    sharding.sync(f"{self.name}: done {self.workdir}")
     total = time.perf_counter() - self._start
     lines = [f"{self.name}: done in {total:.1f} s" + (f"; {headline}" if headline else "")]
     if self.steps:

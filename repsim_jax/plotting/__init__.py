@@ -1,0 +1,16 @@
+"""Figures, one module per figure kind, one function per figure: arrays in, `<path>.png` and
+`<path>.pdf` out (each function returns the two paths). No pyplot, no global state
+(`common.new_figure`).
+
+  heatmap.py           any layer x layer matrix (II, CKA)
+  imbalance.py         II grids and heatmaps, sample size and smoothness (Mahaut & Baroni)
+  neighbourhoods.py    nearest-neighbour image grids
+  category_sharing.py  neighbours sharing a category, per layer
+  semantic.py          ManyNames Jaccard per layer
+  probes.py            probe accuracy and roughness per layer, few-shot probes
+  attention.py         attention distances, head subsets (Raghu et al.)
+  receptive_field.py   effective receptive fields
+  skip.py              skip-connection ratios and cosines
+  localization.py      localization maps
+  subspace.py          cross-encoder subspace similarity
+"""

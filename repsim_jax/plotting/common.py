@@ -1,6 +1,8 @@
-"""Pieces the figure functions share: a pyplot-free figure, saving PNG + PDF, relative depth."""
+"""Pieces the figure functions share: a pyplot-free figure, a grid of panels, saving PNG + PDF,
+relative depth."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -14,6 +16,18 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
   fig = Figure(figsize=figsize)
   FigureCanvasAgg(fig)
   return fig
+
+
+def panel_grid(num_panels: int, ncols: int | None, panel_size: float = 2.0):
+  """A figure of `num_panels` square panels, `ncols` (default up to 6) per row; unused axes off.
+  Returns (figure, axes in row-major order)."""
+  ncols = ncols or min(num_panels, 6)
+  nrows = math.ceil(num_panels / ncols)
+  fig = new_figure((panel_size * ncols, panel_size * nrows + 0.4))
+  axes = fig.subplots(nrows, ncols, squeeze=False)
+  for ax in axes.flat[num_panels:]:
+    ax.axis("off")
+  return fig, list(axes.flat)
 
 
 def save_figure(fig: Figure, path: str, *, dpi: int = 150) -> list[str]:

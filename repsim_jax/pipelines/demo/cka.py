@@ -1,0 +1,24 @@
+"""Unbiased linear CKA between all layers of all models."""
+from __future__ import annotations
+
+import numpy as np
+
+from repsim_jax.metrics.kernel_alignment import cka_matrix
+from repsim_jax.pipelines.demo.inputs import HeldOut
+from repsim_jax.pipelines.run import Run
+from repsim_jax.plotting.heatmap import layer_heatmap
+
+
+def step(held_out: HeldOut, settings, run: Run) -> dict:
+  """{"cka": [L, L]} over the union of every model's layers (model order)."""
+  del settings
+  models, names = held_out.models, held_out.layer_names
+  union = [x for m in models for x in held_out.layers[m]]
+  labels_union = [f"{m}/{n}" for m in models for n in names[m]]
+  cka = cka_matrix(union, union, debiased=True)
+  run.save("cka", {"cka": cka, "layers": np.array(labels_union)})
+  run.section("CKA between all layers of all models").figure("Unbiased linear CKA", lambda: (
+      layer_heatmap(cka, row_labels=labels_union, col_labels=labels_union,
+                    title="CKA, all layers", path=run.figure_path("cka"), cbar_label="CKA",
+                    cmap="magma", origin="lower", vmin=0, vmax=1)))
+  return {"cka": cka}

@@ -1,0 +1,51 @@
+"""II between all layers of all models, each model's smoothness, and their report section."""
+from __future__ import annotations
+
+import numpy as np
+
+from repsim_jax.metrics.imbalance import imbalance_between_models
+from repsim_jax.metrics.imbalance_stats import smoothness
+from repsim_jax.pipelines.demo.findings import adjacent_vs_distant
+from repsim_jax.pipelines.demo.inputs import HeldOut
+from repsim_jax.pipelines.run import Run
+from repsim_jax.plotting.heatmap import layer_heatmap
+from repsim_jax.plotting.imbalance import plot_imbalance_grid
+
+
+def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
+                       permute_rows_seed: int | None = None) -> dict[tuple[str, str], np.ndarray]:
+  """II between every layer of every model, as {(A, B): [L_A, L_B]} blocks of one matrix call.
+
+  permute_rows_seed: the control: every layer's rows are permuted independently (the images no
+  longer correspond across layers), which must wipe out the layer structure.
+  """
+  if permute_rows_seed is not None:
+    rng = np.random.default_rng(permute_rows_seed)
+    layers = {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
+  return imbalance_between_models(layers, k=cfg.k, metric="euclidean")
+
+
+def step(held_out: HeldOut, settings, run: Run) -> dict:
+  """{"imbalance": {(A, B): [L_A, L_B]}, "smoothness": {model: float}}."""
+  cfg, names, models = settings, held_out.layer_names, held_out.models
+  run.log(f"information imbalance between all {sum(len(v) for v in held_out.layers.values())} "
+          f"layers of {len(models)} models (N={len(held_out.ids)}, k={cfg.k})")
+  ii = imbalance_analysis(held_out.layers, cfg)
+  for (a, b), block in ii.items():
+    run.save(f"ii_{a}__{b}", {"imbalance": block, "layers_a": np.array(names[a]),
+                              "layers_b": np.array(names[b])}, subdir="imbalance",
+             extra={"direction": f"{a} → {b}", "n": len(held_out.ids), "k": cfg.k})
+  smooth = {m: float(smoothness(ii[(m, m)][held_out.representative[m]], axis=-1).mean())
+            for m in models}
+  s = run.section("Information imbalance between all layers")
+  s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
+           lambda: plot_imbalance_grid(ii, run.figure_path("imbalance_grid"), models=models,
+                                       representative=held_out.representative, layer_names=names))
+  for m in models:
+    s.figure(f"II {m} → {m}", lambda: layer_heatmap(
+        ii[(m, m)], row_labels=names[m], col_labels=names[m], title=f"II {m} → {m}",
+        path=run.figure_path(f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
+  s.table(["model", "adjacent-layer II", "distant-layer II",
+           "smoothness (std of adjacent II differences)"],
+          [[m, *adjacent_vs_distant(ii[(m, m)]), smooth[m]] for m in models])
+  return {"imbalance": ii, "smoothness": smooth}

@@ -1,0 +1,110 @@
+"""Information imbalance between every layer of two sets of representations (configs/imbalance.py).
+
+`run(config, workdir)`: the layers (the built-in synthetic example, or the user's .npz / .npy /
+store), an optional row subsample and preprocessing, the II matrix (or its mean ± s.e.m. over
+disjoint subsets), `<name>.npz` + `.json`, a heatmap and the report.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from absl import logging
+
+from repsim_jax import results, sharding
+from repsim_jax.data import synthetic_layers
+from repsim_jax.extraction.layer_files import load_layers
+from repsim_jax.metrics import distances, imbalance, imbalance_stats, validation
+from repsim_jax.pipelines.run import Run
+
+
+def _inputs(config):
+  if not config.inputs_a:
+    s = config.synthetic
+    layers = synthetic_layers.information_loss_layers(
+        s.n, n_layers=s.n_layers, latent_dim=s.latent_dim, drop=s.drop, width=s.width,
+        noise=s.noise, seed=config.seed)
+    names = [f"layer_{i:02d}" for i in range(len(layers))]
+    return ("synthetic", names, layers), ("synthetic", names, layers)
+  a = (config.inputs_a, *load_layers(config.inputs_a, names=config.layers_a))
+  if not config.inputs_b:
+    return a, a
+  return a, (config.inputs_b, *load_layers(config.inputs_b, names=config.layers_b))
+
+
+def _prepare(source, names, layers, config, rows):
+  p = config.preprocess
+  out = []
+  for name, x in zip(names, layers):
+    x = validation.as_representation(x if rows is None else x[rows], f"{source} layer {name!r}")
+    if p.clip_quantiles or p.center or p.l2_normalize:
+      x = distances.preprocess(x, clip_quantiles=tuple(p.clip_quantiles) or None,
+                               center=p.center, l2_normalize=p.l2_normalize)
+    out.append(x)
+  return out
+
+
+def run(config, workdir: str) -> dict:
+  """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
+  sharding.maybe_initialize_distributed(config.distributed or None)
+  context = Run("imbalance", workdir, config=config, title="Information imbalance")
+  workdir = context.workdir
+  with context.step("inputs"):
+    (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
+    n = len(raw_a[0])
+    rows = None
+    if config.n:
+      if config.n > n:
+        raise ValueError(f"config.n={config.n} exceeds the {n} rows of {src_a}")
+      rows = np.sort(np.random.default_rng(config.seed).choice(n, config.n, replace=False))
+    layers_a = _prepare(src_a, names_a, raw_a, config, rows)
+    layers_b = layers_a if raw_b is raw_a else _prepare(src_b, names_b, raw_b, config, rows)
+  kwargs = dict(k=config.k, metric=config.metric, ties=config.ties,
+                block_size=config.block_size or None,
+                memory_budget_bytes=int(config.memory_budget_mb) << 20,
+                dtype=np.dtype(config.dtype))
+  context.log("%d x %d layers, N=%d, k=%d, %s", len(layers_a), len(layers_b),
+              len(layers_a[0]), config.k, config.metric)
+  arrays = {}
+  with context.step("information imbalance"):
+    if config.subset_size:
+      stats = imbalance_stats.imbalance_subsets(
+          layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
+          seed=config.seed, **kwargs)
+      matrix = stats["mean"]
+      arrays.update(sem=stats["sem"], values=stats["values"], subsets=stats["subsets"])
+    else:
+      matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
+                                                      **kwargs)
+  arrays.update(imbalance=matrix, layers_a=np.array(names_a), layers_b=np.array(names_b))
+  if rows is not None:
+    arrays["rows"] = rows
+  files = []
+  if context.is_writer:
+    with context.step("write"):
+      fingerprints = {f"a/{nm}": results.fingerprint(x) for nm, x in zip(names_a, layers_a)}
+      if layers_b is not layers_a:
+        fingerprints.update({f"b/{nm}": results.fingerprint(x)
+                             for nm, x in zip(names_b, layers_b)})
+      files.append(context.save(config.name, arrays, inputs=fingerprints,
+                                extra={"source_a": src_a, "source_b": src_b}))
+  title = f"{os.path.basename(src_a)} → {os.path.basename(src_b)}"
+  section = context.section(f"Information imbalance {title}")
+  section.note(f"{len(names_a)} x {len(names_b)} layers, N={len(layers_a[0])}, k={config.k}, "
+               f"{config.metric} distance, ties={config.ties}"
+               + (f"; mean over disjoint subsets of {config.subset_size}" if config.subset_size
+                  else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when "
+               "unrelated.")
+  best = matrix.argmin(axis=1)
+  section.table(["layer of A", "best-predicted layer of B", "Δ(A → B)", "mean Δ over B"],
+                [[a, names_b[j], float(row[j]), float(row.mean())]
+                 for a, row, j in zip(names_a, matrix, best)])
+  if config.plot:
+    from repsim_jax.plotting.heatmap import layer_heatmap
+    files += section.figure(f"Δ(A → B), {title}", lambda: layer_heatmap(
+        matrix, row_labels=names_a, col_labels=names_b,
+        path=os.path.join(workdir, config.name), title=f"Information imbalance {title}",
+        ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
+        vmin=0.0, vmax=1.0))
+  context.finish(headline=f"{len(names_a)} x {len(names_b)} matrix, mean Δ {matrix.mean():.3f}")
+  return {"imbalance": matrix, "layers_a": names_a, "layers_b": names_b, "files": files}

@@ -1,0 +1,80 @@
+"""The II experiment end to end (repsim_jax.pipelines.imbalance, experiments.imbalance): user
+files, an activation store, the command line and its error.log."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import repsim_jax
+from configs import imbalance as imbalance_config
+from locations import ROOT
+from repsim_jax.data import synthetic_layers
+from repsim_jax.pipelines import imbalance as imbalance_pipeline
+
+
+def _layers():
+  return synthetic_layers.information_loss_layers(120, n_layers=4, latent_dim=8, drop=2,
+                                                  width=12, seed=1)
+
+
+def test_run_on_user_files_writes_results(tmp_path):
+  layers = _layers()
+  np.savez(tmp_path / "a.npz", **{f"blk{i}": x for i, x in enumerate(layers)})
+  os.makedirs(tmp_path / "b")
+  for i, x in enumerate(layers[:2]):
+    np.save(tmp_path / "b" / f"layer{i}.npy", x[:, ::-1] * 2.0)
+  config = imbalance_config.get_config(f"inputs_a={tmp_path / 'a.npz'},inputs_b={tmp_path / 'b'}")
+  config.k = 2
+  out = imbalance_pipeline.run(config, str(tmp_path / "work"))
+  want = repsim_jax.information_imbalance_matrix(layers, [x[:, ::-1] * 2.0 for x in layers[:2]],
+                                                 k=2)
+  np.testing.assert_array_equal(out["imbalance"], want)
+  with np.load(tmp_path / "work" / "imbalance.npz") as z:
+    np.testing.assert_array_equal(z["imbalance"], want)
+    assert list(z["layers_a"]) == ["blk0", "blk1", "blk2", "blk3"]
+  meta = json.loads((tmp_path / "work" / "imbalance.json").read_text())
+  assert meta["config"]["k"] == 2 and "jax" in meta["versions"]
+  assert set(meta["inputs"]) == {"a/blk0", "a/blk1", "a/blk2", "a/blk3", "b/layer0", "b/layer1"}
+  assert (tmp_path / "work" / "imbalance.png").stat().st_size > 0
+
+
+def test_cli_end_to_end_and_failed_run_leaves_only_error_log(tmp_path):
+  root = str(ROOT)
+  cmd = [sys.executable, "-m", "experiments.imbalance", f"--workdir={tmp_path / 'ok'}",
+         "--config=configs/imbalance.py:runlocal", "--config.metric=cosine"]
+  subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+  meta = json.loads((tmp_path / "ok" / "imbalance.json").read_text())
+  assert meta["config"]["metric"] == "cosine"
+  assert sorted(os.listdir(tmp_path / "ok")) == ["imbalance.json", "imbalance.npz",
+                                                 "imbalance.pdf", "imbalance.png", "report.html",
+                                                 "summary.md"]
+  bad = np.stack([np.arange(20.0), np.full(20, np.nan)], axis=1)
+  np.savez(tmp_path / "bad.npz", good=np.random.default_rng(0).normal(size=(20, 2)), broken=bad)
+  cmd = [sys.executable, "-m", "experiments.imbalance", f"--workdir={tmp_path / 'bad'}",
+         f"--config=configs/imbalance.py:inputs_a={tmp_path / 'bad.npz'}"]
+  proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+  assert proc.returncode != 0
+  assert os.listdir(tmp_path / "bad") == ["error.log"]
+  log = (tmp_path / "bad" / "error.log").read_text()
+  assert "bad.npz layer 'broken': 20 non-finite values (20 NaN, 0 inf)" in log
+
+
+def test_run_reads_layers_straight_from_an_activation_store(tmp_path):
+  from repsim_jax.extraction.store import ActivationStore
+  layers = _layers()
+  config = {"model": {"id": "synthetic"}, "pooling": "mean", "dataset": {"kind": "test"}}
+  store = ActivationStore.open_or_create(str(tmp_path / "store"), config=config,
+                                         ids=[f"img{i}" for i in range(120)], chunk_rows=50)
+  store.ensure_layers({f"block_{i:02d}": {"shape": [12], "pooling": "mean"} for i in range(4)})
+  for k in range(3):
+    start, stop = store.chunk_bounds(k)
+    store.write_chunk(k, {f"block_{i:02d}": x[start:stop] for i, x in enumerate(layers)})
+  store.finalize()
+  cfg = imbalance_config.get_config(f"inputs_a={tmp_path / 'store'}")
+  cfg.layers_a = "block_03,block_00"
+  out = imbalance_pipeline.run(cfg, str(tmp_path / "work"))
+  assert out["layers_a"] == ["block_03", "block_00"]
+  np.testing.assert_array_equal(
+      out["imbalance"], repsim_jax.information_imbalance_matrix([layers[3], layers[0]]))

@@ -1,0 +1,222 @@
+"""Mahaut & Baroni (2026) end to end (runlocal: tiny random checkpoints, generated images), its
+steps on stores of known layers, and the lazy reading of stores they rely on."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+def test_runlocal_end_to_end(tmp_path, monkeypatch):
+  """The whole paper on 2 tiny random models and 32 generated images, OOD probes on mock tfds
+  CIFAR-100; then a rerun reuses the complete stores without extracting."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from configs import mahaut_baroni
+  from repsim_jax import information_imbalance_matrix
+  from repsim_jax.extraction import representations
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.pipelines import mahaut_baroni as paper
+  from repsim_jax.results import load_result
+  config = mahaut_baroni.get_config("runlocal,models=vit+igpt")
+  workdir = str(tmp_path)
+  with tfds.testing.mock_data(num_examples=16):
+    out = paper.run(config, workdir)
+  figures = ["fig01_imbalance_grid", "fig02_neighbours_00", "fig03_lowlevel", "fig05_roughness",
+             "fig11_sample_size", "fig12_smoothness", "fig13_ood_probes",
+             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit"]
+  for name in figures:
+    for ext in ("png", "pdf"):
+      assert os.path.getsize(os.path.join(workdir, "figures", f"{name}.{ext}")) > 0, name
+  results = ["imbalance/ii_vit__vit", "imbalance/ii_vit__igpt", "imbalance/ii_igpt__vit",
+             "imbalance/ii_igpt__igpt", "sample_size/sample_size_vit",
+             "neighbourhoods/neighbourhoods", "lowlevel/lowlevel", "probes/class_probes",
+             "ood/ood_cifar100"]
+  for name in results:
+    for ext in ("npz", "json"):
+      assert os.path.exists(os.path.join(workdir, f"{name}.{ext}")), name
+  summary = open(out["summary"]).read()
+  assert "figures/fig01_imbalance_grid.png" in summary and "15.2 %" in summary
+  assert "not ManyNames" in summary  # the semantic step is skipped with a note
+
+  # a saved II matrix is the II of the store's layers
+  arrays, meta = load_result(os.path.join(workdir, "imbalance", "ii_igpt__vit"))
+  names_a, layers_a = load_store_layers(os.path.join(workdir, "stores", "igpt"))
+  names_b, layers_b = load_store_layers(os.path.join(workdir, "stores", "vit"))
+  assert list(arrays["layers_a"]) == names_a and list(arrays["layers_b"]) == names_b
+  assert len(names_a) == 5 and meta["values"]["direction"] == "igpt → vit"
+  np.testing.assert_allclose(arrays["imbalance"], information_imbalance_matrix(layers_a, layers_b),
+                             rtol=0, atol=1e-12)
+  # the headline numbers are those of the saved matrices
+  vit_self = load_result(os.path.join(workdir, "imbalance", "ii_vit__vit"))[0]["imbalance"]
+  assert out["imbalance"]["self_max"]["vit"] == pytest.approx(vit_self.max())
+  # OOD probes: one accuracy per layer of each model
+  ood = load_result(os.path.join(workdir, "ood", "ood_cifar100"))[0]
+  assert ood["accuracy/igpt"].shape == (5,) and np.all((0 <= ood["accuracy/vit"]) &
+                                                           (ood["accuracy/vit"] <= 1))
+
+  def no_extraction(*args, **kwargs):
+    raise AssertionError("complete stores should be reused")
+  monkeypatch.setattr(representations, "extract_stores", no_extraction)
+  _, ids, paths = representations.ensure_stores(config, workdir)
+  assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
+
+
+def test_semantic_step_reads_manynames_labels(tmp_path):
+  """Fig. 4 on the real ManyNames slice (generated stand-ins for the Visual Genome images): the
+  labels reach the Jaccard computation through the store's ids."""
+  from PIL import Image
+  import ml_collections
+  from repsim_jax.analysis.semantic import semantic_coherence
+  from repsim_jax.data.generated import generated_image
+  from repsim_jax.data.manynames import ManyNamesSource, read_manynames
+  from repsim_jax.extraction.representations import Representations
+  from repsim_jax.pipelines.mahaut_baroni import semantic
+  from repsim_jax.pipelines.run import Run
+  from repsim_jax.results import load_result
+  from configs import mahaut_baroni
+  from locations import FIXTURES
+  tsv = str(FIXTURES / "manynames" / "manynames-zh-slice.tsv")
+  vg = tmp_path / "vg"
+  vg.mkdir()
+  for i, row in enumerate(read_manynames(tsv)):
+    Image.fromarray(generated_image(i, size=(16, 16))[0]).save(vg / f"{row['vg_image_id']}.jpg")
+  source = ManyNamesSource(tsv, str(vg))
+  ids = list(reversed(source.ids))  # store order differs from the TSV order
+  rng = np.random.default_rng(0)
+  layers = [rng.normal(size=(len(ids), 6)).astype(np.float32) for _ in range(4)]
+  reps = Representations(source, ids, ["m"], {"m": [f"l{i}" for i in range(4)]},
+                         {"m": layers}, {"m": [1, 2, 2]}, {"m": "vit"})
+  config = ml_collections.ConfigDict({"dataset": {"kind": "manynames"}})
+  cfg = mahaut_baroni.analysis(local=True).semantic
+  run = Run("paper", tmp_path, config=config, title="t")
+  semantic.step(reps, cfg, run)
+  arrays, _ = load_result(str(tmp_path / "semantic" / "semantic"))
+  labels = [set(r["responses"]) for r in reversed(read_manynames(tsv))]
+  expected = semantic_coherence(layers, labels, n_queries=cfg.n_queries, k=cfg.k, seed=cfg.seed)
+  np.testing.assert_allclose(arrays["m/mean"], expected["mean"], rtol=1e-12)
+  assert os.path.exists(tmp_path / "figures" / "fig04_semantic.png")
+  assert "Jaccard" in open(run.write_report()["markdown"]).read()
+
+
+def test_unprepared_tfds_dataset_is_skipped_with_its_build_command(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from configs import mahaut_baroni
+  from repsim_jax.pipelines.mahaut_baroni.inputs import other_dataset
+  from repsim_jax.pipelines.report import Report
+  config = mahaut_baroni.get_config("runlocal,models=vit")
+  section = Report("t").section("ood")
+  data_dir = str(tmp_path / "tfds")
+  reps = other_dataset(config, {"kind": "tfds", "name": "stl10", "split": "test",
+                                "data_dir": data_dir}, 8, str(tmp_path), "ood/stl10", section)
+  assert reps is None and not os.path.exists(tmp_path / "ood")
+  assert f"`tfds build stl10 --data_dir={data_dir} --file_format=array_record`" in section.notes[0]
+
+
+def _synthetic_stores(root, source, skipped=("gen/5",)):
+  """Two stores of random layers (float16 and float32, flat and [2, d] rows, a sublayer, NaN rows
+  for a skipped image), chunks of 16 rows so row reads cross chunk boundaries."""
+  from repsim_jax.extraction.store import ActivationStore
+  rng = np.random.default_rng(0)
+  ids, paths = source.ids, {}
+  for m, (depth, shape, dtype, mtype) in {"a": (6, [8], "float32", "vit"),
+                                          "b": (5, [2, 3], "float16", "convnext")}.items():
+    names = ["embeddings"] + [f"block_{i:02d}" for i in range(depth)]
+    names.insert(3, "block_01.mlp")
+    paths[m] = os.path.join(root, m)
+    store = ActivationStore.open_or_create(
+        paths[m], config={"model": {"id": m, "model_type": mtype}}, ids=ids, chunk_rows=16,
+        dtype=dtype)
+    store.ensure_layers({n: {"shape": shape} for n in names})
+    values = {n: rng.normal(size=(len(ids), *shape)).astype(np.float32) for n in names}
+    for v in values.values():
+      v[[ids.index(i) for i in skipped]] = np.nan
+    for k in range(store.num_chunks):
+      start, stop = store.chunk_bounds(k)
+      store.write_chunk(k, {n: v[start:stop] for n, v in values.items()},
+                        skipped_ids=[i for i in skipped if start <= ids.index(i) < stop])
+    assert store.finalize()
+  return paths
+
+
+def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
+  """Store layers read on demand: the neighbourhood step reads the early / middle / late layer of
+  each model once, the low-level step streams row blocks of the rows it uses (no whole-layer
+  read), and both give the eager path's numbers."""
+  import ml_collections
+  from configs import mahaut_baroni
+  from repsim_jax.data.generated import GeneratedSource
+  from repsim_jax.extraction.representations import load_representations
+  from repsim_jax.extraction.store import ActivationStore
+  from repsim_jax.pipelines.mahaut_baroni import imbalance, lowlevel, neighbourhoods
+  from repsim_jax.pipelines.run import Run
+  source = GeneratedSource(40, size=(16, 16), seed=0)
+  paths = _synthetic_stores(str(tmp_path / "stores"), source)
+  eager = load_representations(source, source.ids, paths, lazy=False)
+  lazy = load_representations(source, source.ids, paths, lazy=True, cache_mb=0)
+  assert eager.n == lazy.n == 39 and eager.representative == lazy.representative
+  assert lazy.layer_names["a"] == ["embeddings"] + [f"block_{i:02d}" for i in range(6)]
+
+  reads = []
+  layer, iter_rows = ActivationStore.layer, ActivationStore.iter_rows
+  monkeypatch.setattr(ActivationStore, "layer", lambda self, name: (
+      reads.append(("layer", os.path.basename(self.path), name)), layer(self, name))[1])
+  monkeypatch.setattr(ActivationStore, "iter_rows", lambda self, name, block=None: (
+      reads.append(("rows", os.path.basename(self.path), name)), iter_rows(self, name, block))[1])
+
+  # the row reader: any order, across chunks, float16 widened, [2, 3] rows flattened
+  rows = np.array([38, 0, 17, 16, 15, 3])
+  for m in ("a", "b"):
+    for l in range(len(lazy.layers[m])):
+      np.testing.assert_array_equal(lazy.layers[m].rows(l, rows), eager.layers[m][l][rows])
+  assert {r[0] for r in reads} == {"rows"}
+  reads.clear()
+
+  a = mahaut_baroni.analysis(local=True)
+  config = ml_collections.ConfigDict({"analysis": a})
+  out = {}
+  for name, reps in (("eager", eager), ("lazy", lazy)):
+    run = Run("paper", tmp_path / name, config=config)
+    out[name] = neighbourhoods.step(reps, a.neighbourhoods, run)
+    if name == "lazy":
+      want = sorted(("layer", m, lazy.layer_names[m][i]) for m in ("a", "b")
+                    for i in lazy.representative[m])
+      assert sorted(reads) == want  # 3 layers per model, each read once
+      reads.clear()
+    out[name + "/lowlevel"] = lowlevel.step(reps, a.lowlevel, run)
+    if name == "lazy":
+      assert {r[0] for r in reads} == {"rows"}  # no whole-layer read for 32 of 39 rows
+      assert len(reads) == len(lazy.layers["a"]) + len(lazy.layers["b"])
+  # II: the union call on eager layers, one call per model pair on lazy ones: the same matrices
+  reads.clear()
+  a.imbalance.heatmaps = False
+  union = imbalance.step(eager, a.imbalance, Run("paper", tmp_path / "eager", config=config))
+  a.imbalance.by_model_pair = True
+  pairs = imbalance.step(lazy, a.imbalance, Run("paper", tmp_path / "lazy", config=config))
+  assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
+  for pair, matrix in union["matrices"].items():
+    np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
+  assert len(reads) == 2 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))  # cache off: per pass
+  np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
+  np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
+  for scope, r in out["eager/lowlevel"].items():
+    for m in ("a", "b"):
+      np.testing.assert_array_equal(out["lazy/lowlevel"][scope]["sharing"][m], r["sharing"][m])
+
+
+def test_layer_cache_is_lru_within_its_budget(tmp_path):
+  from repsim_jax.data.generated import GeneratedSource
+  from repsim_jax.extraction.representations import load_representations
+  source = GeneratedSource(40, size=(16, 16), seed=0)
+  paths = _synthetic_stores(str(tmp_path), source, skipped=())
+  layer_bytes = 40 * 8 * 4
+  reps = load_representations(source, source.ids, {"a": paths["a"]}, lazy=True,
+                              cache_mb=2.5 * layer_bytes / 2**20)
+  layers, cache = reps.layers["a"], reps.layers["a"].cache
+  first = layers[1]
+  assert layers[1] is first and layers[-1] is layers[len(layers) - 1]  # cached: same object
+  layers[2]  # evicts layer 1, the least recently used
+  assert cache.nbytes <= cache.budget and layers[1] is not first
+  np.testing.assert_array_equal(layers[1], first)
+  with pytest.raises(IndexError):
+    layers[len(layers)]
