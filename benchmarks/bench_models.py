@@ -4,6 +4,7 @@
   python -m benchmarks.bench_models --models=vit_b16 --batch=8 --iters=5
   python -m benchmarks.bench_models --models=dinov3_b16,convnextv2_b,bit_r50x1   # other families
   python -m benchmarks.bench_models --models=clip_b16,siglip_b16,mae_b,deit_b,beit_b,dinov2reg_b,swin_b
+  python -m benchmarks.bench_models --models=convnext_xl       # the paper's ConvNeXt (~2.3x ConvNeXt-B)
 
 Random weights from the configs (no download): the torch model is created from its config, and
 our port gets the very same weights through `convert` + `load_params` (the first outputs are
@@ -11,8 +12,11 @@ checked against each other, so both sides do the same work). Both run float32 in
 same inputs; torch with `output_hidden_states=True` in inference mode, ours through
 `jit_forward` (which returns every hidden state and every block output). torch gets
 `--threads` threads (default: the CPUs this process may use); XLA's CPU client uses the same
-cores through its own thread pool. The median time per call is used. The compile time of our first call is reported separately and
-excluded from the rate. Prints e.g. "ViT-B/16 batch 8: ours X img/s vs torch Y img/s = Zx".
+cores through its own thread pool. Calls of the two alternate and the median time per call of
+each is used (the machine may be shared: the 1-min load average is printed with each row). The
+compile time of our first call is reported separately and excluded from the rate. Prints a line
+per port ("ViT-B/16 batch 8: ours X img/s vs torch Y img/s = Zx") and, at the end, the table of
+ratios (ours img/s / torch img/s).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from absl import app, flags
 _MODELS = flags.DEFINE_list("models", ["vit_b16", "dinov2_b", "convnext_b", "imagegpt_s"],
                             "which configs to run")
 _BATCH = flags.DEFINE_integer("batch", 8, "images per forward pass")
-_ITERS = flags.DEFINE_integer("iters", 3, "timed forward passes per framework (after a warm-up)")
+_ITERS = flags.DEFINE_integer("iters", 5, "timed forward passes per framework (after a warm-up)")
 _THREADS = flags.DEFINE_integer("threads", None, "torch threads (default: usable CPUs)")
 
 
@@ -61,22 +65,28 @@ def _configs():
           image_size=518, num_register_tokens=4), "Dinov2WithRegistersModel", 224),
       "swin_b": ("Swin-B", transformers.SwinConfig(
           embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]), "SwinModel", 224),
+      "convnext_xl": ("ConvNeXt-XL", transformers.ConvNextConfig(
+          depths=[3, 3, 27, 3], hidden_sizes=[256, 512, 1024, 2048]), "ConvNextModel", 224),
   }
 
 
-def _timed(fn, iters: int) -> float:
-  """Seconds per call: the median over iters calls, after one untimed call (the median, because
-  the machine is shared and single calls get descheduled)."""
-  fn()
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return sorted(times)[len(times) // 2]
+def _timed_pair(ours, theirs, iters: int) -> tuple[float, float]:
+  """Seconds per call of each: the median over iters calls, after one untimed call of each.
+
+  The two run interleaved (ours, torch, torch, ours, ...), so that a burst of load from other
+  processes on a shared machine hits both alike; the median, because single calls get descheduled.
+  """
+  ours(), theirs()
+  times: tuple[list[float], list[float]] = ([], [])
+  for i in range(iters):
+    for side, fn in ((0, ours), (1, theirs)) if i % 2 == 0 else ((1, theirs), (0, ours)):
+      start = time.perf_counter()
+      fn()
+      times[side].append(time.perf_counter() - start)
+  return tuple(sorted(t)[len(t) // 2] for t in times)
 
 
-def bench_one(key: str, *, batch: int, iters: int) -> str:
+def bench_one(key: str, *, batch: int, iters: int) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -119,16 +129,14 @@ def bench_one(key: str, *, batch: int, iters: int) -> str:
     ref = ref.transpose(0, 2, 3, 1)
   err = float(np.abs(np.asarray(first.last_hidden_state) - ref).max() / np.abs(ref).max())
 
-  ours_s = _timed(lambda: jax.block_until_ready(forward(x_jax)), iters)
-
   def torch_call():
     with torch.inference_mode():
       torch_model(x_torch, output_hidden_states=True, **torch_kwargs)
 
-  torch_s = _timed(torch_call, iters)
-  return (f"{label} batch {batch}: ours {batch / ours_s:.2f} img/s vs torch {batch / torch_s:.2f} "
-          f"img/s = {torch_s / ours_s:.2f}x   (compile {compile_s:.1f} s, last_hidden_state "
-          f"rel err {err:.1e})")
+  load = os.getloadavg()[0]
+  ours_s, torch_s = _timed_pair(lambda: jax.block_until_ready(forward(x_jax)), torch_call, iters)
+  return dict(label=label, ours=batch / ours_s, torch=batch / torch_s, ratio=torch_s / ours_s,
+              compile_s=compile_s, err=err, load=(load, os.getloadavg()[0]))
 
 
 def main(argv) -> None:
@@ -140,8 +148,19 @@ def main(argv) -> None:
   print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
         f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
         f"iters {_ITERS.value}")
+  rows = []
   for key in _MODELS.value:
-    print(bench_one(key, batch=_BATCH.value, iters=_ITERS.value), flush=True)
+    r = bench_one(key, batch=_BATCH.value, iters=_ITERS.value)
+    rows.append(r)
+    print(f"{r['label']} batch {_BATCH.value}: ours {r['ours']:.2f} img/s vs torch {r['torch']:.2f} "
+          f"img/s = {r['ratio']:.2f}x   (compile {r['compile_s']:.1f} s, last_hidden_state rel err "
+          f"{r['err']:.1e}, 1-min load {r['load'][0]:.1f} -> {r['load'][1]:.1f})", flush=True)
+  # The figure lives here: ours vs torch = (ours img/s) / (torch img/s), measured interleaved.
+  print(f"\nbatch {_BATCH.value}, {threads} threads, median of {_ITERS.value} interleaved calls each")
+  print("| port | ours img/s | torch img/s | ours vs torch | 1-min load |\n|---|---|---|---|---|")
+  for r in rows:
+    print(f"| {r['label']} | {r['ours']:.2f} | {r['torch']:.2f} | {r['ratio']:.2f}x | "
+          f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -84,9 +84,10 @@ class GRN(nnx.Module):
 class Block(nnx.Module):
   """dwconv7x7 -> LN -> Linear(4d) -> act [-> GRN] -> Linear(d) [-> layer scale], plus residual."""
 
-  def __init__(self, dim: int, variant: Variant, config: Any, *, dtype, rngs: nnx.Rngs):
-    self.dwconv = nnx.Conv(dim, dim, (7, 7), padding=3, feature_group_count=dim, dtype=dtype,
-                           param_dtype=jnp.float32, precision=layers.PRECISION, rngs=rngs)
+  def __init__(self, dim: int, variant: Variant, config: Any, *, dtype, conv_lowering: str | None,
+               rngs: nnx.Rngs):
+    self.dwconv = layers.Conv2d(dim, dim, 7, padding=3, groups=dim, dtype=dtype,
+                                lowering=conv_lowering, rngs=rngs)
     self.norm = layers.layer_norm(dim, eps=variant.block_eps, dtype=dtype, rngs=rngs)
     self.pwconv1 = layers.linear(dim, 4 * dim, dtype=dtype, rngs=rngs)
     self.act = layers.activation(config.hidden_act)
@@ -110,10 +111,11 @@ class Block(nnx.Module):
 class Downsample(nnx.Module):
   """LN then a stride-2 2x2 conv (stages 1..3)."""
 
-  def __init__(self, cin: int, cout: int, eps: float, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, cin: int, cout: int, eps: float, *, dtype, conv_lowering: str | None,
+               rngs: nnx.Rngs):
     self.norm = layers.layer_norm(cin, eps=eps, dtype=dtype, rngs=rngs)
-    self.conv = nnx.Conv(cin, cout, (2, 2), strides=2, padding="VALID", dtype=dtype,
-                         param_dtype=jnp.float32, precision=layers.PRECISION, rngs=rngs)
+    self.conv = layers.Conv2d(cin, cout, 2, stride=2, dtype=dtype, lowering=conv_lowering,
+                              rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv(self.norm(x))
@@ -123,8 +125,9 @@ class Stem(nnx.Module):
   """Non-overlapping patch conv then LN; [B, H, W, C] -> [B, H/p, W/p, D]."""
 
   def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], eps: float, *, dtype,
-               rngs: nnx.Rngs):
-    self.patch_embeddings = layers.PatchEmbedding(cin, cout, kernel, dtype=dtype, rngs=rngs)
+               conv_lowering: str | None, rngs: nnx.Rngs):
+    self.patch_embeddings = layers.PatchEmbedding(cin, cout, kernel, dtype=dtype,
+                                                  conv_lowering=conv_lowering, rngs=rngs)
     self.norm = layers.layer_norm(cout, eps=eps, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -135,30 +138,33 @@ class Stem(nnx.Module):
 class Stage(nnx.Module):
 
   def __init__(self, cin: int, cout: int, depth: int, variant: Variant, config: Any, *,
-               downsample: bool, dtype, rngs: nnx.Rngs):
-    self.downsample = (Downsample(cin, cout, variant.down_eps, dtype=dtype, rngs=rngs)
-                       if downsample else None)
-    self.blocks = nnx.List([Block(cout, variant, config, dtype=dtype, rngs=rngs)
-                            for _ in range(depth)])
+               downsample: bool, dtype, conv_lowering: str | None, rngs: nnx.Rngs):
+    kw = dict(dtype=dtype, conv_lowering=conv_lowering, rngs=rngs)
+    self.downsample = Downsample(cin, cout, variant.down_eps, **kw) if downsample else None
+    self.blocks = nnx.List([Block(cout, variant, config, **kw) for _ in range(depth)])
 
 
 class ConvNeXt(nnx.Module):
-  """ConvNextModel / ConvNextV2Model / DINOv3ConvNextModel; input NHWC float images."""
+  """ConvNextModel / ConvNextV2Model / DINOv3ConvNextModel; input NHWC float images.
 
-  def __init__(self, config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs):
+  conv_lowering: how the convolutions are lowered (layers.CONV_LOWERINGS); None: per platform.
+  """
+
+  def __init__(self, config: Any, *, dtype=jnp.float32, conv_lowering: str | None = None,
+               rngs: nnx.Rngs):
     self.variant = Variant.from_config(config)
     self.num_channels = config.num_channels
     self.dtype = dtype
     v, sizes = self.variant, list(config.hidden_sizes)
     self.stem = Stem(config.num_channels, sizes[0], v.stem_kernel, v.down_eps, dtype=dtype,
-                     rngs=rngs)
+                     conv_lowering=conv_lowering, rngs=rngs)
     stages = []
     for i, depth in enumerate(config.depths):
       cin = sizes[i - 1] if i > 0 else sizes[0]
       # v1/V2 skip the downsampling layer when neither channels nor resolution change (stage 0);
       # DINOv3 always downsamples after stage 0 (its stage 0 "downsample" is our stem).
       stages.append(Stage(cin, sizes[i], depth, v, config, downsample=i > 0, dtype=dtype,
-                          rngs=rngs))
+                          conv_lowering=conv_lowering, rngs=rngs))
     self.stages = nnx.List(stages)
     self.norm = layers.layer_norm(sizes[-1], eps=config.layer_norm_eps, dtype=dtype, rngs=rngs)
 
@@ -191,9 +197,12 @@ class ConvNeXt(nnx.Module):
                        pooler_output=pooler)
 
 
-def build(config: Any, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> ConvNeXt:
-  """The NNX model for a transformers ConvNext / ConvNextV2 / DINOv3ConvNext config."""
-  return ConvNeXt(config, dtype=dtype, rngs=rngs if rngs is not None else nnx.Rngs(0))
+def build(config: Any, *, dtype=jnp.float32, conv_lowering: str | None = None,
+          rngs: nnx.Rngs | None = None) -> ConvNeXt:
+  """The NNX model for a transformers ConvNext / ConvNextV2 / DINOv3ConvNext config
+  (conv_lowering: see layers.CONV_LOWERINGS; None picks it per platform)."""
+  return ConvNeXt(config, dtype=dtype, conv_lowering=conv_lowering,
+                  rngs=rngs if rngs is not None else nnx.Rngs(0))
 
 
 def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:

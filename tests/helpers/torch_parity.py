@@ -99,3 +99,29 @@ def check_parity(torch_model, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
 
 def max_rel(rows) -> float:
   return max(r.rel for r in rows)
+
+
+def check_conv_lowerings(torch_model, family, tmp_path: pathlib.Path, images_nhwc: np.ndarray,
+                         hooks: Mapping[str, parity.HookSpec], *, rtol: float) -> list[parity.Row]:
+  """Ports `torch_model` (a family module: convert + build) once per convolution lowering
+  (repsim_jax.models.layers.CONV_LOWERINGS) from the same weights; checks each against torch
+  (check_parity, default bounds) and the lowerings against each other within `rtol`. Returns the
+  rows of that last comparison."""
+  from flax import nnx
+  from repsim_jax.models import jit_forward, layers, load_params
+  torch_model.eval()
+  params = family.convert({k: v.numpy() for k, v in torch_model.state_dict().items()},
+                          torch_model.config)
+  options = (family.build_options(params, torch_model.config)
+             if hasattr(family, "build_options") else {})
+  outs = {}
+  for lowering in layers.CONV_LOWERINGS:
+    port = load_params(nnx.eval_shape(
+        lambda: family.build(torch_model.config, conv_lowering=lowering, **options)), params)
+    check_parity(torch_model, tmp_path, images_nhwc, hooks, channels_last=True, model=port)
+    outs[lowering] = parity.flatten_output(jit_forward(port, sublayers=True)(images_nhwc))
+  first, *others = layers.CONV_LOWERINGS
+  rows = [row for other in others
+          for row in parity.compare(outs[other], outs[first], rtol=rtol, atol=0)]
+  parity.assert_close(rows, what=f"{type(torch_model).__name__}: conv lowerings")
+  return rows

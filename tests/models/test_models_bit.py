@@ -70,11 +70,43 @@ def test_bit_task_checkpoint_converts_like_base_model():
   ours, ref = convert(sd, task.config), convert(base, task.config)
   np.testing.assert_array_equal(ours["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"],
                                 ref["stages"][2]["units"][0]["downsample_norm"]["norm"]["scale"])
-  np.testing.assert_array_equal(ours["stem"]["conv"]["kernel"],
-                                np.transpose(base["embedder.convolution.weight"], (2, 3, 1, 0)))
+  # kernels are stored weight-standardised: HWIO, zero mean and unit (biased) variance per output
+  w = np.transpose(base["embedder.convolution.weight"], (2, 3, 1, 0)).astype(np.float64)
+  w = (w - w.mean((0, 1, 2))) / np.sqrt(w.var((0, 1, 2)) + 1e-8)
+  np.testing.assert_allclose(ours["stem"]["conv"]["standardized_kernel"], w, rtol=1e-6, atol=1e-6)
   del base["encoder.stages.1.layers.0.norm2.bias"]
   with pytest.raises(KeyError, match="norm2.bias"):
     convert(base, task.config)
+
+
+
+def test_bit_standardized_kernels_option():
+  """A conv holding the raw kernel (standardised in every forward, as torch) and one holding the
+  kernel standardised once (`standardize_kernel`, what `convert` writes) compute the same
+  output to float32 rounding; `build_options` tells the two parameter layouts apart."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  from repsim_jax.models.bit import (WeightStandardizedConv, build, build_options,
+                                     standardize_kernel)
+  rng = np.random.default_rng(0)
+  raw = (0.01 * rng.standard_normal((3, 3, 16, 24)) + 0.003).astype(np.float32)
+  x = rng.standard_normal((2, 9, 9, 16)).astype(np.float32)
+  outs = []
+  for standardized in (False, True):
+    conv = WeightStandardizedConv(16, 24, 3, padding=None, standardized=standardized,
+                                  dtype=jnp.float32, rngs=nnx.Rngs(0))
+    if standardized:
+      conv.standardized_kernel.value = jnp.asarray(standardize_kernel(raw))
+    else:
+      conv.kernel.value = jnp.asarray(raw)
+    outs.append(np.asarray(jax.jit(lambda x: conv(x))(x)))
+  np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-6 * np.abs(outs[0]).max())
+  config = tiny_bit().config
+  for standardized in (False, True):
+    model = nnx.eval_shape(lambda: build(config, standardized_kernels=standardized))
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+    assert build_options(params, config) == {"standardized_kernels": standardized}
 
 
 @pytest.mark.slow
@@ -104,3 +136,18 @@ def test_bit_raghu_full_size_matches_torch(name, tmp_path):
   worst = max(rows, key=lambda r: r.rel)
   print(f"bit {name}: max rel {worst.rel:.2e} ({worst.name}; torch f32 vs f64 there "
         f"{floor[worst.name]:.2e}) over {len(rows)} entries")
+
+
+@pytest.mark.parametrize("layer_type,padding", [("preactivation", None), ("bottleneck", "SAME")])
+def test_bit_conv_lowerings_agree(layer_type, padding, tmp_path):
+  """XLA's convolution op (the GPU/TPU lowering) and the CPU lowering (1x1 convolutions as
+  matmuls): each within the parity bound of torch, and both equal to float32 rounding (5e-6,
+  not ConvNeXt's 2e-6: these nets amplify a rounding difference ~2x per stage, see above)."""
+  from repsim_jax.models import bit
+  from torch_parity import check_conv_lowerings, perturb_
+  model = perturb_(tiny_bit(layer_type=layer_type, global_padding=padding,
+                            embedding_dynamic_padding=padding == "SAME"))
+  rows = check_conv_lowerings(model, bit, tmp_path, random_images((2, 41, 37, 3), seed=2),
+                              torch_hooks(model.config), rtol=5e-6)
+  print(f"bit {layer_type}: cpu vs xla lowering max rel {max_rel(rows):.1e} over {len(rows)} "
+        f"tensors")

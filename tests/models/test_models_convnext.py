@@ -131,3 +131,15 @@ def test_convnext_xlarge_full_size_matches_torch(tmp_path):
                       channels_last=True, perturb_scale=0.01)
   assert sum(r.name.startswith("stage") and r.name.count(".") == 1 for r in rows) == 36
   print(f"convnext-xlarge: max rel {max_rel(rows):.2e} over {len(rows)} entries")
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_convnext_conv_lowerings_agree(model_type, tmp_path):
+  """XLA's convolution op (the GPU/TPU lowering) and the CPU lowering (depthwise taps, patch
+  matmuls): each within the parity bound of torch, and both equal to float32 rounding."""
+  from repsim_jax.models import convnext
+  from torch_parity import check_conv_lowerings, perturb_
+  model = perturb_(tiny(model_type))
+  rows = check_conv_lowerings(model, convnext, tmp_path, random_images((2, 40, 36, 3), seed=2),
+                              torch_hooks(model.config), rtol=2e-6)
+  print(f"{model_type}: cpu vs xla lowering max rel {max_rel(rows):.1e} over {len(rows)} tensors")

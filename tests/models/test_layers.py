@@ -1,0 +1,116 @@
+"""layers.conv2d: both lowerings ("xla": XLA's convolution op, "cpu": per-tap multiply-adds and
+matmuls) against torch.nn.functional.conv2d in float64, for every kind of convolution the ports
+use (depthwise 7x7, 1x1 strided, non-overlapping patches, 3x3 with TF-SAME padding) and the
+fallbacks (grouped, strided/dilated depthwise); the per-platform choice; gradients; bfloat16."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from repsim_jax.models import layers
+
+torch = pytest.importorskip("torch")
+
+# name: (x shape NHWC, kernel size, out channels, groups, stride, padding, dilation)
+CASES = {
+    "depthwise 7x7 (ConvNeXt)": ((2, 13, 11, 8), 7, 8, 8, 1, 3, 1),
+    "depthwise 3x3 stride 2 dilation 2": ((2, 12, 9, 6), 3, 6, 6, 2, 2, 2),
+    "1x1 stride 2 (BiT downsample)": ((2, 9, 10, 6), 1, 12, 1, 2, 0, 1),
+    "1x1 padded": ((1, 5, 4, 3), 1, 4, 1, 1, ((1, 0), (0, 2)), 1),
+    "patches 4x4/4, trailing pixels dropped": ((2, 18, 17, 3), 4, 8, 1, 4, 0, 1),
+    "patches 2x2/2 (ConvNeXt downsample)": ((2, 8, 6, 8), 2, 16, 1, 2, 0, 1),
+    "3x3 stride 2, TF-SAME padding": ((2, 9, 8, 4), 3, 6, 1, 2, ((0, 1), (1, 1)), 1),
+    "7x7 stride 2 (BiT stem)": ((1, 20, 18, 3), 7, 8, 1, 2, 3, 1),
+    "grouped 3x3, 2 groups": ((1, 8, 8, 4), 3, 6, 2, 1, 1, 1),
+}
+
+
+def _case(name, seed=0):
+  shape, k, cout, groups, stride, padding, dilation = CASES[name]
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal(shape).astype(np.float32)
+  w = rng.standard_normal((k, k, shape[-1] // groups, cout)).astype(np.float32)
+  return x, w, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _torch_conv64(x, w, *, stride, padding, dilation, groups):
+  """torch.nn.functional.conv2d in float64 on NHWC / HWIO arrays (explicit zero padding)."""
+  pads = ((padding, padding),) * 2 if isinstance(padding, int) else padding
+  xt = torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float64))
+  xt = torch.nn.functional.pad(xt, (*pads[1], *pads[0]))
+  wt = torch.from_numpy(w.transpose(3, 2, 0, 1).astype(np.float64))
+  out = torch.nn.functional.conv2d(xt, wt, stride=stride, dilation=dilation, groups=groups)
+  return out.numpy().transpose(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("lowering", [None, "cpu", "xla"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_conv2d_matches_torch(name, lowering):
+  x, w, kw = _case(name)
+  ref = _torch_conv64(x, w, **kw)
+  out = jax.jit(lambda x, w: layers.conv2d(x, w, lowering=lowering, **kw))(x, w)
+  assert out.shape == ref.shape and out.dtype == jnp.float32
+  # float32 rounding of sums of k*k*cin products of N(0, 1) values
+  np.testing.assert_allclose(np.asarray(out), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_conv2d_lowerings_agree_at_convnext_size():
+  """ConvNeXt-B's stage-2 depthwise conv (batch 2): both lowerings agree to float32 rounding."""
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((2, 14, 14, 512)).astype(np.float32)
+  w = (rng.standard_normal((7, 7, 1, 512)) / 7).astype(np.float32)
+  out = {lw: np.asarray(jax.jit(lambda x, w: layers.conv2d(x, w, padding=3, groups=512,
+                                                           lowering=lw))(x, w))
+         for lw in ("cpu", "xla")}
+  ref = _torch_conv64(x, w, stride=1, padding=3, dilation=1, groups=512)
+  scale = np.abs(ref).max()
+  assert np.abs(out["cpu"] - out["xla"]).max() <= 1e-6 * scale
+  assert np.abs(out["cpu"] - ref).max() <= 1e-6 * scale
+
+
+def test_conv2d_lowering_chosen_per_platform():
+  """lowering=None compiles the "cpu" lowering for CPU: no convolution op for a depthwise 7x7,
+  a 1x1 or a patch convolution (a 3x3 stays XLA's op), and the "xla" lowering keeps it."""
+  def hlo(lowering, name):
+    x, w, kw = _case(name)
+    fn = jax.jit(lambda x, w: layers.conv2d(x, w, lowering=lowering, **kw))
+    return fn.lower(x, w).compile().as_text()
+
+  assert jax.default_backend() == "cpu"
+  for name in ("depthwise 7x7 (ConvNeXt)", "1x1 stride 2 (BiT downsample)",
+               "patches 4x4/4, trailing pixels dropped"):
+    assert " convolution(" not in hlo(None, name), name
+    assert " convolution(" in hlo("xla", name), name
+  assert " convolution(" in hlo(None, "3x3 stride 2, TF-SAME padding")
+
+
+def test_conv2d_gradients_agree():
+  """Input gradients (effective receptive fields) are the same under both lowerings."""
+  x, w, kw = _case("depthwise 7x7 (ConvNeXt)")
+  grads = [jax.grad(lambda x: jnp.sum(jnp.sin(layers.conv2d(x, w, lowering=lw, **kw))))(x)
+           for lw in (None, "xla")]
+  np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-5 * np.abs(grads[1]).max())
+
+
+def test_conv2d_bfloat16_depthwise():
+  """bfloat16 in and out; the taps accumulate in float32, so the result is the float32 one
+  rounded (not 49 bfloat16 roundings)."""
+  x, w, kw = _case("depthwise 7x7 (ConvNeXt)")
+  xb, wb = jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.bfloat16)
+  out = layers.conv2d(xb, wb, lowering="cpu", **kw)
+  assert out.dtype == jnp.bfloat16
+  exact = _torch_conv64(np.asarray(xb, np.float32), np.asarray(wb, np.float32), **kw)
+  err = np.abs(np.asarray(out, np.float32) - exact).max() / np.abs(exact).max()
+  assert err <= 2 ** -8, err
+
+
+def test_conv2d_bad_arguments():
+  x, w, kw = _case("depthwise 7x7 (ConvNeXt)")
+  with pytest.raises(ValueError, match="lowering 'gpu'"):
+    layers.conv2d(x, w, lowering="gpu", **kw)
+  with pytest.raises(ValueError, match="input channels"):
+    layers.conv2d(x[..., :4], w, **kw)
+  with pytest.raises(ValueError, match="padding"):
+    layers.conv2d(x, w, padding=((1, 1),), groups=8)
