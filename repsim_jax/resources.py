@@ -37,6 +37,18 @@ def rss_bytes() -> int:
   return 0
 
 
+def available_memory_bytes() -> int | None:
+  """Memory the host can still give without swapping (MemAvailable), or None where unknown."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
 def reset_peak_rss() -> bool:
   """Resets the peak to the current resident set; False where the OS does not allow it (then
   `peak_rss_bytes` keeps the process-wide peak)."""
