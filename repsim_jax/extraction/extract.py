@@ -96,6 +96,54 @@ def pool_blocks(blocks: Mapping[str, Any], modes: Mapping[str, str], num_prefix_
                         .astype(out_dtype)) for n, m in modes.items()}
 
 
+def layer_specs(shapes: Mapping[str, Sequence[int]], modes: Mapping[str, str],
+                num_prefix_tokens: int) -> dict[str, dict[str, Any]]:
+  """The store's record of each layer (`ActivationStore.ensure_layers`): its pooled shape, its
+  pooling mode and, for "mean_patch", the prefix tokens left out; in the order of `shapes`."""
+  return {n: {"shape": [int(d) for d in shape], "pooling": modes[n],
+              "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
+          for n, shape in shapes.items()}
+
+
+def abstract_blocks(model: Any, example_input: np.ndarray) -> dict[str, jax.ShapeDtypeStruct]:
+  """{block name: abstract output} of a JAX model (an NNX module, possibly abstract from
+  `nnx.eval_shape`) on one input shaped like `example_input`, in the model's forward order, by
+  abstract evaluation: nothing runs and no weights are needed."""
+  model_key, params = _model_key(model)
+  forward = _forward(model_key)
+  order: list[str] = []
+  def traced(params, x):  # jax sorts dict keys in outputs; record the model's own order
+    blocks = forward(params, x).blocks
+    order[:] = list(blocks)
+    return blocks
+  x = jax.ShapeDtypeStruct((1, *np.shape(example_input)), np.asarray(example_input).dtype)
+  blocks = jax.eval_shape(traced, params, x)
+  return {n: blocks[n] for n in order}
+
+
+def _select_layers(order: Sequence[str], layers: Sequence[str] | None,
+                   pooling: str | Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+  """(layers to store, their pooling modes): `layers`, checked against the model's blocks
+  `order`, or every main block."""
+  layers = list(layers) if layers is not None else block_names(dict.fromkeys(order))
+  bad = [n for n in layers if n not in order]
+  if bad:
+    raise KeyError(f"layers {bad} not in the model's blocks {list(order)}")
+  return layers, _pooling_for(layers, pooling)
+
+
+def abstract_layer_shapes(model: Any, example_input: np.ndarray, pooling: str | Mapping[str, str],
+                          *, num_prefix_tokens: int, layers: Sequence[str] | None = None
+                          ) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+  """({layer: pooled shape}, {layer: pooling mode}): what `extract` would store of a JAX model
+  on inputs like `example_input` (`layers` default: every main block), without running it."""
+  blocks = abstract_blocks(model, example_input)
+  layers, modes = _select_layers(list(blocks), layers, pooling)
+  shapes = {n: jax.eval_shape(lambda b, m=modes[n]: pool(b, m, num_prefix_tokens=num_prefix_tokens),
+                              blocks[n]).shape[1:] for n in layers}
+  return shapes, modes
+
+
 def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict[str, str]:
   if isinstance(pooling, str):
     return {name: pooling for name in names}
@@ -164,20 +212,9 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     order = list(first_blocks)
   else:  # shapes from the first image: abstract evaluation only, nothing runs
     model_key, params = _model_key(model)
-    forward = _forward(model_key)
     abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
-    order: list[str] = []
-    def traced_names(params, x):  # jax sorts dict keys in outputs; record the model's own order
-      blocks = forward(params, x).blocks
-      order[:] = list(blocks)
-      return blocks
-    jax.eval_shape(traced_names, params, abstract_x)
-  available = block_names(dict.fromkeys(order))
-  layers = list(layers) if layers is not None else available
-  bad = [n for n in layers if n not in order]
-  if bad:
-    raise KeyError(f"layers {bad} not in the model's blocks {order}")
-  modes = _pooling_for(layers, pooling)
+    order = list(abstract_blocks(model, first))
+  layers, modes = _select_layers(order, layers, pooling)
   out_dtype = np.dtype(np.float16 if store.dtype == "float16" else np.float32)
   device_batch = device_batch or batch_size // num_devices
   if (batch_size // num_devices) % device_batch:
@@ -200,9 +237,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     params = jax.device_put(params, NamedSharding(mesh, P()))
     def step(inputs):
       return step_jit(params, jax.device_put(inputs, batch_sharding))
-  specs = {n: {"shape": list(pooled_shapes[n]), "pooling": modes[n],
-               "num_prefix_tokens": num_prefix_tokens if modes[n] == "mean_patch" else None}
-           for n in layers}
+  specs = layer_specs(pooled_shapes, modes, num_prefix_tokens)
   sharding.writer_first(lambda: store.ensure_layers(specs), f"layers of {store.path}")
 
   my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
@@ -381,6 +416,26 @@ def open_model(model_config: Mapping[str, Any], workdir: str) -> OpenedModel:
                      fingerprint=fingerprint)
 
 
+def model_store_config(model_config: Mapping[str, Any], model: OpenedModel, source: Source,
+                       ids: Sequence[str], *, seed: int) -> dict[str, Any]:
+  """What identifies a model's store (`ActivationStore.open_or_create(config=...)`): the model
+  (config entry name, checkpoint id, type, weights fingerprint, dtype, backend), its preprocessing
+  and pooling, the dataset and the sampler. A pipeline reuses a complete store only when these
+  match (`repsim_jax.extraction.representations.ensure_stores`)."""
+  hf_config = model.hf_config
+  return {
+      "model": {"name": model.name,
+                "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
+                "model_type": hf_config.get("model_type"), "fingerprint": model.fingerprint,
+                "dtype": model.dtype,
+                **({"backend": model.backend} if model.backend != "jax" else {})},
+      "preprocessing": model.preprocessing,
+      "pooling": {"mode": model.pooling, "num_prefix_tokens": model.num_prefix_tokens},
+      "dataset": source.describe(),
+      "sampler": {"n": len(ids), "seed": seed},
+  }
+
+
 def extract_stores(config: Any, workdir: str) -> dict[str, str]:
   """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
 
@@ -400,17 +455,7 @@ def extract_stores(config: Any, workdir: str) -> dict[str, str]:
   for model_config in config.models:
     name = model_config.name
     model = open_model(model_config, workdir)
-    hf_config = model.hf_config
-    store_config = {
-        "model": {"name": name, "id": model_config.get("checkpoint") or f"tiny-random-{hf_config['model_type']}",
-                  "model_type": hf_config.get("model_type"), "fingerprint": model.fingerprint,
-                  "dtype": model.dtype,
-                  **({"backend": model.backend} if model.backend != "jax" else {})},
-        "preprocessing": model.preprocessing,
-        "pooling": {"mode": model.pooling, "num_prefix_tokens": model.num_prefix_tokens},
-        "dataset": source.describe(),
-        "sampler": {"n": len(ids), "seed": config.seed},
-    }
+    store_config = model_store_config(model_config, model, source, ids, seed=config.seed)
     store_path = os.path.join(workdir, "stores", name)
     store = sharding.writer_first(
         lambda: ActivationStore.open_or_create(store_path, config=store_config, ids=ids,

@@ -91,6 +91,17 @@ class StoreLayers(collections.abc.Sequence):
   def __len__(self) -> int:
     return len(self.names)
 
+  @property
+  def num_rows(self) -> int:
+    """Rows of every layer (the valid rows), known without reading a layer."""
+    return len(self.valid_index)
+
+  @property
+  def widths(self) -> list[int]:
+    """Each layer's flattened width, from the store's layer specs (nothing is read)."""
+    specs = self.store.layer_specs
+    return [int(np.prod(specs[name]["shape"])) for name in self.names]
+
   def __getitem__(self, l):
     if isinstance(l, slice):
       return [self[i] for i in range(len(self))[l]]

@@ -210,10 +210,16 @@ class ActivationStore:
     return [k for k in range(self.num_chunks) if not self.is_chunk_done(k)]
 
   def write_chunk(self, k: int, values: Mapping[str, np.ndarray], *,
-                  skipped_ids: Sequence[str] = ()) -> None:
-    """Writes all layers' rows of chunk `k`, then marks it done (data first, marker last)."""
+                  skipped_ids: Sequence[str] = (), partial: bool = False) -> None:
+    """Writes all layers' rows of chunk `k`, then marks it done (data first, marker last).
+
+    partial=True lets `values` hold only some layers; the others keep the fill value (zeros) in
+    this chunk. For synthetic stores at a scale where writing every layer would not fit on disk
+    (benchmarks/bench_paper_scale.py at 1e5 images); extraction always writes every layer.
+    """
     start, stop = self.chunk_bounds(k)
-    if set(values) != set(self.layer_names):
+    unknown = set(values) - set(self.layer_names)
+    if unknown or not (partial or set(values) == set(self.layer_names)):
       raise ValueError(f"write_chunk({k}): expected layers {self.layer_names}, got {sorted(values)}")
     futures = []
     for name, value in values.items():

@@ -24,6 +24,7 @@ References:
 """
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import time
 import warnings
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from repsim_jax import sharding
+from repsim_jax import resources, sharding
 from repsim_jax.metrics import _blocked, distances, imbalance_acevedo, validation
 from repsim_jax.metrics import neighbours as neighbours_lib
 from repsim_jax.metrics.neighbours import knn
@@ -115,11 +116,13 @@ def _check_dtype(dtype):
 def _warn_duplicates(layers, names):
   """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
   "exact duplicate points: 3 of 2000 in each of 19 layers"."""
-  counts = {name: validation.duplicate_count(x) for x, name in zip(layers, names)}
+  counts, n = {}, 0
+  for u, name in enumerate(names):  # one layer at a time (lazy layers are read here)
+    x = layers[u]
+    counts[name], n = validation.duplicate_count(x), len(x)
   hit = {name: c for name, c in counts.items() if c}
   if not hit:
     return
-  n = len(layers[0])
   values = sorted(set(hit.values()))
   amount = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
   if len(hit) == len(counts) and len(values) == 1:
@@ -134,14 +137,61 @@ def _warn_duplicates(layers, names):
 def _warn_duplicate_layers(layers_a, layers_b):
   """`_warn_duplicates` over the distinct layers, each named by its first place."""
   union, _, _ = _union(layers_a, layers_b)
+  if isinstance(union, (validation.LazyLayers, _Concat)):  # read one layer at a time
+    names = ([f"layers_a[{i}]" for i in range(len(layers_a))]
+             + ([] if union is layers_a else [f"layers_b[{j}]" for j in range(len(layers_b))]))
+    _warn_duplicates(union, names)
+    return
   names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
   for j, y in enumerate(layers_b):
     names.setdefault(id(y), f"layers_b[{j}]")
   _warn_duplicates(union, [names[id(x)] for x in union])
 
 
+class _Concat(collections.abc.Sequence):
+  """Lazy layer sequences one after the other, still lazy (the union of distinct lazy inputs, or
+  every model's layers in `imbalance_between_models`)."""
+
+  def __init__(self, *parts: validation.LazyLayers):
+    self.parts = parts
+    self.starts = np.cumsum([0] + [len(p) for p in parts])
+    self.num_rows = parts[0].n
+
+  def __len__(self) -> int:
+    return int(self.starts[-1])
+
+  def _locate(self, u: int) -> tuple[validation.LazyLayers, int]:
+    u = range(len(self))[u]
+    part = int(np.searchsorted(self.starts, u, side="right")) - 1
+    return self.parts[part], u - int(self.starts[part])
+
+  def __getitem__(self, u):
+    part, i = self._locate(u)
+    return part[i]
+
+  def width(self, u: int) -> int:
+    part, i = self._locate(u)
+    return part.width(i)
+
+  @property
+  def widths(self) -> list[int]:
+    return [self.width(u) for u in range(len(self))]
+
+
+def _width(union, u: int) -> int:
+  return union.width(u) if hasattr(union, "width") else union[u].shape[1]
+
+
 def _union(layers_a, layers_b):
-  """Distinct layers (by identity) and the positions of the a- and b-layers among them."""
+  """Distinct layers (by identity) and the positions of the a- and b-layers among them. Lazy
+  layers (`validation.LazyLayers`) are not compared: the union is a's layers then b's, or a's
+  alone when b is a."""
+  if isinstance(layers_a, validation.LazyLayers):
+    ids_a = tuple(range(len(layers_a)))
+    if layers_b is layers_a:
+      return layers_a, ids_a, ids_a
+    return (_Concat(layers_a, layers_b), ids_a,
+            tuple(range(len(layers_a), len(layers_a) + len(layers_b))))
   union, ids = [], {}
   def position(x):
     if id(x) not in ids:
@@ -155,11 +205,15 @@ def _union(layers_a, layers_b):
 
 def _device_bytes_free(mesh) -> int | None:
   """Free memory of a device of `mesh`, the smallest over the processes (they must all take the
-  same schedule); None where no device reports it (CPU: host memory)."""
+  same schedule): the host's available memory for CPU devices; None where nothing reports it."""
   stats = sharding.local_memory_stats(mesh)
   unknown = np.iinfo(np.int64).max
-  free = int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)) if "bytes_limit" in stats \
-      else unknown
+  if "bytes_limit" in stats:
+    free = int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+  elif all(d.platform == "cpu" for d in mesh.devices.flat):  # the devices' memory is the host's
+    free = resources.available_memory_bytes() or unknown
+  else:
+    free = unknown
   free = sharding.agree_min(free)
   return None if free == unknown else free
 
@@ -197,9 +251,16 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
   if ties not in TIES:
     raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
   same = layers_b is layers_a
-  layers_a = validation.as_layers(layers_a, "layers_a")
-  layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
-  n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
+  lazy = validation.is_lazy(layers_a) or validation.is_lazy(layers_b)
+  if lazy:  # read one layer at a time; never every layer's raw values at once
+    layers_a = validation.LazyLayers(layers_a, "layers_a")
+    layers_b = layers_a if same else validation.LazyLayers(layers_b, "layers_b")
+    n = validation.check_same_n([np.empty((layers_a.n, 0)), np.empty((layers_b.n, 0))],
+                                ["layers_a", "layers_b"])
+  else:
+    layers_a = validation.as_layers(layers_a, "layers_a")
+    layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
+    n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   validation.check_k(k, n)
   if check_duplicates:
     _warn_duplicate_layers(layers_a, layers_b)
@@ -211,7 +272,7 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
                                         memory_budget_bytes=budget // len(union))
   if fused is None:
     free = _device_bytes_free(mesh)
-    points_bytes = sum(x.shape[1] for x in union) * n * itemsize
+    points_bytes = sum(_width(union, u) for u in range(len(union))) * n * itemsize
     fused = fused_bs >= min(_MIN_FUSED_BLOCK, n) and (free is None or points_bytes < free // 2)
   say = progress or (lambda msg: None)
   with _precision(dtype):
@@ -225,13 +286,18 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
 
 
 def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtype, say):
-  n = len(union[0])
   refine = np.dtype(dtype) == np.float32
-  n_cand = min(k + neighbours_lib._REFINE_EXTRA, n - 1) if refine else k
   report = _Reporter(say, len(union))
-  operands = []
-  for u, x in enumerate(union):
-    operands += distances.prepare(x, metric, dtype, name=f"layer {u}")
+  # Each layer is read, prepared and copied to the devices in turn, so the host holds one
+  # layer's prepared copy at a time (with lazy layers, one layer's raw values too).
+  operands, host_sqnorms = [], []
+  for u in range(len(union)):
+    points, sqnorm = distances.prepare(union[u], metric, dtype, name=f"layer {u}")
+    host_sqnorms.append((points.shape, sqnorm))
+    operands += [sharding.replicate(points, mesh), sharding.replicate(sqnorm, mesh)]
+    del points
+  n = len(host_sqnorms[0][1])
+  n_cand = min(k + neighbours_lib._REFINE_EXTRA, n - 1) if refine else k
   cand_scores, cand, ranks = _blocked.map_row_blocks(
       _fused_block, np.arange(n), (), tuple(operands), mesh=mesh, block_size=block_size,
       chunks=20, progress=lambda done, total: report(len(union) * done / total, "fused"),
@@ -240,23 +306,34 @@ def _fused_ranks(union, a_ids, b_ids, *, k, metric, ties, mesh, block_size, dtyp
   ranks = np.asarray(ranks, np.int64).transpose(1, 2, 0)  # [La, Lb, N]
   if refine and n_cand > k:
     rows = np.arange(n)
+    moved = []  # (a-layer, rows whose neighbour set moved, their exact neighbours)
     for i, u in enumerate(a_ids):
-      bound = neighbours_lib.score_error_bound(*operands[2 * u: 2 * u + 2], rows)
+      shape, sqnorm = host_sqnorms[u]
+      bound = neighbours_lib.score_error_bound(jax.ShapeDtypeStruct(shape, dtype), sqnorm, rows)
       exact, _ = neighbours_lib._refine(union[u], rows, cand_scores[:, i], cand[:, i], k, metric,
                                         bound, mesh=mesh)
       changed = np.flatnonzero(np.any(np.sort(exact, 1) != np.sort(cand[:, i, :k], 1), axis=1))
-      if changed.size:  # recount only the rows whose neighbour set moved
-        for j, v in enumerate(b_ids):
-          ranks[i, j, changed] = _rank_pass(union[v], changed, exact[changed][:, None, :],
-                                            metric=metric, ties=ties, mesh=mesh, dtype=dtype,
-                                            block_size=_blocked.sparse_block_size(
-                                                len(changed), mesh.size), bucket=True)[:, 0]
+      if changed.size:
+        moved.append((i, changed, exact[changed]))
+    for j, v in enumerate(b_ids):  # recount only the moved rows, on the staged b-layer
+      for i, changed, nn in moved:
+        ranks[i, j, changed] = _rank_pass_prepared(
+            operands[2 * v], operands[2 * v + 1], changed, nn[:, None, :], metric=metric,
+            ties=ties, mesh=mesh, block_size=_blocked.sparse_block_size(len(changed), mesh.size),
+            bucket=True)[:, 0]
   return ranks
 
 
 def _rank_pass(y, rows, nn, *, metric, ties, mesh, dtype, block_size, progress=None,
                bucket=False):
   points, sqnorm = distances.prepare(y, metric, dtype)
+  return _rank_pass_prepared(points, sqnorm, rows, nn, metric=metric, ties=ties, mesh=mesh,
+                             block_size=block_size, progress=progress, bucket=bucket)
+
+
+def _rank_pass_prepared(points, sqnorm, rows, nn, *, metric, ties, mesh, block_size,
+                        progress=None, bucket=False):
+  """Ranks [rows, La] of the neighbours `nn` [rows, La, k] in one b-layer's prepared points."""
   r = _blocked.map_row_blocks(_rank_block, rows, (nn.astype(np.int32),), (points, sqnorm),
                               mesh=mesh, block_size=block_size,
                               static=dict(metric=metric, ties=ties), bucket=bucket,
@@ -288,10 +365,15 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
   layers_by_model: {model: sequence of [N, d_l] arrays}, rows aligned across models. All layers
   of all models form one list and one `information_imbalance_matrix(union, union, **kwargs)`
   call (each distinct layer's neighbour pass runs once, not once per pair); pair (A, B) is a
-  block of it, the same numbers as a call on A's and B's layers alone (exact ranks).
+  block of it, the same numbers as a call on A's and B's layers alone (exact ranks). Lazy layer
+  sequences (e.g. `extraction.representations.StoreLayers`) are read one layer at a time, so
+  memory holds the devices' copy of every layer and one layer's raw values, not every layer twice.
   """
   models = list(layers_by_model)
-  union = [x for m in models for x in layers_by_model[m]]
+  if any(validation.is_lazy(layers_by_model[m]) for m in models):  # stays lazy: read per layer
+    union = _Concat(*(validation.LazyLayers(layers_by_model[m], m) for m in models))
+  else:
+    union = [x for m in models for x in layers_by_model[m]]
   offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
   full = information_imbalance_matrix(union, union, **kwargs)
   return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]

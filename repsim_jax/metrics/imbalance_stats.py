@@ -56,6 +56,8 @@ def sample_size_curve(layers_a: Sequence, layers_b: Sequence | None = None, *,
 
   Each subsample draws `size` points without replacement, independently of the others (so they
   may overlap once size > N / n_subsamples, as in the paper's protocol of 10 samples of the data).
+  A size equal to N is every point in every subsample: that matrix is computed once (the
+  subsamples are identical, their std is 0 up to rounding).
 
   Returns:
     {"sizes": [S], "values": [S, R, La, Lb], "mean": [S, La, Lb], "std": [S, La, Lb] (ddof=1)}.
@@ -67,9 +69,15 @@ def sample_size_curve(layers_a: Sequence, layers_b: Sequence | None = None, *,
     raise ValueError(f"sizes: largest sample size {max(sizes)} exceeds N={n}")
   rng = np.random.default_rng(seed)
   values = np.empty((len(sizes), n_subsamples, len(layers_a), len(layers_b)))
+  full = None  # a subsample of all N points is all of them: computed once, not per subsample
   for s, size in enumerate(sizes):
     for r in range(n_subsamples):
       idx = np.sort(rng.choice(n, size=int(size), replace=False))
+      if int(size) == n:
+        if full is None:
+          full = information_imbalance_matrix(layers_a, layers_b, **kwargs)
+        values[s, r] = full
+        continue
       values[s, r] = information_imbalance_matrix(
           [x[idx] for x in layers_a], [y[idx] for y in layers_b], **kwargs)
   return {"sizes": np.asarray(sizes), "values": values, "mean": values.mean(axis=1),

@@ -11,6 +11,7 @@ Two families, for the two kinds of kernels:
 """
 from __future__ import annotations
 
+import collections.abc
 from typing import Any, Sequence
 
 import jax
@@ -47,6 +48,47 @@ def as_layers(layers, name: str) -> list[np.ndarray]:
     raise ValueError(f"{name}: expected at least one layer")
   check_same_n(layers, [f"{name}[{i}]" for i in range(len(layers))])
   return layers
+
+
+def is_lazy(layers) -> bool:
+  """True for a sequence of layers that reads each layer when indexed (e.g.
+  `repsim_jax.extraction.representations.StoreLayers`) rather than a list, tuple or array."""
+  return (isinstance(layers, collections.abc.Sequence)
+          and not isinstance(layers, (list, tuple, str, np.ndarray)))
+
+
+class LazyLayers(collections.abc.Sequence):
+  """Layers read one at a time, when indexed, each checked as `as_representation` (errors name
+  `name[i]`): the II kernels take these when every layer at once would not fit in memory.
+
+  `layers` is any sequence whose items are [n, d] arrays; its optional attributes `num_rows` and
+  `widths` (per layer) give n and the widths without reading a layer."""
+
+  def __init__(self, layers: Sequence, name: str):
+    if isinstance(layers, LazyLayers):
+      layers = layers.layers
+    if len(layers) == 0:
+      raise ValueError(f"{name}: expected at least one layer")
+    self.layers, self.name = layers, name
+    rows = getattr(layers, "num_rows", None)
+    self.n = int(rows) if rows is not None else int(np.shape(layers[0])[0])
+
+  def __len__(self) -> int:
+    return len(self.layers)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return [self[j] for j in range(len(self))[i]]
+    x = as_representation(self.layers[i], f"{self.name}[{i}]")
+    if x.shape[0] != self.n:
+      raise ValueError(f"all representations must have the same number of points n; got "
+                       f"{self.name}[0]: {self.n}, {self.name}[{i}]: {x.shape[0]}")
+    return x
+
+  def width(self, i: int) -> int:
+    """Layer i's width, read from `widths` when the source has it (else by reading the layer)."""
+    widths = getattr(self.layers, "widths", None)
+    return int(widths[i]) if widths is not None else int(np.shape(self.layers[i])[1])
 
 
 def check_same_n(arrays: Sequence[np.ndarray], names: Sequence[str]) -> int:

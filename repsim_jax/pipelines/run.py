@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import importlib
+import json
 import os
 import pkgutil
 import time
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from absl import logging
 
+from repsim_jax import resources
 from repsim_jax import results as results_lib
 from repsim_jax import sharding
 from repsim_jax.paths import absolute
@@ -35,14 +37,6 @@ from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
 FIGURES = "figures"
-
-
-def _size(nbytes: int) -> str:
-  for unit in ("B", "KB", "MB", "GB"):
-    if nbytes < 1024 or unit == "GB":
-      return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-    nbytes /= 1024
-  return ""
 
 
 def step_names(names: Sequence[str]) -> list[str]:
@@ -78,6 +72,9 @@ class Run:
     report: the run's `Report` (its figures are drawn on process 0 only).
     results: step name -> what the step returned, for the steps after it.
     steps: [(step name, seconds)] in the order they ran.
+    step_records: one dict per step run: {"step", "seconds", "peak_rss_bytes"} (the process's
+      peak resident memory during the step, `repsim_jax.resources`), also appended to
+      `<workdir>/metrics.jsonl`.
   """
 
   def __init__(self, name: str, workdir: str | os.PathLike, *, config: Any = None,
@@ -91,6 +88,7 @@ class Run:
     self.report = Report(title or name, draw=self.is_writer)
     self.results: dict[str, Any] = {}
     self.steps: list[tuple[str, float]] = []
+    self.step_records: list[dict[str, Any]] = []
     self._saved: list[str] = []
     self._report_files: list[str] = []
     self._count = 0
@@ -159,16 +157,25 @@ class Run:
 
   @contextlib.contextmanager
   def step(self, name: str) -> Iterator[None]:
-    """Times the block as step `name` (logged at its start and end)."""
+    """Times the block as step `name` and measures its peak resident memory (logged at its
+    start and end, recorded in `step_records` and metrics.jsonl)."""
     label = self._numbered(name)
     self.log("%s ...", label)
+    resources.reset_peak_rss()
     start = time.perf_counter()
     try:
       yield
     finally:
       seconds = time.perf_counter() - start
+      peak = resources.peak_rss_bytes()
       self.steps.append((name, seconds))
-      self.log("%s done in %.1f s", label, seconds)
+      record = {"step": name, "seconds": round(seconds, 3), "peak_rss_bytes": peak}
+      self.step_records.append(record)
+      if self.is_writer:
+        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+          f.write(json.dumps({"name": f"{self.name}/step", **record}) + "\n")
+      self.log("%s done in %.1f s (peak memory %s)", label, seconds,
+               resources.format_bytes(peak))
 
   def skip(self, name: str, why: str) -> None:
     """Logs that step `name` does not run, and why."""
@@ -233,14 +240,18 @@ class Run:
     total = time.perf_counter() - self._start
     lines = [f"{self.name}: done in {total:.1f} s" + (f"; {headline}" if headline else "")]
     if self.steps:
-      lines.append("  time per step: " + ", ".join(f"{n} {s:.1f} s" for n, s in self.steps))
+      lines.append("  time per step: " + ", ".join(
+          f"{r['step']} {r['seconds']:.1f} s" for r in self.step_records))
+      lines.append("  peak memory per step: " + ", ".join(
+          f"{r['step']} {resources.format_bytes(r['peak_rss_bytes'])}"
+          for r in self.step_records))
     written = self.written()
     if written:
       lines.append(f"  written under {self.workdir}:")
       width = max(len(k) for k in written)
       for entry, (count, nbytes) in written.items():
         what = "1 file" if count == 1 else f"{count} files"
-        lines.append(f"    {entry:<{width}}  {what}, {_size(nbytes)}")
+        lines.append(f"    {entry:<{width}}  {what}, {resources.format_bytes(nbytes)}")
     text = "\n".join(lines)
     if self.is_writer:
       print(text, flush=True)

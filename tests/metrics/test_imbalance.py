@@ -1,4 +1,5 @@
 """Information imbalance against DADApy, a numpy brute force, and across device counts."""
+import collections.abc
 import json
 import os
 import subprocess
@@ -260,3 +261,61 @@ def test_fused_and_two_phase_schedules_agree_and_refinement_fixes_float32_ties()
   ab, ba = repsim_jax.information_imbalance_pair(layers[0], layers[1])
   assert ab == repsim_jax.information_imbalance(layers[0], layers[1])
   assert ba == repsim_jax.information_imbalance(layers[1], layers[0])
+
+
+class _OnDemand(collections.abc.Sequence):
+  """A lazy layer sequence (like extraction's StoreLayers): each index makes a fresh copy, and
+  the copies still alive are tracked, so a test sees how many raw layers the engine holds."""
+
+  def __init__(self, layers):
+    self.layers, self.alive, self.most = layers, 0, 0
+
+  def __len__(self):
+    return len(self.layers)
+
+  def __getitem__(self, i):
+    import weakref
+    x = _Tracked(self.layers[i])
+    self.alive += 1
+    self.most = max(self.most, self.alive)
+    weakref.finalize(x, self._released)
+    return x
+
+  def _released(self):
+    self.alive -= 1
+
+
+class _Tracked(np.ndarray):
+  def __new__(cls, x):
+    return np.array(x, copy=True).view(cls)
+
+
+def test_lazy_layers_equal_arrays_and_are_read_one_at_a_time():
+  """Lazy layer sequences (read when indexed) give the same ranks as lists of arrays, in both
+  schedules and between models, with at most two raw layers alive at once (the one being read
+  and the one being released); the duplicate warning still counts every layer."""
+  layers = _layers(seed=21, n=150, widths=[4, 9, 6, 5])
+  layers[2][7] = layers[2][8]  # one duplicate pair in one layer
+  with pytest.warns(UserWarning, match=r"exact duplicate points: 2 of 150 in 1 of 4 layers"):
+    want = imbalance.imbalance_ranks(layers, layers, k=2, fused=True)
+  for fused in (True, False):
+    lazy = _OnDemand(layers)
+    with pytest.warns(UserWarning, match=r"exact duplicate points: 2 of 150 in 1 of 4 layers"):
+      got = imbalance.imbalance_ranks(lazy, lazy, k=2, fused=fused)
+    np.testing.assert_array_equal(got, want)
+    assert lazy.most <= 2
+  a, b = _OnDemand(layers[:2]), _OnDemand(layers[2:])
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    np.testing.assert_array_equal(imbalance.imbalance_ranks(a, b, k=1),
+                                  imbalance.imbalance_ranks(layers[:2], layers[2:], k=1))
+    want_models = repsim_jax.imbalance_between_models({"p": layers[:2], "q": layers[2:]})
+    lazy_models = {"p": _OnDemand(layers[:2]), "q": _OnDemand(layers[2:])}
+    got_models = repsim_jax.imbalance_between_models(lazy_models)
+  for pair, matrix in want_models.items():
+    np.testing.assert_array_equal(got_models[pair], matrix)
+  assert max(s.most for s in lazy_models.values()) <= 2
+  with pytest.raises(ValueError, match=r"layers_a\[1\]: 3 non-finite values"):
+    bad = [layers[0], layers[1].copy()]
+    bad[1][:3, 0] = np.nan
+    imbalance.imbalance_ranks(_OnDemand(bad), _OnDemand(bad), k=1)

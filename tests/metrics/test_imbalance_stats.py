@@ -44,6 +44,14 @@ def test_sample_size_curve_and_smoothness_against_numpy():
   np.testing.assert_allclose(sm["values"], np.std(np.diff(curve["values"], axis=-1), axis=-1))
   with pytest.raises(ValueError, match="at least 3 layers"):
     imbalance_stats.smoothness(m[:, :2])
+  # a size of N: every subsample is every point, the matrix on all of them; the draws of the
+  # other sizes stay where the documented order puts them
+  whole = imbalance_stats.sample_size_curve(layers, sizes=[30, 120], n_subsamples=3, seed=0)
+  np.testing.assert_array_equal(whole["values"][0], curve["values"][0])
+  for r in range(3):
+    np.testing.assert_array_equal(whole["values"][1, r],
+                                  repsim_jax.information_imbalance_matrix(layers))
+  np.testing.assert_allclose(whole["std"][1], 0, atol=1e-12)
 
 
 def test_preprocess_against_numpy():

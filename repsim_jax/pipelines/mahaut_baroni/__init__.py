@@ -42,7 +42,8 @@ def run(config, workdir: str) -> dict[str, Any]:
   """Every analysis of Mahaut & Baroni (2026) on `config` (see the module docstring).
 
   Returns {"summary": path of summary.md (process 0; None elsewhere), "report": path of
-  report.html, and each step's result by name}.
+  report.html, "step_records": seconds and peak memory of each step (`Run.step_records`), and
+  each step's result by name}.
   """
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   a = config.analysis
@@ -61,5 +62,6 @@ def run(config, workdir: str) -> dict[str, Any]:
   out: dict[str, Any] = context.run_steps(__name__, a.steps, reps, settings=lambda name: a[name])
   out["summary"] = context.report_paths["markdown"] if context.is_writer else None
   out["report"] = context.report_paths["html"]
+  out["step_records"] = context.step_records
   context.finish(headline=f"summary: {out['summary']}" if out["summary"] else None)
   return out

@@ -27,7 +27,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
   """II matrices {(A, B): [L_A, L_B]}, with the headline numbers and Figs. 1 and 10.
 
   By default one `imbalance_between_models` call (one engine call on the union of all layers,
-  each pair a block of it). With `settings.by_model_pair` one call per ordered pair instead: only
+  each pair a block of it), which reads lazy layers one at a time, so memory holds one copy of
+  every layer (the engine's) instead of the step's copy too. With `settings.by_model_pair` one call per ordered pair instead: only
   two models' layers are in memory at a time (the engine takes arrays, not lazy layers), for M
   times the neighbour passes.
   """
@@ -51,7 +52,10 @@ def step(reps: Representations, settings, run: Run) -> dict:
         matrices[(a, b)] = information_imbalance_matrix(layers_a, layers_b, **kwargs)
         del layers_b
   else:
-    selected = {m: layer_rows(reps.layers[m], rows) for m in reps.models}
+    if len(rows) == reps.n:  # every row: the engine reads the layers one at a time (lazy ones)
+      selected = dict(reps.layers)
+    else:
+      selected = {m: layer_rows(reps.layers[m], rows) for m in reps.models}
     prints = {m: fingerprints(m, selected[m]) for m in reps.models}
     matrices = imbalance_between_models(selected, **kwargs)
   for (a, b), block in matrices.items():

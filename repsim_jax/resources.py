@@ -1,0 +1,74 @@
+"""Peak resident memory of this process, per step: what a run needs of the host's RAM.
+
+On Linux the kernel keeps the high-water mark of the resident set (VmHWM in /proc/self/status)
+and resets it on request (writing "5" to /proc/self/clear_refs), so each step of a run can report
+its own peak. Elsewhere `peak_rss_bytes` falls back to getrusage's peak for the whole process and
+`reset_peak_rss` says it could not reset.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def peak_rss_bytes() -> int:
+  """The process's peak resident set size in bytes since start (or since `reset_peak_rss`)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  import resource
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def rss_bytes() -> int:
+  """The current resident set size in bytes (0 where /proc is not available)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmRSS:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 0
+
+
+def available_memory_bytes() -> int | None:
+  """Memory the host can still give without swapping (MemAvailable), or None where unknown."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def reset_peak_rss() -> bool:
+  """Resets the peak to the current resident set; False where the OS does not allow it (then
+  `peak_rss_bytes` keeps the process-wide peak)."""
+  try:
+    fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+  except OSError:
+    return False
+  try:
+    os.write(fd, b"5")
+    return True
+  except OSError:
+    return False
+  finally:
+    os.close(fd)
+
+
+def format_bytes(nbytes: float) -> str:
+  """1536 -> '1.5 KB'; 3.2e9 -> '3.0 GB' (binary units)."""
+  for unit in ("B", "KB", "MB", "GB"):
+    if nbytes < 1024 or unit == "GB":
+      return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+    nbytes /= 1024
+  return ""
