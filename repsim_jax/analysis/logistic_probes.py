@@ -543,49 +543,87 @@ def _multiclass_probe_layers(features, targets, train, *, num_classes, iteration
   return jax.lax.map(lambda l: probe(features[l]), layer, batch_size=batch)[:num_layers]
 
 
+# Working memory of one multi-class probe, in float32 elements per feature entry (n x d): the
+# standardised copy, the logits' gradient products and L-BFGS's evaluations (measured ~3-4).
+_MULTICLASS_ELEMENTS_PER_ENTRY = 4
+
+
 def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayLike, *,
                               seed: int = 0, test_fraction: float = 0.2,
                               iterations: int = LOGISTIC_PROBE_HPARAMS["iterations"],
                               l2: float = 1e-3,
                               memory_size: int = LOGISTIC_PROBE_HPARAMS["memory_size"],
                               layer_batch_size: int = 64,
+                              memory_budget_bytes: int = 1 << 30,
                               train_mask: ArrayLike | None = None) -> np.ndarray:
   """Test accuracy of a K-way softmax linear probe at every layer (out-of-domain datasets).
 
   Args:
-    layers: L arrays [n, d_l] (e.g. CIFAR-100 / Food-101 / STL-10 test images), or [L, n, d].
+    layers: L arrays [n, d_l] (e.g. CIFAR-100 / Food-101 / STL-10 test images), or [L, n, d],
+      or a lazy sequence that reads a layer when indexed (e.g. `StoreLayers`; its `widths`
+      attribute, when present, spares reading a layer to learn its width).
     labels: [n] integer labels in [0, K).
     seed, test_fraction: seeded random train/test split (`train_test_split_mask`), used
       unless `train_mask` ([n] bool, True = train) is given.
     iterations, l2, memory_size: shared by all layers; objective = mean train cross-entropy +
       (l2/2)||W||^2 (sklearn C = 1/(l2 * n_train)); default l2 = 1e-3 (weaker than the binary
       probes' 1e-2 because there are ~100x more training images).
-    layer_batch_size: layers vmapped together (memory ~ batch * n * max width).
+    layer_batch_size: at most this many layers vmapped together.
+    memory_budget_bytes: bounds the layers fitted at once: each takes about
+      4 * n * d_l float32 of working memory, so at n = 1e4 and d = 1536 a 1 GiB budget fits 4.
 
   Returns:
     accuracy [L] in [0, 1].
 
-  Layers of different widths are zero-padded to the max width and vmapped together. This does
-  not change any probe: a zero column has zero train variance, standardises to exactly 0, its
-  weights get zero gradient and stay at their initial 0, so logits, loss and L-BFGS steps are
-  those of the unpadded problem.
+  Consecutive layers of the same width are fitted together, a group of at most
+  min(layer_batch_size, budget / (4 n d)) layers per call (the last group of a width repeats its
+  last layer to keep one compiled program per width), so only that group's layers are read and
+  held at a time, and no layer is padded to another's width.
   """
   labels = np.asarray(labels)
-  layers = _check_layers(layers, len(labels))
+  n = len(labels)
   num_classes = int(labels.max()) + 1
   if labels.min() < 0:
     raise ValueError("labels must be integers in [0, K)")
   if train_mask is None:
-    train_mask = train_test_split_mask(len(labels), test_fraction=test_fraction, seed=seed)
+    train_mask = train_test_split_mask(n, test_fraction=test_fraction, seed=seed)
   train_mask = np.asarray(train_mask, bool)
   if train_mask.shape != labels.shape or train_mask.all() or not train_mask.any():
     raise ValueError("train_mask must be a [n] bool array with both train and test rows")
   if _is_stacked(layers):
-    stacked = jnp.asarray(layers, jnp.float32)
+    if np.shape(layers)[1] != n:
+      raise ValueError(f"layers must have shape [L, n={n}, d]; got {np.shape(layers)}")
+    widths = [int(np.shape(layers)[2])] * int(np.shape(layers)[0])
   else:
-    width = max(int(np.shape(a)[1]) for a in layers)
-    stacked = jnp.stack([jnp.pad(jnp.asarray(a, jnp.float32), ((0, 0), (0, width - a.shape[1])))
-                         for a in layers])
-  return np.asarray(_multiclass_probe_layers(
-      stacked, jnp.asarray(labels, jnp.int32), jnp.asarray(train_mask), num_classes=num_classes,
-      iterations=iterations, l2=l2, memory_size=memory_size, layer_batch_size=layer_batch_size))
+    if len(layers) == 0:
+      raise ValueError("layers is empty; expected a sequence of [n, d] arrays")
+    widths = getattr(layers, "widths", None)
+    widths = [int(w) for w in widths] if widths is not None else [
+        int(np.shape(a)[1]) if np.ndim(a) == 2 else -1 for a in layers]
+
+  def read(i: int) -> jax.Array:
+    a = layers[i]
+    if np.ndim(a) != 2 or np.shape(a)[0] != n:
+      raise ValueError(f"layers[{i}] must have shape [n={n}, d]; got {np.shape(a)}")
+    return jnp.asarray(a, jnp.float32)
+
+  targets, train = jnp.asarray(labels, jnp.int32), jnp.asarray(train_mask)
+  accuracy = np.empty(len(widths))
+  start = 0
+  while start < len(widths):  # runs of consecutive layers with one width
+    stop = start
+    while stop < len(widths) and widths[stop] == widths[start]:
+      stop += 1
+    per_call = max(1, min(layer_batch_size, stop - start,
+                          memory_budget_bytes // (4 * _MULTICLASS_ELEMENTS_PER_ENTRY * n
+                                                  * max(widths[start], 1))))
+    for first in range(start, stop, per_call):
+      group = list(range(first, min(first + per_call, stop)))
+      padded = group + [group[-1]] * (per_call - len(group))
+      stacked = jnp.stack([read(i) for i in padded])
+      accuracy[group] = np.asarray(_multiclass_probe_layers(
+          stacked, targets, train, num_classes=num_classes, iterations=iterations, l2=l2,
+          memory_size=memory_size, layer_batch_size=per_call))[:len(group)]
+      del stacked
+    start = stop
+  return accuracy

@@ -158,24 +158,21 @@ class Run:
   @contextlib.contextmanager
   def step(self, name: str) -> Iterator[None]:
     """Times the block as step `name` and measures its peak resident memory (logged at its
-    start and end, recorded in `step_records` and metrics.jsonl)."""
+    start and end; once it completes, recorded in `step_records` and metrics.jsonl)."""
     label = self._numbered(name)
     self.log("%s ...", label)
     resources.reset_peak_rss()
     start = time.perf_counter()
-    try:
-      yield
-    finally:
-      seconds = time.perf_counter() - start
-      peak = resources.peak_rss_bytes()
-      self.steps.append((name, seconds))
-      record = {"step": name, "seconds": round(seconds, 3), "peak_rss_bytes": peak}
-      self.step_records.append(record)
-      if self.is_writer:
-        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-          f.write(json.dumps({"name": f"{self.name}/step", **record}) + "\n")
-      self.log("%s done in %.1f s (peak memory %s)", label, seconds,
-               resources.format_bytes(peak))
+    yield  # a failing step writes nothing here: its error goes to error.log (pipelines.cli)
+    seconds = time.perf_counter() - start
+    peak = resources.peak_rss_bytes()
+    self.steps.append((name, seconds))
+    record = {"step": name, "seconds": round(seconds, 3), "peak_rss_bytes": peak}
+    self.step_records.append(record)
+    if self.is_writer:
+      with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"name": f"{self.name}/step", **record}) + "\n")
+    self.log("%s done in %.1f s (peak memory %s)", label, seconds, resources.format_bytes(peak))
 
   def skip(self, name: str, why: str) -> None:
     """Logs that step `name` does not run, and why."""

@@ -2,6 +2,7 @@
 multi-class probes."""
 from __future__ import annotations
 
+import collections.abc
 import functools
 
 import jax
@@ -128,7 +129,7 @@ def test_roughness_matches_numpy():
 def test_multiclass_probe_matches_sklearn():
   rng = np.random.default_rng(2)
   labels = rng.integers(0, 6, size=900)
-  # Different widths: zero-padded to the max inside the program.
+  # Different widths: fitted in groups of equal width.
   layers = [_class_features(rng, labels, 16, 0.25), _class_features(rng, labels, 40, 0.2),
             _class_features(rng, labels, 40, 0.35)]
   l2 = 1e-3
@@ -142,6 +143,27 @@ def test_multiclass_probe_matches_sklearn():
     ref = clf.score(scaler.transform(x[~train]), labels[~train])
     assert 0.3 < ref < 0.97
     assert abs(acc[l] - ref) <= 0.01 + 1e-6, (l, acc[l], ref)
+  # One layer per call (a 1-byte budget), and a lazy sequence read layer by layer: the same
+  # probes (up to one test image: the vmapped and the single fits may round differently).
+  reads = []
+
+  class Lazy(collections.abc.Sequence):
+    widths = [16, 40, 40]
+
+    def __len__(self):
+      return len(layers)
+
+    def __getitem__(self, i):
+      reads.append(i)
+      return layers[i]
+
+  one_test = 1.0 / (~train).sum()
+  for got in (probes.multiclass_probe_accuracy(layers, labels, train_mask=train, l2=l2,
+                                               iterations=60, memory_budget_bytes=1),
+              probes.multiclass_probe_accuracy(Lazy(), labels, train_mask=train, l2=l2,
+                                               iterations=60)):
+    np.testing.assert_allclose(got, acc, atol=one_test + 1e-9)
+  assert sorted(reads) == [0, 1, 2]  # each layer read once, widths from the sequence
 
 
 def test_figures_written(tmp_path):

@@ -48,8 +48,11 @@ def test_cli_end_to_end_and_failed_run_leaves_only_error_log(tmp_path):
   meta = json.loads((tmp_path / "ok" / "imbalance.json").read_text())
   assert meta["config"]["metric"] == "cosine"
   assert sorted(os.listdir(tmp_path / "ok")) == ["imbalance.json", "imbalance.npz",
-                                                 "imbalance.pdf", "imbalance.png", "report.html",
-                                                 "summary.md"]
+                                                 "imbalance.pdf", "imbalance.png", "metrics.jsonl",
+                                                 "report.html", "summary.md"]
+  steps = [json.loads(line) for line in open(tmp_path / "ok" / "metrics.jsonl")]
+  assert [r["step"] for r in steps] == ["inputs", "information imbalance", "write"] and all(
+      r["seconds"] > 0 and r["peak_rss_bytes"] > 2**20 for r in steps)  # time, peak memory
   bad = np.stack([np.arange(20.0), np.full(20, np.nan)], axis=1)
   np.savez(tmp_path / "bad.npz", good=np.random.default_rng(0).normal(size=(20, 2)), broken=bad)
   cmd = [sys.executable, "-m", "experiments.imbalance", f"--workdir={tmp_path / 'bad'}",

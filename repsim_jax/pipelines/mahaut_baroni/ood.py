@@ -29,7 +29,7 @@ def step(reps, settings, run: Run) -> dict:
     _, y, classes = class_indices(labels(other.source, other.ids,
                                          dataset.get("label_key", "label")), 1)
     run.log("OOD probes on %s: %d images, %d classes", name, other.n, len(classes))
-    accuracy[name] = {m: multiclass_probe_accuracy(list(other.layers[m]), y, seed=cfg.seed,
+    accuracy[name] = {m: multiclass_probe_accuracy(other.layers[m], y, seed=cfg.seed,
                                                    test_fraction=cfg.test_fraction, l2=cfg.l2,
                                                    iterations=cfg.iterations)
                       for m in other.models}
