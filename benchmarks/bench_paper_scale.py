@@ -207,7 +207,8 @@ def flops(step: str, n: int, widths: dict[str, list[int]], config, *, ood_n: int
     return 2.0 * m * m * sum(all_d) + float(m) * m * len(all_d) ** 2
   if step == "sample_size":
     sizes = [s for s in a.sample_size.sizes if s <= n]
-    return float(sum(a.sample_size.n_subsamples * (2.0 * s * s * sum(ws) + 3 * len(ws) * s * s)
+    return float(sum((1 if s == n else a.sample_size.n_subsamples)  # size N: computed once
+                     * (2.0 * s * s * sum(ws) + 3 * len(ws) * s * s)
                      for s in sizes for ws in widths.values()))
   rep = [ws[i] for ws in widths.values() for i in representative_indices(len(ws))]
   if step == "neighbourhoods":
