@@ -126,9 +126,13 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
   # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
   # (same numbers, M times the neighbour passes), instead of one call over every layer.
+  # n_boot image-bootstrap replicates (seeded by `seed`) give the headline numbers (largest own-
+  # layer II, smoothness) their `confidence` interval, shown as ± and shaded in Fig. 1's A → A
+  # panels: each model's representative rows and the row of its largest II only, 4 + L distance
+  # passes per model for all replicates; n_boot=0 turns them off.
   a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean",
                  "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
-                 "by_model_pair": False}
+                 "by_model_pair": False, "n_boot": 200, "confidence": 0.95}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
   a.sample_size = {"sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),
@@ -160,6 +164,7 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
                         for n, s in (("cifar100", "test"), ("food101", "validation"),
                                      ("stl10", "test"))]}
   if local:  # a few dozen generated images: every step runs, in seconds
+    a.imbalance.n_boot = 20
     a.sample_size.sizes = (12, 24)
     a.sample_size.n_subsamples = 3
     a.neighbourhoods.update({"n_queries": 1, "k": 4, "thumbnail": 32})

@@ -50,6 +50,7 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   # the headline numbers are those of the saved matrices
   vit_self = load_result(os.path.join(workdir, "imbalance", "ii_vit__vit"))[0]["imbalance"]
   assert out["imbalance"]["self_max"]["vit"] == pytest.approx(vit_self.max())
+  _check_headline_intervals(workdir, config, out, summary)
   # OOD probes: one accuracy per layer of each model
   ood = load_result(os.path.join(workdir, "ood", "ood_cifar100"))[0]
   assert ood["accuracy/igpt"].shape == (5,) and np.all((0 <= ood["accuracy/vit"]) &
@@ -60,6 +61,62 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setattr(representations, "extract_stores", no_extraction)
   _, ids, paths = representations.ensure_stores(config, workdir)
   assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
+
+
+def _resampled_imbalance(x_a, x_b, idx):
+  """Δ(x_a → x_b), k = 1, of the image multiset `idx` by brute force in float64: each resampled
+  image's nearest other image in a (copies of the image itself left out; all copies of a
+  neighbour are equally close in b too, so which one does not matter), its rank in b among the
+  resampled images that are not copies of the query."""
+  a, b = (np.asarray(x, np.float64)[idx] for x in (x_a, x_b))
+  other = idx[:, None] != idx[None, :]
+  d_a = np.where(other, np.linalg.norm(a[:, None] - a[None], axis=-1), np.inf)
+  d_b = np.linalg.norm(b[:, None] - b[None], axis=-1)
+  nearest = np.argmin(d_a, axis=1)
+  ranks = 1 + np.sum(other & (d_b < d_b[np.arange(len(idx)), nearest][:, None]), axis=1)
+  return 2 / len(idx) * ranks.mean()
+
+
+def _check_headline_intervals(workdir, config, out, summary):
+  """The ± of the II headline rows: scipy.stats.bootstrap (same seed, so the same resamples) of
+  a brute-force numpy II on the store's layers gives the saved intervals and the report's cells."""
+  import scipy.stats
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.metrics.intervals import format_interval
+  from repsim_jax.results import load_result
+  cfg = config.analysis.imbalance
+  cells = {}
+  for m in ("vit", "igpt"):
+    saved, _ = load_result(os.path.join(workdir, "imbalance", f"ii_bootstrap_{m}"))
+    plain, meta = load_result(os.path.join(workdir, "imbalance", f"ii_{m}__{m}"))
+    _, layers = load_store_layers(os.path.join(workdir, "stores", m))
+    matrix, rep = plain["imbalance"], list(plain["representative_a"])
+    n = len(layers[0])
+    i, j = np.unravel_index(np.argmax(matrix), matrix.shape)
+    assert meta["values"]["n"] == n and set(saved["rows"]) == set(rep) | {i}
+
+    def largest(idx):
+      return _resampled_imbalance(layers[i], layers[j], idx)
+
+    def smooth(idx):
+      curves = np.array([[_resampled_imbalance(layers[r], y, idx) for y in layers] for r in rep])
+      return np.std(np.diff(curves, axis=1), axis=1).mean()
+
+    for name, statistic in (("self_max", largest), ("smoothness", smooth)):
+      ref = scipy.stats.bootstrap((np.arange(n),), statistic, n_resamples=cfg.n_boot,
+                                  vectorized=False, method="percentile",
+                                  confidence_level=cfg.confidence,
+                                  rng=np.random.default_rng(cfg.seed))
+      low, high = ref.confidence_interval
+      np.testing.assert_allclose([saved[f"{name}/low"], saved[f"{name}/high"]], [low, high],
+                                 rtol=0, atol=1e-12, err_msg=f"{m} {name}")
+      np.testing.assert_allclose(saved[f"{name}/std"], ref.standard_error, rtol=1e-9)
+      assert low < high  # resampling 32 images moves these numbers
+      value = statistic(np.arange(n))  # the plain number: every image once
+      np.testing.assert_allclose(saved[f"{name}/value"], value, rtol=0, atol=1e-12)
+      cells.setdefault(name, []).append(f"{m}: {format_interval(value, (high - low) / 2)}")
+  assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
+  assert f"over {cfg.n_boot} image-bootstrap replicates" in summary
 
 
 def test_semantic_step_reads_manynames_labels(tmp_path):
@@ -196,7 +253,12 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
   assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
   for pair, matrix in union["matrices"].items():
     np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
-  assert len(reads) == 2 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))  # cache off: per pass
+  # cache off: per pass, and once more per layer for the headline intervals (the same on both)
+  assert len(reads) == 3 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))
+  for m in "ab":
+    for name in ("self_max", "smoothness"):
+      np.testing.assert_array_equal(pairs["intervals"][m][name]["replicates"],
+                                    union["intervals"][m][name]["replicates"])
   np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
   np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
   for scope, r in out["eager/lowlevel"].items():
