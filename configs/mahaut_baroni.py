@@ -37,8 +37,8 @@ Smoke run in seconds (tiny random checkpoints, generated images):
 
 Every analysis and figure of the paper (extraction first, or reuse of complete stores; then II,
 sample size / smoothness, neighbourhoods, low-level features, ManyNames semantic coherence,
-per-class and out-of-domain probes, and <workdir>/report.html + summary.md), steps and settings
-in `config.analysis`:
+per-class and out-of-domain probes, the cross-encoder subspaces, and <workdir>/report.html +
+summary.md with ± for the II headline numbers), steps and settings in `config.analysis`:
 
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
@@ -109,7 +109,8 @@ VARIANTS = {
 }
 
 
-STEPS = ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic", "probes", "ood")
+STEPS = ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic", "probes", "ood",
+         "subspace")
 
 
 def analysis(local: bool = False) -> ml_collections.ConfigDict:
@@ -163,6 +164,11 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
                          "label_key": "label"}
                         for n, s in (("cifar100", "test"), ("food101", "validation"),
                                      ("stl10", "test"))]}
+  # Not in the paper: per model the top-k PCA of one layer ("early" / "middle" / "late", or a
+  # relative depth in [0, 1]); between every pair of models Procrustes similarity and CKA of the
+  # projections against n_perm permutations of the image correspondence, and their median.
+  a.subspace = {"layer": "late", "k": 16, "n_perm": 200, "seed": 0, "alpha": 0.05,
+                "debiased": False}
   if local:  # a few dozen generated images: every step runs, in seconds
     a.imbalance.n_boot = 20
     a.sample_size.sizes = (12, 24)
@@ -174,6 +180,7 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
     a.probes.min_images_per_class = 2
     a.probes.dataset = None  # the generated images' own labels
     a.ood.update({"n_images": 16, "datasets": a.ood.datasets[:1]})
+    a.subspace.update({"k": 8, "n_perm": 20})
   return a
 
 

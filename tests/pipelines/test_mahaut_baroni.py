@@ -24,14 +24,14 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
     out = paper.run(config, workdir)
   figures = ["fig01_imbalance_grid", "fig02_neighbours_00", "fig03_lowlevel", "fig05_roughness",
              "fig11_sample_size", "fig12_smoothness", "fig13_ood_probes",
-             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit"]
+             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit", "subspace"]
   for name in figures:
     for ext in ("png", "pdf"):
       assert os.path.getsize(os.path.join(workdir, "figures", f"{name}.{ext}")) > 0, name
   results = ["imbalance/ii_vit__vit", "imbalance/ii_vit__igpt", "imbalance/ii_igpt__vit",
              "imbalance/ii_igpt__igpt", "sample_size/sample_size_vit",
              "neighbourhoods/neighbourhoods", "lowlevel/lowlevel", "probes/class_probes",
-             "ood/ood_cifar100"]
+             "ood/ood_cifar100", "imbalance/ii_bootstrap_vit", "subspace/subspace"]
   for name in results:
     for ext in ("npz", "json"):
       assert os.path.exists(os.path.join(workdir, f"{name}.{ext}")), name
@@ -51,6 +51,7 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   vit_self = load_result(os.path.join(workdir, "imbalance", "ii_vit__vit"))[0]["imbalance"]
   assert out["imbalance"]["self_max"]["vit"] == pytest.approx(vit_self.max())
   _check_headline_intervals(workdir, config, out, summary)
+  _check_subspace(workdir, config, summary)
   # OOD probes: one accuracy per layer of each model
   ood = load_result(os.path.join(workdir, "ood", "ood_cifar100"))[0]
   assert ood["accuracy/igpt"].shape == (5,) and np.all((0 <= ood["accuracy/vit"]) &
@@ -117,6 +118,51 @@ def _check_headline_intervals(workdir, config, out, summary):
       cells.setdefault(name, []).append(f"{m}: {format_interval(value, (high - low) / 2)}")
   assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
   assert f"over {cfg.n_boot} image-bootstrap replicates" in summary
+
+
+def _check_subspace(workdir, config, summary):
+  """The subspace step on the stores' late layers against numpy: PCA by SVD, Procrustes
+  similarity and CKA of the projections, and a brute-force loop over the documented
+  permutations (draw by draw, one `rng.permutation(N)` per model in order) for the null."""
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.results import load_result
+  cfg = config.analysis.subspace
+  saved, meta = load_result(os.path.join(workdir, "subspace", "subspace"))
+  assert list(saved["models"]) == ["vit", "igpt"] and meta["values"]["k"] == cfg.k
+  scores, explained = [], []
+  for n, m in enumerate(saved["models"]):
+    names, layers = load_store_layers(os.path.join(workdir, "stores", m))
+    late = load_result(os.path.join(workdir, "imbalance", f"ii_{m}__{m}"))[0]["representative_a"][2]
+    assert saved["layers"][n] == names[late]
+    x = np.asarray(layers[late], np.float64)
+    x = x - x.mean(axis=0)
+    _, sv, vt = np.linalg.svd(x, full_matrices=False)
+    scores.append(x @ vt[:cfg.k].T)
+    explained.append(sv[:cfg.k] ** 2 / np.sum(sv ** 2))
+  np.testing.assert_allclose(saved["explained"], explained, rtol=1e-6)
+
+  def unit(z):
+    z = z - z.mean(axis=0)
+    return z / np.linalg.norm(z)
+
+  def procrustes(x, y):
+    return np.linalg.svd(unit(x).T @ unit(y), compute_uv=False).sum()
+
+  def cka(x, y):
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    return np.sum((x.T @ y) ** 2) / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+  rng = np.random.default_rng(cfg.seed)
+  perms = [[rng.permutation(len(scores[0])) for _ in scores] for _ in range(cfg.n_perm)]
+  for name, measure in (("procrustes", procrustes), ("cka", cka)):
+    observed = measure(*scores)
+    null = np.array([measure(scores[0][p], scores[1][q]) for p, q in perms])
+    np.testing.assert_allclose(saved[name][0, 1], observed, rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(saved[f"{name}_null"][:, 0], null, rtol=1e-4, atol=1e-6,
+                               err_msg=name)
+    assert saved[f"{name}_p_value"][0] == (1 + np.sum(null >= observed)) / (1 + cfg.n_perm)
+    assert saved[f"{name}_median"] == saved[name][0, 1]  # one pair: its own median
+    assert f"{saved[f'{name}_median']:.3f} (null median {np.median(null):.3f}" in summary
 
 
 def test_semantic_step_reads_manynames_labels(tmp_path):
