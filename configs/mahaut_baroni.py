@@ -130,7 +130,8 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   # n_boot image-bootstrap replicates (seeded by `seed`) give the headline numbers (largest own-
   # layer II, smoothness) their `confidence` interval, shown as ± and shaded in Fig. 1's A → A
   # panels: each model's representative rows and the row of its largest II only, 4 + L distance
-  # passes per model for all replicates; n_boot=0 turns them off.
+  # passes per model for all replicates, plus N^2 weighted counts per layer and replicate (the
+  # main cost on CPU: ~2x the plain step's FLOPs at the paper's scale); n_boot=0 turns them off.
   a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean",
                  "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
                  "by_model_pair": False, "n_boot": 200, "confidence": 0.95}

@@ -35,7 +35,9 @@ def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> 
   call gives all `settings.n_boot` replicates from len(rows) + L distance passes (at most 4 + L;
   the whole own-layer matrix would take 2L, and the other model pairs of Fig. 10 get none), so at
   the paper's scale (4 models, 152 layers, N = 1e4) the intervals add ~168 passes to the matrices'
-  152 (fused schedule) to 304 (two-phase). Ranks are counted with ties "min" (continuous
+  152 (fused schedule) to 304 (two-phase). On top of the passes, every replicate adds N weighted
+  counts per query row and layer (N^2 * n_boot * L per model, whatever the number of rows): on CPU
+  this term dominates and grows with n_boot. Ranks are counted with ties "min" (continuous
   activations have no distance ties).
 
   Args:
