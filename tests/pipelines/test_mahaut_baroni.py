@@ -165,6 +165,66 @@ def _check_subspace(workdir, config, summary):
     assert f"{saved[f'{name}_median']:.3f} (null median {np.median(null):.3f}" in summary
 
 
+def test_subspace_step_three_models(tmp_path):
+  """The subspace step on three models of known layers: the chosen layer by relative depth, k
+  lowered to the narrowest layer with a note, every pair and the median over the three pairs
+  (with its permutation p-value) against numpy and a brute-force permutation loop; one model is
+  skipped with a note; a bad layer setting names the setting."""
+  import ml_collections
+  from configs import mahaut_baroni
+  from repsim_jax.extraction.representations import Representations
+  from repsim_jax.pipelines.mahaut_baroni import subspace
+  from repsim_jax.pipelines.run import Run
+  from repsim_jax.results import load_result
+  rng = np.random.default_rng(0)
+  n, shared = 40, rng.normal(size=(40, 6))
+  widths = {"a": 10, "b": 12, "c": 5}
+  layers = {m: [(shared @ rng.normal(size=(6, d)) + s * rng.normal(size=(n, d))).astype(np.float32)
+                for s in (0.1, 0.5, 1.0, 2.0)] for m, d in widths.items()}
+  reps = Representations(None, [str(i) for i in range(n)], list(widths),
+                         {m: [f"{m}{l}" for l in range(4)] for m in widths}, layers,
+                         {m: [1, 2, 2] for m in widths}, {m: "vit" for m in widths})
+  cfg = mahaut_baroni.analysis(local=True).subspace
+  cfg.update({"layer": "1.0", "k": 8, "n_perm": 12, "seed": 3})  # as --config...layer=1.0 sets it
+  run = Run("paper", tmp_path, config=ml_collections.ConfigDict({"analysis": {"subspace": cfg}}))
+  out = subspace.step(reps, cfg, run)
+  saved, meta = load_result(str(tmp_path / "subspace" / "subspace"))
+  assert list(saved["layers"]) == ["a3", "b3", "c3"] and out["k"] == meta["values"]["k"] == 5
+  assert "k lowered from 8 to 5" in run.report.sections[-1].notes[0]
+
+  def procrustes(x, y):
+    unit = [(z - z.mean(axis=0)) / np.linalg.norm(z - z.mean(axis=0)) for z in (x, y)]
+    return np.linalg.svd(unit[0].T @ unit[1], compute_uv=False).sum()
+
+  scores = []
+  for m in widths:
+    x = np.asarray(layers[m][3], np.float64)
+    x = x - x.mean(axis=0)
+    scores.append(x @ np.linalg.svd(x, full_matrices=False)[2][:5].T)
+  draw = np.random.default_rng(cfg.seed)
+  perms = [[draw.permutation(n) for _ in widths] for _ in range(cfg.n_perm)]
+  pairs = [(0, 1), (0, 2), (1, 2)]
+  observed = np.array([procrustes(scores[i], scores[j]) for i, j in pairs])
+  null = np.array([[procrustes(scores[i][p[i]], scores[j][p[j]]) for i, j in pairs]
+                   for p in perms])
+  np.testing.assert_array_equal(saved["pairs"], pairs)
+  np.testing.assert_allclose([saved["procrustes"][i, j] for i, j in pairs], observed, rtol=1e-5)
+  np.testing.assert_allclose(saved["procrustes_null"], null, rtol=1e-4)
+  np.testing.assert_allclose(saved["procrustes_median"], np.median(observed), rtol=1e-5)
+  np.testing.assert_allclose(saved["procrustes_median_null"], np.median(null, axis=1), rtol=1e-4)
+  assert saved["procrustes_median_p_value"] == (
+      1 + np.sum(np.median(null, axis=1) >= np.median(observed))) / (1 + cfg.n_perm)
+  assert len(run.report.sections[-1].rows) == 2 and run.report.sections[-1].figures
+
+  one = Representations(None, reps.ids, ["a"], reps.layer_names, layers, reps.representative,
+                        reps.model_types)
+  assert subspace.step(one, cfg, run) == {} and "skipped" in run.report.sections[-1].notes[0]
+  for bad in ("last", 1.5, "-0.1"):
+    with pytest.raises(ValueError, match="analysis.subspace.layer"):
+      subspace.chosen_layer(reps, "a", bad)
+  assert [subspace.chosen_layer(reps, "a", x) for x in ("early", 0.0, 0.4, 0.6)] == [1, 0, 1, 2]
+
+
 def test_semantic_step_reads_manynames_labels(tmp_path):
   """Fig. 4 on the real ManyNames slice (generated stand-ins for the Visual Genome images): the
   labels reach the Jaccard computation through the store's ids."""

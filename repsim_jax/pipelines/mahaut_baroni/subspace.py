@@ -22,15 +22,18 @@ _MEASURES = (("procrustes", "Procrustes similarity"), ("cka", "linear CKA"))
 
 def chosen_layer(reps: Representations, model: str, layer) -> int:
   """Index into `reps.layers[model]` of `layer`: "early" / "middle" / "late" (the representative
-  layers) or a relative depth in [0, 1] (the nearest layer, the input entry at 0)."""
-  if isinstance(layer, str):
-    if layer not in POSITIONS:
-      raise ValueError(f"analysis.subspace.layer: expected one of {POSITIONS} or a relative "
-                       f"depth in [0, 1], got {layer!r}")
+  layers) or a relative depth in [0, 1], as a number or a string ("0.9": the command line keeps
+  the setting's str type), the nearest layer (the input entry at 0)."""
+  if layer in POSITIONS:
     return int(reps.representative[model][POSITIONS.index(layer)])
-  if not 0 <= float(layer) <= 1:
-    raise ValueError(f"analysis.subspace.layer: a relative depth must lie in [0, 1], got {layer}")
-  return int(round(float(layer) * (len(reps.layers[model]) - 1)))
+  try:
+    depth = float(layer)
+  except (TypeError, ValueError):
+    depth = None
+  if depth is None or not 0 <= depth <= 1:
+    raise ValueError(f"analysis.subspace.layer: expected one of {POSITIONS} or a relative depth "
+                     f"in [0, 1], got {layer!r}")
+  return int(round(depth * (len(reps.layers[model]) - 1)))
 
 
 def step(reps: Representations, settings, run: Run) -> dict:
