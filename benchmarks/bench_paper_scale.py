@@ -188,7 +188,9 @@ def flops(step: str, n: int, widths: dict[str, list[int]], config, *, ood_n: int
   """Dominant floating-point work of a step (multiply-adds count 2, comparisons 1), from shapes:
 
     imbalance       every distinct layer's N x N distances once (2 N^2 d) + the rank counts
-                    (N^2 comparisons per ordered layer pair, L^2 pairs in the union)
+                    (N^2 comparisons per ordered layer pair, L^2 pairs in the union); with
+                    n_boot, per model 4 + L more distance passes and N^2 x n_boot weighted
+                    additions per layer (the headline intervals)
     sample_size     per model and subsample of size s: its layers' distances (2 s^2 d each) +
                     3 x L rank counts (s^2 each)
     neighbourhoods  the queries' distances to every image at 3 layers per model (2 q N d)
@@ -198,13 +200,18 @@ def flops(step: str, n: int, widths: dict[str, list[int]], config, *, ood_n: int
                     kernel logistic fit (iterations x m^2)
     ood             per layer: `iterations` L-BFGS steps, each a forward and backward pass of
                     an [n, d] x [d, C] logistic model (~6 n d C)
+    subspace        per model the late layer's covariance (2 N d^2); per pair and permutation
+                    the k x k cross products of Procrustes and CKA (~4 N k^2)
   """
   from repsim_jax.models.outputs import representative_indices
   a = config.analysis
   all_d = [d for ws in widths.values() for d in ws]
   if step == "imbalance":
     m = a.imbalance.n or n
-    return 2.0 * m * m * sum(all_d) + float(m) * m * len(all_d) ** 2
+    boot = a.imbalance.get("n_boot") or 0
+    intervals = sum(2.0 * m * m * (sum(ws) + 4 * max(ws)) + float(m) * m * boot * len(ws)
+                    for ws in widths.values()) if boot else 0.0
+    return 2.0 * m * m * sum(all_d) + float(m) * m * len(all_d) ** 2 + intervals
   if step == "sample_size":
     sizes = [s for s in a.sample_size.sizes if s <= n]
     return float(sum((1 if s == n else a.sample_size.n_subsamples)  # size N: computed once
@@ -223,6 +230,10 @@ def flops(step: str, n: int, widths: dict[str, list[int]], config, *, ood_n: int
     return NUM_CLASSES * (2.0 * m * m * sum(all_d) + 50.0 * m * m * len(all_d))
   if step == "ood":
     return a.ood.iterations * 6.0 * ood_n * OOD_CLASSES * sum(all_d)
+  if step == "subspace":
+    k, pairs = a.subspace.k, len(widths) * (len(widths) - 1) / 2
+    late = rep[2::3]  # the default layer
+    return 2.0 * n * sum(d * d for d in late) + pairs * (a.subspace.n_perm + 1) * 4.0 * n * k * k
   return 0.0
 
 

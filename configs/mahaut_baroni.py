@@ -37,8 +37,8 @@ Smoke run in seconds (tiny random checkpoints, generated images):
 
 Every analysis and figure of the paper (extraction first, or reuse of complete stores; then II,
 sample size / smoothness, neighbourhoods, low-level features, ManyNames semantic coherence,
-per-class and out-of-domain probes, and <workdir>/report.html + summary.md), steps and settings
-in `config.analysis`:
+per-class and out-of-domain probes, the cross-encoder subspaces, and <workdir>/report.html +
+summary.md with ± for the II headline numbers), steps and settings in `config.analysis`:
 
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py --workdir=runs/mb \
       --config.dataset.root=/data/imagenet21k/val
@@ -109,7 +109,8 @@ VARIANTS = {
 }
 
 
-STEPS = ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic", "probes", "ood")
+STEPS = ("imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic", "probes", "ood",
+         "subspace")
 
 
 def analysis(local: bool = False) -> ml_collections.ConfigDict:
@@ -126,9 +127,14 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
   # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
   # (same numbers, M times the neighbour passes), instead of one call over every layer.
+  # n_boot image-bootstrap replicates (seeded by `seed`) give the headline numbers (largest own-
+  # layer II, smoothness) their `confidence` interval, shown as ± and shaded in Fig. 1's A → A
+  # panels: each model's representative rows and the row of its largest II only, 4 + L distance
+  # passes per model for all replicates, plus N^2 weighted counts per layer and replicate (the
+  # main cost on CPU: ~2x the plain step's FLOPs at the paper's scale); n_boot=0 turns them off.
   a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean",
                  "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
-                 "by_model_pair": False}
+                 "by_model_pair": False, "n_boot": 200, "confidence": 0.95}
   # App. B (Figs. 11, 12): II on n_subsamples random subsamples per size; sizes above the
   # extracted N are left out (extract n=100000 for the paper's largest sizes).
   a.sample_size = {"sizes": (100, 300, 1000, 3000, 10_000, 30_000, 100_000),
@@ -159,7 +165,13 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
                          "label_key": "label"}
                         for n, s in (("cifar100", "test"), ("food101", "validation"),
                                      ("stl10", "test"))]}
+  # Not in the paper: per model the top-k PCA of one layer ("early" / "middle" / "late", or a
+  # relative depth in [0, 1]); between every pair of models Procrustes similarity and CKA of the
+  # projections against n_perm permutations of the image correspondence, and their median.
+  a.subspace = {"layer": "late", "k": 16, "n_perm": 200, "seed": 0, "alpha": 0.05,
+                "debiased": False}
   if local:  # a few dozen generated images: every step runs, in seconds
+    a.imbalance.n_boot = 20
     a.sample_size.sizes = (12, 24)
     a.sample_size.n_subsamples = 3
     a.neighbourhoods.update({"n_queries": 1, "k": 4, "thumbnail": 32})
@@ -169,6 +181,7 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
     a.probes.min_images_per_class = 2
     a.probes.dataset = None  # the generated images' own labels
     a.ood.update({"n_images": 16, "datasets": a.ood.datasets[:1]})
+    a.subspace.update({"k": 8, "n_perm": 20})
   return a
 
 

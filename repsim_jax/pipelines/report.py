@@ -23,6 +23,10 @@ import html
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
+from repsim_jax.metrics.intervals import format_interval
+
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
@@ -71,6 +75,13 @@ class Section:
 def by_model(values: Mapping[str, float], fmt: str = "{:.3f}") -> str:
   """ "vit: 0.123; convnext: 0.456" (headline cells with one number per model; "n/a" if none)."""
   return "; ".join(f"{m}: {fmt.format(v)}" for m, v in values.items()) or "n/a"
+
+
+def by_model_interval(values: Mapping[str, float], half_widths: Mapping[str, float]) -> str:
+  """ "vit: 0.123 ± 0.011; ..." (`metrics.intervals.format_interval`: the value to the decimals
+  of its half-width); a model without a half-width shows its value alone."""
+  return "; ".join(f"{m}: {format_interval(v, half_widths.get(m, np.nan))}"
+                   for m, v in values.items()) or "n/a"
 
 
 def percent_by_model(values: Mapping[str, float]) -> str:

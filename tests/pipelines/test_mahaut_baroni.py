@@ -24,14 +24,14 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
     out = paper.run(config, workdir)
   figures = ["fig01_imbalance_grid", "fig02_neighbours_00", "fig03_lowlevel", "fig05_roughness",
              "fig11_sample_size", "fig12_smoothness", "fig13_ood_probes",
-             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit"]
+             "fig14_lowlevel_properties", "fig10/fig10_igpt__vit", "subspace"]
   for name in figures:
     for ext in ("png", "pdf"):
       assert os.path.getsize(os.path.join(workdir, "figures", f"{name}.{ext}")) > 0, name
   results = ["imbalance/ii_vit__vit", "imbalance/ii_vit__igpt", "imbalance/ii_igpt__vit",
              "imbalance/ii_igpt__igpt", "sample_size/sample_size_vit",
              "neighbourhoods/neighbourhoods", "lowlevel/lowlevel", "probes/class_probes",
-             "ood/ood_cifar100"]
+             "ood/ood_cifar100", "imbalance/ii_bootstrap_vit", "subspace/subspace"]
   for name in results:
     for ext in ("npz", "json"):
       assert os.path.exists(os.path.join(workdir, f"{name}.{ext}")), name
@@ -50,6 +50,8 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   # the headline numbers are those of the saved matrices
   vit_self = load_result(os.path.join(workdir, "imbalance", "ii_vit__vit"))[0]["imbalance"]
   assert out["imbalance"]["self_max"]["vit"] == pytest.approx(vit_self.max())
+  _check_headline_intervals(workdir, config, out, summary)
+  _check_subspace(workdir, config, summary)
   # OOD probes: one accuracy per layer of each model
   ood = load_result(os.path.join(workdir, "ood", "ood_cifar100"))[0]
   assert ood["accuracy/igpt"].shape == (5,) and np.all((0 <= ood["accuracy/vit"]) &
@@ -60,6 +62,167 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setattr(representations, "extract_stores", no_extraction)
   _, ids, paths = representations.ensure_stores(config, workdir)
   assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
+
+
+def _resampled_imbalance(x_a, x_b, idx):
+  """Δ(x_a → x_b), k = 1, of the image multiset `idx` by brute force in float64: each resampled
+  image's nearest other image in a (copies of the image itself left out; all copies of a
+  neighbour are equally close in b too, so which one does not matter), its rank in b among the
+  resampled images that are not copies of the query."""
+  a, b = (np.asarray(x, np.float64)[idx] for x in (x_a, x_b))
+  other = idx[:, None] != idx[None, :]
+  d_a = np.where(other, np.linalg.norm(a[:, None] - a[None], axis=-1), np.inf)
+  d_b = np.linalg.norm(b[:, None] - b[None], axis=-1)
+  nearest = np.argmin(d_a, axis=1)
+  ranks = 1 + np.sum(other & (d_b < d_b[np.arange(len(idx)), nearest][:, None]), axis=1)
+  return 2 / len(idx) * ranks.mean()
+
+
+def _check_headline_intervals(workdir, config, out, summary):
+  """The ± of the II headline rows: scipy.stats.bootstrap (same seed, so the same resamples) of
+  a brute-force numpy II on the store's layers gives the saved intervals and the report's cells."""
+  import scipy.stats
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.metrics.intervals import format_interval
+  from repsim_jax.results import load_result
+  cfg = config.analysis.imbalance
+  cells = {}
+  for m in ("vit", "igpt"):
+    saved, _ = load_result(os.path.join(workdir, "imbalance", f"ii_bootstrap_{m}"))
+    plain, meta = load_result(os.path.join(workdir, "imbalance", f"ii_{m}__{m}"))
+    _, layers = load_store_layers(os.path.join(workdir, "stores", m))
+    matrix, rep = plain["imbalance"], list(plain["representative_a"])
+    n = len(layers[0])
+    i, j = np.unravel_index(np.argmax(matrix), matrix.shape)
+    assert meta["values"]["n"] == n and set(saved["rows"]) == set(rep) | {i}
+
+    def largest(idx):
+      return _resampled_imbalance(layers[i], layers[j], idx)
+
+    def smooth(idx):
+      curves = np.array([[_resampled_imbalance(layers[r], y, idx) for y in layers] for r in rep])
+      return np.std(np.diff(curves, axis=1), axis=1).mean()
+
+    for name, statistic in (("self_max", largest), ("smoothness", smooth)):
+      ref = scipy.stats.bootstrap((np.arange(n),), statistic, n_resamples=cfg.n_boot,
+                                  vectorized=False, method="percentile",
+                                  confidence_level=cfg.confidence,
+                                  rng=np.random.default_rng(cfg.seed))
+      low, high = ref.confidence_interval
+      np.testing.assert_allclose([saved[f"{name}/low"], saved[f"{name}/high"]], [low, high],
+                                 rtol=0, atol=1e-12, err_msg=f"{m} {name}")
+      np.testing.assert_allclose(saved[f"{name}/std"], ref.standard_error, rtol=1e-9)
+      assert low < high  # resampling 32 images moves these numbers
+      value = statistic(np.arange(n))  # the plain number: every image once
+      np.testing.assert_allclose(saved[f"{name}/value"], value, rtol=0, atol=1e-12)
+      cells.setdefault(name, []).append(f"{m}: {format_interval(value, (high - low) / 2)}")
+  assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
+  assert f"over {cfg.n_boot} image-bootstrap replicates" in summary
+
+
+def _check_subspace(workdir, config, summary):
+  """The subspace step on the stores' late layers against numpy: PCA by SVD, Procrustes
+  similarity and CKA of the projections, and a brute-force loop over the documented
+  permutations (draw by draw, one `rng.permutation(N)` per model in order) for the null."""
+  from repsim_jax.extraction.store import load_store_layers
+  from repsim_jax.results import load_result
+  cfg = config.analysis.subspace
+  saved, meta = load_result(os.path.join(workdir, "subspace", "subspace"))
+  assert list(saved["models"]) == ["vit", "igpt"] and meta["values"]["k"] == cfg.k
+  scores, explained = [], []
+  for n, m in enumerate(saved["models"]):
+    names, layers = load_store_layers(os.path.join(workdir, "stores", m))
+    late = load_result(os.path.join(workdir, "imbalance", f"ii_{m}__{m}"))[0]["representative_a"][2]
+    assert saved["layers"][n] == names[late]
+    x = np.asarray(layers[late], np.float64)
+    x = x - x.mean(axis=0)
+    _, sv, vt = np.linalg.svd(x, full_matrices=False)
+    scores.append(x @ vt[:cfg.k].T)
+    explained.append(sv[:cfg.k] ** 2 / np.sum(sv ** 2))
+  np.testing.assert_allclose(saved["explained"], explained, rtol=1e-6)
+
+  def unit(z):
+    z = z - z.mean(axis=0)
+    return z / np.linalg.norm(z)
+
+  def procrustes(x, y):
+    return np.linalg.svd(unit(x).T @ unit(y), compute_uv=False).sum()
+
+  def cka(x, y):
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    return np.sum((x.T @ y) ** 2) / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+  rng = np.random.default_rng(cfg.seed)
+  perms = [[rng.permutation(len(scores[0])) for _ in scores] for _ in range(cfg.n_perm)]
+  for name, measure in (("procrustes", procrustes), ("cka", cka)):
+    observed = measure(*scores)
+    null = np.array([measure(scores[0][p], scores[1][q]) for p, q in perms])
+    np.testing.assert_allclose(saved[name][0, 1], observed, rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(saved[f"{name}_null"][:, 0], null, rtol=1e-4, atol=1e-6,
+                               err_msg=name)
+    assert saved[f"{name}_p_value"][0] == (1 + np.sum(null >= observed)) / (1 + cfg.n_perm)
+    assert saved[f"{name}_median"] == saved[name][0, 1]  # one pair: its own median
+    assert f"{saved[f'{name}_median']:.3f} (null median {np.median(null):.3f}" in summary
+
+
+def test_subspace_step_three_models(tmp_path):
+  """The subspace step on three models of known layers: the chosen layer by relative depth, k
+  lowered to the narrowest layer with a note, every pair and the median over the three pairs
+  (with its permutation p-value) against numpy and a brute-force permutation loop; one model is
+  skipped with a note; a bad layer setting names the setting."""
+  import ml_collections
+  from configs import mahaut_baroni
+  from repsim_jax.extraction.representations import Representations
+  from repsim_jax.pipelines.mahaut_baroni import subspace
+  from repsim_jax.pipelines.run import Run
+  from repsim_jax.results import load_result
+  rng = np.random.default_rng(0)
+  n, shared = 40, rng.normal(size=(40, 6))
+  widths = {"a": 10, "b": 12, "c": 5}
+  layers = {m: [(shared @ rng.normal(size=(6, d)) + s * rng.normal(size=(n, d))).astype(np.float32)
+                for s in (0.1, 0.5, 1.0, 2.0)] for m, d in widths.items()}
+  reps = Representations(None, [str(i) for i in range(n)], list(widths),
+                         {m: [f"{m}{l}" for l in range(4)] for m in widths}, layers,
+                         {m: [1, 2, 2] for m in widths}, {m: "vit" for m in widths})
+  cfg = mahaut_baroni.analysis(local=True).subspace
+  cfg.update({"layer": "1.0", "k": 8, "n_perm": 12, "seed": 3})  # as --config...layer=1.0 sets it
+  run = Run("paper", tmp_path, config=ml_collections.ConfigDict({"analysis": {"subspace": cfg}}))
+  out = subspace.step(reps, cfg, run)
+  saved, meta = load_result(str(tmp_path / "subspace" / "subspace"))
+  assert list(saved["layers"]) == ["a3", "b3", "c3"] and out["k"] == meta["values"]["k"] == 5
+  assert "k lowered from 8 to 5" in run.report.sections[-1].notes[0]
+
+  def procrustes(x, y):
+    unit = [(z - z.mean(axis=0)) / np.linalg.norm(z - z.mean(axis=0)) for z in (x, y)]
+    return np.linalg.svd(unit[0].T @ unit[1], compute_uv=False).sum()
+
+  scores = []
+  for m in widths:
+    x = np.asarray(layers[m][3], np.float64)
+    x = x - x.mean(axis=0)
+    scores.append(x @ np.linalg.svd(x, full_matrices=False)[2][:5].T)
+  draw = np.random.default_rng(cfg.seed)
+  perms = [[draw.permutation(n) for _ in widths] for _ in range(cfg.n_perm)]
+  pairs = [(0, 1), (0, 2), (1, 2)]
+  observed = np.array([procrustes(scores[i], scores[j]) for i, j in pairs])
+  null = np.array([[procrustes(scores[i][p[i]], scores[j][p[j]]) for i, j in pairs]
+                   for p in perms])
+  np.testing.assert_array_equal(saved["pairs"], pairs)
+  np.testing.assert_allclose([saved["procrustes"][i, j] for i, j in pairs], observed, rtol=1e-5)
+  np.testing.assert_allclose(saved["procrustes_null"], null, rtol=1e-4)
+  np.testing.assert_allclose(saved["procrustes_median"], np.median(observed), rtol=1e-5)
+  np.testing.assert_allclose(saved["procrustes_median_null"], np.median(null, axis=1), rtol=1e-4)
+  assert saved["procrustes_median_p_value"] == (
+      1 + np.sum(np.median(null, axis=1) >= np.median(observed))) / (1 + cfg.n_perm)
+  assert len(run.report.sections[-1].rows) == 2 and run.report.sections[-1].figures
+
+  one = Representations(None, reps.ids, ["a"], reps.layer_names, layers, reps.representative,
+                        reps.model_types)
+  assert subspace.step(one, cfg, run) == {} and "skipped" in run.report.sections[-1].notes[0]
+  for bad in ("last", 1.5, "-0.1"):
+    with pytest.raises(ValueError, match="analysis.subspace.layer"):
+      subspace.chosen_layer(reps, "a", bad)
+  assert [subspace.chosen_layer(reps, "a", x) for x in ("early", 0.0, 0.4, 0.6)] == [1, 0, 1, 2]
 
 
 def test_semantic_step_reads_manynames_labels(tmp_path):
@@ -196,7 +359,12 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
   assert list(pairs["matrices"]) == list(union["matrices"]) == [(x, y) for x in "ab" for y in "ab"]
   for pair, matrix in union["matrices"].items():
     np.testing.assert_allclose(pairs["matrices"][pair], matrix, rtol=0, atol=1e-12)
-  assert len(reads) == 2 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))  # cache off: per pass
+  # cache off: per pass, and once more per layer for the headline intervals (the same on both)
+  assert len(reads) == 3 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))
+  for m in "ab":
+    for name in ("self_max", "smoothness"):
+      np.testing.assert_array_equal(pairs["intervals"][m][name]["replicates"],
+                                    union["intervals"][m][name]["replicates"])
   np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
   np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
   for scope, r in out["eager/lowlevel"].items():

@@ -9,7 +9,8 @@
      uses when it runs, through an LRU cache of `analysis.layer_cache_mb` MiB;
   2. the steps of `config.analysis.steps`, in order, each a module of this package with
      `step(representations, settings, run)` and its settings in `config.analysis.<step>`:
-       imbalance       II between all layers of all models (Figs. 1, 10), one npz + JSON per pair
+       imbalance       II between all layers of all models (Figs. 1, 10), one npz + JSON per pair;
+                       bootstrap intervals of the headline numbers (± in the report)
        sample_size     sample size and smoothness (Figs. 11, 12, App. B)
        neighbourhoods  nearest-neighbour grids (Figs. 2, 15-17)
        lowlevel        low-level features in neighbourhoods (Figs. 3, 14)
@@ -17,6 +18,8 @@
        probes          per-class probes and roughness (Fig. 5; images with class labels)
        ood             out-of-domain probes (Fig. 13; a tfds dataset that is not prepared is
                        skipped with its exact `tfds build` command)
+       subspace        top-16 PCA subspaces of one layer compared across models (Procrustes,
+                       CKA, permutation-calibrated; not in the paper)
   3. `<workdir>/report.html` and `<workdir>/summary.md`: every figure, our headline numbers next
      to the paper's statements.
 

@@ -1,8 +1,10 @@
 """II between every layer of every model and every layer of every model, itself included
 (Mahaut & Baroni 2026, Figs. 1, 10): one npz + JSON per ordered pair under
-`<workdir>/imbalance/`."""
+`<workdir>/imbalance/`, and image-bootstrap intervals of the headline numbers (`headline_intervals`;
+one npz + JSON per model, `imbalance/ii_bootstrap_<model>`)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,8 @@ from absl import logging
 from repsim_jax.extraction.representations import Representations, layer_rows
 from repsim_jax.metrics.imbalance import imbalance_between_models, information_imbalance_matrix
 from repsim_jax.metrics.imbalance_stats import smoothness
-from repsim_jax.pipelines.report import by_model
+from repsim_jax.metrics.intervals import bootstrap_interval, imbalance_bootstrap
+from repsim_jax.pipelines.report import by_model, by_model_interval
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.imbalance import plot_imbalance_grid, plot_imbalance_heatmaps
 from repsim_jax.results import fingerprint
@@ -23,6 +26,53 @@ def imbalance_kwargs(settings) -> dict[str, Any]:
               memory_budget_bytes=int(settings.memory_budget_mb) << 20)
 
 
+def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> dict[str, Any]:
+  """Image-bootstrap intervals of one model's headline numbers, from its own layers.
+
+  Only the rows of the model's own II matrix that the headline numbers read are resampled: the
+  representative (early, middle, late) layers, whose curves give the smoothness, and the row of
+  the matrix's largest entry, each against every layer of the model. One `imbalance_bootstrap`
+  call gives all `settings.n_boot` replicates from len(rows) + L distance passes (at most 4 + L;
+  the whole own-layer matrix would take 2L, and the other model pairs of Fig. 10 get none), so at
+  the paper's scale (4 models, 152 layers, N = 1e4) the intervals add ~168 passes to the matrices'
+  152 (fused schedule) to 304 (two-phase). On top of the passes, every replicate adds N weighted
+  counts per query row and layer (N^2 * n_boot * L per model, whatever the number of rows): on CPU
+  this term dominates and grows with n_boot. Ranks are counted with ties "min" (continuous
+  activations have no distance ties).
+
+  Args:
+    layers: the model's L layers, [N, d_l] each, rows as in `matrix`.
+    matrix: [L, L] its plain II matrix (`matrix[i, j]` = Δ(layer i → layer j)).
+    representative: the (early, middle, late) layer indices.
+    settings: `analysis.imbalance` (k, metric, memory_budget_mb, n_boot, seed, confidence).
+
+  Returns:
+    {"rows": [R] layer indices resampled (sorted), "argmax": (i*, j*) of `matrix`, "passes":
+     distance passes, "value" / "low" / "high" [R, L] (the plain rows and their interval),
+     "self_max": `bootstrap_interval` of Δ at (i*, j*) (the layer pair where the plain matrix is
+     largest; the maximum over all pairs per replicate would need the whole matrix),
+     "smoothness": `bootstrap_interval` of the mean over the representative rows of their
+     smoothness (std of adjacent-layer differences)}.
+  """
+  matrix = np.asarray(matrix, np.float64)
+  argmax = tuple(int(v) for v in np.unravel_index(np.argmax(matrix), matrix.shape))
+  rows = sorted(set(int(r) for r in representative) | {argmax[0]})
+  boot = imbalance_bootstrap([layers[r] for r in rows], layers, n_boot=int(settings.n_boot),
+                             seed=settings.seed, confidence=settings.confidence, k=settings.k,
+                             metric=settings.metric,
+                             memory_budget_bytes=int(settings.memory_budget_mb) << 20)
+  at = [rows.index(int(r)) for r in representative]
+  level = dict(confidence=settings.confidence)
+  smooth = lambda m: smoothness(m[..., at, :], axis=-1).mean(axis=-1)
+  return {"rows": np.array(rows), "argmax": argmax, "passes": len(rows) + len(layers),
+          "value": boot["value"], "low": boot["low"], "high": boot["high"],
+          "self_max": bootstrap_interval(matrix[argmax],
+                                         boot["replicates"][:, rows.index(argmax[0]), argmax[1]],
+                                         **level),
+          "smoothness": bootstrap_interval(smooth(matrix[rows]), smooth(boot["replicates"]),
+                                           **level)}
+
+
 def step(reps: Representations, settings, run: Run) -> dict:
   """II matrices {(A, B): [L_A, L_B]}, with the headline numbers and Figs. 1 and 10.
 
@@ -31,6 +81,11 @@ def step(reps: Representations, settings, run: Run) -> dict:
   every layer (the engine's) instead of the step's copy too. With `settings.by_model_pair` one call per ordered pair instead: only
   two models' layers are in memory at a time (the engine takes arrays, not lazy layers), for M
   times the neighbour passes.
+
+  With `settings.n_boot` > 0 the headline numbers (each model's largest own-layer II and its
+  smoothness) get image-bootstrap intervals (`headline_intervals`: each model's own rows that they
+  read, not the 16 pair matrices), shown as ± with a table of the intervals, and shaded in Fig. 1's
+  A → A panels.
   """
   cfg = settings
   rows = np.arange(reps.n)
@@ -67,11 +122,35 @@ def step(reps: Representations, settings, run: Run) -> dict:
                      **{f"b/{n}": v for n, v in prints[b].items()}},
              extra={"a": a, "b": b, "n": len(rows), "k": cfg.k, "metric": cfg.metric,
                     "direction": f"{a} → {b}"})
+  intervals, shaded = {}, {}
+  if cfg.get("n_boot"):  # the headline numbers' intervals, from each model's own layers
+    started = time.perf_counter()
+    for m in reps.models:
+      layers = list(reps.layers[m]) if len(rows) == reps.n else layer_rows(reps.layers[m], rows)
+      iv = intervals[m] = headline_intervals(layers, matrices[(m, m)], reps.representative[m], cfg)
+      del layers
+      low, high = (np.full(matrices[(m, m)].shape, np.nan) for _ in range(2))
+      low[iv["rows"]], high[iv["rows"]] = iv["low"], iv["high"]
+      shaded[(m, m)] = (low, high)
+      run.save(f"ii_bootstrap_{m}",
+               {"rows": iv["rows"], "value": iv["value"], "low": iv["low"], "high": iv["high"],
+                "layers_b": np.array(reps.layer_names[m]),
+                **{f"{name}/{key}": iv[name][key] for name in ("self_max", "smoothness")
+                   for key in ("value", "low", "high", "half_width", "std", "replicates")}},
+               subdir="imbalance", inputs=prints[m],
+               extra={"model": m, "n": len(rows), "n_boot": cfg.n_boot, "seed": cfg.seed,
+                      "confidence": cfg.confidence, "argmax": list(iv["argmax"]),
+                      "passes": iv["passes"]})
+    run.log("II intervals: %d bootstrap replicates, %d distance passes, %.1f s", cfg.n_boot,
+            sum(iv["passes"] for iv in intervals.values()), time.perf_counter() - started)
   section = run.section("Information imbalance across layers and models (Figs. 1, 10)")
-  section.figure("Fig. 1: early / middle / late layer of A vs every layer of B",
+  caption = "Fig. 1: early / middle / late layer of A vs every layer of B" + (
+      f" (A → A shaded: {cfg.confidence:.0%} bootstrap interval)" if intervals else "")
+  section.figure(caption,
                  lambda: plot_imbalance_grid(matrices, run.figure_path("fig01_imbalance_grid"),
                                              models=reps.models, representative=reps.representative,
-                                             layer_names=reps.layer_names))
+                                             layer_names=reps.layer_names,
+                                             intervals=shaded or None))
   if cfg.heatmaps:
     section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair",
                    lambda: plot_imbalance_heatmaps(matrices, run.figure_path("fig10"),
@@ -79,10 +158,16 @@ def step(reps: Representations, settings, run: Run) -> dict:
   self_max = {m: float(matrices[(m, m)].max()) for m in reps.models}
   smooth = {m: float(smoothness(matrices[(m, m)][reps.representative[m]], axis=-1).mean())
             for m in reps.models}
+
+  def cell(values, name):  # "value ± half-width" where the intervals were computed
+    if not intervals:
+      return by_model(values)
+    return by_model_interval(values, {m: iv[name]["half_width"] for m, iv in intervals.items()})
+
   section.row("largest II between any two layers of one model", "iGPT: all ≤ 0.15",
-              by_model(self_max))
+              cell(self_max, "self_max"))
   section.row("std of adjacent-layer II differences (own layers, mean of early/middle/late "
-              "curves)", "ConvNeXt ≥ 0.1; others < 0.05", by_model(smooth))
+              "curves)", "ConvNeXt ≥ 0.1; others < 0.05", cell(smooth, "smoothness"))
   # distance rule: where in B the early / middle / late layer of A is best predicted (lowest II)
   table = []
   for a in reps.models:
@@ -94,4 +179,22 @@ def step(reps: Representations, settings, run: Run) -> dict:
   section.note(f"N = {len(rows)} images, k = {cfg.k}, {cfg.metric} distance. Paper: layers at "
                "similar relative depths predict each other best (distance rule), except that any "
                "layer predicts all iGPT layers about equally.")
-  return {"matrices": matrices, "self_max": self_max, "smoothness": smooth}
+  if intervals:
+    bounds = lambda iv: f"[{iv['low']:.4f}, {iv['high']:.4f}]"
+    section.table(
+        ["model", "largest II (layers)", f"{cfg.confidence:.0%} interval", "smoothness",
+         f"{cfg.confidence:.0%} interval"],
+        [[m, f"{self_max[m]:.4f} ({reps.layer_names[m][iv['argmax'][0]]} → "
+          f"{reps.layer_names[m][iv['argmax'][1]]})", bounds(iv["self_max"]),
+          f"{smooth[m]:.4f}", bounds(iv["smoothness"])] for m, iv in intervals.items()])
+    section.note(
+        f"±: half-width of the {cfg.confidence:.0%} percentile interval over {cfg.n_boot} image-"
+        "bootstrap replicates (drawn as scipy.stats.bootstrap draws them; a resampled image's "
+        "copies are not its own neighbours), for each model's own layers only: the early / "
+        "middle / late rows and the row of the largest II, against every layer of the model, "
+        f"all replicates from one pass: {sum(iv['passes'] for iv in intervals.values())} distance "
+        f"passes in all, next to the {sum(len(reps.layers[m]) for m in reps.models)} layers of "
+        "the matrices (one pass each, or two). The largest II's ± is that of Δ at the layer pair "
+        "where it is largest.")
+  return {"matrices": matrices, "self_max": self_max, "smoothness": smooth,
+          "intervals": intervals}
