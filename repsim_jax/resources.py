@@ -11,15 +11,23 @@ import os
 import sys
 
 
-def peak_rss_bytes() -> int:
-  """The process's peak resident set size in bytes since start (or since `reset_peak_rss`)."""
+def _proc_kib(path: str, field: str) -> int | None:
+  """A "<field>: <n> kB" line of a /proc file, in bytes; None where it cannot be read."""
   try:
-    with open("/proc/self/status") as f:
+    with open(path) as f:
       for line in f:
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
           return int(line.split()[1]) * 1024
   except OSError:
     pass
+  return None
+
+
+def peak_rss_bytes() -> int:
+  """The process's peak resident set size in bytes since start (or since `reset_peak_rss`)."""
+  peak = _proc_kib("/proc/self/status", "VmHWM")
+  if peak is not None:
+    return peak
   import resource
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
@@ -27,26 +35,12 @@ def peak_rss_bytes() -> int:
 
 def rss_bytes() -> int:
   """The current resident set size in bytes (0 where /proc is not available)."""
-  try:
-    with open("/proc/self/status") as f:
-      for line in f:
-        if line.startswith("VmRSS:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return 0
+  return _proc_kib("/proc/self/status", "VmRSS") or 0
 
 
 def available_memory_bytes() -> int | None:
   """Memory the host can still give without swapping (MemAvailable), or None where unknown."""
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return None
+  return _proc_kib("/proc/meminfo", "MemAvailable")
 
 
 def reset_peak_rss() -> bool:
