@@ -140,7 +140,10 @@ def agree_min(value: int) -> int:
   """The smallest `value` over all processes (for decisions every process must share)."""
   if jax.process_count() == 1:
     return int(value)
-  return int(np.min(multihost_utils.process_allgather(np.asarray(value, np.int64))))
+  # int64 end to end: without x64, jax would gather int32 and wrap values above 2^31 (byte
+  # counts), so every process would agree on a wrong number.
+  with jax.enable_x64(True):
+    return int(np.min(multihost_utils.process_allgather(np.asarray(value, np.int64))))
 
 
 def local_memory_stats(mesh: Mesh) -> dict[str, int]:

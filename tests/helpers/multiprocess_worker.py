@@ -33,6 +33,8 @@ def kernel_inputs() -> dict[str, np.ndarray]:
 
 def kernel_results() -> dict[str, np.ndarray]:
   """Every multi-process path of the library on `kernel_inputs`: name -> array."""
+  import jax
+  from repsim_jax import sharding
   from repsim_jax.analysis import neighbourhoods
   from repsim_jax.metrics import imbalance, imbalance_stats, kernel_alignment, neighbours
   x = kernel_inputs()
@@ -70,6 +72,8 @@ def kernel_results() -> dict[str, np.ndarray]:
   # multi-process setup around it. The paper driver's test covers the per-class probes, the
   # low-level features and their neighbour analysis (also unsharded, apart from their kNN).
   cka_matrix = kernel_alignment.cka_matrix
+  # decisions every process shares (the II schedule from free memory): values above 2^31
+  out["agree_min"] = np.array(sharding.agree_min((5 << 33) + 3 * jax.process_index()))
   out["cka/exact"] = cka_matrix(layers[1:], layers[1:], debiased=True)
   for debiased in (False, True):
     out[f"cka/minibatch/{debiased}"] = cka_matrix(layers, layers[:2], debiased=debiased,
