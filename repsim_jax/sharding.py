@@ -132,7 +132,8 @@ def broadcast_from_writer(value: Any) -> Any:
   """The writer's `value` (a pytree of numpy arrays, dtypes kept) on every process."""
   if jax.process_count() == 1:
     return value
-  out = multihost_utils.broadcast_one_to_all(value)
+  with jax.enable_x64(True):  # 64-bit values travel whole (jax would narrow them to 32)
+    out = multihost_utils.broadcast_one_to_all(value)
   return jax.tree.map(lambda new, old: np.asarray(new, np.asarray(old).dtype), out, value)
 
 
