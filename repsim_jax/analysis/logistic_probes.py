@@ -50,6 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from repsim_jax.metrics import validation
+
 ArrayLike = np.ndarray | jax.Array
 
 # Fixed hyperparameters shared by all layers and all classes (see the module docstring).
@@ -133,16 +135,18 @@ def _is_stacked(layers) -> bool:
   return isinstance(layers, (np.ndarray, jax.Array)) and np.ndim(layers) == 3
 
 
+def _check_layer(a, n: int, name: str):
+  if np.ndim(a) != 2 or np.shape(a)[0] != n:
+    raise ValueError(f"{name} must have shape [n={n}, d]; got {np.shape(a)}")
+  return a
+
+
 def _check_layers(layers, n: int, name: str = "layers"):
   if _is_stacked(layers):
     if np.shape(layers)[1] != n:
       raise ValueError(f"{name} must have shape [L, n={n}, d]; got {np.shape(layers)}")
     return layers  # one [L, n, d] array: kept as is (no per-layer copies)
-  out = []
-  for i, a in enumerate(layers):
-    if np.ndim(a) != 2 or np.shape(a)[0] != n:
-      raise ValueError(f"{name}[{i}] must have shape [n={n}, d]; got {np.shape(a)}")
-    out.append(a)
+  out = [_check_layer(a, n, f"{name}[{i}]") for i, a in enumerate(layers)]
   if not out:
     raise ValueError(f"{name} is empty; expected a sequence of [n, d] arrays")
   return out
@@ -590,21 +594,20 @@ def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: A
   train_mask = np.asarray(train_mask, bool)
   if train_mask.shape != labels.shape or train_mask.all() or not train_mask.any():
     raise ValueError("train_mask must be a [n] bool array with both train and test rows")
+  lazy = validation.is_lazy(layers)
+  if not lazy:  # arrays in memory: every shape checked before any fit
+    layers = _check_layers(layers, n)
+  elif len(layers) == 0:
+    raise ValueError("layers is empty; expected a sequence of [n, d] arrays")
   if _is_stacked(layers):
-    if np.shape(layers)[1] != n:
-      raise ValueError(f"layers must have shape [L, n={n}, d]; got {np.shape(layers)}")
     widths = [int(np.shape(layers)[2])] * int(np.shape(layers)[0])
   else:
-    if len(layers) == 0:
-      raise ValueError("layers is empty; expected a sequence of [n, d] arrays")
     widths = getattr(layers, "widths", None)
-    widths = [int(w) for w in widths] if widths is not None else [
-        int(np.shape(a)[1]) if np.ndim(a) == 2 else -1 for a in layers]
+    widths = [int(w) for w in (widths if widths is not None else
+                               (np.shape(layers[i])[1] for i in range(len(layers))))]
 
   def read(i: int) -> jax.Array:
-    a = layers[i]
-    if np.ndim(a) != 2 or np.shape(a)[0] != n:
-      raise ValueError(f"layers[{i}] must have shape [n={n}, d]; got {np.shape(a)}")
+    a = _check_layer(layers[i], n, f"layers[{i}]") if lazy else layers[i]  # lazy: checked on read
     return jnp.asarray(a, jnp.float32)
 
   targets, train = jnp.asarray(labels, jnp.int32), jnp.asarray(train_mask)
