@@ -145,9 +145,10 @@ def main(argv) -> None:
   threads = _THREADS.value or len(os.sched_getaffinity(0))
   torch.set_num_threads(threads)
   import jax
+  from repsim_jax.models.layers import compiler_options
   print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
         f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
-        f"iters {_ITERS.value}")
+        f"iters {_ITERS.value}, our XLA options {compiler_options(jax.default_backend())}")
   rows = []
   for key in _MODELS.value:
     r = bench_one(key, batch=_BATCH.value, iters=_ITERS.value)

@@ -32,6 +32,7 @@ from repsim_jax import sharding
 from repsim_jax.extraction.pooling import (DEFAULT_POOLING, default_num_prefix_tokens,
                                           default_pooling, pool)
 from repsim_jax.extraction.store import ActivationStore
+from repsim_jax.models.layers import compiler_options
 from repsim_jax.models.outputs import block_names
 from repsim_jax.paths import absolute
 from repsim_jax.progress import Progress
@@ -85,7 +86,8 @@ def _compiled_step(model_key: tuple[Any, Any], layers: tuple[str, ...], modes: t
 
   step = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(ROWS)), out_specs=P(ROWS))
   return jax.jit(step, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P(ROWS))),
-                 out_shardings=NamedSharding(mesh, P(ROWS)))
+                 out_shardings=NamedSharding(mesh, P(ROWS)),
+                 compiler_options=compiler_options(mesh.devices.flat[0].platform))
 
 
 def pool_blocks(blocks: Mapping[str, Any], modes: Mapping[str, str], num_prefix_tokens: int,

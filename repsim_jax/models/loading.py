@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 
 from repsim_jax.models import registry
+from repsim_jax.models.layers import compiler_options
 from repsim_jax.models.outputs import ModelOutput
 
 DEFAULT_CACHE_DIR = pathlib.Path("~/.cache/repsim_jax/converted")
@@ -404,7 +405,7 @@ def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], Model
   """
   graphdef, state = nnx.split(model)
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=compiler_options(jax.default_backend()))
   def forward(state, x):
     return nnx.merge(graphdef, state)(x, **call_kwargs)
 
