@@ -400,13 +400,50 @@ def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], Model
   """`x -> model(x, **call_kwargs)` as one jit-compiled function (the model's state is an input,
   so it is not baked into the executable as constants).
 
+  Called at top level, it compiles with the platform's `layers.compiler_options`; inside another
+  trace (jit, grad, eval_shape) it is an ordinary nested jit, compiled with the outer options
+  (jax accepts compiler options on the outermost jit only).
+
   Note: jit returns dicts with sorted keys, so `out.blocks` comes back in sorted-name order
   ("block_00" ... before "embeddings"); take the forward order from the names, not the dict.
   """
   graphdef, state = nnx.split(model)
+  # Ports return most arrays twice (a block's output is also a hidden state). Every jit output
+  # gets its own buffer, so a repeated array would be copied into a second one on each call: the
+  # compiled function returns each distinct array once, and the output is rebuilt around them
+  # from the (treedef, leaf -> distinct index) recorded per input shape and dtype at trace time.
+  layouts: dict[tuple[Any, str], tuple[Any, list[int]]] = {}
 
-  @functools.partial(jax.jit, compiler_options=compiler_options(jax.default_backend()))
-  def forward(state, x):
-    return nnx.merge(graphdef, state)(x, **call_kwargs)
+  def key(x) -> tuple[Any, str]:  # as jit sees x: numpy int64 / float64 arrive 32-bit
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    return tuple(np.shape(x)), str(jax.dtypes.canonicalize_dtype(dtype))
 
-  return functools.partial(forward, state)
+  def distinct_outputs(state, x):
+    leaves, treedef = jax.tree.flatten(nnx.merge(graphdef, state)(x, **call_kwargs))
+    position: dict[int, int] = {}  # id(leaf) -> its index among the distinct leaves
+    distinct, index = [], []
+    for leaf in leaves:
+      if id(leaf) not in position:
+        position[id(leaf)] = len(distinct)
+        distinct.append(leaf)
+      index.append(position[id(leaf)])
+    layouts[key(x)] = (treedef, index)
+    return distinct
+
+  top_level = jax.jit(distinct_outputs, compiler_options=compiler_options(jax.default_backend()))
+  nested = jax.jit(distinct_outputs)
+
+  def forward(x) -> ModelOutput:
+    distinct = (top_level if _outside_any_trace() else nested)(state, x)
+    treedef, index = layouts[key(x)]
+    return jax.tree.unflatten(treedef, [distinct[i] for i in index])
+
+  return forward
+
+
+def _outside_any_trace() -> bool:
+  try:
+    from jax._src.core import trace_state_clean
+  except ImportError:  # private API gone: no compiler options rather than a failing nested call
+    return False
+  return trace_state_clean()

@@ -259,3 +259,38 @@ def test_vision_tower_under_its_hub_prefix_converts_alike(kind):
   hub = {f"vision_model.{k}": v for k, v in current.items()}
   convert = registry.family(model.config.model_type).convert
   assert_same_params(convert(current, model.config), convert(hub, model.config))
+
+
+def test_jit_forward_returns_the_models_outputs_once_each(vit_ckpt):
+  """jit_forward = the eager model call, leaf for leaf, whether called at top level (its own
+  compiler options), inside jit / eval_shape / grad (nested), or with a float64 numpy input; and
+  the compiled function returns each distinct array once (a block's output that is also a
+  hidden state is not copied into a second output buffer)."""
+  from repsim_jax.models import jit_forward
+  model = from_pretrained(vit_ckpt, use_cache=False)
+  x = np.random.default_rng(0).standard_normal((2, 32, 32, 3))
+  eager = model(jax.numpy.asarray(x, jax.numpy.float32), sublayers=True)
+  forward = jit_forward(model, sublayers=True)
+
+  def same(out):
+    ref_leaves, ref_tree = jax.tree.flatten(eager)
+    leaves, tree = jax.tree.flatten(out)
+    assert tree == ref_tree
+    for got, ref in zip(leaves, ref_leaves):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+  same(forward(x))                                   # numpy float64: jit sees float32
+  same(forward(x.astype(np.float32)))
+  same(jax.jit(lambda x: forward(x))(x.astype(np.float32)))
+  shapes = jax.eval_shape(forward, jax.ShapeDtypeStruct(x.shape, np.float32))
+  assert jax.tree.map(lambda a: a.shape, shapes) == jax.tree.map(lambda a: a.shape, eager)
+  grad = jax.grad(lambda x: forward(x).last_hidden_state.sum())(x.astype(np.float32))
+  ref_grad = jax.grad(lambda x: model(x).last_hidden_state.sum())(x.astype(np.float32))
+  np.testing.assert_allclose(np.asarray(grad), np.asarray(ref_grad), rtol=1e-4, atol=1e-6)
+
+  leaves = jax.tree.leaves(eager)
+  distinct = len({id(leaf) for leaf in leaves})
+  assert distinct < len(leaves)  # the port does repeat arrays
+  jaxpr = jax.make_jaxpr(forward)(x.astype(np.float32))
+  (call,) = [e for e in jaxpr.eqns if e.primitive.name in ("pjit", "jit")]
+  assert len(call.outvars) == distinct
