@@ -11,16 +11,24 @@ import os
 import sys
 
 
-def _proc_kib(path: str, field: str) -> int | None:
-  """A "<field>: <n> kB" line of a /proc file, in bytes; None where it cannot be read."""
+def proc_field(path: str, field: str) -> str | None:
+  """The value of the first "<field>: <value>" line of a /proc file (the name may be padded, as
+  in /proc/cpuinfo's "flags\t\t: ..."), stripped; None where the file or the line is missing."""
   try:
     with open(path) as f:
       for line in f:
-        if line.startswith(field + ":"):
-          return int(line.split()[1]) * 1024
+        name, colon, value = line.partition(":")
+        if colon and name.strip() == field:
+          return value.strip()
   except OSError:
     pass
   return None
+
+
+def _proc_kib(path: str, field: str) -> int | None:
+  """A "<field>: <n> kB" line of a /proc file, in bytes; None where it cannot be read."""
+  value = proc_field(path, field)
+  return None if value is None else int(value.split()[0]) * 1024
 
 
 def peak_rss_bytes() -> int:

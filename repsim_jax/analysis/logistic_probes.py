@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from typing import Sequence
 
@@ -612,21 +613,17 @@ def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: A
 
   targets, train = jnp.asarray(labels, jnp.int32), jnp.asarray(train_mask)
   accuracy = np.empty(len(widths))
-  start = 0
-  while start < len(widths):  # runs of consecutive layers with one width
-    stop = start
-    while stop < len(widths) and widths[stop] == widths[start]:
-      stop += 1
-    per_call = max(1, min(layer_batch_size, stop - start,
+  for width, run in itertools.groupby(range(len(widths)), key=widths.__getitem__):
+    run = list(run)  # consecutive layers with one width
+    per_call = max(1, min(layer_batch_size, len(run),
                           memory_budget_bytes // (4 * _MULTICLASS_ELEMENTS_PER_ENTRY * n
-                                                  * max(widths[start], 1))))
-    for first in range(start, stop, per_call):
-      group = list(range(first, min(first + per_call, stop)))
+                                                  * max(width, 1))))
+    for first in range(0, len(run), per_call):
+      group = run[first:first + per_call]
       padded = group + [group[-1]] * (per_call - len(group))
       stacked = jnp.stack([read(i) for i in padded])
       accuracy[group] = np.asarray(_multiclass_probe_layers(
           stacked, targets, train, num_classes=num_classes, iterations=iterations, l2=l2,
           memory_size=memory_size, layer_batch_size=per_call))[:len(group)]
       del stacked
-    start = stop
   return accuracy

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from repsim_jax import resources
+
 PRECISION = jax.lax.Precision.HIGHEST
 
 # q, k: [B, H, T, hd] -> rotated (q, k). Models pass one to apply rotary position embeddings.
@@ -204,14 +206,7 @@ def compiler_options(platform: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def _host_cpu_flags() -> frozenset[str]:
   """The host CPU's feature flags (Linux /proc/cpuinfo); empty elsewhere."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          return frozenset(line.split(":", 1)[1].split())
-  except OSError:
-    pass
-  return frozenset()
+  return frozenset((resources.proc_field("/proc/cpuinfo", "flags") or "").split())
 
 
 Padding = int | Sequence[tuple[int, int]]

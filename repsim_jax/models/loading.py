@@ -33,6 +33,12 @@ from repsim_jax.models import registry
 from repsim_jax.models.layers import compiler_options
 from repsim_jax.models.outputs import ModelOutput
 
+try:  # True outside any jax trace (jit_forward compiles with options only there)
+  from jax._src.core import trace_state_clean as _outside_any_trace
+except ImportError:  # private API gone: no compiler options rather than a failing nested call
+  def _outside_any_trace() -> bool:
+    return False
+
 DEFAULT_CACHE_DIR = pathlib.Path("~/.cache/repsim_jax/converted")
 
 _SAFETENSORS_DTYPES = {
@@ -439,11 +445,3 @@ def jit_forward(model: nnx.Module, **call_kwargs) -> Callable[[jax.Array], Model
     return jax.tree.unflatten(treedef, [distinct[i] for i in index])
 
   return forward
-
-
-def _outside_any_trace() -> bool:
-  try:
-    from jax._src.core import trace_state_clean
-  except ImportError:  # private API gone: no compiler options rather than a failing nested call
-    return False
-  return trace_state_clean()
