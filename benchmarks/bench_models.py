@@ -145,10 +145,13 @@ def main(argv) -> None:
   threads = _THREADS.value or len(os.sched_getaffinity(0))
   torch.set_num_threads(threads)
   import jax
+  from repsim_jax.models import native
   from repsim_jax.models.layers import compiler_options
+  st = native.status()
   print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
         f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
-        f"iters {_ITERS.value}, our XLA options {compiler_options(jax.default_backend())}")
+        f"iters {_ITERS.value}, our XLA options {compiler_options(jax.default_backend())}, "
+        f"native depthwise kernel: {st.path if st.available else 'no (' + st.reason + ')'}")
   rows = []
   for key in _MODELS.value:
     r = bench_one(key, batch=_BATCH.value, iters=_ITERS.value)

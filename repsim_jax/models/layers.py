@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from repsim_jax import resources
+from repsim_jax.models import native as native_kernels
 
 PRECISION = jax.lax.Precision.HIGHEST
 
@@ -175,16 +176,21 @@ class LayerScale(nnx.Module):
 
 # --- convolutions ------------------------------------------------------------------------------
 #
-# One convolution, two lowerings, chosen when the code is lowered for a platform:
+# One convolution, three lowerings, chosen when the code is lowered for a platform:
 #   "xla": XLA's convolution op (lax.conv_general_dilated); GPU and TPU run it well.
 #   "cpu": what XLA:CPU runs fast. A depthwise convolution is one multiply-add per kernel tap
 #          (shifted input x tap weight, accumulated in float32), since XLA:CPU's grouped convolution
 #          is ~10x slower than that at ConvNeXt's 7x7; a 1x1 or a non-overlapping patch convolution
 #          is one matmul, which XLA:CPU runs ~1.5-3x faster than its convolution op; every other
 #          dense convolution (3x3, the BiT stem) stays XLA's op, which is as fast there.
-# Both compute the same sums in float32 (different order): results agree to float32 rounding.
+#   "native": "cpu", with float32 stride-1 depthwise convolutions in our C++ kernel
+#          (models/native: 3-4x faster than the taps, built on first use; where it cannot be
+#          built, exactly "cpu").
+# None (the default) is "native" when lowered for CPU with JAX's default backend the CPU (the
+# kernel is built only there), "cpu" when lowered for CPU otherwise, and "xla" elsewhere.
+# All compute the same sums in float32 (different order): results agree to float32 rounding.
 # Measured in benchmarks/bench_models.py.
-CONV_LOWERINGS = ("xla", "cpu")
+CONV_LOWERINGS = ("xla", "cpu", "native")
 
 
 def compiler_options(platform: str) -> dict[str, Any]:
@@ -220,8 +226,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, stride: int | Sequence[int] = 1,
   x: [B, H, W, Cin], kernel: [kh, kw, Cin/groups, Cout] (HWIO) -> [B, H', W', Cout] with
   H' = (H + top + bottom - dilation * (kh - 1) - 1) // stride + 1 (likewise W').
   padding: zeros on both sides of both axes (an int) or ((top, bottom), (left, right)).
-  lowering: "xla" or "cpu" (see CONV_LOWERINGS); None picks "cpu" when lowered for CPU and
-    "xla" otherwise (lax.platform_dependent: the platform of the compilation, not of the host).
+  lowering: one of CONV_LOWERINGS, or None: picked per platform when lowered (see CONV_LOWERINGS;
+    lax.platform_dependent: the platform of the compilation, not of the host).
   """
   stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
   pads = ((padding, padding),) * 2 if isinstance(padding, int) else tuple(
@@ -232,16 +238,17 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, stride: int | Sequence[int] = 1,
   if kernel.shape[2] * groups != x.shape[-1]:
     raise ValueError(f"conv2d: kernel {tuple(kernel.shape)} with groups={groups} expects "
                      f"{kernel.shape[2] * groups} input channels, x has shape {tuple(x.shape)}")
+  if lowering not in (None, *CONV_LOWERINGS):
+    raise ValueError(f"conv2d: lowering {lowering!r}; expected None or one of {CONV_LOWERINGS}")
   args = dict(stride=stride, pads=pads, dilation=dilation, groups=groups)
   if lowering is None:
+    cpu_native = jax.default_backend() == "cpu"
     return jax.lax.platform_dependent(
-        x, kernel, cpu=lambda x, k: _conv2d_cpu(x, k, **args),
+        x, kernel, cpu=lambda x, k: _conv2d_cpu(x, k, native=cpu_native, **args),
         default=lambda x, k: _conv2d_xla(x, k, **args))
-  if lowering == "cpu":
-    return _conv2d_cpu(x, kernel, **args)
   if lowering == "xla":
     return _conv2d_xla(x, kernel, **args)
-  raise ValueError(f"conv2d: lowering {lowering!r}; expected None or one of {CONV_LOWERINGS}")
+  return _conv2d_cpu(x, kernel, native=lowering == "native", **args)
 
 
 def _conv2d_xla(x, kernel, *, stride, pads, dilation, groups):
@@ -250,10 +257,13 @@ def _conv2d_xla(x, kernel, *, stride, pads, dilation, groups):
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups, precision=PRECISION)
 
 
-def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups):
+def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups, native):
   kh, kw, cin_per_group, cout = kernel.shape
   cin = x.shape[-1]
   if groups == cin and cin_per_group == 1 and cout == cin:
+    if (native and stride == dilation == (1, 1) and x.dtype == kernel.dtype == jnp.float32
+        and min(p for side in pads for p in side) >= 0 and native_kernels.status().available):
+      return _depthwise_native(x, kernel[:, :, 0, :], pads)
     return _depthwise_taps(x, kernel, stride=stride, pads=pads, dilation=dilation)
   if groups == 1 and (kh, kw) == (1, 1):
     x = _pad_hw(x, pads)[:, ::stride[0], ::stride[1], :]
@@ -282,6 +292,22 @@ def _depthwise_taps(x, kernel, *, stride, pads, dilation):
                           dilation=dilation),
       _depthwise_taps_sum(x[..., half:], kernel[..., half:], stride=stride, pads=pads,
                           dilation=dilation)], axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _depthwise_native(x, kernel, pads):
+  """native_kernels.depthwise_conv2d (kernel [kh, kw, C]), differentiable: the convolution is
+  bilinear in (x, kernel), so its tangent is the taps applied to (dx, kernel) and (x, dkernel),
+  which jax also transposes for reverse mode."""
+  return native_kernels.depthwise_conv2d(x, kernel, pads)
+
+
+@_depthwise_native.defjvp
+def _depthwise_native_jvp(pads, primals, tangents):
+  (x, kernel), (dx, dkernel) = primals, tangents
+  taps = functools.partial(_depthwise_taps, stride=(1, 1), pads=pads, dilation=(1, 1))
+  return (_depthwise_native(x, kernel, pads),
+          taps(dx, kernel[:, :, None]) + taps(x, dkernel[:, :, None]))
 
 
 def _depthwise_taps_sum(x, kernel, *, stride, pads, dilation):

@@ -1,7 +1,8 @@
-"""layers.conv2d: both lowerings ("xla": XLA's convolution op, "cpu": per-tap multiply-adds and
-matmuls) against torch.nn.functional.conv2d in float64, for every kind of convolution the ports
-use (depthwise 7x7, 1x1 strided, non-overlapping patches, 3x3 with TF-SAME padding) and the
-fallbacks (grouped, strided/dilated depthwise); the per-platform choice; gradients; bfloat16."""
+"""layers.conv2d: every lowering ("xla": XLA's convolution op, "cpu": per-tap multiply-adds and
+matmuls, "native": "cpu" with our C++ depthwise kernel) against torch.nn.functional.conv2d in
+float64, for every kind of convolution the ports use (depthwise 7x7, 1x1 strided, non-overlapping
+patches, 3x3 with TF-SAME padding) and the fallbacks (grouped, strided/dilated depthwise); the
+per-platform choice; gradients (forward and reverse mode, vmap); bfloat16."""
 from __future__ import annotations
 
 import jax
@@ -10,12 +11,15 @@ import numpy as np
 import pytest
 
 from repsim_jax.models import layers
+from repsim_jax.models import native as native_kernels
 
 torch = pytest.importorskip("torch")
 
 # name: (x shape NHWC, kernel size, out channels, groups, stride, padding, dilation)
 CASES = {
     "depthwise 7x7 (ConvNeXt)": ((2, 13, 11, 8), 7, 8, 8, 1, 3, 1),
+    "depthwise 7x7, 40 channels, width 19": ((3, 6, 19, 40), 7, 40, 40, 1, 3, 1),
+    "depthwise 5x5, uneven padding": ((1, 9, 8, 17), 5, 17, 17, 1, ((1, 3), (4, 0)), 1),
     "depthwise 3x3 stride 2 dilation 2": ((2, 12, 9, 6), 3, 6, 6, 2, 2, 2),
     "1x1 stride 2 (BiT downsample)": ((2, 9, 10, 6), 1, 12, 1, 2, 0, 1),
     "1x1 padded": ((1, 5, 4, 3), 1, 4, 1, 1, ((1, 0), (0, 2)), 1),
@@ -45,7 +49,7 @@ def _torch_conv64(x, w, *, stride, padding, dilation, groups):
   return out.numpy().transpose(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize("lowering", [None, "cpu", "xla"])
+@pytest.mark.parametrize("lowering", [None, *layers.CONV_LOWERINGS])
 @pytest.mark.parametrize("name", list(CASES))
 def test_conv2d_matches_torch(name, lowering):
   x, w, kw = _case(name)
@@ -57,22 +61,24 @@ def test_conv2d_matches_torch(name, lowering):
 
 
 def test_conv2d_lowerings_agree_at_convnext_size():
-  """ConvNeXt-B's stage-2 depthwise conv (batch 2): both lowerings agree to float32 rounding."""
+  """ConvNeXt-B's stage-2 depthwise conv (batch 2): all lowerings agree to float32 rounding."""
   rng = np.random.default_rng(1)
   x = rng.standard_normal((2, 14, 14, 512)).astype(np.float32)
   w = (rng.standard_normal((7, 7, 1, 512)) / 7).astype(np.float32)
   out = {lw: np.asarray(jax.jit(lambda x, w: layers.conv2d(x, w, padding=3, groups=512,
                                                            lowering=lw))(x, w))
-         for lw in ("cpu", "xla")}
+         for lw in layers.CONV_LOWERINGS}
   ref = _torch_conv64(x, w, stride=1, padding=3, dilation=1, groups=512)
   scale = np.abs(ref).max()
-  assert np.abs(out["cpu"] - out["xla"]).max() <= 1e-6 * scale
-  assert np.abs(out["cpu"] - ref).max() <= 1e-6 * scale
+  for lw in ("cpu", "native"):
+    assert np.abs(out[lw] - out["xla"]).max() <= 1e-6 * scale, lw
+    assert np.abs(out[lw] - ref).max() <= 1e-6 * scale, lw
 
 
 def test_conv2d_lowering_chosen_per_platform():
-  """lowering=None compiles the "cpu" lowering for CPU: no convolution op for a depthwise 7x7,
-  a 1x1 or a patch convolution (a 3x3 stays XLA's op), and the "xla" lowering keeps it."""
+  """lowering=None compiles the "native" lowering for CPU (the CPU being JAX's backend): no
+  convolution op for a depthwise 7x7 (our kernel, a custom call, where it builds), a 1x1 or a
+  patch convolution (a 3x3 stays XLA's op), and the "xla" lowering keeps it."""
   def hlo(lowering, name):
     x, w, kw = _case(name)
     fn = jax.jit(lambda x, w: layers.conv2d(x, w, lowering=lowering, **kw))
@@ -84,14 +90,30 @@ def test_conv2d_lowering_chosen_per_platform():
     assert " convolution(" not in hlo(None, name), name
     assert " convolution(" in hlo("xla", name), name
   assert " convolution(" in hlo(None, "3x3 stride 2, TF-SAME padding")
+  native = native_kernels.status().available
+  assert (native_kernels.DEPTHWISE_TARGET in hlo(None, "depthwise 7x7 (ConvNeXt)")) == native
+  assert native_kernels.DEPTHWISE_TARGET not in hlo("cpu", "depthwise 7x7 (ConvNeXt)")
+  # strided or dilated depthwise convolutions are not the kernel's: the taps
+  assert native_kernels.DEPTHWISE_TARGET not in hlo(None, "depthwise 3x3 stride 2 dilation 2")
 
 
-def test_conv2d_gradients_agree():
-  """Input gradients (effective receptive fields) are the same under both lowerings."""
-  x, w, kw = _case("depthwise 7x7 (ConvNeXt)")
-  grads = [jax.grad(lambda x: jnp.sum(jnp.sin(layers.conv2d(x, w, lowering=lw, **kw))))(x)
-           for lw in (None, "xla")]
-  np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-5 * np.abs(grads[1]).max())
+@pytest.mark.parametrize("name", ["depthwise 7x7 (ConvNeXt)", "depthwise 5x5, uneven padding"])
+def test_conv2d_gradients_agree(name):
+  """Input and kernel gradients (effective receptive fields; reverse mode) and forward-mode
+  derivatives are the same under every lowering, also under vmap."""
+  x, w, kw = _case(name)
+  f = {lw: (lambda x, w, lw=lw: jnp.sum(jnp.sin(layers.conv2d(x, w, lowering=lw, **kw))))
+       for lw in (None, *layers.CONV_LOWERINGS)}
+  grads = {lw: jax.grad(fn, argnums=(0, 1))(x, w) for lw, fn in f.items()}
+  tangents = {lw: jax.jvp(fn, (x, w), (np.cos(x), np.sin(w)))[1] for lw, fn in f.items()}
+  batched = {lw: jax.vmap(jax.grad(fn), in_axes=(0, None))(np.stack([x, -x]), w)
+             for lw, fn in f.items()}
+  for lw in f:
+    for got, want in zip(grads[lw], grads["xla"]):
+      np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=lw)
+    np.testing.assert_allclose(tangents[lw], tangents["xla"], rtol=1e-5, err_msg=lw)
+    np.testing.assert_allclose(batched[lw][0], grads["xla"][0], rtol=0,
+                               atol=1e-5 * np.abs(grads["xla"][0]).max(), err_msg=lw)
 
 
 def test_conv2d_bfloat16_depthwise():
