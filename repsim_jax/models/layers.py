@@ -183,9 +183,10 @@ class LayerScale(nnx.Module):
 #          is ~10x slower than that at ConvNeXt's 7x7; a 1x1 or a non-overlapping patch convolution
 #          is one matmul, which XLA:CPU runs ~1.5-3x faster than its convolution op; every other
 #          dense convolution (3x3, the BiT stem) stays XLA's op, which is as fast there.
-#   "native": "cpu", with float32 stride-1 depthwise convolutions in our C++ kernel
-#          (models/native: 3-4x faster than the taps, built on first use; where it cannot be
-#          built, exactly "cpu").
+#   "native": "cpu", with two float32 cases in our C++ kernels (models/native, built on first
+#          use; where they cannot be built, exactly "cpu"): stride-1 depthwise convolutions
+#          (3-4x faster than the taps) and dense ones with few input channels (BiT's stem and
+#          64-channel 3x3s, where XLA's op is slowest).
 # None (the default) is "native" when lowered for CPU with JAX's default backend the CPU (the
 # kernel is built only there), "cpu" when lowered for CPU otherwise, and "xla" elsewhere.
 # All compute the same sums in float32 (different order): results agree to float32 rounding.
@@ -273,7 +274,32 @@ def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups, native):
     ho, wo = h // kh, w // kw  # trailing rows/columns that fill no patch are dropped, as torch
     patches = x[:, :ho * kh, :wo * kw].reshape(b, ho, kh, wo, kw, cin).transpose(0, 1, 3, 2, 4, 5)
     return _matmul(patches.reshape(b, ho, wo, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
+  if (native and groups == 1 and stride[0] == stride[1] and dilation == (1, 1)
+      and x.dtype == kernel.dtype == jnp.float32 and cout % 16 == 0
+      and cin <= NATIVE_DENSE_MAX_CIN and min(p for side in pads for p in side) >= 0
+      and native_kernels.status().available):
+    return _dense_native(_pad_hw(x, pads), kernel, stride[0])
   return _conv2d_xla(x, kernel, stride=stride, pads=pads, dilation=dilation, groups=groups)
+
+
+# The native dense kernel is used up to this many input channels (measured against XLA's op in
+# benchmarks/bench_models.py's BiT-R50x1: it wins on the 3-channel stem and the 64-channel 3x3s).
+NATIVE_DENSE_MAX_CIN = 64
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _dense_native(x, kernel, stride):
+  """native_kernels.dense_conv2d of a padded x; tangents through XLA's op (bilinear, as
+  `_depthwise_native`)."""
+  return native_kernels.dense_conv2d(x, kernel, stride)
+
+
+@_dense_native.defjvp
+def _dense_native_jvp(stride, primals, tangents):
+  (x, kernel), (dx, dkernel) = primals, tangents
+  conv = functools.partial(_conv2d_xla, stride=(stride, stride), pads=((0, 0), (0, 0)),
+                           dilation=(1, 1), groups=1)
+  return _dense_native(x, kernel, stride), conv(dx, kernel) + conv(x, dkernel)
 
 
 def _depthwise_taps(x, kernel, *, stride, pads, dilation):

@@ -27,6 +27,9 @@ CASES = {
     "patches 2x2/2 (ConvNeXt downsample)": ((2, 8, 6, 8), 2, 16, 1, 2, 0, 1),
     "3x3 stride 2, TF-SAME padding": ((2, 9, 8, 4), 3, 6, 1, 2, ((0, 1), (1, 1)), 1),
     "7x7 stride 2 (BiT stem)": ((1, 20, 18, 3), 7, 8, 1, 2, 3, 1),
+    "7x7 stride 2, 16 out (BiT stem, native)": ((2, 20, 31, 3), 7, 16, 1, 2, 3, 1),
+    "3x3, 48 out, width 15 (native)": ((2, 10, 15, 8), 3, 48, 1, 1, 1, 1),
+    "3x3 stride 2, 80 out, TF-SAME padding (native)": ((1, 9, 8, 4), 3, 80, 1, 2, ((0, 1), (1, 1)), 1),
     "grouped 3x3, 2 groups": ((1, 8, 8, 4), 3, 6, 2, 1, 1, 1),
 }
 
@@ -95,9 +98,15 @@ def test_conv2d_lowering_chosen_per_platform():
   assert native_kernels.DEPTHWISE_TARGET not in hlo("cpu", "depthwise 7x7 (ConvNeXt)")
   # strided or dilated depthwise convolutions are not the kernel's: the taps
   assert native_kernels.DEPTHWISE_TARGET not in hlo(None, "depthwise 3x3 stride 2 dilation 2")
+  # dense: few input channels and a multiple of 16 output channels
+  assert (native_kernels.DENSE_TARGET in hlo(None, "7x7 stride 2, 16 out (BiT stem, native)")
+          ) == native
+  assert native_kernels.DENSE_TARGET not in hlo(None, "7x7 stride 2 (BiT stem)")
+  assert native_kernels.DENSE_TARGET not in hlo("cpu", "7x7 stride 2, 16 out (BiT stem, native)")
 
 
-@pytest.mark.parametrize("name", ["depthwise 7x7 (ConvNeXt)", "depthwise 5x5, uneven padding"])
+@pytest.mark.parametrize("name", ["depthwise 7x7 (ConvNeXt)", "depthwise 5x5, uneven padding",
+                                  "3x3 stride 2, 80 out, TF-SAME padding (native)"])
 def test_conv2d_gradients_agree(name):
   """Input and kernel gradients (effective receptive fields; reverse mode) and forward-mode
   derivatives are the same under every lowering, also under vmap."""
@@ -176,3 +185,32 @@ def test_gelu_exact_is_torchs():
   assert np.abs(got - exact).max() <= 4 * np.finfo(np.float32).eps * np.abs(exact).max()
   theirs = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
   assert np.abs(got - theirs).max() <= 2 * np.finfo(np.float32).eps * np.abs(theirs).max()
+
+
+def test_conv2d_native_inside_shard_map():
+  """Extraction runs the forward inside shard_map (rows split over a mesh): there the native
+  kernels' results vary along the rows axis like their inputs, so both branches of the
+  per-platform choice type-check; numbers and input gradients as the "xla" lowering."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  mesh = jax.make_mesh((1,), ("rows",))
+  x, wd, _ = _case("depthwise 7x7 (ConvNeXt)")
+  _, wn, _ = _case("3x3, 48 out, width 15 (native)")
+  x = jax.device_put(x, NamedSharding(mesh, P("rows")))
+
+  def features(lowering):
+    def local(wd, wn, x):
+      h = layers.conv2d(x, wd, padding=3, groups=8, lowering=lowering)
+      return layers.conv2d(h, wn, padding=1, lowering=lowering)
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("rows")),
+                                 out_specs=P("rows")))
+
+  outs = {lw: features(lw)(wd, wn, x) for lw in (None, "xla")}
+  np.testing.assert_allclose(outs[None], outs["xla"], rtol=0,
+                             atol=1e-5 * np.abs(outs["xla"]).max())
+  grads = {lw: jax.grad(lambda x, lw=lw: jnp.square(features(lw)(wd, wn, x)).sum())(x)
+           for lw in (None, "xla")}
+  np.testing.assert_allclose(grads[None], grads["xla"], rtol=0,
+                             atol=1e-5 * np.abs(grads["xla"]).max())
+  hlo = features(None).lower(wd, wn, x).as_text()
+  assert (native_kernels.DEPTHWISE_TARGET in hlo) == native_kernels.status().available
+  assert (native_kernels.DENSE_TARGET in hlo) == native_kernels.status().available

@@ -92,7 +92,7 @@ def test_switched_off(tmp_path):
 def test_build_is_cached_by_key(tmp_path):
   """A second build with the same source reuses the file; a changed source is a new build;
   a source that does not compile raises BuildError with the compiler's message."""
-  source = tmp_path / "depthwise.cc"
+  source = tmp_path / "conv.cc"
   shutil.copy(native.SOURCE, source)
   first = native.build(source, tmp_path / "out")
   mtime = first.stat().st_mtime_ns

@@ -1,14 +1,16 @@
 """Native CPU kernels for what XLA:CPU compiles poorly, built from source on first use.
 
-One kernel today: the depthwise convolution (`depthwise.cc`, stride 1, float32, NHWC), an XLA FFI
-handler that XLA's CPU runtime calls with its own intra-op thread pool. XLA:CPU lowers a depthwise
-7x7 to a fused loop that reloads all 49 taps for every output vector (~10 GFMA/s on the AVX-512
-dev machine); this kernel keeps an 8-pixel tile and the kernel row in registers (~60-70 GFMA/s,
-as fast as torch's oneDNN). `layers.conv2d` uses it for the "native" lowering and, when JAX's
-default backend is the CPU, for the per-platform default.
+Two convolutions (`conv.cc`, float32, NHWC), XLA FFI handlers that XLA's CPU runtime calls with
+its own intra-op thread pool; `layers.conv2d` uses them for the "native" lowering and, when JAX's
+default backend is the CPU, for the per-platform default:
+  depthwise (stride 1): XLA:CPU lowers ConvNeXt's depthwise 7x7 to a fused loop that reloads all
+    49 taps for every output vector (~10 GFMA/s on the AVX-512 dev machine); this kernel keeps an
+    8-pixel tile and the kernel row in registers (~60-70 GFMA/s, as fast as torch's oneDNN).
+  dense (groups 1, input pre-padded, any stride): a direct convolution with a 6-pixel x 64-channel
+    register tile, for the few-input-channel convolutions where XLA's is slow (BiT's 7x7/2 stem).
 
 Built the way torch.utils.cpp_extension and Triton build theirs: the first process that needs it
-compiles `depthwise.cc` with the host's C++ compiler ($CXX, else c++, g++ or clang++) for the
+compiles `conv.cc` with the host's C++ compiler ($CXX, else c++, g++ or clang++) for the
 host's CPU (-march=native) against jaxlib's FFI headers (~3 s), into a cache keyed by everything
 that can change the binary (source, compiler and its version, flags, jaxlib version, machine and
 CPU feature flags, so a home directory shared by different cluster nodes holds one build per kind
@@ -18,7 +20,7 @@ why, one warning is logged, and `layers.conv2d` computes the same convolution in
 lowering), so nothing fails for lack of a compiler.
 
 Environment:
-  REPSIM_JAX_NATIVE=0       never build or load (the XLA lowering everywhere).
+  REPSIM_JAX_NATIVE=0       never build or load (the XLA lowerings everywhere).
   REPSIM_JAX_CACHE_DIR      where builds go (default $XDG_CACHE_HOME/repsim_jax or
                             ~/.cache/repsim_jax), under native/.
   CXX                       the compiler to use.
@@ -45,8 +47,10 @@ import numpy as np
 
 from repsim_jax import resources
 
-SOURCE = pathlib.Path(__file__).with_name("depthwise.cc")
+SOURCE = pathlib.Path(__file__).with_name("conv.cc")
 DEPTHWISE_TARGET = "repsim_jax_depthwise_conv2d"
+DENSE_TARGET = "repsim_jax_dense_conv2d"
+_HANDLERS = {DEPTHWISE_TARGET: "RepsimDepthwiseConv", DENSE_TARGET: "RepsimDenseConv"}
 BUILD_TIMEOUT_S = 300
 # Tried in order: tuned for this CPU first, then generic code for a compiler that refuses it.
 _FLAG_SETS = (("-O3", "-march=native"), ("-O3",))
@@ -134,8 +138,8 @@ def status() -> Status:
   try:
     path = build()
     lib = ctypes.cdll.LoadLibrary(str(path))
-    jax.ffi.register_ffi_target(DEPTHWISE_TARGET, jax.ffi.pycapsule(lib.RepsimDepthwiseConv),
-                                platform="cpu")
+    for target, symbol in _HANDLERS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
   except (BuildError, OSError, AttributeError) as e:
     logging.warning("native CPU kernels unavailable, using the XLA lowering instead (same "
                     "results, slower depthwise convolutions): %s", e)
@@ -151,17 +155,46 @@ def depthwise_conv2d(x: jax.Array, kernel: jax.Array,
   -> [B, H + top + bottom - kh + 1, W + left + right - kw + 1, C], stride 1.
   Raises BuildError if `status()` is not available.
   """
-  st = status()
-  if not st.available:
-    raise BuildError(st.reason)
   (top, bottom), (left, right) = pads
   b, h, w, c = x.shape
   kh, kw, _ = kernel.shape
   out = jax.ShapeDtypeStruct((b, h + top + bottom - kh + 1, w + left + right - kw + 1, c),
                              jnp.float32)
-  return jax.ffi.ffi_call(DEPTHWISE_TARGET, out, vmap_method="sequential")(
-      x, kernel, pad_top=np.int64(top), pad_bottom=np.int64(bottom), pad_left=np.int64(left),
-      pad_right=np.int64(right))
+  return _call(DEPTHWISE_TARGET, out, x, kernel, pad_top=top, pad_bottom=bottom, pad_left=left,
+               pad_right=right)
+
+
+def dense_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  """The native dense convolution of an already padded input (no differentiation rule).
+
+  x: [B, H, W, Ci] float32, kernel: [kh, kw, Ci, Co] float32 (HWIO), Co a multiple of 16
+  -> [B, (H - kh) // stride + 1, (W - kw) // stride + 1, Co].
+  Raises BuildError if `status()` is not available.
+  """
+  b, h, w, _ = x.shape
+  kh, kw, _, co = kernel.shape
+  out = jax.ShapeDtypeStruct((b, (h - kh) // stride + 1, (w - kw) // stride + 1, co), jnp.float32)
+  return _call(DENSE_TARGET, out, x, kernel, stride=stride)
+
+
+def _call(target: str, out: jax.ShapeDtypeStruct, *args, **attrs) -> jax.Array:
+  st = status()
+  if not st.available:
+    raise BuildError(st.reason)
+  y = jax.ffi.ffi_call(target, out, vmap_method="sequential")(
+      *args, **{k: np.int64(v) for k, v in attrs.items()})
+  # Inside shard_map, an FFI result is typed as invariant across the mesh whatever its inputs;
+  # it varies along the axes its inputs vary along (jax checks this against the other branch of
+  # layers.conv2d's platform_dependent).
+  varying = set().union(*(_varying_axes(a) for a in args))
+  return jax.lax.pcast(y, tuple(sorted(varying)), to="varying") if varying else y
+
+
+def _varying_axes(a) -> frozenset[str]:
+  """The mesh axes `a` varies along inside shard_map (`aval.vma` before jax 0.10)."""
+  aval = jax.typeof(a)
+  manual = getattr(aval, "manual_axis_type", None)
+  return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
 
 
 def _compiler_version(compiler: str) -> str:
