@@ -151,7 +151,7 @@ def main(argv) -> None:
   print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
         f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
         f"iters {_ITERS.value}, our XLA options {compiler_options(jax.default_backend())}, "
-        f"native depthwise kernel: {st.path if st.available else 'no (' + st.reason + ')'}")
+        f"native conv kernels: {st.path if st.available else 'no (' + st.reason + ')'}")
   rows = []
   for key in _MODELS.value:
     r = bench_one(key, batch=_BATCH.value, iters=_ITERS.value)

@@ -98,14 +98,18 @@ def build(source: pathlib.Path = SOURCE, out_dir: pathlib.Path | None = None,
   include = jax.ffi.include_dir()
   text = source.read_bytes()
   version = _compiler_version(compiler)
-  errors = []
-  for flags in _FLAG_SETS:
+  def target(flags):
     key = hashlib.sha256(repr((
         text, compiler, version, flags, _COMMON, jax.__version__, _jaxlib_version(),
         platform.machine(), sys.platform, _cpu_flags())).encode()).hexdigest()[:20]
-    path = out_dir / f"{source.stem}-{key}.so"
-    if path.exists():
-      return path
+    return out_dir / f"{source.stem}-{key}.so"
+
+  for flags in _FLAG_SETS:  # any earlier build, also a fallback one (no retrying what failed)
+    if target(flags).exists():
+      return target(flags)
+  errors = []
+  for flags in _FLAG_SETS:
+    path = target(flags)
     try:
       out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
