@@ -185,8 +185,8 @@ class LayerScale(nnx.Module):
 #          dense convolution (3x3, the BiT stem) stays XLA's op, which is as fast there.
 #   "native": "cpu", with two float32 cases in our C++ kernels (models/native, built on first
 #          use; where they cannot be built, exactly "cpu"): stride-1 depthwise convolutions
-#          (3-4x faster than the taps) and dense ones with few input channels (BiT's stem and
-#          64-channel 3x3s, where XLA's op is slowest).
+#          (3-4x faster than the taps) and dense ones where that is faster than XLA's op
+#          (`_native_dense_wins`: BiT's stem and 3x3s).
 # None (the default) is "native" when lowered for CPU with JAX's default backend the CPU (the
 # kernel is built only there), "cpu" when lowered for CPU otherwise, and "xla" elsewhere.
 # All compute the same sums in float32 (different order): results agree to float32 rounding.
@@ -275,16 +275,21 @@ def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups, native):
     patches = x[:, :ho * kh, :wo * kw].reshape(b, ho, kh, wo, kw, cin).transpose(0, 1, 3, 2, 4, 5)
     return _matmul(patches.reshape(b, ho, wo, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
   if (native and groups == 1 and stride[0] == stride[1] and dilation == (1, 1)
-      and x.dtype == kernel.dtype == jnp.float32 and cout % 16 == 0
-      and cin <= NATIVE_DENSE_MAX_CIN and min(p for side in pads for p in side) >= 0
-      and native_kernels.status().available):
+      and x.dtype == kernel.dtype == jnp.float32 and min(p for side in pads for p in side) >= 0
+      and _native_dense_wins(cin, cout)):
     return _dense_native(_pad_hw(x, pads), kernel, stride[0])
   return _conv2d_xla(x, kernel, stride=stride, pads=pads, dilation=dilation, groups=groups)
 
 
-# The native dense kernel is used up to this many input channels (measured against XLA's op in
-# benchmarks/bench_models.py's BiT-R50x1: it wins on the 3-channel stem and the 64-channel 3x3s).
-NATIVE_DENSE_MAX_CIN = 64
+def _native_dense_wins(cin: int, cout: int) -> bool:
+  """Where the native dense kernel beats XLA:CPU's convolution op (1x1 and patch convolutions are
+  matmuls before this). Measured at BiT-R50x1's shapes, batch 8, on the AMD EPYC dev machine:
+  built for AVX-512 (14-pixel tile) it is 5-45% faster at all of them (stem 20.6 -> 11.4 ms,
+  64-channel 3x3 18.8 -> 10.2, 512-channel 3x3 11.6 -> 9.7); built for AVX2 (6-pixel tile; same
+  machine) only up to 64 input channels (stem 21.0 -> 14.7 ms) and up to 2x slower above."""
+  st = native_kernels.status()
+  return (st.available and cout % st.dense_channel_multiple == 0
+          and (cin <= 64 or st.dense_tile_pixels >= 14))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))

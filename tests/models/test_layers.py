@@ -27,9 +27,10 @@ CASES = {
     "patches 2x2/2 (ConvNeXt downsample)": ((2, 8, 6, 8), 2, 16, 1, 2, 0, 1),
     "3x3 stride 2, TF-SAME padding": ((2, 9, 8, 4), 3, 6, 1, 2, ((0, 1), (1, 1)), 1),
     "7x7 stride 2 (BiT stem)": ((1, 20, 18, 3), 7, 8, 1, 2, 3, 1),
-    "7x7 stride 2, 16 out (BiT stem, native)": ((2, 20, 31, 3), 7, 16, 1, 2, 3, 1),
-    "3x3, 48 out, width 15 (native)": ((2, 10, 15, 8), 3, 48, 1, 1, 1, 1),
-    "3x3 stride 2, 80 out, TF-SAME padding (native)": ((1, 9, 8, 4), 3, 80, 1, 2, ((0, 1), (1, 1)), 1),
+    "7x7 stride 2, 32 out (BiT stem, native)": ((2, 20, 31, 3), 7, 32, 1, 2, 3, 1),
+    "3x3, 64 out, width 33 (native)": ((2, 10, 33, 8), 3, 64, 1, 1, 1, 1),
+    "3x3, 96 in, 32 out, width 5 (native with AVX-512)": ((1, 6, 5, 96), 3, 32, 1, 1, 1, 1),
+    "3x3 stride 2, 96 out, TF-SAME padding (native)": ((1, 9, 8, 4), 3, 96, 1, 2, ((0, 1), (1, 1)), 1),
     "grouped 3x3, 2 groups": ((1, 8, 8, 4), 3, 6, 2, 1, 1, 1),
 }
 
@@ -98,15 +99,19 @@ def test_conv2d_lowering_chosen_per_platform():
   assert native_kernels.DEPTHWISE_TARGET not in hlo("cpu", "depthwise 7x7 (ConvNeXt)")
   # strided or dilated depthwise convolutions are not the kernel's: the taps
   assert native_kernels.DEPTHWISE_TARGET not in hlo(None, "depthwise 3x3 stride 2 dilation 2")
-  # dense: few input channels and a multiple of 16 output channels
-  assert (native_kernels.DENSE_TARGET in hlo(None, "7x7 stride 2, 16 out (BiT stem, native)")
+  # dense: output channels a multiple of the kernel's block (8 here: never), and more than 64
+  # input channels only with the 14-pixel (AVX-512) tile
+  st = native_kernels.status()
+  assert (native_kernels.DENSE_TARGET in hlo(None, "7x7 stride 2, 32 out (BiT stem, native)")
           ) == native
   assert native_kernels.DENSE_TARGET not in hlo(None, "7x7 stride 2 (BiT stem)")
-  assert native_kernels.DENSE_TARGET not in hlo("cpu", "7x7 stride 2, 16 out (BiT stem, native)")
+  assert (native_kernels.DENSE_TARGET in hlo(None, "3x3, 96 in, 32 out, width 5 (native with "
+                                                   "AVX-512)")) == (st.dense_tile_pixels >= 14)
+  assert native_kernels.DENSE_TARGET not in hlo("cpu", "7x7 stride 2, 32 out (BiT stem, native)")
 
 
 @pytest.mark.parametrize("name", ["depthwise 7x7 (ConvNeXt)", "depthwise 5x5, uneven padding",
-                                  "3x3 stride 2, 80 out, TF-SAME padding (native)"])
+                                  "3x3 stride 2, 96 out, TF-SAME padding (native)"])
 def test_conv2d_gradients_agree(name):
   """Input and kernel gradients (effective receptive fields; reverse mode) and forward-mode
   derivatives are the same under every lowering, also under vmap."""
@@ -194,7 +199,7 @@ def test_conv2d_native_inside_shard_map():
   from jax.sharding import NamedSharding, PartitionSpec as P
   mesh = jax.make_mesh((1,), ("rows",))
   x, wd, _ = _case("depthwise 7x7 (ConvNeXt)")
-  _, wn, _ = _case("3x3, 48 out, width 15 (native)")
+  _, wn, _ = _case("3x3, 64 out, width 33 (native)")
   x = jax.device_put(x, NamedSharding(mesh, P("rows")))
 
   def features(lowering):

@@ -6,8 +6,9 @@ default backend is the CPU, for the per-platform default:
   depthwise (stride 1): XLA:CPU lowers ConvNeXt's depthwise 7x7 to a fused loop that reloads all
     49 taps for every output vector (~10 GFMA/s on the AVX-512 dev machine); this kernel keeps an
     8-pixel tile and the kernel row in registers (~60-70 GFMA/s, as fast as torch's oneDNN).
-  dense (groups 1, input pre-padded, any stride): a direct convolution with a 6-pixel x 64-channel
-    register tile, for the few-input-channel convolutions where XLA's is slow (BiT's 7x7/2 stem).
+  dense (groups 1, input pre-padded, any stride): a direct convolution with a register tile of
+    14 pixels x 32 channels (AVX-512; 6 x 16 with AVX2), for BiT's convolutions (see
+    layers.conv2d for where it is used).
 
 Built the way torch.utils.cpp_extension and Triton build theirs: the first process that needs it
 compiles `conv.cc` with the host's C++ compiler ($CXX, else c++, g++ or clang++) for the
@@ -24,6 +25,8 @@ Environment:
   REPSIM_JAX_CACHE_DIR      where builds go (default $XDG_CACHE_HOME/repsim_jax or
                             ~/.cache/repsim_jax), under native/.
   CXX                       the compiler to use.
+  REPSIM_JAX_NATIVE_FLAGS   compiler flags instead of "-O3 -march=native" (e.g. "-O3 -mavx2
+                            -mfma" for one build that runs on every node of a mixed cluster).
 """
 from __future__ import annotations
 
@@ -63,10 +66,14 @@ class BuildError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Status:
-  """available: the FFI target is registered; path: the shared library; reason: why not."""
+  """available: the FFI targets are registered; path: the shared library; reason: why not;
+  dense_tile_pixels, dense_channel_multiple: the dense kernel's register tile as built (its
+  output-channel count must be a multiple of the latter)."""
   available: bool
   path: str | None = None
   reason: str | None = None
+  dense_tile_pixels: int = 0
+  dense_channel_multiple: int = 0
 
 
 def cache_dir() -> pathlib.Path:
@@ -104,11 +111,13 @@ def build(source: pathlib.Path = SOURCE, out_dir: pathlib.Path | None = None,
         platform.machine(), sys.platform, _cpu_flags())).encode()).hexdigest()[:20]
     return out_dir / f"{source.stem}-{key}.so"
 
-  for flags in _FLAG_SETS:  # any earlier build, also a fallback one (no retrying what failed)
+  flag_sets = ((tuple(os.environ["REPSIM_JAX_NATIVE_FLAGS"].split()),)
+               if os.environ.get("REPSIM_JAX_NATIVE_FLAGS") else _FLAG_SETS)
+  for flags in flag_sets:  # any earlier build, also a fallback one (no retrying what failed)
     if target(flags).exists():
       return target(flags)
   errors = []
-  for flags in _FLAG_SETS:
+  for flags in flag_sets:
     path = target(flags)
     try:
       out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +157,8 @@ def status() -> Status:
     logging.warning("native CPU kernels unavailable, using the XLA lowering instead (same "
                     "results, slower depthwise convolutions): %s", e)
     return Status(False, reason=str(e))
-  return Status(True, path=str(path))
+  return Status(True, path=str(path), dense_tile_pixels=lib.RepsimDenseTilePixels(),
+                dense_channel_multiple=lib.RepsimDenseChannelMultiple())
 
 
 def depthwise_conv2d(x: jax.Array, kernel: jax.Array,
@@ -171,7 +181,8 @@ def depthwise_conv2d(x: jax.Array, kernel: jax.Array,
 def dense_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
   """The native dense convolution of an already padded input (no differentiation rule).
 
-  x: [B, H, W, Ci] float32, kernel: [kh, kw, Ci, Co] float32 (HWIO), Co a multiple of 16
+  x: [B, H, W, Ci] float32, kernel: [kh, kw, Ci, Co] float32 (HWIO), Co a multiple of
+  `status().dense_channel_multiple`
   -> [B, (H - kh) // stride + 1, (W - kw) // stride + 1, Co].
   Raises BuildError if `status()` is not available.
   """

@@ -1,9 +1,9 @@
 // Convolutions that XLA:CPU compiles poorly, NHWC float32, as XLA FFI handlers for the CPU;
 // built and registered by repsim_jax/models/native/__init__.py (see there for when each is used).
 //
-// Both kernels keep a register tile of output vectors (16 float32 lanes: one 512-bit vector, two
-// 256-bit or four 128-bit ones, whatever the compiler targets) while the inputs stream past, and
-// split their work units between the calling thread and XLA's intra-op thread pool. The compiler
+// Both kernels keep a register tile of output vectors (of the target's width: 16 float32 lanes with
+// AVX-512, 8 with AVX, else 4) while the inputs stream past, and split their work units between
+// the calling thread and XLA's intra-op thread pool. The compiler
 // may contract multiply-adds into FMAs (float32 rounding differences only).
 #include <algorithm>
 #include <atomic>
@@ -21,7 +21,15 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// Vectors of the target's native width: GCC spills vector types wider than the target's registers
+// to the stack on every operation.
+#if defined(__AVX512F__)
 constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;  // SSE, NEON
+#endif
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 // --- work sharing ------------------------------------------------------------------------------
@@ -61,14 +69,16 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_
   units->cv.wait(lock, [&] { return units->done.load() == units->count; });
 }
 
+inline Vec Broadcast(float a) { return Vec{} + a; }
+
 inline void Store(float* out, const Vec& v, int64_t n) {
   std::memcpy(out, &v, (n < kLanes ? n : kLanes) * sizeof(float));
 }
 
 // --- depthwise: stride 1, zero padding ---------------------------------------------------------
 //
-// Work unit: one (image, block of 16 channels). Its zero-padded input plane [hp, wp, 16] and kernel
-// block [kh*kw, 16] are copied into contiguous per-thread buffers (L2-resident at ConvNeXt's
+// Work unit: one (image, block of kLanes channels). Its zero-padded input plane [hp, wp, kLanes]
+// and kernel block [kh*kw, kLanes] are copied into contiguous per-thread buffers (L2-resident at ConvNeXt's
 // shapes), then each output row is computed in tiles of up to 8 pixels: 8 accumulators and one
 // kernel vector stay in registers and each input vector loaded serves up to kw multiply-adds.
 // Sums run over kernel rows then columns, as layers._depthwise_taps.
@@ -155,19 +165,26 @@ ffi::Error DepthwiseImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buf
 
 // --- dense: groups 1, any stride, input already padded -----------------------------------------
 //
-// Work unit: one (image, output row, block of 64 output channels). Tiles of 6 output pixels x 64
-// channels (24 accumulators) run over the kernel rows; within a row, (kernel column, input
+// Work unit: one (image, output row, block of output channels). A register tile of T output
+// pixels x V vectors of channels runs over the kernel rows; within a row, (kernel column, input
 // channel) is one contiguous run of kw*cin values in both the input row (NHWC) and the kernel
-// (HWIO), so each step broadcasts one input value per pixel against 4 kernel vectors.
+// (HWIO), so each step broadcasts one input value per pixel against V kernel vectors. With
+// AVX-512's 32 vector registers the tile is 14 x 2 (28 accumulators: each kernel vector loaded
+// from L2 serves 14 pixels); elsewhere 6 x 2, which fits 16 registers. A row's last pixels get a
+// tile of their own width.
+
+#if defined(__AVX512F__)
+constexpr int kDenseTile = 14, kDenseVecs = 2;
+#else
+constexpr int kDenseTile = 6, kDenseVecs = 2;
+#endif
 
 struct DenseShape {
   int64_t b, hp, wp, ci, kh, kw, co, ho, wo, stride;
 };
 
-constexpr int kDenseTile = 6, kDenseVecs = 4;
-
 template <int T, int V>
-inline void DenseTile(const DenseShape& s, const float* x, const float* w, float* y, int64_t nco) {
+inline void DenseTile(const DenseShape& s, const float* x, const float* w, float* y) {
   const int64_t run = s.kw * s.ci;
   Vec acc[T][V] = {};
   for (int64_t i = 0; i < s.kh; ++i) {
@@ -177,22 +194,21 @@ inline void DenseTile(const DenseShape& s, const float* x, const float* w, float
       Vec wv[V];
       for (int v = 0; v < V; ++v) std::memcpy(&wv[v], wi + r * s.co + v * kLanes, sizeof(Vec));
       for (int t = 0; t < T; ++t) {
-        const float xs = xi[t * s.stride * s.ci + r];
+        const Vec xs = Broadcast(xi[t * s.stride * s.ci + r]);
         for (int v = 0; v < V; ++v) acc[t][v] += xs * wv[v];
       }
     }
   }
   for (int t = 0; t < T; ++t)
-    for (int v = 0; v < V; ++v) Store(y + t * s.co + v * kLanes, acc[t][v], nco - v * kLanes);
+    for (int v = 0; v < V; ++v) std::memcpy(y + t * s.co + v * kLanes, &acc[t][v], sizeof(Vec));
 }
 
+// The last n < kDenseTile pixels of a row, as one tile of width n.
 template <int T>
-inline void DenseTileV(const DenseShape& s, const float* x, const float* w, float* y, int64_t nco) {
-  switch ((nco + kLanes - 1) / kLanes) {
-    case 1: DenseTile<T, 1>(s, x, w, y, nco); break;
-    case 2: DenseTile<T, 2>(s, x, w, y, nco); break;
-    case 3: DenseTile<T, 3>(s, x, w, y, nco); break;
-    default: DenseTile<T, 4>(s, x, w, y, nco); break;
+inline void DenseTail(int64_t n, const DenseShape& s, const float* x, const float* w, float* y) {
+  if constexpr (T > 0) {
+    if (n == T) DenseTile<T, kDenseVecs>(s, x, w, y);
+    else DenseTail<T - 1>(n, s, x, w, y);
   }
 }
 
@@ -206,28 +222,33 @@ ffi::Error DenseImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
       s.ho != (s.hp - s.kh) / stride + 1 || s.wo != (s.wp - s.kw) / stride + 1)
     return ffi::Error::InvalidArgument("dense: inconsistent shapes or stride");
   if (s.ho * s.wo * s.co == 0) return ffi::Error::Success();
-  // The last block of a channel count that is not a multiple of 16 would read past the kernel's
-  // end; layers only calls this kernel with multiples of 16.
-  if (s.co % kLanes) return ffi::Error::InvalidArgument("dense: output channels not a multiple of 16");
+  constexpr int64_t kBlock = kDenseVecs * kLanes;
+  // Every block is whole: no kernel reads past its end.
+  if (s.co % kBlock)
+    return ffi::Error::InvalidArgument("dense: output channels not a multiple of the block");
   const float* xp = x.typed_data();
   const float* kp = k.typed_data();
   float* yp = y->typed_data();
-  constexpr int64_t kBlock = kDenseVecs * kLanes;
-  const int64_t blocks = (s.co + kBlock - 1) / kBlock;
+  const int64_t blocks = s.co / kBlock;
   ParallelFor(pool, s.b * s.ho * blocks, [&](int64_t u) {
     const int64_t c0 = (u % blocks) * kBlock, row = u / blocks;
-    const int64_t bi = row / s.ho, o = row % s.ho, nco = std::min(kBlock, s.co - c0);
+    const int64_t bi = row / s.ho, o = row % s.ho;
     const float* in = xp + ((bi * s.hp + o * s.stride) * s.wp) * s.ci;
     float* out = yp + ((bi * s.ho + o) * s.wo) * s.co + c0;
     int64_t q = 0;
     for (; q + kDenseTile <= s.wo; q += kDenseTile)
-      DenseTileV<kDenseTile>(s, in + q * s.stride * s.ci, kp + c0, out + q * s.co, nco);
-    for (; q < s.wo; ++q) DenseTileV<1>(s, in + q * s.stride * s.ci, kp + c0, out + q * s.co, nco);
+      DenseTile<kDenseTile, kDenseVecs>(s, in + q * s.stride * s.ci, kp + c0, out + q * s.co);
+    DenseTail<kDenseTile - 1>(s.wo - q, s, in + q * s.stride * s.ci, kp + c0, out + q * s.co);
   });
   return ffi::Error::Success();
 }
 
 }  // namespace
+
+// The dense kernel's tile, for layers.conv2d's choice: output pixels, and the output-channel
+// multiple it needs (32 with AVX-512, 16 with AVX, 8 otherwise).
+extern "C" int RepsimDenseTilePixels() { return kDenseTile; }
+extern "C" int RepsimDenseChannelMultiple() { return kDenseVecs * kLanes; }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RepsimDepthwiseConv, DepthwiseImpl,
                               ffi::Ffi::Bind()
