@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.custom_derivatives import SymbolicZero
 
 from repsim_jax import resources
 from repsim_jax.models import native as native_kernels
@@ -299,12 +300,27 @@ def _dense_native(x, kernel, stride):
   return native_kernels.dense_conv2d(x, kernel, stride)
 
 
-@_dense_native.defjvp
 def _dense_native_jvp(stride, primals, tangents):
-  (x, kernel), (dx, dkernel) = primals, tangents
   conv = functools.partial(_conv2d_xla, stride=(stride, stride), pads=((0, 0), (0, 0)),
                            dilation=(1, 1), groups=1)
-  return _dense_native(x, kernel, stride), conv(dx, kernel) + conv(x, dkernel)
+  y = _dense_native(*primals, stride)
+  return y, _bilinear_tangent(conv, y, primals, tangents)
+
+
+_dense_native.defjvp(_dense_native_jvp, symbolic_zeros=True)
+
+
+def _bilinear_tangent(conv, y, primals, tangents):
+  """The tangent of y = conv(x, k), bilinear: conv(dx, k) + conv(x, dk), leaving out a term whose
+  tangent is a symbolic zero (an input gradient, as for effective receptive fields, computes no
+  kernel term)."""
+  (x, kernel), (dx, dkernel) = primals, tangents
+  terms = []
+  if not isinstance(dx, SymbolicZero):
+    terms.append(conv(dx, kernel))
+  if not isinstance(dkernel, SymbolicZero):
+    terms.append(conv(x, dkernel))
+  return functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
 
 
 def _depthwise_taps(x, kernel, *, stride, pads, dilation):
@@ -333,12 +349,14 @@ def _depthwise_native(x, kernel, pads):
   return native_kernels.depthwise_conv2d(x, kernel, pads)
 
 
-@_depthwise_native.defjvp
 def _depthwise_native_jvp(pads, primals, tangents):
-  (x, kernel), (dx, dkernel) = primals, tangents
-  taps = functools.partial(_depthwise_taps, stride=(1, 1), pads=pads, dilation=(1, 1))
-  return (_depthwise_native(x, kernel, pads),
-          taps(dx, kernel[:, :, None]) + taps(x, dkernel[:, :, None]))
+  taps = lambda x, k: _depthwise_taps(x, k[:, :, None], stride=(1, 1), pads=pads,
+                                      dilation=(1, 1))
+  y = _depthwise_native(*primals, pads)
+  return y, _bilinear_tangent(taps, y, primals, tangents)
+
+
+_depthwise_native.defjvp(_depthwise_native_jvp, symbolic_zeros=True)
 
 
 def _depthwise_taps_sum(x, kernel, *, stride, pads, dilation):

@@ -219,3 +219,19 @@ def test_conv2d_native_inside_shard_map():
   hlo = features(None).lower(wd, wn, x).as_text()
   assert (native_kernels.DEPTHWISE_TARGET in hlo) == native_kernels.status().available
   assert (native_kernels.DENSE_TARGET in hlo) == native_kernels.status().available
+
+
+def test_conv2d_native_input_gradient_has_no_kernel_term():
+  """An input gradient through the native kernels (effective receptive fields) computes no
+  kernel-tangent convolution: its program has one convolution per kernel and direction fewer
+  than jax.grad with respect to both; and it equals the "xla" lowering's."""
+  x, w, kw = _case("3x3, 64 out, width 33 (native)")
+  f = lambda lw: (lambda x, w: jnp.sum(jnp.sin(layers.conv2d(x, w, lowering=lw, **kw))))
+  if not native_kernels.status().available:
+    pytest.skip("native kernels not built here")
+  both = jax.jit(jax.grad(f("native"), argnums=(0, 1))).lower(x, w).as_text()
+  only_x = jax.jit(jax.grad(f("native"))).lower(x, w).as_text()
+  assert only_x.count("stablehlo.convolution") == both.count("stablehlo.convolution") - 1
+  want = jax.grad(f("xla"))(x, w)
+  np.testing.assert_allclose(jax.grad(f("native"))(x, w), want, rtol=0,
+                             atol=1e-5 * np.abs(want).max())
