@@ -7,6 +7,7 @@ its own peak. Elsewhere `peak_rss_bytes` falls back to getrusage's peak for the 
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -23,6 +24,12 @@ def proc_field(path: str, field: str) -> str | None:
   except OSError:
     pass
   return None
+
+
+@functools.lru_cache(maxsize=1)
+def host_cpu_flags() -> frozenset[str]:
+  """The host CPU's feature flags (Linux /proc/cpuinfo); empty elsewhere."""
+  return frozenset((proc_field("/proc/cpuinfo", "flags") or "").split())
 
 
 def _proc_kib(path: str, field: str) -> int | None:

@@ -206,15 +206,9 @@ def compiler_options(platform: str) -> dict[str, Any]:
   terms: outputs stay within the parity tolerances (tests/models/test_layers.py).
   Other platforms: none.
   """
-  if platform == "cpu" and "avx512f" in _host_cpu_flags():
+  if platform == "cpu" and "avx512f" in resources.host_cpu_flags():
     return {"xla_cpu_prefer_vector_width": 512}
   return {}
-
-
-@functools.lru_cache(maxsize=1)
-def _host_cpu_flags() -> frozenset[str]:
-  """The host CPU's feature flags (Linux /proc/cpuinfo); empty elsewhere."""
-  return frozenset((resources.proc_field("/proc/cpuinfo", "flags") or "").split())
 
 
 Padding = int | Sequence[tuple[int, int]]
@@ -262,9 +256,11 @@ def _conv2d_xla(x, kernel, *, stride, pads, dilation, groups):
 def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups, native):
   kh, kw, cin_per_group, cout = kernel.shape
   cin = x.shape[-1]
+  # what both native kernels take: float32, unit dilation, no negative padding
+  native = (native and x.dtype == kernel.dtype == jnp.float32 and dilation == (1, 1)
+            and min(p for side in pads for p in side) >= 0)
   if groups == cin and cin_per_group == 1 and cout == cin:
-    if (native and stride == dilation == (1, 1) and x.dtype == kernel.dtype == jnp.float32
-        and min(p for side in pads for p in side) >= 0 and native_kernels.status().available):
+    if native and stride == (1, 1) and native_kernels.status().available:
       return _depthwise_native(x, kernel[:, :, 0, :], pads)
     return _depthwise_taps(x, kernel, stride=stride, pads=pads, dilation=dilation)
   if groups == 1 and (kh, kw) == (1, 1):
@@ -275,9 +271,7 @@ def _conv2d_cpu(x, kernel, *, stride, pads, dilation, groups, native):
     ho, wo = h // kh, w // kw  # trailing rows/columns that fill no patch are dropped, as torch
     patches = x[:, :ho * kh, :wo * kw].reshape(b, ho, kh, wo, kw, cin).transpose(0, 1, 3, 2, 4, 5)
     return _matmul(patches.reshape(b, ho, wo, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-  if (native and groups == 1 and stride[0] == stride[1] and dilation == (1, 1)
-      and x.dtype == kernel.dtype == jnp.float32 and min(p for side in pads for p in side) >= 0
-      and _native_dense_wins(cin, cout)):
+  if native and groups == 1 and stride[0] == stride[1] and _native_dense_wins(cin, cout):
     return _dense_native(_pad_hw(x, pads), kernel, stride[0])
   return _conv2d_xla(x, kernel, stride=stride, pads=pads, dilation=dilation, groups=groups)
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from repsim_jax import resources
 from repsim_jax.models import layers
 from repsim_jax.models import native as native_kernels
 
@@ -154,10 +155,10 @@ def test_conv2d_bad_arguments():
 
 def test_compiler_options_per_platform(monkeypatch):
   """512-bit vectors on CPU hosts with AVX-512, nothing on others or on accelerators."""
-  monkeypatch.setattr(layers, "_host_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+  monkeypatch.setattr(resources, "host_cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
   assert layers.compiler_options("cpu") == {"xla_cpu_prefer_vector_width": 512}
   assert layers.compiler_options("gpu") == {} and layers.compiler_options("tpu") == {}
-  monkeypatch.setattr(layers, "_host_cpu_flags", lambda: frozenset({"avx2", "fma"}))
+  monkeypatch.setattr(resources, "host_cpu_flags", lambda: frozenset({"avx2", "fma"}))
   assert layers.compiler_options("cpu") == {}
 
 

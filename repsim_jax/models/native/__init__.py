@@ -88,10 +88,7 @@ def find_compiler() -> str | None:
   """$CXX (a name on PATH or a path), else the first of c++, g++, clang++ on PATH."""
   if os.environ.get("CXX"):
     return shutil.which(os.environ["CXX"])
-  for name in ("c++", "g++", "clang++"):
-    if shutil.which(name):
-      return shutil.which(name)
-  return None
+  return next(filter(None, map(shutil.which, ("c++", "g++", "clang++"))), None)
 
 
 def build(source: pathlib.Path = SOURCE, out_dir: pathlib.Path | None = None,
@@ -103,12 +100,13 @@ def build(source: pathlib.Path = SOURCE, out_dir: pathlib.Path | None = None,
     raise BuildError("no C++ compiler found (set CXX, or install g++ or clang++)")
   out_dir = out_dir or cache_dir()
   include = jax.ffi.include_dir()
-  text = source.read_bytes()
-  version = _compiler_version(compiler)
+  # everything but the flags that can change the binary (CPU flags: -march=native)
+  build_inputs = (source.read_bytes(), compiler, _compiler_version(compiler), _COMMON,
+                  jax.__version__, _jaxlib_version(), platform.machine(), sys.platform,
+                  sorted(resources.host_cpu_flags()) or platform.processor())
+
   def target(flags):
-    key = hashlib.sha256(repr((
-        text, compiler, version, flags, _COMMON, jax.__version__, _jaxlib_version(),
-        platform.machine(), sys.platform, _cpu_flags())).encode()).hexdigest()[:20]
+    key = hashlib.sha256(repr((build_inputs, flags)).encode()).hexdigest()[:20]
     return out_dir / f"{source.stem}-{key}.so"
 
   flag_sets = ((tuple(os.environ["REPSIM_JAX_NATIVE_FLAGS"].split()),)
@@ -155,7 +153,7 @@ def status() -> Status:
       jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
   except (BuildError, OSError, AttributeError) as e:
     logging.warning("native CPU kernels unavailable, using the XLA lowering instead (same "
-                    "results, slower depthwise convolutions): %s", e)
+                    "results, slower convolutions): %s", e)
     return Status(False, reason=str(e))
   return Status(True, path=str(path), dense_tile_pixels=lib.RepsimDenseTilePixels(),
                 dense_channel_multiple=lib.RepsimDenseChannelMultiple())
@@ -223,7 +221,3 @@ def _compiler_version(compiler: str) -> str:
 def _jaxlib_version() -> str:
   import jaxlib  # pylint: disable=import-outside-toplevel
   return jaxlib.__version__
-
-
-def _cpu_flags() -> str:
-  return resources.proc_field("/proc/cpuinfo", "flags") or platform.processor()

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -71,6 +72,27 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t count, std::function<void(int64_
 
 inline Vec Broadcast(float a) { return Vec{} + a; }
 
+// A row of n output pixels in register tiles: fn(q, Width<T>{}) for the tile of T pixels at q,
+// T = Tile for whole tiles, then one tile of the n % Tile pixels left. The width is a type, so
+// each tile's accumulators are a fixed-size array the compiler keeps in registers.
+template <int T>
+using Width = std::integral_constant<int, T>;
+
+template <int T, typename F>
+inline void LastTile(int64_t n, int64_t q, F& fn) {
+  if constexpr (T > 0) {
+    if (n == T) fn(q, Width<T>{});
+    else LastTile<T - 1>(n, q, fn);
+  }
+}
+
+template <int Tile, typename F>
+inline void RowTiles(int64_t n, F&& fn) {
+  int64_t q = 0;
+  for (; q + Tile <= n; q += Tile) fn(q, Width<Tile>{});
+  LastTile<Tile - 1>(n - q, q, fn);
+}
+
 inline void Store(float* out, const Vec& v, int64_t n) {
   std::memcpy(out, &v, (n < kLanes ? n : kLanes) * sizeof(float));
 }
@@ -120,21 +142,9 @@ void DwPlane(const DwShape& s, const float* x, const float* k, float* y, int64_t
   for (int64_t o = 0; o < s.ho; ++o) {
     float* out = y + ((bi * s.ho + o) * s.wo) * s.c + c0;
     const Vec* rows = plane.data() + o * s.wp;
-    int64_t q = 0;
-    for (; q + kDwTile <= s.wo; q += kDwTile)
-      DwTile<KW, kDwTile>(s, rows + q, kern.data(), out + q * s.c, nc);
-    const Vec* r = rows + q;
-    float* tail = out + q * s.c;
-    switch (s.wo - q) {
-      case 1: DwTile<KW, 1>(s, r, kern.data(), tail, nc); break;
-      case 2: DwTile<KW, 2>(s, r, kern.data(), tail, nc); break;
-      case 3: DwTile<KW, 3>(s, r, kern.data(), tail, nc); break;
-      case 4: DwTile<KW, 4>(s, r, kern.data(), tail, nc); break;
-      case 5: DwTile<KW, 5>(s, r, kern.data(), tail, nc); break;
-      case 6: DwTile<KW, 6>(s, r, kern.data(), tail, nc); break;
-      case 7: DwTile<KW, 7>(s, r, kern.data(), tail, nc); break;
-      default: break;
-    }
+    RowTiles<kDwTile>(s.wo, [&](int64_t q, auto width) {
+      DwTile<KW, decltype(width)::value>(s, rows + q, kern.data(), out + q * s.c, nc);
+    });
   }
 }
 
@@ -203,15 +213,6 @@ inline void DenseTile(const DenseShape& s, const float* x, const float* w, float
     for (int v = 0; v < V; ++v) std::memcpy(y + t * s.co + v * kLanes, &acc[t][v], sizeof(Vec));
 }
 
-// The last n < kDenseTile pixels of a row, as one tile of width n.
-template <int T>
-inline void DenseTail(int64_t n, const DenseShape& s, const float* x, const float* w, float* y) {
-  if constexpr (T > 0) {
-    if (n == T) DenseTile<T, kDenseVecs>(s, x, w, y);
-    else DenseTail<T - 1>(n, s, x, w, y);
-  }
-}
-
 ffi::Error DenseImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> k,
                      ffi::ResultBuffer<ffi::F32> y, int64_t stride) {
   auto xd = x.dimensions(), kd = k.dimensions(), yd = y->dimensions();
@@ -235,10 +236,10 @@ ffi::Error DenseImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
     const int64_t bi = row / s.ho, o = row % s.ho;
     const float* in = xp + ((bi * s.hp + o * s.stride) * s.wp) * s.ci;
     float* out = yp + ((bi * s.ho + o) * s.wo) * s.co + c0;
-    int64_t q = 0;
-    for (; q + kDenseTile <= s.wo; q += kDenseTile)
-      DenseTile<kDenseTile, kDenseVecs>(s, in + q * s.stride * s.ci, kp + c0, out + q * s.co);
-    DenseTail<kDenseTile - 1>(s.wo - q, s, in + q * s.stride * s.ci, kp + c0, out + q * s.co);
+    RowTiles<kDenseTile>(s.wo, [&](int64_t q, auto width) {
+      DenseTile<decltype(width)::value, kDenseVecs>(s, in + q * s.stride * s.ci, kp + c0,
+                                                    out + q * s.co);
+    });
   });
   return ffi::Error::Success();
 }
