@@ -233,6 +233,6 @@ def head_subset_cka(head_outputs: jax.Array, distances: jax.Array,
   subsets = head_subset_representations(head_outputs, indices,
                                         num_prefix_tokens=num_prefix_tokens, pooling=pooling)
   cnn = [flatten_representation(x, pooling=pooling) for x in cnn_layers]
-  similarity = cka_matrix(subsets, cnn, debiased=debiased, batch_size=batch_size,
-                                  **cka_options)
+  similarity = cka_matrix(subsets, cnn, hsic="song" if debiased else "gretton",
+                          batch_size=batch_size, **cka_options)
   return mean_distance, np.asarray(similarity)

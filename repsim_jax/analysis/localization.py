@@ -78,6 +78,7 @@ def localization_maps(features: jax.Array, images: jax.Array, *,
     tokens = [(r, c) for r in range(gh) for c in range(gw)]
   token_reps = [features[:, r, c, :] for r, c in tokens]
   patch_reps = [patches[:, a, b, :] for a in range(ph_grid) for b in range(pw_grid)]
-  similarity = np.asarray(kernel_alignment.cka_matrix(token_reps, patch_reps, debiased=debiased,
-                                             batch_size=batch_size, **cka_options))
+  similarity = np.asarray(kernel_alignment.cka_matrix(
+      token_reps, patch_reps, hsic="song" if debiased else "gretton", batch_size=batch_size,
+      **cka_options))
   return similarity.reshape(len(token_reps), ph_grid, pw_grid)

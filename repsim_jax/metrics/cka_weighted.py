@@ -31,7 +31,7 @@ import numpy as np
 from repsim_jax import sharding
 from repsim_jax.metrics import _blocked
 from repsim_jax.metrics.validation import as_layer_list
-from repsim_jax.metrics.kernel_alignment import center_features
+from repsim_jax.metrics.kernel_alignment import center_features, resolve_hsic
 
 __all__ = ["weighted_cka"]
 
@@ -67,21 +67,25 @@ def _hsic_terms_block(query_idx, *args, a_ids, b_ids, debiased):
 
 
 def weighted_cka(layers_a: Sequence, layers_b: Sequence | None, weights, *,
-                 debiased: bool = True, mesh=None, block_size: int | None = None,
-                 memory_budget_bytes: int | None = None, dtype=np.float32) -> np.ndarray:
+                 hsic: str | None = None, mesh=None, block_size: int | None = None,
+                 memory_budget_bytes: int | None = None, dtype=np.float32,
+                 debiased: bool | None = None) -> np.ndarray:
   """Linear CKA(layers_a[i][idx], layers_b[j][idx]) for every replicate: float64 [R, La, Lb].
 
   Args:
     layers_a, layers_b: sequences of [N, d_l] arrays (layers_b None: layers_a).
     weights: [R, N] non-negative integers (replicate r holds image i weights[r, i] times),
       at least 4 images per replicate when debiased.
-    debiased: HSIC_1 (Song et al. 2012) as `cka_matrix(debiased=True)`, else the biased HSIC.
+    hsic: "song" (default), HSIC_1 (Song et al. 2012) as `cka_matrix`, or "gretton", the
+      biased HSIC; debiased: its deprecated form (True: "song").
     mesh, block_size, memory_budget_bytes: the row-block engine (rows sharded over devices).
     dtype: np.float32 (default) or np.float64.
 
   Returns:
     float64 [R, La, Lb]; 0 where a layer is constant on the replicate (as `cka_matrix`).
   """
+  debiased = resolve_hsic(hsic, debiased, old_name="debiased", default="song",
+                          where="weighted_cka")
   same = layers_b is None or layers_b is layers_a
   layers_a = as_layer_list(layers_a, "layers_a")
   layers_b = layers_a if same else as_layer_list(layers_b, "layers_b")

@@ -97,19 +97,19 @@ def imbalance_bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *,
 
 
 def cka_bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *, n_boot: int = 200,
-                  seed: int = 0, debiased: bool = True, confidence: float = 0.95,
+                  seed: int = 0, hsic: str | None = None, confidence: float = 0.95,
                   method: str = "percentile", **kwargs) -> dict[str, np.ndarray]:
   """Image-bootstrap interval of every linear CKA(layers_a[i], layers_b[j]).
 
-  Args as in `imbalance_bootstrap`; debiased: as in `cka_matrix`; **kwargs: mesh, block_size,
-  memory_budget_bytes, dtype (`weighted_cka`).
+  Args as in `imbalance_bootstrap`; hsic: as in `cka_matrix`; **kwargs: mesh, block_size,
+  memory_budget_bytes, dtype (`weighted_cka`; its deprecated `debiased` too).
 
   Returns:
     `bootstrap_interval`'s dict with "value" [La, Lb] from the same pass.
   """
   n = np.shape(layers_a[0])[0]
   weights = np.concatenate([np.ones((1, n), np.int32), bootstrap_weights(n, n_boot, seed)])
-  values = cka_weighted.weighted_cka(layers_a, layers_b, weights, debiased=debiased, **kwargs)
+  values = cka_weighted.weighted_cka(layers_a, layers_b, weights, hsic=hsic, **kwargs)
   return bootstrap_interval(values[0], values[1:], confidence=confidence, method=method)
 
 

@@ -32,6 +32,7 @@ References:
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -45,6 +46,32 @@ from repsim_jax.metrics.validation import (as_layer, as_layer_list, check_rows, 
                                             layer_lists)
 
 _HI = jax.lax.Precision.HIGHEST
+
+# The HSIC estimators, chosen with one keyword everywhere (`hsic=`): "gretton", the biased
+# HSIC_0 = tr(K H L H) / n^2 of Gretton et al. 2005; "song", the unbiased HSIC_1 of Song et al.
+# 2012 (eq. 5), a U-statistic. The similarity repository names them the same way
+# (`cka-kernel=linear-hsic=gretton-score`, `...-hsic=song-score`).
+HSIC_ESTIMATORS = ("gretton", "song")
+
+
+def resolve_hsic(hsic: str | None, old: bool | None, *, old_name: str, default: str,
+                 where: str) -> bool:
+  """True for Song's unbiased estimator, False for Gretton's biased one.
+
+  `hsic` is the keyword; `old` the deprecated boolean it replaces (`debiased=` in CKA,
+  `unbiased=` in CKNNA and `center_gram`), accepted for one release with a DeprecationWarning.
+  """
+  if old is not None:
+    warnings.warn(f"{where}: {old_name}= is deprecated; pass hsic="
+                  f"{'song' if old else 'gretton'!r} instead", DeprecationWarning, stacklevel=3)
+    want = "song" if old else "gretton"
+    if hsic is not None and hsic != want:
+      raise ValueError(f"{where}: {old_name}={old} contradicts hsic={hsic!r}")
+    hsic = want
+  hsic = default if hsic is None else hsic
+  if hsic not in HSIC_ESTIMATORS:
+    raise ValueError(f"{where}: hsic must be one of {HSIC_ESTIMATORS}, got {hsic!r}")
+  return hsic == "song"
 
 # The protocol of Raghu et al. 2021 (appendix, "Additional details on CKA implementation"):
 # `cka_matrix(a, b, **RAGHU_PROTOCOL, seed=0)`.
@@ -86,8 +113,14 @@ def gram_rbf(x: jax.Array, *, threshold: float = 1.0) -> jax.Array:
   return jnp.where(med > 0, k, (d2 == 0).astype(k.dtype))
 
 
-def center_gram(gram: jax.Array, *, unbiased: bool = False) -> jax.Array:
-  """gram: [n, n] symmetric -> H K H (biased) or the U-centered K~ (unbiased), [n, n]."""
+def center_gram(gram: jax.Array, *, hsic: str | None = None,
+                unbiased: bool | None = None) -> jax.Array:
+  """gram: [n, n] symmetric -> H K H (hsic="gretton", default) or the U-centered K~ ("song").
+
+  `unbiased=` is the deprecated form of `hsic=` (True: "song").
+  """
+  unbiased = resolve_hsic(hsic, unbiased, old_name="unbiased", default="gretton",
+                          where="center_gram")
   n = gram.shape[0]
   eye = jnp.eye(n, dtype=bool)
   if unbiased:
@@ -114,6 +147,10 @@ def _ratio(num, self_x, self_y, degenerate):
   return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
 
 
+def _name(debiased: bool) -> str:
+  return "song" if debiased else "gretton"
+
+
 def _is_constant(xc: jax.Array) -> jax.Array:
   return jnp.all(xc == 0)
 
@@ -138,8 +175,8 @@ def _cka_pair(x, y, *, kernel, debiased, rbf_threshold, form):
       yy = _debias(yy, ry, ry, sy, sy, n)
     return _ratio(xty, xx, yy, degenerate)
   gram = gram_linear if kernel == "linear" else functools.partial(gram_rbf, threshold=rbf_threshold)
-  gx = center_gram(gram(xc), unbiased=debiased)
-  gy = center_gram(gram(yc), unbiased=debiased)
+  gx = center_gram(gram(xc), hsic=_name(debiased))
+  gy = center_gram(gram(yc), hsic=_name(debiased))
   return _ratio(jnp.vdot(gx, gy), jnp.vdot(gx, gx), jnp.vdot(gy, gy), degenerate)
 
 
@@ -150,27 +187,30 @@ def _check_options(kernel: str, debiased: bool, rbf_threshold: float) -> None:
     raise ValueError(f"rbf_threshold: expected > 0, got {rbf_threshold}")
 
 
-def cka(x: Any, y: Any, *, kernel: str = "linear", debiased: bool = False,
-        rbf_threshold: float = 1.0) -> jax.Array:
+def cka(x: Any, y: Any, *, kernel: str = "linear", hsic: str | None = None,
+        rbf_threshold: float = 1.0, debiased: bool | None = None) -> jax.Array:
   """Centered kernel alignment between two representations of the same n inputs.
 
   Args:
     x: [n, d_x] (numpy or jax).
     y: [n, d_y].
     kernel: "linear" or "rbf".
-    debiased: use the unbiased HSIC_1 estimator (needs n >= 4). Default False: the biased
-      estimator of Kornblith et al. 2019's definition, which their reference code and most
-      single-pair comparisons report. `cka_matrix` defaults to True instead (see there); both
-      defaults are contracts (docs/design.md, "Contracts").
+    hsic: "song", the unbiased HSIC_1 estimator (needs n >= 4), or "gretton". Default
+      "gretton": the biased estimator of Kornblith et al. 2019's definition, which their
+      reference code and most single-pair comparisons report. `cka_matrix` defaults to "song"
+      instead (see there); both defaults are contracts (docs/design.md, "Contracts").
     rbf_threshold: RBF bandwidth as a fraction of the median distance.
+    debiased: deprecated form of `hsic` (True: "song").
 
   Returns:
     0-d array: CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)), in [0, 1] (biased) or roughly
     [-1, 1] (debiased, negative values are estimation noise around 0). 0 if x or y is constant.
     Jit-friendly: shapes select the form (feature space when n > max(d_x, d_y), linear only).
+    `repsim_jax.cka` returns it as a Python float.
 
   References: Kornblith et al. 2019; Song et al. 2012 (see module docstring).
   """
+  debiased = resolve_hsic(hsic, debiased, old_name="debiased", default="gretton", where="cka")
   _check_options(kernel, debiased, rbf_threshold)
   x, y = as_layer(x, "x"), as_layer(y, "y")
   n = check_rows([x.shape, y.shape], ["x", "y"], min_n=4 if debiased else 2,
@@ -188,7 +228,7 @@ def cka(x: Any, y: Any, *, kernel: str = "linear", debiased: bool = False,
 def _centered_gram_flat(x, *, kernel, debiased, rbf_threshold):
   xc = center_features(x)
   g = gram_linear(xc) if kernel == "linear" else gram_rbf(xc, threshold=rbf_threshold)
-  return center_gram(g, unbiased=debiased).reshape(-1), _is_constant(xc)
+  return center_gram(g, hsic=_name(debiased)).reshape(-1), _is_constant(xc)
 
 
 @jax.jit
@@ -271,8 +311,8 @@ def _exact_matrix(layers_a, layers_b, *, kernel, debiased, rbf_threshold, same):
 
 def _batch_grams(batch_layers, debiased):
   """Tuple of [b, d_l] -> [L, b*b] centered Grams (U-centered when debiased)."""
-  return jnp.stack([center_gram(gram_linear(center_features(x)), unbiased=debiased).reshape(-1)
-                    for x in batch_layers])
+  return jnp.stack([center_gram(gram_linear(center_features(x)),
+                                hsic=_name(debiased)).reshape(-1) for x in batch_layers])
 
 
 @functools.lru_cache(maxsize=None)
@@ -389,11 +429,11 @@ def _minibatch_matrix(layers_a, layers_b, *, batch_size, debiased, same, rows, d
   return np.where(den > 0, cross / np.where(den > 0, den, 1.0), 0.0)
 
 
-def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bool = True,
+def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, hsic: str | None = None,
                batch_size: int | None = None, kernel: str = "linear",
                rbf_threshold: float = 1.0, n_samples: int | None = None, repeats: int = 1,
                seed: int | None = None, devices: Sequence[jax.Device] | None = None,
-               batches_per_device: int = 1) -> np.ndarray:
+               batches_per_device: int = 1, debiased: bool | None = None) -> np.ndarray:
   """CKA between every layer of `layers_a` and every layer of `layers_b`.
 
   Args:
@@ -401,9 +441,9 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
       `.dtype` and row indexing, e.g. np.memmap, read a batch at a time in the minibatch path).
     layers_b: sequence of Lb arrays `[n, d_j]` (pass the same list object to get a symmetric
       matrix and share the work).
-    debiased: unbiased HSIC_1 (Song et al. 2012) instead of the biased HSIC. Default True,
-      unlike `cka`'s False: the all-layer heatmaps of Raghu et al. 2021 and minibatch CKA
-      (Nguyen et al. 2020) use the unbiased estimator, whose sum over batches does not depend on
+    hsic: "song", the unbiased HSIC_1 (Song et al. 2012), or "gretton", the biased HSIC.
+      Default "song", unlike `cka`'s "gretton": the all-layer heatmaps of Raghu et al. 2021
+      and minibatch CKA (Nguyen et al. 2020) use the unbiased estimator, whose sum over batches does not depend on
       the batch size, where the biased one drifts with it. Both defaults are contracts
       (docs/design.md, "Contracts").
     batch_size: None for exact CKA on all n rows; an int for minibatch CKA (Nguyen et al. 2020):
@@ -427,8 +467,12 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, debiased: bo
   Memory: the exact path holds the centered features (n > d) or the [L, n^2] centered Grams
   (n <= d); the minibatch path holds one step of batches, independent of n.
 
+    debiased: deprecated form of `hsic` (True: "song").
+
   References: Kornblith et al. 2019; Nguyen et al. 2020; Raghu et al. 2021.
   """
+  debiased = resolve_hsic(hsic, debiased, old_name="debiased", default="song",
+                          where="cka_matrix")
   _check_options(kernel, debiased, rbf_threshold)
   same = layers_b is layers_a
   layers_a = as_layer_list(layers_a, "layers_a")
@@ -503,7 +547,8 @@ def _permuted_hsic(fa, fb, perms, *, debiased):
 
 
 def cka_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms, *,
-                         debiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                         hsic: str | None = None, debiased: bool | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
   """Linear CKA(layers_a[i], layers_b[j][perm]) for each permutation, and the observed matrix.
 
   Permuting the rows of one side leaves both self terms unchanged; only the cross term is
@@ -515,11 +560,14 @@ def cka_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms
     layers_a, layers_b: sequences of [n, d_l] arrays.
     perms: [P, n] permutations of range(n); permutation p pairs row i of A with row perms[p, i]
       of B.
-    debiased: HSIC_1 (Song et al. 2012) as `cka_matrix(debiased=True)`, else the biased HSIC.
+    hsic: "song" (default), HSIC_1 (Song et al. 2012) as `cka_matrix`, or "gretton", the
+      biased HSIC; debiased: its deprecated form.
 
   Returns:
     (observed float64 [La, Lb] (the identity, through the same code), null float64 [P, La, Lb]).
   """
+  debiased = resolve_hsic(hsic, debiased, old_name="debiased", default="song",
+                          where="cka_permutation_null")
   la, lb, same = layer_lists(layers_a, layers_b, min_n=4 if debiased else 2,
                              why="debiased CKA" if debiased else "CKA")
   n = la[0].shape[0]

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from repsim_jax.metrics.kernel_alignment import resolve_hsic
 from repsim_jax.metrics.validation import as_layer, check_rows, layer_lists
 
 _HI = jax.lax.Precision.HIGHEST
@@ -147,19 +148,22 @@ def _cknna_ratio(kl, kk, ll):
   return kl / (jnp.sqrt(jnp.maximum(kk * ll, 0.0)) + 1e-6)
 
 
-def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True,
-          unbiased: bool = True) -> jax.Array:
+def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True, hsic: str | None = None,
+          unbiased: bool | None = None) -> jax.Array:
   """CKNNA of Huh et al. 2024: CKA restricted to mutual k-nearest neighbours.
 
   Args:
     x: [n, d_x]; y: [n, d_y].
     k: neighbours per row (>= 2, as the reference requires); self excluded when unbiased.
     normalize: L2-normalise rows first (the reference pipeline does).
-    unbiased: unbiased HSIC (reference default) or biased trace(A H B H).
+    hsic: "song", the unbiased HSIC (reference default), or "gretton", the biased
+      trace(A H B H); unbiased: its deprecated form (True: "song").
 
   Returns:
     0-d array: s(K, L) / (sqrt(s(K, K) s(L, L)) + 1e-6), s = HSIC of the masked Gram matrices.
+    `repsim_jax.cknna` returns it as a Python float.
   """
+  unbiased = resolve_hsic(hsic, unbiased, old_name="unbiased", default="song", where="cknna")
   x, y = as_layer(x, "x"), as_layer(y, "y")
   _check_cknna(k)
   check_rows([x.shape, y.shape], ["x", "y"], min_n=max(k + 1, 4), why=f"CKNNA with k={k}")
@@ -170,8 +174,11 @@ def cknna(x: Any, y: Any, *, k: int = 10, normalize: bool = True,
 
 
 def cknna_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, k: int = 10,
-                 normalize: bool = True, unbiased: bool = True) -> np.ndarray:
+                 normalize: bool = True, hsic: str | None = None,
+                 unbiased: bool | None = None) -> np.ndarray:
   """[La, Lb] CKNNA; each layer's Gram matrix, neighbour mask and self term computed once."""
+  unbiased = resolve_hsic(hsic, unbiased, old_name="unbiased", default="song",
+                          where="cknna_matrix")
   ga, gb, self_a, self_b, _ = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
                                            unbiased=unbiased)
   hs = functools.partial(_masked_hsic, unbiased=unbiased)
@@ -252,8 +259,8 @@ def _permuted_masked_hsic(ka, ma, kb, mb, perms, *, unbiased):
 
 
 def cknna_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], perms, *,
-                           k: int = 10, normalize: bool = True, unbiased: bool = True
-                           ) -> tuple[np.ndarray, np.ndarray]:
+                           k: int = 10, normalize: bool = True, hsic: str | None = None,
+                           unbiased: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
   """CKNNA of (layers_a[i], layers_b[j][perm]) for each permutation, and the observed.
 
   Gram matrices, neighbour masks and self terms are computed once per layer (the self terms do
@@ -263,6 +270,8 @@ def cknna_permutation_null(layers_a: Sequence[Any], layers_b: Sequence[Any], per
   Returns:
     (observed float64 [La, Lb], null float64 [P, La, Lb]).
   """
+  unbiased = resolve_hsic(hsic, unbiased, old_name="unbiased", default="song",
+                          where="cknna_permutation_null")
   ga, gb, self_a, self_b, n = _cknna_parts(layers_a, layers_b, k=k, normalize=normalize,
                                            unbiased=unbiased)
   perms = _check_perms(perms, n)

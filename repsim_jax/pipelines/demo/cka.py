@@ -15,7 +15,7 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   models, names = held_out.models, held_out.layer_names
   union = [x for m in models for x in held_out.layers[m]]
   labels_union = [f"{m}/{n}" for m in models for n in names[m]]
-  cka = cka_matrix(union, union, debiased=True)
+  cka = cka_matrix(union, union, hsic="song")
   run.save("cka", {"cka": cka, "layers": np.array(labels_union)})
   run.section("CKA between all layers of all models").figure("Unbiased linear CKA", lambda: (
       layer_heatmap(cka, row_labels=labels_union, col_labels=labels_union,

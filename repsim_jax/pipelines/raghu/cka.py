@@ -29,7 +29,8 @@ def pooled_layers(model: Model, images: ImageBatches, ids: Sequence[str], names:
 
 def cka_options(settings) -> dict:
   """`cka_matrix` keyword arguments from a config group (the protocol only with a batch size)."""
-  opts = dict(debiased=settings.debiased, batch_size=settings.get("batch_size"))
+  opts = dict(hsic="song" if settings.debiased else "gretton",
+              batch_size=settings.get("batch_size"))
   if opts["batch_size"] and (settings.get("n_samples") or settings.get("repeats", 1) != 1):
     opts.update(n_samples=settings.get("n_samples"), repeats=settings.get("repeats", 1),
                 seed=settings.get("seed", 0))

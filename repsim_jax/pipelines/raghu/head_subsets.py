@@ -38,7 +38,8 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
       cnn_layers[n].append(np.asarray(flatten_representation(blocks[n],
                                                              pooling=settings.pooling)))
   cnn_reps = [np.concatenate(cnn_layers[n]) for n in cnn_names]
-  opts = dict(debiased=settings.debiased, batch_size=settings.get("batch_size"))
+  opts = dict(hsic="song" if settings.debiased else "gretton",
+              batch_size=settings.get("batch_size"))
   section = run.section(f"Head subsets vs CNN (Fig. 5), N={len(ids)}")
   out = {}
   for m in vits:
