@@ -6,7 +6,17 @@
     repsim_jax.similarity_matrix(layers_a, layers_b, measure="procrustes-distance=angular")
 
 Each module listed in MODULES declares its measures with `protocol.register` when imported;
-adding a measure is one module, its test, and one line here.
+adding a measure is one module, its test, and one line here (docs/design.md, "Adding a measure").
+
+Derived for every measure (generic paths in `engine`; a measure's fast paths replace them where
+it declares them, and are tested against them):
+
+  similarity_matrix   [La, Lb]; each layer prepared once; layer pairs spread over processes and
+                      devices, the same matrix on one device or many
+  bootstrap           image-bootstrap replicates [B, La, Lb] and their interval
+  subsets             the matrix on disjoint random subsets, mean ± Student-t interval
+  permutation_null    the matrix with B's rows permuted (the same permutation for every layer)
+  (calibration: `repsim_jax.metrics.calibration.permutation_test`, for any measure)
 """
 from __future__ import annotations
 
@@ -15,14 +25,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from repsim_jax.measures import protocol
+from repsim_jax.measures import engine, protocol
 from repsim_jax.measures.protocol import Measure, Properties, register
+from repsim_jax.metrics import intervals
 
 __all__ = ["Measure", "Properties", "register", "measure", "measures", "similarity_matrix",
-           "MODULES"]
+           "bootstrap", "bootstrap_replicates", "subsets", "permutation_null", "MODULES"]
 
 # One line per measure module (repsim_jax/measures/<module>.py).
 MODULES: tuple[str, ...] = (
+    "imbalance",
+    "cka",
+    "neighbours",
+    "cca",
+    "procrustes",
 )
 
 _loaded = False
@@ -49,23 +65,139 @@ def measures() -> list[dict[str, Any]]:
            "preparation": m.preparation, "perfect": m.perfect, "options": dict(m.options),
            "fast_paths": [f for f in ("matrix", "bootstrap", "permutation_null")
                           if getattr(m, f) is not None],
-           **m.properties.as_dict()}
+           "reference": m.reference, **m.properties.as_dict()}
           for m in protocol.registered()]
 
 
+def _setup(name, layers_a, layers_b, options):
+  m = measure(name)
+  opts, fast = m.split_options(options)
+  la, lb, same = engine.check_layers(m, layers_a, layers_b)
+  return m, opts, fast, la, lb, same
+
+
+def _fast(fn, *args, opts, fast):
+  """A fast path's result, or None when absent or when it does not cover these options."""
+  return None if fn is None else fn(*args, **opts, **fast)
+
+
 def similarity_matrix(layers_a: Sequence, layers_b: Sequence | None = None, *,
-                      measure: str | Measure = "cka", **options) -> np.ndarray:
+                      measure: str | Measure = "cka", generic: bool = False,
+                      **options) -> np.ndarray:
   """[La, Lb] float64: entry [i, j] = measure(layers_a[i], layers_b[j]).
 
-  Each layer is prepared once; a measure's `matrix` fast path is used where it declares one.
-  layers_b None: layers_a against itself.
+  Args:
+    layers_a, layers_b: sequences of [N, d_l] arrays (layers_b None: layers_a against itself).
+    measure: a registered name or alias (`measures()` lists them).
+    generic: use the generic path even where the measure has a `matrix` fast path (tests).
+    **options: the measure's options and fast-path settings.
+
+  Each layer is prepared once; a measure's `matrix` fast path (its own sharded kernel) is used
+  where it declares one; otherwise the layer pairs are spread over processes and devices
+  (`engine`). Every process returns the whole matrix.
   """
-  m = globals()["measure"](measure)
-  opts = m.resolve_options(options)
-  layers_b = layers_a if layers_b is None else layers_b
-  if m.matrix is not None:
-    return np.asarray(m.matrix(layers_a, layers_b, **opts), np.float64)
-  prep_a = [m.prepare(x, **opts) for x in layers_a]
-  prep_b = prep_a if layers_b is layers_a else [m.prepare(y, **opts) for y in layers_b]
-  return np.array([[float(m.pair(pa, pb, **opts)) for pb in prep_b] for pa in prep_a],
-                  np.float64)
+  m, opts, fast, la, lb, same = _setup(measure, layers_a, layers_b, options)
+  if not generic:
+    out = _fast(m.matrix, la, la if same else lb, opts=opts, fast=fast)
+    if out is not None:
+      return np.asarray(out, np.float64)
+  return engine.evaluate(m, la, lb, [(None, None)], opts, same=same)[0]
+
+
+def bootstrap_replicates(layers_a: Sequence, layers_b: Sequence | None = None, *, weights,
+                         measure: str | Measure = "cka", generic: bool = False,
+                         **options) -> np.ndarray:
+  """float64 [B, La, Lb]: the measure on each resample, weights [B, N] integer counts.
+
+  Generic path: replicate b compares the layers' rows np.repeat(arange(N), weights[b]) (a
+  resampled image appears weights[b, i] times). A `bootstrap` fast path computes all replicates
+  in one pass (II's weighted rank counts, CKA's weighted HSIC sums).
+  """
+  m, opts, fast, la, lb, same = _setup(measure, layers_a, layers_b, options)
+  weights = np.asarray(weights)
+  if not generic:
+    out = _fast(m.bootstrap, la, la if same else lb, weights, opts=opts, fast=fast)
+    if out is not None:
+      return np.asarray(out, np.float64)
+  n = len(la[0])
+  rows = [np.repeat(np.arange(n), w) for w in weights]
+  return engine.evaluate(m, la, lb, [(r, r) for r in rows], opts, same=same)
+
+
+def bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *,
+              measure: str | Measure = "cka", n_boot: int = 200, seed: int = 0,
+              generic: bool = False, interval: dict | None = None,
+              **options) -> dict[str, np.ndarray]:
+  """Image-bootstrap interval of every entry of the [La, Lb] matrix, for any measure.
+
+  Args:
+    layers_a, layers_b, measure, **options: as in `similarity_matrix`.
+    n_boot, seed: replicates drawn by `intervals.bootstrap_weights` (scipy.stats.bootstrap's
+      draws).
+    generic: force the generic path (tests).
+    interval: keywords for `intervals.bootstrap_interval` (confidence, method); its defaults
+      otherwise.
+
+  Returns:
+    `intervals.bootstrap_interval`'s dict: "value" [La, Lb] (the plain matrix), "replicates"
+    [B, La, Lb], "low", "high", "half_width", "std".
+  """
+  n = np.shape(layers_a[0])[0]
+  weights = intervals.bootstrap_weights(n, n_boot, seed)
+  value = similarity_matrix(layers_a, layers_b, measure=measure, generic=generic, **options)
+  reps = bootstrap_replicates(layers_a, layers_b, weights=weights, measure=measure,
+                              generic=generic, **options)
+  return intervals.bootstrap_interval(value, reps, **(interval or {}))
+
+
+def subsets(layers_a: Sequence, layers_b: Sequence | None = None, *,
+            measure: str | Measure = "cka", subset_size: int, repeats: int | None = None,
+            seed: int = 0, interval: dict | None = None, **options) -> dict[str, np.ndarray]:
+  """The matrix on R disjoint random subsets (DADApy's subset_size / repeats), for any measure.
+
+  Subsets from `intervals.disjoint_subsets`, summarised by `intervals.subsample_interval`
+  (`interval`: its keywords, e.g. confidence).
+
+  Returns:
+    {"values" [R, La, Lb], "mean", "sem", "low", "high", "half_width", "subsets" [R, size]}.
+  """
+  same = layers_b is None or layers_b is layers_a
+  n = np.shape(layers_a[0])[0]
+  idx = intervals.disjoint_subsets(n, subset_size, repeats, seed)
+
+  def on(layers, rows):
+    return [np.asarray(x)[rows] for x in layers]
+
+  values = []
+  for rows in idx:
+    sub_a = on(layers_a, rows)
+    values.append(similarity_matrix(sub_a, sub_a if same else on(layers_b, rows),
+                                    measure=measure, **options))
+  out = intervals.subsample_interval(np.stack(values), **(interval or {}))
+  out["subsets"] = idx
+  return out
+
+
+def permutation_null(layers_a: Sequence, layers_b: Sequence | None = None, *, perms,
+                     measure: str | Measure = "cka", generic: bool = False,
+                     **options) -> tuple[np.ndarray, np.ndarray]:
+  """(observed [La, Lb], null [P, La, Lb]): the measure with B's rows permuted by each perm.
+
+  Permutation p pairs row i of every layer of A with row perms[p, i] of every layer of B (the
+  same permutation for every layer, as calibration over a layer grid needs). Generic path: A's
+  layers prepared once, B's once per permutation; fast paths (II, linear CKA, mutual k-NN,
+  CKNNA) permute inside their kernels.
+  """
+  m, opts, fast, la, lb, same = _setup(measure, layers_a, layers_b, options)
+  n = len(la[0])
+  perms = np.asarray(perms)
+  if perms.ndim != 2 or perms.shape[1] != n or not np.all(np.sort(perms, axis=1) == np.arange(n)):
+    raise ValueError(f"perms: expected permutations of range({n}) as rows [P, {n}], got "
+                     f"{perms.dtype} {perms.shape}")
+  if not generic:
+    out = _fast(m.permutation_null, la, la if same else lb, perms, opts=opts, fast=fast)
+    if out is not None:
+      return np.asarray(out[0], np.float64), np.asarray(out[1], np.float64)
+  values = engine.evaluate(m, la, lb, [(None, None)] + [(None, p) for p in perms], opts,
+                           same=same)
+  return values[0], values[1:]

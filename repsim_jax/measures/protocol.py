@@ -31,6 +31,11 @@ for a distance (smaller = more similar); e.g. `cka-kernel=linear-hsic=gretton-sc
 
 Options: a measure may declare keyword `options` with their defaults (II's `k` and `metric`);
 `prepare` and `pair` receive the options as keywords. The defaults are the ones the name states.
+`fast_options` are the settings only its fast paths take (block sizes, memory budgets, a mesh):
+they change how the numbers are computed, not which numbers.
+
+Generic paths evaluate `prepare` and `pair` on one device of one process at a time (the layer
+pairs are what is distributed), so a `pair` must not start collectives of its own.
 """
 from __future__ import annotations
 
@@ -96,6 +101,8 @@ class Measure:
     perfect: the value for identical representations (1 for most scores, 0 for distances);
       calibration scales between the null's critical value and this.
     options: keyword options with their defaults, passed to `prepare` and `pair`.
+    fast_options: settings only the fast paths take, with their defaults (not passed to
+      `prepare` or `pair`).
     min_rows: the fewest rows (images) the measure is defined on.
     reference: the definition's source and the anchor code it is tested against.
     matrix: fast path (layers_a, layers_b, **options) -> np.ndarray [La, Lb].
@@ -113,6 +120,7 @@ class Measure:
   aliases: tuple[str, ...] = ()
   perfect: float | None = None
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  fast_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   min_rows: int = 2
   reference: str = ""
   matrix: Callable[..., np.ndarray] | None = None
@@ -137,16 +145,27 @@ class Measure:
   def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
     """The declared defaults updated by `options`; an unknown option is an error that lists
     the declared ones."""
-    unknown = sorted(set(options) - set(self.options))
+    opts, _ = self.split_options(options)
+    return opts
+
+  def split_options(self, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(measure options, fast-path settings), each with its declared defaults filled in."""
+    unknown = sorted(set(options) - set(self.options) - set(self.fast_options))
     if unknown:
       raise ValueError(f"measure {self.name!r}: unknown option(s) {unknown}; it takes "
-                       f"{sorted(self.options) or 'no options'}")
-    return {**self.options, **options}
+                       f"{sorted({**self.options, **self.fast_options}) or 'no options'}")
+    return ({**self.options, **{k: v for k, v in options.items() if k in self.options}},
+            {**self.fast_options,
+             **{k: v for k, v in options.items() if k in self.fast_options}})
 
   def __call__(self, x, y, **options) -> float:
     """The measure between two representations [n, d_x], [n, d_y], as a Python float."""
     opts = self.resolve_options(options)
     return float(self.pair(self.prepare(x, **opts), self.prepare(y, **opts), **opts))
+
+  def oriented(self, values):
+    """`values` with larger = more similar (a distance negated): what calibration ranks."""
+    return np.asarray(values, np.float64) * (1.0 if self.higher_is_similar else -1.0)
 
 
 _REGISTRY: dict[str, Measure] = {}

@@ -76,6 +76,22 @@ def _pwcca_pair(sa, sb):
   return jnp.where(total > 0, jnp.sum(alpha * rho) / jnp.where(total > 0, total, 1.0), 0.0)
 
 
+def cca_layer(x: Any, *, keep: float | None = None):
+  """One layer's CCA preparation: the thin SVD of the centred x, truncated to `keep` of its
+  variance (SVCCA) or to its numerical rank (keep None, PWCCA). A pytree for `svcca_prepared`
+  / `pwcca_prepared`."""
+  if keep is not None:
+    _check_keep(keep)
+    keep = float(keep)
+  x = as_layer(x, "x")
+  check_rows([x.shape], ["x"], min_n=2, why="CCA")
+  return _subspace(x, keep=keep)
+
+
+svcca_prepared = _svcca_pair  # (cca_layer(x, keep=...), cca_layer(y, keep=...)) -> 0-d
+pwcca_prepared = _pwcca_pair  # (cca_layer(x), cca_layer(y)) -> 0-d, weights from x
+
+
 def svcca(x: Any, y: Any, *, keep: float = 0.99) -> jax.Array:
   """SVCCA similarity: mean canonical correlation after SVD truncation to `keep` variance.
 

@@ -72,8 +72,8 @@ def knn_indices(x: Any, *, k: int, normalize: bool = True, include_self: bool = 
 
 
 @jax.jit
-def _overlap(ia, ib):
-  """[n, k] x [n, k] -> mean over rows of |intersection| / k."""
+def knn_overlap(ia, ib):
+  """[n, k] x [n, k] neighbour lists -> mean over rows of |intersection| / k (0-d)."""
   hits = jnp.sum(ia[:, :, None] == ib[:, None, :], axis=(1, 2))
   return jnp.mean(hits / ia.shape[1])
 
@@ -91,7 +91,7 @@ def mutual_knn(x: Any, y: Any, *, k: int = 10, normalize: bool = True) -> jax.Ar
   """
   x, y = as_layer(x, "x"), as_layer(y, "y")
   check_rows([x.shape, y.shape], ["x", "y"], min_n=k + 1, why=f"k={k} neighbours")
-  return _overlap(knn_indices(x, k=k, normalize=normalize),
+  return knn_overlap(knn_indices(x, k=k, normalize=normalize),
                   knn_indices(y, k=k, normalize=normalize))
 
 
@@ -102,7 +102,7 @@ def mutual_knn_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, k: in
                                          why=f"k={k} neighbours")
   ia = jnp.stack([knn_indices(x, k=k, normalize=normalize) for x in layers_a])
   ib = ia if same else jnp.stack([knn_indices(x, k=k, normalize=normalize) for x in layers_b])
-  out = jax.jit(jax.vmap(jax.vmap(_overlap, (None, 0)), (0, None)))(ia, ib)
+  out = jax.jit(jax.vmap(jax.vmap(knn_overlap, (None, 0)), (0, None)))(ia, ib)
   return np.asarray(out, np.float64)
 
 
@@ -203,6 +203,21 @@ def _cknna_parts(layers_a, layers_b, *, k, normalize, unbiased):
   return ga, gb, self_a, self_b, layers_a[0].shape[0]
 
 
+def cknna_layer(x: Any, *, k: int = 10, normalize: bool = True, unbiased: bool = True):
+  """One layer's CKNNA preparation: (Gram [n, n], k-NN mask [n, n], masked self-HSIC 0-d)."""
+  _check_cknna(k)
+  x = as_layer(x, "x")
+  check_rows([x.shape], ["x"], min_n=max(k + 1, 4), why=f"CKNNA with k={k}")
+  gram, mask = _gram_and_mask(x, k=k, normalize=normalize, unbiased=unbiased)
+  return gram, mask, _masked_hsic(gram, mask, gram, mask, unbiased=unbiased)
+
+
+def cknna_prepared(pa, pb, *, unbiased: bool = True) -> jax.Array:
+  """CKNNA (0-d) of two `cknna_layer` preparations of the same n inputs."""
+  cross = _masked_hsic(pa[0], pa[1], pb[0], pb[1], unbiased=unbiased)
+  return _cknna_ratio(cross, pa[2], pb[2])
+
+
 def _check_cknna(k: int) -> None:
   if k < 2:
     raise ValueError(f"k: CKNNA needs k >= 2, got {k}")
@@ -226,7 +241,7 @@ def _permuted_overlaps(ia, ib, perms, inverse):
   def one(args):
     perm, inv = args
     permuted = inv[ib[:, perm]]
-    return jax.vmap(jax.vmap(_overlap, (None, 0)), (0, None))(ia, permuted)
+    return jax.vmap(jax.vmap(knn_overlap, (None, 0)), (0, None))(ia, permuted)
   return jax.lax.map(one, (perms, inverse))
 
 

@@ -48,6 +48,24 @@ def _distance(a, b):
   return jnp.where(jnp.logical_or(a[1], b[1]), 2.0, d)
 
 
+def procrustes_layer(x: Any):
+  """One layer's preparation: (U S of the unit-norm centred x [n, min(n, d)], constant flag)."""
+  x = as_layer(x, "x")
+  check_rows([x.shape], ["x"], min_n=2, why="Procrustes")
+  return _scores(x)
+
+
+@jax.jit
+def nuclear_prepared(a, b) -> jax.Array:
+  """||X^^T Y^||_* in [0, 1] from two `procrustes_layer` preparations (0 if one is constant):
+  the normalized Bures similarity (Harvey et al. 2023), 1 - `procrustes` / 2."""
+  nuclear = jnp.sum(jnp.linalg.svd(jnp.matmul(a[0].T, b[0], precision=_HI), compute_uv=False))
+  return jnp.where(jnp.logical_or(a[1], b[1]), 0.0, jnp.clip(nuclear, 0.0, 1.0))
+
+
+procrustes_prepared = _distance  # (procrustes_layer(x), procrustes_layer(y)) -> 0-d in [0, 2]
+
+
 def procrustes(x: Any, y: Any) -> jax.Array:
   """Orthogonal Procrustes distance.
 
