@@ -83,12 +83,15 @@ def test_calibrate_formulas():
   np.testing.assert_allclose(out["p_value"], [[1 / 5, 3 / 5], [2 / 5, 4 / 5]])
   np.testing.assert_allclose(out["null_extreme"], [0.0, 0.95, 0.4, 0.6])
   np.testing.assert_allclose(out["p_value_max"], [[2 / 5, 4 / 5], [3 / 5, 4 / 5]])
-  crit = np.quantile(null, 0.75, axis=0)
+  # Gröger et al.'s critical value: the ceil(0.75 * 5) = 4th smallest of {observed, null}
+  # (it was np.quantile(null, 0.75), the null alone, before the protocol).
+  crit = np.array([[0.6, 0.4], [0.5, 0.6]])
   np.testing.assert_allclose(out["critical"], crit)
   np.testing.assert_allclose(out["calibrated"],
                              np.clip((observed - crit) / (1 - crit), 0, 1))
-  crit_max = np.quantile([0.0, 0.95, 0.4, 0.6], 0.75)
-  np.testing.assert_allclose(out["calibrated_extreme"], (0.9 - crit_max) / (1 - crit_max))
+  assert out["critical_max"] == 0.9  # 4th smallest of {0.9 observed max, 0, 0.95, 0.4, 0.6}
+  np.testing.assert_allclose(out["calibrated_max"], [[0, 0], [0, 0]])
+  assert out["calibrated_extreme"] == 0.0
   assert out["p_extreme"] == 2 / 5
   # Information imbalance: lower is more similar, the perfect value is 0.
   ii = calibration.calibrate(1 - observed, 1 - null, lower_is_similar=True, alpha=0.25)
