@@ -46,6 +46,8 @@ setuptools.setup(
             "scikit-image",
             "scikit-learn",
             "tensorflow-datasets",
+            # Gröger et al.'s calibration (tests/metrics/test_measures.py); needs only torch
+            "calibrated-similarity==0.1.1",
         ],
         "tfds": ["tensorflow-datasets"],
         # The transformers torch reference (experiments.compare_torch), pytorch_model.bin
