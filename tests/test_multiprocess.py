@@ -142,6 +142,22 @@ def test_extraction_shares_chunks_between_hosts_and_resumes_with_another_count(k
     np.testing.assert_array_equal(store.layer(name), reference.layer(name), err_msg=name)
 
 
+def test_similarity_matrix_of_every_measure_equals_one_process(tmp_path):
+  """`similarity_matrix` for every registered measure, fast and generic paths: P x D processes
+  and devices give, on every process, the matrix one process gives."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    want = worker.measure_results()  # this pytest process: one process, one device
+  names = {key.split("/")[0] for key in want}
+  import repsim_jax
+  assert names == {r["name"] for r in repsim_jax.measures()}  # every registered measure
+  run_processes(python_argv(WORKER, "measures", str(tmp_path)), num_processes=P,
+                devices_per_process=D, timeout_s=540)
+  for i in range(P):
+    with np.load(tmp_path / f"p{i}.npz") as z:
+      assert_same({k: z[k] for k in z.files}, want, f"process {i}")
+
+
 # ----------------------------------------------------------------------------- drivers
 
 

@@ -3,6 +3,7 @@ process for the reference (`test_multiprocess.py`).
 
   python tests/helpers/multiprocess_worker.py kernels OUT_DIR  # every sharded kernel -> OUT_DIR/p<i>.npz
   python tests/helpers/multiprocess_worker.py extract STORE N  # extract into STORE, stop after N chunks
+  python tests/helpers/multiprocess_worker.py measures OUT_DIR  # every registered measure -> p<i>.npz
 
 Started by `multiprocess_harness.run_processes`, which sets the jax.distributed environment.
 """
@@ -82,6 +83,26 @@ def kernel_results() -> dict[str, np.ndarray]:
   return out
 
 
+def measure_results() -> dict[str, np.ndarray]:
+  """`similarity_matrix` of every registered measure (the registry, so measures added later
+  are covered): its default path (a fast kernel where it has one) and the generic path, whose
+  layer pairs are spread over processes and devices, on A x B and on A with itself."""
+  import repsim_jax
+  from repsim_jax.measures import protocol
+  x = kernel_inputs()
+  layers_a, layers_b = [x["smooth"], x["noise"]], [x["lattice"], x["smooth"][:, :5]]
+  repsim_jax.measures()  # loads every module listed in MODULES
+  out = {}
+  for name in protocol.names():
+    for generic in (False, True):
+      path = "generic" if generic else "default"
+      out[f"{name}/{path}"] = repsim_jax.similarity_matrix(layers_a, layers_b, measure=name,
+                                                           generic=generic)
+    out[f"{name}/generic/self"] = repsim_jax.similarity_matrix(layers_a, measure=name,
+                                                               generic=True)
+  return out
+
+
 TINY_VIT = dict(depth=2)
 EXTRACT = dict(batch_size=4, device_batch=1, num_threads=2)
 N_IMAGES, CHUNK_ROWS = 40, 8  # 5 chunks: hosts own uneven ranges
@@ -133,6 +154,8 @@ def main(argv):
     results = kernel_results()
     np.savez(os.path.join(argv[2], f"p{jax.process_index()}.npz"), **results)
     extract_into(argv[3], stop_after=1)
+  elif case == "measures":
+    np.savez(os.path.join(argv[2], f"p{jax.process_index()}.npz"), **measure_results())
   elif case == "extract":
     extract_into(argv[2], stop_after=int(argv[3]) if len(argv) > 3 else None)
   else:
