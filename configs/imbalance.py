@@ -8,8 +8,14 @@ Your own activations (.npz with one array per layer, a folder of .npy files, or 
     --config=configs/imbalance.py:inputs_a=acts/vit.npz,inputs_b=acts/dinov2.npz \
     --config.k=1 --config.metric=cosine
 
+Several measures, each with its heatmap (any name or alias of `repsim_jax.measures()`), with
+bootstrap intervals and permutation calibration:
+  python -m experiments.imbalance --workdir=runs/many --config.measures=imbalance,cka,procrustes \
+    --config.n_boot=100 --config.n_perm=100
+
 Variants (after the colon): runlocal (tiny, seconds), n=..., k=..., metric=..., inputs_a=...,
-inputs_b=..., subset_size=... (mean ± s.e.m. over disjoint subsets).
+inputs_b=..., subset_size=... (mean ± s.e.m. over disjoint subsets), measures=imbalance+cka
+(names joined by "+" there; "," in --config.measures).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from configs.common import parse_arg
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant, a = parse_arg(arg, inputs_a="", inputs_b="", n=0, k=1, metric="euclidean",
-                         subset_size=0)
+                         subset_size=0, measures="imbalance")
   c = ml_collections.ConfigDict()
   c.name = "imbalance"
   # Inputs: "" = the built-in synthetic example; else an .npz (arrays in file order are the
@@ -29,6 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.inputs_b = a["inputs_b"]  # "" = the same layers as inputs_a
   c.layers_a = ""  # comma-separated layer names to keep ("" = all)
   c.layers_b = ""
+  # Comma-separated measure names or aliases (repsim_jax.measures()); k, metric, ties, dtype,
+  # block_size and memory_budget_mb below are information imbalance's settings.
+  c.measures = str(a["measures"]).replace("+", ",")
   c.n = a["n"]  # 0 = all rows; else a seeded random subsample of n rows
   c.seed = 0
   c.k = a["k"]
@@ -43,6 +52,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       {"clip_quantiles": (), "center": False, "l2_normalize": False})
   c.subset_size = a["subset_size"]  # > 0: mean ± s.e.m. over disjoint subsets of this size
   c.repeats = 0  # 0 = as many disjoint subsets as fit
+  c.n_boot = 0  # > 0: image-bootstrap interval of every entry, each measure
+  c.n_perm = 0  # > 0: permutation calibration (Gröger et al. 2026) of every measure
+  c.alpha = 0.05  # its level (critical values, calibrated scores, FDR)
   c.synthetic = ml_collections.ConfigDict(
       {"n": 2000, "n_layers": 8, "latent_dim": 16, "drop": 2, "width": 32, "noise": 0.05})
   c.distributed = False  # jax.distributed.initialize() for multi-host runs

@@ -1,8 +1,13 @@
-"""Information imbalance between every layer of two sets of representations (configs/imbalance.py).
+"""Information imbalance, or any registered measure, between every layer of two sets of
+representations (configs/imbalance.py).
 
 `run(config, workdir)`: the layers (the built-in synthetic example, or the user's .npz / .npy /
-store), an optional row subsample and preprocessing, the II matrix (or its mean ± s.e.m. over
-disjoint subsets), `<name>.npz` + `.json`, a heatmap and the report.
+store), an optional row subsample and preprocessing, then for each measure of `config.measures`
+(default "imbalance"; any name or alias of `repsim_jax.measures()`) its [La, Lb] matrix (or its
+mean ± s.e.m. over disjoint subsets), optionally its bootstrap interval (`n_boot`) and its
+permutation calibration (`n_perm`), all in `<name>.npz` + `.json`, one heatmap per measure and
+the report. Everything but II's own settings (k, metric, ties, dtype, block size) comes from the
+measure protocol, so a newly registered measure is available here with no change.
 """
 from __future__ import annotations
 
@@ -11,11 +16,16 @@ import os
 import numpy as np
 from absl import logging
 
+import re
+
 from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
 from repsim_jax.extraction.layer_files import load_layers
-from repsim_jax.metrics import distances, imbalance, imbalance_stats, validation
+from repsim_jax.measures import bootstrap, measure, similarity_matrix, subsets
+from repsim_jax.metrics import calibration, distances, imbalance, imbalance_stats, validation
 from repsim_jax.pipelines.run import Run
+
+_II = "information_imbalance-convention=dadapy-distance"
 
 
 def _inputs(config):
@@ -44,10 +54,28 @@ def _prepare(source, names, layers, config, rows):
   return out
 
 
+def _measure_list(config) -> list[str]:
+  raw = config.get("measures", "imbalance")
+  names = [m.strip() for m in (raw.split(",") if isinstance(raw, str) else raw) if m.strip()]
+  if not names:
+    raise ValueError("config.measures: expected at least one measure name")
+  for name in names:
+    measure(name)  # an unknown name fails here, with close matches, before any work
+  return names
+
+
+def _key(name: str) -> str:
+  """The measure's name as the user wrote it, file- and npz-safe ("cka", "nbs_score")."""
+  return "imbalance" if name in ("imbalance", _II) else re.sub(r"[^A-Za-z0-9]+", "_", name)
+
+
 def run(config, workdir: str) -> dict:
-  """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
+  """Computes the matrices described by `config`; writes results and heatmaps to `workdir`."""
   sharding.maybe_initialize_distributed(config.distributed or None)
-  context = Run("imbalance", workdir, config=config, title="Information imbalance")
+  names = _measure_list(config)
+  only_ii = names == ["imbalance"]
+  context = Run("imbalance", workdir, config=config,
+                title="Information imbalance" if only_ii else "Layer similarity")
   workdir = context.workdir
   with context.step("inputs"):
     (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
@@ -59,24 +87,23 @@ def run(config, workdir: str) -> dict:
       rows = np.sort(np.random.default_rng(config.seed).choice(n, config.n, replace=False))
     layers_a = _prepare(src_a, names_a, raw_a, config, rows)
     layers_b = layers_a if raw_b is raw_a else _prepare(src_b, names_b, raw_b, config, rows)
-  kwargs = dict(k=config.k, metric=config.metric, ties=config.ties,
-                block_size=config.block_size or None,
-                memory_budget_bytes=int(config.memory_budget_mb) << 20,
-                dtype=np.dtype(config.dtype))
+  ii_options = dict(k=config.k, metric=config.metric, ties=config.ties,
+                    block_size=config.block_size or None,
+                    memory_budget_bytes=int(config.memory_budget_mb) << 20,
+                    dtype=np.dtype(config.dtype))
   context.log("%d x %d layers, N=%d, k=%d, %s", len(layers_a), len(layers_b),
               len(layers_a[0]), config.k, config.metric)
-  arrays = {}
-  with context.step("information imbalance"):
-    if config.subset_size:
-      stats = imbalance_stats.imbalance_subsets(
-          layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
-          seed=config.seed, **kwargs)
-      matrix = stats["mean"]
-      arrays.update(sem=stats["sem"], values=stats["values"], subsets=stats["subsets"])
-    else:
-      matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
-                                                      **kwargs)
-  arrays.update(imbalance=matrix, layers_a=np.array(names_a), layers_b=np.array(names_b))
+  arrays, matrices, outputs = {}, {}, {}
+  for name in names:
+    m = measure(name)
+    key = _key(name)
+    options = ii_options if m.name == _II else {}
+    step = "information imbalance" if key == "imbalance" else name
+    with context.step(step):
+      matrices[key], extra = _measure_step(config, layers_a, layers_b, m, key, options)
+    arrays.update(extra)
+    outputs[key] = m
+  arrays.update(layers_a=np.array(names_a), layers_b=np.array(names_b))
   if rows is not None:
     arrays["rows"] = rows
   files = []
@@ -87,24 +114,101 @@ def run(config, workdir: str) -> dict:
         fingerprints.update({f"b/{nm}": results.fingerprint(x)
                              for nm, x in zip(names_b, layers_b)})
       files.append(context.save(config.name, arrays, inputs=fingerprints,
-                                extra={"source_a": src_a, "source_b": src_b}))
+                                extra={"source_a": src_a, "source_b": src_b,
+                                       "measures": {k: m.name for k, m in outputs.items()}}))
   title = f"{os.path.basename(src_a)} → {os.path.basename(src_b)}"
-  section = context.section(f"Information imbalance {title}")
-  section.note(f"{len(names_a)} x {len(names_b)} layers, N={len(layers_a[0])}, k={config.k}, "
-               f"{config.metric} distance, ties={config.ties}"
-               + (f"; mean over disjoint subsets of {config.subset_size}" if config.subset_size
-                  else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when "
-               "unrelated.")
-  best = matrix.argmin(axis=1)
-  section.table(["layer of A", "best-predicted layer of B", "Δ(A → B)", "mean Δ over B"],
-                [[a, names_b[j], float(row[j]), float(row.mean())]
-                 for a, row, j in zip(names_a, matrix, best)])
-  if config.plot:
-    from repsim_jax.plotting.heatmap import layer_heatmap
-    files += section.figure(f"Δ(A → B), {title}", lambda: layer_heatmap(
-        matrix, row_labels=names_a, col_labels=names_b,
-        path=os.path.join(workdir, config.name), title=f"Information imbalance {title}",
-        ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
-        vmin=0.0, vmax=1.0))
-  context.finish(headline=f"{len(names_a)} x {len(names_b)} matrix, mean Δ {matrix.mean():.3f}")
-  return {"imbalance": matrix, "layers_a": names_a, "layers_b": names_b, "files": files}
+  for key, m in outputs.items():
+    files += _report(context, config, key, m, matrices[key], arrays, names_a, names_b,
+                     len(layers_a[0]), title, workdir)
+  headline = f"{len(names_a)} x {len(names_b)} matrix" + "".join(
+      f", mean {'Δ' if key == 'imbalance' else key} {matrices[key].mean():.3f}"
+      for key in outputs)
+  context.finish(headline=headline)
+  return {**matrices, "layers_a": names_a, "layers_b": names_b, "files": files}
+
+
+def _measure_step(config, layers_a, layers_b, m, key, options):
+  """(matrix [La, Lb], arrays to save) for one measure: the plain or subset-mean matrix, its
+  bootstrap interval (config.n_boot) and its permutation calibration (config.n_perm)."""
+  arrays = {}
+  if config.subset_size:
+    if m.name == _II:
+      stats = imbalance_stats.imbalance_subsets(
+          layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
+          seed=config.seed, **options)
+    else:
+      stats = subsets(layers_a, layers_b, measure=m, subset_size=config.subset_size,
+                            repeats=config.repeats or None, seed=config.seed)
+    matrix = stats["mean"]
+    prefix = "" if key == "imbalance" else f"{key}_"
+    arrays.update({f"{prefix}sem": stats["sem"], f"{prefix}values": stats["values"],
+                   f"{prefix}subsets": stats["subsets"]})
+  elif m.name == _II:
+    matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
+                                                    **options)
+  else:
+    matrix = similarity_matrix(layers_a, layers_b, measure=m)
+  arrays[key] = matrix
+  if config.get("n_boot", 0):
+    boot = bootstrap(layers_a, layers_b, measure=m, n_boot=config.n_boot,
+                           seed=config.seed, **options)
+    arrays.update({f"{key}_low": boot["low"], f"{key}_high": boot["high"],
+                   f"{key}_half_width": boot["half_width"]})
+  if config.get("n_perm", 0):
+    test = calibration.permutation_test(layers_a, layers_b, measure=m.name,
+                                        n_perm=config.n_perm, seed=config.seed,
+                                        alpha=config.alpha, **options)
+    arrays.update({f"{key}_{field}": test[field] for field in (
+        "p_value", "critical", "calibrated", "p_value_max", "calibrated_max")})
+    arrays[f"{key}_q_value"] = test["fdr"]["q_value"]
+    for how, agg in test["aggregates"].items():
+      arrays.update({f"{key}_{how}_{field}": agg[field]
+                     for field in ("observed", "p_value", "critical", "calibrated")})
+  return matrix, arrays
+
+
+def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title, workdir):
+  """The measure's report section (table, calibration lines) and heatmap; its figure files."""
+  ii = key == "imbalance"
+  label = "Δ(A → B)" if ii else key
+  section = context.section(f"Information imbalance {title}" if ii else f"{m.name} {title}")
+  if ii:
+    section.note(f"{len(names_a)} x {len(names_b)} layers, N={n}, k={config.k}, "
+                 f"{config.metric} distance, ties={config.ties}"
+                 + (f"; mean over disjoint subsets of {config.subset_size}"
+                    if config.subset_size else "") + ". Δ(A → B): 0 when A's neighbourhoods "
+                 "are B's, about 1 when unrelated.")
+  else:
+    section.note(f"{len(names_a)} x {len(names_b)} layers, N={n}; {m.name} ({m.kind}: "
+                 f"{'larger' if m.higher_is_similar else 'smaller'} = more similar, "
+                 f"{m.perfect:g} for identical representations; {m.reference})"
+                 + (f"; mean over disjoint subsets of {config.subset_size}"
+                    if config.subset_size else "") + ".")
+  best = matrix.argmax(axis=1) if m.higher_is_similar else matrix.argmin(axis=1)
+  half = arrays.get(f"{key}_half_width")
+  value = (lambda i, j: float(matrix[i, j])) if half is None else (
+      lambda i, j: f"{matrix[i, j]:.3f} ± {half[i, j]:.3f}")
+  best_col = "best-predicted layer of B" if ii else "most similar layer of B"
+  section.table(["layer of A", best_col, label, f"mean {'Δ' if ii else key} over B"],
+                [[a, names_b[j], value(i, j), float(row.mean())]
+                 for i, (a, row, j) in enumerate(zip(names_a, matrix, best))])
+  if f"{key}_p_value" in arrays:
+    lines = [f"{how}: {float(arrays[f'{key}_{how}_observed']):.3f}, p = "
+             f"{float(arrays[f'{key}_{how}_p_value']):.3g}, calibrated "
+             f"{float(arrays[f'{key}_{how}_calibrated']):.2f}"
+             for how in calibration.AGGREGATES]
+    section.note(f"Permutation calibration ({config.n_perm} row permutations, alpha = "
+                 f"{config.alpha}; Gröger et al. 2026), aggregates over the grid: "
+                 + "; ".join(lines) + f". Pairs significant after Benjamini-Hochberg: "
+                 f"{int(np.sum(arrays[f'{key}_q_value'] <= config.alpha))} of {matrix.size}.")
+  if not config.plot:
+    return []
+  from repsim_jax.plotting.heatmap import layer_heatmap
+  base = config.name if ii else f"{config.name}_{key}"
+  bounded = ii or (m.perfect == 1.0 and m.higher_is_similar)
+  return section.figure(f"{label}, {title}", lambda: layer_heatmap(
+      matrix, row_labels=names_a, col_labels=names_b, path=os.path.join(workdir, base),
+      title=f"{'Information imbalance' if ii else m.name} {title}",
+      ylabel="predicting layer (A)" if ii else "layer of A",
+      xlabel="predicted layer (B)" if ii else "layer of B", cbar_label=label,
+      vmin=0.0 if bounded else None, vmax=1.0 if bounded else None))

@@ -81,3 +81,33 @@ def test_run_reads_layers_straight_from_an_activation_store(tmp_path):
   assert out["layers_a"] == ["block_03", "block_00"]
   np.testing.assert_array_equal(
       out["imbalance"], repsim_jax.information_imbalance_matrix([layers[3], layers[0]]))
+
+
+def test_several_measures_with_intervals_and_calibration(tmp_path):
+  """--config.measures=imbalance,cka,procrustes: one matrix, interval and calibration per
+  measure through the protocol, one heatmap each, a report section each."""
+  from repsim_jax.metrics import calibration
+  config = imbalance_config.get_config("runlocal,measures=imbalance+cka")
+  config.measures = "imbalance,cka,procrustes"  # as --config.measures=imbalance,cka,procrustes
+  config.synthetic.n, config.synthetic.n_layers = 60, 3
+  config.n_boot, config.n_perm = 4, 5
+  out = imbalance_pipeline.run(config, str(tmp_path))
+  s = config.synthetic
+  layers = synthetic_layers.information_loss_layers(s.n, n_layers=s.n_layers, latent_dim=s.latent_dim,
+                                      drop=s.drop, width=s.width, noise=s.noise, seed=config.seed)
+  np.testing.assert_array_equal(out["imbalance"],
+                                repsim_jax.information_imbalance_matrix(layers, layers))
+  np.testing.assert_array_equal(out["cka"], repsim_jax.cka_matrix(layers, layers))
+  np.testing.assert_array_equal(out["procrustes"], repsim_jax.procrustes_matrix(layers, layers))
+  with np.load(tmp_path / "imbalance.npz") as z:
+    boot = repsim_jax.measure_bootstrap(layers, layers, measure="procrustes", n_boot=4, seed=0)
+    np.testing.assert_array_equal(z["procrustes_half_width"], boot["half_width"])
+    test = calibration.permutation_test(layers, layers, measure="cka", n_perm=5, seed=0)
+    np.testing.assert_array_equal(z["cka_calibrated"], test["calibrated"])
+    np.testing.assert_array_equal(z["imbalance_p_value"], calibration.permutation_test(
+        layers, layers, measure="imbalance", n_perm=5, seed=0)["p_value"])
+    assert z["cka_max_p_value"] == test["aggregates"]["max"]["p_value"]
+  for name in ("imbalance.png", "imbalance_cka.png", "imbalance_procrustes.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  summary = (tmp_path / "summary.md").read_text()
+  assert "cka-kernel=linear-hsic=song-score" in summary and "Permutation calibration" in summary
