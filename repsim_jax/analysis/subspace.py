@@ -4,14 +4,16 @@ For each model, the top-k principal components (k = 16 by default) of one chosen
 every pair of models, how well one k-dimensional projection matches the other
 
   * Procrustes-aligned similarity  ||X^T Y||_*  of the centred projections scaled to unit
-    Frobenius norm (1 - Procrustes distance / 2, Ding et al. 2021): 1 when a rotation maps one
-    onto the other, the fraction of variance a rotation can align;
-  * linear CKA of the projections (Kornblith et al. 2019);
+    Frobenius norm (1 - squared Procrustes distance / 2, Ding et al. 2021): 1 when a rotation
+    maps one onto the other, the fraction of variance a rotation can align; the registered
+    measure `nbs-score` (normalized Bures similarity, Harvey et al. 2023);
+  * linear CKA of the projections (Kornblith et al. 2019), `cka-kernel=linear-hsic=...-score`;
 
 each calibrated against a permutation null (every model's rows permuted independently, so every
 pair sees a random correspondence; `metrics.calibration.calibrate`), and the median over pairs
-with the null of the median (the same permutations). Arrays in, arrays out: the caller picks the
-layer and reads it from wherever it is stored.
+with the null of the median (the same permutations). Both measures and their nulls come from the
+measure protocol (`repsim_jax.measures.permutation_null`: CKA's fast null, the generic one for
+NBS). Arrays in, arrays out: the caller picks the layer and reads it from wherever it is stored.
 
 References:
   Ding, Denain, Steinhardt. Grounding Representation Similarity with Statistical Testing.
@@ -25,15 +27,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from repsim_jax.measures import permutation_null
 from repsim_jax.metrics import validation
 from repsim_jax.metrics.calibration import calibrate
-from repsim_jax.metrics.kernel_alignment import cka_permutation_null
-
-_HI = jax.lax.Precision.HIGHEST
 
 
 def principal_components(x, k: int = 16) -> dict[str, np.ndarray]:
@@ -62,17 +60,6 @@ def principal_components(x, k: int = 16) -> dict[str, np.ndarray]:
                            for s in range(0, n, 4096)])
   total = max(float(np.trace(cov)), np.finfo(float).tiny)
   return {"scores": scores, "components": comps, "explained": values[order] / total}
-
-
-@jax.jit
-def _procrustes_similarities(x, y, perms):
-  """||X^T Y[perm]||_* of unit-norm centred x, y [N, k] for each permutation row: [P]."""
-  def unit(z):
-    z = z - z.mean(axis=0)
-    return z / jnp.maximum(jnp.linalg.norm(z), jnp.finfo(z.dtype).tiny)
-  x, y = unit(x), unit(y)
-  return jax.lax.map(lambda p: jnp.sum(jnp.linalg.svd(jnp.matmul(x.T, y[p], precision=_HI),
-                                                      compute_uv=False)), perms)
 
 
 def cross_encoder_subspace(representations: Mapping[str, object], *, k: int = 16,
@@ -110,18 +97,17 @@ def cross_encoder_subspace(representations: Mapping[str, object], *, k: int = 16
   pairs = np.array([(i, j) for i in range(len(models)) for j in range(i + 1, len(models))])
   out = {"models": models, "k": k, "explained": np.stack([p["explained"] for p in pcs]),
          "pairs": pairs}
+  names = {"procrustes": "nbs-score",
+           "cka": f"cka-kernel=linear-hsic={'song' if debiased else 'gretton'}-score"}
   observed = {"procrustes": [], "cka": []}
   null = {"procrustes": [], "cka": []}
   for i, j in pairs:
     # Permuting both models' rows is permuting model j's rows by perm_j o perm_i^-1 alone.
     relative = np.take_along_axis(perms[:, j], np.argsort(perms[:, i], axis=1), axis=1)
-    with_identity = np.concatenate([np.arange(n)[None], relative]).astype(np.int32)
-    proc = np.asarray(_procrustes_similarities(scores[i], scores[j], with_identity), np.float64)
-    observed["procrustes"].append(proc[0])
-    null["procrustes"].append(proc[1:])
-    obs, nul = cka_permutation_null([scores[i]], [scores[j]], relative, debiased=debiased)
-    observed["cka"].append(obs[0, 0])
-    null["cka"].append(nul[:, 0, 0])
+    for key, name in names.items():
+      obs, nul = permutation_null([scores[i]], [scores[j]], perms=relative, measure=name)
+      observed[key].append(obs[0, 0])
+      null[key].append(nul[:, 0, 0])
   for measure in ("procrustes", "cka"):
     obs, nul = np.array(observed[measure]), np.stack(null[measure], axis=1)  # [pairs], [P, pairs]
     matrix = np.eye(len(models))
