@@ -39,6 +39,7 @@ MODULES: tuple[str, ...] = (
     "neighbours",
     "cca",
     "procrustes",
+    "rv",
 )
 
 _loaded = False
