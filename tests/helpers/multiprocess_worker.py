@@ -90,7 +90,8 @@ def measure_results() -> dict[str, np.ndarray]:
   import repsim_jax
   from repsim_jax.measures import protocol
   x = kernel_inputs()
-  layers_a, layers_b = [x["smooth"], x["noise"]], [x["lattice"], x["smooth"][:, :5]]
+  # one width per side (each width pair compiles a measure's pair kernel once)
+  layers_a, layers_b = [x["smooth"][:, :6], x["noise"]], [x["lattice"], x["smooth"][:, 5:]]
   repsim_jax.measures()  # loads every module listed in MODULES
   out = {}
   for name in protocol.names():

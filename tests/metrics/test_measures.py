@@ -18,13 +18,14 @@ FAST_MATRIX = [m.name for m in protocol.registered() if m.matrix is not None]
 
 
 def _layers(seed=0, n=48):
-  """Two 'models' sharing a latent (distinct distances: no ties), widths below n."""
+  """Two 'models' sharing a latent (distinct distances: no ties), widths below n (one width per
+  model: each width pair compiles its own pair kernels)."""
   rng = np.random.default_rng(seed)
   z = rng.normal(size=(n, 3))
   a = [(z @ rng.normal(size=(3, d)) + s * rng.normal(size=(n, d))).astype(np.float32)
-       for d, s in ((5, 0.2), (7, 1.0))]
+       for d, s in ((5, 0.2), (5, 1.0))]
   b = [(z[:, :2] @ rng.normal(size=(2, d)) + s * rng.normal(size=(n, d))).astype(np.float32)
-       for d, s in ((4, 0.3), (6, 2.0))]
+       for d, s in ((4, 0.3), (4, 2.0))]
   return a, b
 
 
