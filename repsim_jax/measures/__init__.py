@@ -145,9 +145,15 @@ def bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *,
   """
   n = np.shape(layers_a[0])[0]
   weights = intervals.bootstrap_weights(n, n_boot, seed)
-  value = similarity_matrix(layers_a, layers_b, measure=measure, generic=generic, **options)
-  reps = bootstrap_replicates(layers_a, layers_b, weights=weights, measure=measure,
-                              generic=generic, **options)
+  if globals()["measure"](measure).bootstrap is not None and not generic:
+    # the plain matrix is the all-ones replicate of the same pass (as `imbalance_bootstrap`)
+    values = bootstrap_replicates(layers_a, layers_b, measure=measure, weights=np.concatenate(
+        [np.ones((1, n), weights.dtype), weights]), **options)
+    value, reps = values[0], values[1:]
+  else:
+    value = similarity_matrix(layers_a, layers_b, measure=measure, generic=generic, **options)
+    reps = bootstrap_replicates(layers_a, layers_b, weights=weights, measure=measure,
+                                generic=generic, **options)
   return intervals.bootstrap_interval(value, reps, **(interval or {}))
 
 

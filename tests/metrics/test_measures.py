@@ -144,6 +144,10 @@ def test_bootstrap_and_subset_intervals_for_any_measure():
   np.testing.assert_allclose(cka["replicates"],
                              repsim_jax.cka_bootstrap(a, b, n_boot=4, seed=2)["replicates"],
                              atol=1e-12)
+  ii = repsim_jax.measure_bootstrap(a, b, measure="imbalance", n_boot=4, seed=2)
+  want = repsim_jax.imbalance_bootstrap(a, b, n_boot=4, seed=2)
+  for key in ("value", "replicates", "low", "high"):  # integer rank counts: the same bits
+    np.testing.assert_array_equal(ii[key], want[key])
   sub = repsim_jax.measure_subsets(a, b, measure="svcca", subset_size=16, seed=1)
   idx = intervals.disjoint_subsets(len(a[0]), 16, None, 1)
   np.testing.assert_array_equal(sub["subsets"], idx)
