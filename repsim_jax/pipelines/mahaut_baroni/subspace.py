@@ -82,7 +82,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
       "unit Frobenius norm: 1 when a rotation maps one onto the other) and the "
       f"{'debiased ' if cfg.debiased else ''}linear CKA of the projections, each against "
       f"{cfg.n_perm} permutations of the image correspondence (add-one p-values; calibrated: "
-      f"0 at the null's {1 - cfg.alpha:.0%} quantile, 1 at identical subspaces).")
+      f"0 at or below the {1 - cfg.alpha:.0%} critical value of Gröger et al. 2026, 1 at "
+      "identical subspaces).")
   for measure, label in _MEASURES:
     test = result[f"{measure}_median_test"]
     null = result[f"{measure}_median_null"]
