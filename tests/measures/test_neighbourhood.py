@@ -1,0 +1,224 @@
+"""Neighbourhood measures against numpy transcriptions of ReSi's and platonic-rep's code.
+
+The transcriptions follow the references' loops (sets, argwhere, the LCS / Levenshtein dynamic
+programmes) on a dense float64 distance matrix, with the conventions the module documents: self
+excluded by index, ties to the lower index (a stable argsort). Tie data: rows of +-1 on four of
+eight coordinates, so every row has norm 2 and every cosine is an exact multiple of 1/4 (many
+equal distances, exact duplicates included, and no rounding to make the two sides disagree).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import repsim_jax.measures as measures
+from repsim_jax.measures import neighbourhood
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOL = 1e-5
+NAMES = ["jaccard-k=10-metric=cosine-score", "rank-similarity-k=10-metric=cosine-score",
+         "second-order-cosine-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score",
+         "lcs-knn-k=10-metric=cosine-score", "edit-distance-knn-k=10-metric=cosine-score"]
+
+
+def related(n=150, seed=0):
+  rng = np.random.default_rng(seed)
+  z = rng.normal(size=(n, 5))
+  x = z @ rng.normal(size=(5, 12)) + 0.5 * rng.normal(size=(n, 12))
+  y = np.tanh(z @ rng.normal(size=(5, 9))) + 0.5 * rng.normal(size=(n, 9))
+  return x.astype(np.float32), y.astype(np.float32)
+
+
+def tied(n=60, seed=1):
+  """x: rows of +-1 on four of eight coordinates; y: x with one sign flipped in half the rows and
+  a fresh row in a fifth of them (still +-1 on four coordinates)."""
+  rng = np.random.default_rng(seed)
+
+  def draw():
+    row = np.zeros(8, np.float32)
+    row[rng.choice(8, 4, replace=False)] = rng.choice([-1.0, 1.0], 4)
+    return row
+  x = np.stack([draw() for _ in range(n)])
+  y = x.copy()
+  for row in y:
+    if rng.random() < 0.5:
+      row[rng.choice(np.flatnonzero(row))] *= -1
+    if rng.random() < 0.2:
+      row[:] = draw()
+  return x, y
+
+
+# --- numpy transcriptions ------------------------------------------------------------------------
+
+def np_distances(x, metric):
+  x = np.asarray(x, np.float64)
+  if metric == "euclidean":
+    return np.sqrt(np.maximum(((x[:, None] - x[None]) ** 2).sum(-1), 0))
+  u = x / np.linalg.norm(x, axis=1, keepdims=True)
+  return 1 - u @ u.T
+
+
+def np_knn(x, k, metric="cosine"):
+  d = np_distances(x, metric)
+  np.fill_diagonal(d, np.inf)
+  return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def np_jaccard(na, nb):
+  return np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(na, nb)])
+
+
+def np_rank_similarity(na, nb):
+  scores = []
+  for a, b in zip(na, nb):
+    joint = list(set(a) & set(b))
+    if not joint:
+      scores.append(0.0)
+      continue
+    norm = sum(1 / m for m in range(1, len(joint) + 1))
+    s = 0.0
+    for j in joint:
+      ra, rb = np.argwhere(a == j)[0][0] + 1, np.argwhere(b == j)[0][0] + 1
+      s += 2 / ((1 + abs(ra - rb)) * (ra + rb))
+    scores.append(s / norm)
+  return np.mean(scores)
+
+
+def np_second_order_cosine(x, y, na, nb, metric="cosine"):
+  da, db = np_distances(x, metric), np_distances(y, metric)
+  out = []
+  for i, (a, b) in enumerate(zip(na, nb)):
+    u = list(set(a) | set(b))
+    va, vb = da[i, u], db[i, u]
+    out.append(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+  return np.mean(out)
+
+
+def np_cycle(na, nb):
+  n = len(na)
+  return np.mean((na[nb] == np.arange(n)[:, None, None]).reshape(n, -1).max(1))
+
+
+def lcs_length(x, y):
+  dp = [[0] * (len(y) + 1) for _ in range(len(x) + 1)]
+  for i in range(1, len(x) + 1):
+    for j in range(1, len(y) + 1):
+      dp[i][j] = dp[i - 1][j - 1] + 1 if x[i - 1] == y[j - 1] else max(dp[i - 1][j], dp[i][j - 1])
+  return dp[-1][-1]
+
+
+def levenshtein(x, y):
+  prev = list(range(len(y) + 1))
+  for i in range(1, len(x) + 1):
+    cur = [i] + [0] * len(y)
+    for j in range(1, len(y) + 1):
+      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] != y[j - 1]))
+    prev = cur
+  return prev[-1]
+
+
+def reference(name, x, y, k=10, metric="cosine"):
+  na, nb = np_knn(x, k, metric), np_knn(y, k, metric)
+  if name.startswith("jaccard"):
+    return np_jaccard(na, nb)
+  if name.startswith("rank"):
+    return np_rank_similarity(na, nb)
+  if name.startswith("second"):
+    return np_second_order_cosine(x, y, na, nb, metric)
+  if name.startswith("cycle"):
+    return np_cycle(na, nb)
+  if name.startswith("lcs"):
+    return np.mean([lcs_length(a, b) for a, b in zip(na, nb)]) / k
+  return 1 - np.mean([levenshtein(a, b) for a, b in zip(na, nb)]) / k
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+def test_tie_data_has_ties():
+  x, y = tied()
+  for rep in (x, y):
+    d = np_distances(rep, "cosine")
+    np.fill_diagonal(d, np.inf)
+    kth = np.sort(d, axis=1)[:, 9:11]
+    assert np.mean(kth[:, 0] == kth[:, 1]) > 0.5  # the k-th neighbour is tied on most rows
+    assert np.allclose(np.linalg.norm(rep, axis=1), 2)
+
+
+@pytest.mark.parametrize("data", ["related", "tied"])
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_transcription(name, data):
+  x, y = related() if data == "related" else tied()
+  m = measures.measure(name)
+  got, want = m(x, y), reference(name, x, y)
+  assert 0.01 < want < 1  # neither trivial nor perfect
+  np.testing.assert_allclose(got, want, rtol=TOL)
+
+
+@pytest.mark.parametrize("name", ["jaccard-k=10-metric=cosine-score",
+                                  "second-order-cosine-k=10-metric=cosine-score"])
+def test_options_k_and_euclidean(name):
+  x, y = related(seed=3)
+  got = measures.measure(name)(x, y, k=5, metric="euclidean")
+  np.testing.assert_allclose(got, reference(name, x, y, k=5, metric="euclidean"), rtol=TOL)
+
+
+def test_identical_and_asymmetric_cycle():
+  x, y = related(seed=4)
+  for name in NAMES:
+    assert measures.measure(name)(x, x) == pytest.approx(1.0, abs=1e-6)
+  cyc = measures.measure("cycle-knn-k=10-metric=cosine-score")
+  assert not cyc.properties.symmetric
+  np.testing.assert_allclose(cyc(y, x), reference(NAMES[3], y, x), rtol=TOL)
+
+
+def test_similarity_matrix_and_permutation_null():
+  x, y = related(seed=5)
+  layers = [x, y, x[:, :6]]
+  perms = np.stack([np.random.default_rng(s).permutation(len(x)) for s in range(3)])
+  for name in ("rank-similarity-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score"):
+    m = measures.measure(name)
+    mat = measures.similarity_matrix(layers, measure=name)
+    want = [[reference(name, a, b) for b in layers] for a in layers]
+    np.testing.assert_allclose(mat, want, rtol=TOL)
+    observed, null = m.permutation_null(layers, layers, perms, **m.options)
+    np.testing.assert_allclose(observed, mat, rtol=TOL)
+    generic = [[[m(a, b[p]) for b in layers] for a in layers] for p in perms]
+    np.testing.assert_allclose(null, generic, rtol=TOL)
+    assert null.mean() < observed.mean() - 0.1  # shuffling the images destroys the agreement
+
+
+_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from test_neighbourhood import NAMES, related, tied
+import jax
+import repsim_jax.measures as measures
+assert jax.device_count() == 4
+out = [[measures.measure(n)(*data()) for n in NAMES] for data in (related, tied)]
+print(json.dumps(out))
+"""
+
+
+def test_four_devices_identical_to_one():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT.format(tests=str(ROOT / "tests/measures"))],
+                        env=env, capture_output=True, text=True, timeout=300, check=True)
+  four = json.loads(proc.stdout.strip().splitlines()[-1])
+  one = [[measures.measure(n)(*data()) for n in NAMES] for data in (related, tied)]
+  assert four == one
+
+
+def test_errors():
+  a = np.zeros((20, 10), np.int32)
+  with pytest.raises(ValueError, match="same"):
+    neighbourhood.jaccard(a, a[:, :5])
+  with pytest.raises(ValueError, match="unknown option"):
+    measures.measure(NAMES[0])(*related(), kk=3)
