@@ -24,6 +24,10 @@ __all__ = ["Measure", "Properties", "register", "measure", "measures", "similari
 # One line per measure module (repsim_jax/measures/<module>.py).
 MODULES: tuple[str, ...] = (
     "neighbourhood",
+    "distance_matrices",
+    "statistics",
+    "feature_matching",
+    "cka_kernels",
 )
 
 _loaded = False

@@ -19,39 +19,13 @@ import pytest
 
 import repsim_jax.measures as measures
 from repsim_jax.measures import neighbourhood
+from resi_data import related, tied
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOL = 1e-5
 NAMES = ["jaccard-k=10-metric=cosine-score", "rank-similarity-k=10-metric=cosine-score",
          "second-order-cosine-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score",
          "lcs-knn-k=10-metric=cosine-score", "edit-distance-knn-k=10-metric=cosine-score"]
-
-
-def related(n=150, seed=0):
-  rng = np.random.default_rng(seed)
-  z = rng.normal(size=(n, 5))
-  x = z @ rng.normal(size=(5, 12)) + 0.5 * rng.normal(size=(n, 12))
-  y = np.tanh(z @ rng.normal(size=(5, 9))) + 0.5 * rng.normal(size=(n, 9))
-  return x.astype(np.float32), y.astype(np.float32)
-
-
-def tied(n=60, seed=1):
-  """x: rows of +-1 on four of eight coordinates; y: x with one sign flipped in half the rows and
-  a fresh row in a fifth of them (still +-1 on four coordinates)."""
-  rng = np.random.default_rng(seed)
-
-  def draw():
-    row = np.zeros(8, np.float32)
-    row[rng.choice(8, 4, replace=False)] = rng.choice([-1.0, 1.0], 4)
-    return row
-  x = np.stack([draw() for _ in range(n)])
-  y = x.copy()
-  for row in y:
-    if rng.random() < 0.5:
-      row[rng.choice(np.flatnonzero(row))] *= -1
-    if rng.random() < 0.2:
-      row[:] = draw()
-  return x, y
 
 
 # --- numpy transcriptions ------------------------------------------------------------------------
