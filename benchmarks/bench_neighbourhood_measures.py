@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure
 
 NAMES = ["jaccard-k=10-metric=cosine-score", "rank-similarity-k=10-metric=cosine-score",
          "second-order-cosine-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score",
@@ -124,12 +124,12 @@ def main():
     args.n, args.d, args.reference_max = [2000], 64, 2000
   small = data(64, args.d)
   for name in NAMES:  # compile outside the timings
-    measures.measure(name)(*small)
+    measure(name)(*small)
   print(f"{'measure':46s} {'N':>7s} {'ours s':>8s} {'ref s':>8s} {'speed-up':>8s} {'|diff|':>8s}")
   for n in args.n:
     x, y = data(n, args.d)
     for name in NAMES:
-      ours, t_ours = timed(lambda: measures.measure(name)(x, y))
+      ours, t_ours = timed(lambda: measure(name)(x, y))
       line = f"{name:46s} {n:7d} {t_ours:8.2f}"
       if n <= args.reference_max:
         ref, t_ref = timed(lambda: reference(name, x, y))

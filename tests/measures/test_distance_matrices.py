@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure, similarity_matrix
 from repsim_jax.measures import distance_matrices
 from resi_data import related, tied
 
@@ -37,16 +37,16 @@ def test_distance_correlation(data):
   x, y = data()
   want = np_distance_correlation(x, y)
   assert 0.2 < want < 0.99
-  np.testing.assert_allclose(measures.measure("distance-correlation-score")(x, y), want, rtol=TOL)
+  np.testing.assert_allclose(measure("distance-correlation-score")(x, y), want, rtol=TOL)
 
 
 @pytest.mark.parametrize("data", [related, tied])
 def test_rsm_norm_difference(data):
   x, y = data()
   want = np_rsm_norm_diff(x, y)
-  got = measures.measure("rsm-norm-difference-distance")(x, y)
+  got = measure("rsm-norm-difference-distance")(x, y)
   np.testing.assert_allclose(got, want, rtol=TOL)
-  assert measures.measure("rsm-norm-difference-distance")(x, x + 3.0) == pytest.approx(0, abs=1e-3)
+  assert measure("rsm-norm-difference-distance")(x, x + 3.0) == pytest.approx(0, abs=1e-3)
 
 
 def test_blocked_sums_match_dense():
@@ -69,11 +69,11 @@ def test_blocked_sums_match_dense():
 def test_matrix_and_invariances():
   x, y = related()
   q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 12)))
-  m = measures.measure("distance-correlation-score")
+  m = measure("distance-correlation-score")
   base = m(x, y)
   for t in (x @ q, 2.5 * x, x + 4.0):  # orthogonal, isotropic scaling, translation
     assert m(t, y) == pytest.approx(base, rel=TOL)
-  mat = measures.similarity_matrix([x, y], measure="distance-correlation-score")
+  mat = similarity_matrix([x, y], measure="distance-correlation-score")
   np.testing.assert_allclose(mat, [[1, base], [base, 1]], rtol=TOL)
   with pytest.raises(ValueError, match="same images"):
-    measures.measure("rsm-norm-difference-distance")(x, y[:-1])
+    measure("rsm-norm-difference-distance")(x, y[:-1])

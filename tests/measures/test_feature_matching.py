@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure
 from resi_data import related, tied
 
 TOL = 1e-5
@@ -52,22 +52,22 @@ def test_matches_transcription(name, data):
   x, y = data()
   want = REFERENCES[name](x, y)
   assert 0.05 < want < 0.99
-  np.testing.assert_allclose(measures.measure(name)(x, y), want, rtol=TOL)
+  np.testing.assert_allclose(measure(name)(x, y), want, rtol=TOL)
 
 
 def test_rank_deficient_and_constant_neurons():
   x, y = related()
   x = np.concatenate([x, x[:, :3] + x[:, 3:6], np.ones((len(x), 2), np.float32)], axis=1)
   for name, ref in REFERENCES.items():
-    np.testing.assert_allclose(measures.measure(name)(x, y), ref(x, y), rtol=TOL)
-  assert measures.measure("eigenspace-overlap-score")(x, x) < 1  # rank 13 of 17 features
+    np.testing.assert_allclose(measure(name)(x, y), ref(x, y), rtol=TOL)
+  assert measure("eigenspace-overlap-score")(x, x) < 1  # rank 13 of 17 features
 
 
 def test_invariances():
   x, y = related()
   a = np.random.default_rng(0).normal(size=(12, 12))
-  m = measures.measure("eigenspace-overlap-score")
+  m = measure("eigenspace-overlap-score")
   assert m(x @ a, y) == pytest.approx(m(x, y), rel=1e-4)
-  h = measures.measure("hard-correlation-match-score")
+  h = measure("hard-correlation-match-score")
   assert h(3 * x[:, ::-1] + 2, y) == pytest.approx(h(x, y), rel=1e-5)
   assert h(x @ np.linalg.qr(a)[0], y) != pytest.approx(h(x, y), rel=1e-3)

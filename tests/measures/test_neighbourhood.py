@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure, similarity_matrix
 from repsim_jax.measures import neighbourhood
 from resi_data import related, tied
 
@@ -128,7 +128,7 @@ def test_tie_data_has_ties():
 @pytest.mark.parametrize("name", NAMES)
 def test_matches_transcription(name, data):
   x, y = related() if data == "related" else tied()
-  m = measures.measure(name)
+  m = measure(name)
   got, want = m(x, y), reference(name, x, y)
   assert 0.01 < want < 1  # neither trivial nor perfect
   np.testing.assert_allclose(got, want, rtol=TOL)
@@ -138,15 +138,15 @@ def test_matches_transcription(name, data):
                                   "second-order-cosine-k=10-metric=cosine-score"])
 def test_options_k_and_euclidean(name):
   x, y = related(seed=3)
-  got = measures.measure(name)(x, y, k=5, metric="euclidean")
+  got = measure(name)(x, y, k=5, metric="euclidean")
   np.testing.assert_allclose(got, reference(name, x, y, k=5, metric="euclidean"), rtol=TOL)
 
 
 def test_identical_and_asymmetric_cycle():
   x, y = related(seed=4)
   for name in NAMES:
-    assert measures.measure(name)(x, x) == pytest.approx(1.0, abs=1e-6)
-  cyc = measures.measure("cycle-knn-k=10-metric=cosine-score")
+    assert measure(name)(x, x) == pytest.approx(1.0, abs=1e-6)
+  cyc = measure("cycle-knn-k=10-metric=cosine-score")
   assert not cyc.properties.symmetric
   np.testing.assert_allclose(cyc(y, x), reference(NAMES[3], y, x), rtol=TOL)
 
@@ -156,8 +156,8 @@ def test_similarity_matrix_and_permutation_null():
   layers = [x, y, x[:, :6]]
   perms = np.stack([np.random.default_rng(s).permutation(len(x)) for s in range(3)])
   for name in ("rank-similarity-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score"):
-    m = measures.measure(name)
-    mat = measures.similarity_matrix(layers, measure=name)
+    m = measure(name)
+    mat = similarity_matrix(layers, measure=name)
     want = [[reference(name, a, b) for b in layers] for a in layers]
     np.testing.assert_allclose(mat, want, rtol=TOL)
     observed, null = m.permutation_null(layers, layers, perms, **m.options)
@@ -173,9 +173,9 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from test_neighbourhood import NAMES, related, tied
 import jax
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure, similarity_matrix
 assert jax.device_count() == 4
-out = [[measures.measure(n)(*data()) for n in NAMES] for data in (related, tied)]
+out = [[measure(n)(*data()) for n in NAMES] for data in (related, tied)]
 print(json.dumps(out))
 """
 
@@ -186,7 +186,7 @@ def test_four_devices_identical_to_one():
   proc = subprocess.run([sys.executable, "-c", _SCRIPT.format(tests=str(ROOT / "tests/measures"))],
                         env=env, capture_output=True, text=True, timeout=300, check=True)
   four = json.loads(proc.stdout.strip().splitlines()[-1])
-  one = [[measures.measure(n)(*data()) for n in NAMES] for data in (related, tied)]
+  one = [[measure(n)(*data()) for n in NAMES] for data in (related, tied)]
   assert four == one
 
 
@@ -195,4 +195,4 @@ def test_errors():
   with pytest.raises(ValueError, match="same"):
     neighbourhood.jaccard(a, a[:, :5])
   with pytest.raises(ValueError, match="unknown option"):
-    measures.measure(NAMES[0])(*related(), kk=3)
+    measure(NAMES[0])(*related(), kk=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import repsim_jax.measures as measures
+from repsim_jax.measures import measure
 from resi_data import related, tied
 
 TOL = 1e-5
@@ -48,8 +48,8 @@ def test_matches_transcription(name, data):
   x, y = shifted(data)
   want = REFERENCES[name](x, y)
   assert want > 1e-3
-  np.testing.assert_allclose(measures.measure(name)(x, y), want, rtol=TOL)
-  assert measures.measure(name)(x, x) == 0
+  np.testing.assert_allclose(measure(name)(x, y), want, rtol=TOL)
+  assert measure(name)(x, x) == 0
 
 
 def test_declared_invariances_hold():
@@ -58,7 +58,7 @@ def test_declared_invariances_hold():
   moves = {"orthogonal": x @ q, "isotropic_scaling": 1.7 * x, "translation": x + 0.5,
            "permutation": x[:, ::-1]}
   for name in REFERENCES:
-    m = measures.measure(name)
+    m = measure(name)
     for inv, moved in moves.items():
       same = m(moved, y) == pytest.approx(m(x, y), rel=1e-4, abs=1e-6)
       assert same == (inv in m.properties.invariances), (name, inv)

@@ -1,0 +1,279 @@
+"""Which similarity measure to trust: every registered measure tested on the shapes world.
+
+`run(config, workdir)` (configs/measure_benchmark.py) reads top to bottom:
+
+  1. the demo's world and models (`pipelines.demo`): each model trained with every seed of
+     `config.seeds` on the same training images (seeds change the initialisation, the batch
+     order and iGPT's colour clusters), extracted on the held-out images;
+  2. the true colour factor per layer: the fraction of each image's k nearest neighbours sharing
+     its background hue (the demo's `colour_sharing`), for the first seed's models;
+  3. for every registered measure (`repsim_jax.measures.measures()`, so measures added by any
+     module are included) one `similarity_matrix` between the first seed's layers (all models)
+     and every seed's layers, timed, and the same with every layer's rows permuted independently
+     (the shuffled-image control);
+  4. from those matrices (`analysis.measure_quality`): layer identification across seeds
+     (Kornblith et al. 2019), layer monotonicity within a model (ReSi), sensitivity to the
+     world's colour factor across models, and the cost per layer pair; a table and a figure
+     rank the measures, and findings are checked on the trained models and on the control.
+
+A measure that fails on these inputs keeps its row, with the error. Everything is seeded.
+
+References:
+  Kornblith, Norouzi, Lee, Hinton. Similarity of Neural Network Representations Revisited.
+    ICML 2019 (sec. 6.1, layer identification across initialisations).
+  Klabunde, Wald, Schumacher, Strohmaier, Lemmerich. ReSi: A Comprehensive Benchmark for
+    Representational Similarity Measures. ICLR 2025 (monotonicity test).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from repsim_jax.analysis import measure_quality as quality
+from repsim_jax.data.shapes_world import render_batch
+from repsim_jax.measures import measure as get_measure
+from repsim_jax.measures import measures as registered_measures
+from repsim_jax.measures import similarity_matrix
+from repsim_jax.pipelines.demo.inputs import extract_held_out
+from repsim_jax.pipelines.demo.neighbour_sharing import colour_sharing
+from repsim_jax.pipelines.demo.training import train_model
+from repsim_jax.pipelines.run import Run
+from repsim_jax.plotting.measure_ranking import plot_measure_ranking
+
+TESTS = ("identification", "monotonicity", "factor")
+COLUMNS = ["rank", "measure", "kind", "layer identification", "control",
+           "monotonicity ρ", "control", "violation rate", "colour factor hits (chance)",
+           "control", "ignores image order", "ms / layer pair", "gain over control"]
+
+
+def seeded_name(model: str, seed: int) -> str:
+  return f"{model}_s{seed}"
+
+
+class Layout:
+  """Where each (model, seed)'s layers sit in the concatenated layer lists."""
+
+  def __init__(self, models: list[str], seeds: list[int], depth: dict[str, int]):
+    self.models, self.seeds, self.depth = models, seeds, depth
+
+  def offsets(self, seeds: list[int]) -> dict[tuple[str, int], slice]:
+    out, start = {}, 0
+    for s in seeds:
+      for m in self.models:
+        out[(m, s)] = slice(start, start + self.depth[m])
+        start += self.depth[m]
+    return out
+
+
+def scores_of(matrix: np.ndarray, layout: Layout, b_seeds: list[int],
+              colour: dict[str, np.ndarray]) -> dict[str, float]:
+  """The tests on one oriented [rows: first seed's layers, cols: b_seeds' layers] matrix."""
+  first = layout.seeds[0]
+  rows, cols = layout.offsets([first]), layout.offsets(b_seeds)
+  ident = [quality.layer_identification(matrix[rows[(m, first)], cols[(m, s)]])
+           for m in layout.models for s in b_seeds if s != first]
+  mono = [quality.layer_monotonicity(matrix[rows[(m, first)], cols[(m, first)]])
+          for m in layout.models]
+  factor = [quality.factor_sensitivity(matrix[rows[(a, first)], cols[(b, first)]], colour[a],
+                                       colour[b])
+            for a in layout.models for b in layout.models if a != b]
+  return {"identification": float(np.mean(ident)),
+          "monotonicity": float(np.nanmean([c for c, _ in mono])),
+          "violation_rate": float(np.nanmean([v for _, v in mono])),
+          "factor": float(np.mean([h for h, _ in factor])),
+          "factor_chance": float(np.mean([c for _, c in factor]))}
+
+
+def overall(row: dict[str, Any]) -> float:
+  """The ranking score: the mean gain over the shuffled-image control of identification,
+  monotonicity / 2 (both in [0, 1] then) and colour factor hits. What a measure also scores with
+  the images shuffled (e.g. a per-layer statistic that grows with depth) is no evidence that it
+  compares representations of the same images."""
+  s, c = row["scores"], row["control"]
+  return float(np.nanmean([s["identification"] - c["identification"],
+                           (s["monotonicity"] - c["monotonicity"]) / 2,
+                           s["factor"] - c["factor"]]))
+
+
+def permuted(layers: list[np.ndarray], seed: int) -> list[np.ndarray]:
+  """Every layer's rows permuted independently (image correspondence destroyed)."""
+  rng = np.random.default_rng(seed)
+  return [x[rng.permutation(len(x))] for x in layers]
+
+
+def benchmark_measure(name: str, anchor, others, control_b, layout, colour,
+                      control_seeds) -> dict[str, Any]:
+  """One measure's matrices, scores and cost; an error is kept in the row."""
+  m = get_measure(name)
+  try:
+    # the control first: same shapes, so the timed matrix does not pay for compilation
+    ctrl = similarity_matrix(anchor, control_b, measure=name)
+    start = time.perf_counter()
+    main = similarity_matrix(anchor, others, measure=name)
+    seconds = time.perf_counter() - start
+  except Exception as e:  # noqa: BLE001 -- one measure's failure must not end the benchmark
+    return {"name": name, "kind": m.kind, "error": f"{type(e).__name__}: {e}"}
+  # unchanged by shuffling the images (a per-layer statistic): compares no image pairs
+  blind = bool(np.allclose(main[:, :ctrl.shape[1]], ctrl, rtol=1e-6, atol=1e-9))
+  return {"name": name, "kind": m.kind, "matrix": main, "control_matrix": ctrl,
+          "ms_per_pair": 1e3 * seconds / main.size, "order_blind": blind,
+          "scores": scores_of(quality.oriented(main, m.higher_is_similar), layout, layout.seeds,
+                              colour),
+          "control": scores_of(quality.oriented(ctrl, m.higher_is_similar), layout,
+                               control_seeds, colour)}
+
+
+def _fmt(x: float, pct: bool = False) -> str:
+  if x is None or not np.isfinite(x):
+    return "–"
+  return f"{x:.0%}" if pct else f"{x:.2f}"
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+  out = []
+  for rank, r in enumerate(rows, 1):
+    if "error" in r:
+      out.append(["–", r["name"], r["kind"], f"failed: {r['error'][:120]}"]
+               + [""] * (len(COLUMNS) - 4))
+      continue
+    s, c = r["scores"], r["control"]
+    out.append([str(rank), r["name"], r["kind"], _fmt(s["identification"], True),
+                _fmt(c["identification"], True), _fmt(s["monotonicity"]),
+                _fmt(c["monotonicity"]), _fmt(s["violation_rate"], True),
+                f"{_fmt(s['factor'], True)} ({_fmt(s['factor_chance'], True)})",
+                _fmt(c["factor"], True), "yes" if r["order_blind"] else "no",
+                f"{r['ms_per_pair']:.1f}", f"{overall(r):+.2f}"])
+  return out
+
+
+def findings(rows: list[dict[str, Any]], key: str, cfg) -> list[dict[str, Any]]:
+  """The benchmark's claims on `key` ("scores" or "control"), over the measures that compare
+  images (not `order_blind`: those score the same on the control by construction)."""
+  ok = [r for r in rows if "error" not in r and not r["order_blind"]]
+  if not ok:
+    return [{"statement": "measures that compare images", "measured": "none", "holds": False}]
+  ident = max(ok, key=lambda r: r[key]["identification"])
+  mono = [r[key]["monotonicity"] for r in ok]
+  gain = [r[key]["factor"] - r[key]["factor_chance"] for r in ok]
+  mono_ok = int(np.sum(np.nan_to_num(mono, nan=-1) > cfg.min_monotonicity))
+  return [
+      {"statement": f"some measure identifies at least {cfg.min_identification:.0%} of layers "
+                    f"across seeds",
+       "measured": f"{ident[key]['identification']:.0%} ({ident['name']})",
+       "holds": ident[key]["identification"] >= cfg.min_identification},
+      {"statement": f"most measures are monotone in layer distance (Spearman ρ > "
+                    f"{cfg.min_monotonicity})",
+       "measured": f"{mono_ok} of {len(ok)}", "holds": mono_ok > len(ok) / 2},
+      {"statement": f"the median measure finds the colour-driven layers of another model above "
+                    f"chance by {cfg.min_factor_gain:.0%}",
+       "measured": f"{np.median(gain):+.0%}", "holds": float(np.median(gain)) > cfg.min_factor_gain},
+  ]
+
+
+def run(config, workdir: str) -> dict[str, Any]:
+  """Runs the measure benchmark; returns {"rows": one dict per measure (ranked), "findings",
+  "control", "report", "closing_summary"}."""
+  context = Run("measure_benchmark", workdir, config=config,
+                title="repsim_jax measure benchmark: which similarity measure to trust")
+  w, seeds = config.world, list(config.seeds)
+  if len(seeds) < 2:
+    raise ValueError(f"config.seeds: layer identification needs at least 2 seeds, got {seeds}")
+  with context.step("world"):
+    train_images, train_factors = render_batch(range(w.n_train), seed=config.seed, size=w.size)
+  checkpoints = {}
+  for seed in seeds:
+    for entry in config.models:
+      seeded = entry.copy_and_resolve_references()
+      seeded.name = seeded_name(entry.name, seed)
+      with context.step(f"train {seeded.name}"):
+        checkpoints[seeded.name], _ = train_model(seeded, train_images, train_factors, context,
+                                                  seed=seed)
+  del train_images
+  with context.step("extract"):
+    held_out = extract_held_out(config, context.workdir, checkpoints)
+  n = min(config.n_images, len(held_out.ids))
+  models = [e.name for e in config.models]
+  layers = {(m, s): [x[:n] for x in held_out.layers[seeded_name(m, s)]]
+            for m in models for s in seeds}
+  layout = Layout(models, seeds, {m: len(layers[(m, seeds[0])]) for m in models})
+  with context.step("colour factor"):
+    colour, baseline = colour_sharing({m: layers[(m, seeds[0])] for m in models},
+                                      held_out.factors["background_hue"][:n], config)
+  anchor = [x for m in models for x in layers[(m, seeds[0])]]
+  others = [x for s in seeds for m in models for x in layers[(m, s)]]
+  control_seeds = seeds[:2]
+  control_b = permuted([x for s in control_seeds for m in models for x in layers[(m, s)]],
+                       config.seed + 7)
+  names = list(config.measures) or [r["name"] for r in registered_measures()]
+  rows = []
+  with context.step(f"{len(names)} measures"):
+    for i, name in enumerate(names):
+      rows.append(benchmark_measure(name, anchor, others, control_b, layout, colour,
+                                    control_seeds))
+      context.log(f"[{i + 1}/{len(names)}] {name}: "
+                  + (rows[-1].get("error") or f"{rows[-1]['ms_per_pair']:.1f} ms per pair"))
+  rows.sort(key=lambda r: ("error" in r, -overall(r) if "scores" in r else 0))
+
+  found = findings(rows, "scores", config.findings)
+  control = findings(rows, "control", config.findings)
+  context.section("What this is").note(
+      f"{len(names)} registered similarity measures on {n} held-out images of the shapes world, "
+      f"between the layers of {len(models)} models ({', '.join(models)}), each trained with "
+      f"seeds {seeds}. Layer identification: fraction of the seed-{seeds[0]} layers whose most "
+      f"similar layer of another seed (same model) is the same layer (Kornblith et al. 2019). "
+      f"Monotonicity: ReSi's Spearman ρ between similarity and layer distance within a model "
+      f"(+1: farther layers less similar) and its violation rate. Colour factor: of each "
+      f"model's colour-driven layers (true background-hue neighbour sharing in the top half of "
+      f"its range), the fraction whose most similar layer of another model is colour-driven too "
+      f"(chance in brackets). Control: every layer's rows permuted independently. Cost: the "
+      f"measure's seconds for the {len(anchor)} x {len(others)} matrix per pair, preparation "
+      f"included, on this machine (a loaded machine is slower). Ranked by the gain over the "
+      f"control: the mean of identification, ρ / 2 and colour hits minus the same on the "
+      f"control. 'Ignores image order': the measure's matrix is unchanged by the shuffle (it "
+      f"compares per-layer statistics, not images).")
+  checks = context.section("Findings (measured on this run)")
+  checks.table(["statement", "measured", "holds", "shuffled-image control", "control holds"],
+               [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
+                for f, c in zip(found, control)])
+  section = context.section("Measures ranked")
+  ok = [r for r in rows if "error" not in r]
+  section.figure("Each measure's scores (filled) and on the shuffled-image control (hollow)",
+                 lambda: plot_measure_ranking(
+                     [r["name"] for r in ok],
+                     {"layer identification": [r["scores"]["identification"] for r in ok],
+                      "monotonicity (1 + ρ) / 2": [(1 + r["scores"]["monotonicity"]) / 2
+                                                   for r in ok],
+                      "colour factor hits": [r["scores"]["factor"] for r in ok]},
+                     {"layer identification": [r["control"]["identification"] for r in ok],
+                      "monotonicity (1 + ρ) / 2": [(1 + r["control"]["monotonicity"]) / 2
+                                                   for r in ok],
+                      "colour factor hits": [r["control"]["factor"] for r in ok]},
+                     context.figure_path("measure_ranking")))
+  table = table_rows(rows)
+  section.table(COLUMNS, table)
+  section.note(f"Colour factor per layer (true background-hue neighbour sharing, seed "
+               f"{seeds[0]}; random baseline {baseline:.1%}): " + "; ".join(
+                   f"{m}: " + " ".join(f"{v:.0%}" for v in colour[m]) for m in models))
+  context.save("measure_benchmark",
+               {**{f"matrix/{i}": r["matrix"] for i, r in enumerate(rows) if "matrix" in r},
+                **{f"control/{i}": r["control_matrix"] for i, r in enumerate(rows)
+                   if "matrix" in r}},
+               extra={"measures": [r["name"] for r in rows],
+                      "rows": [{k: r[k] for k in ("name", "kind", "scores", "control",
+                                                  "ms_per_pair", "order_blind", "error")
+                                if k in r}
+                               for r in rows],
+                      "findings": found, "control": control, "n_images": n, "seeds": seeds,
+                      "colour_factor": {m: colour[m].tolist() for m in models}})
+  holds = sum(f["holds"] for f in found)
+  control_holds = sum(f["holds"] for f in control)
+  text = context.finish(headline=f"{len(rows)} measures ranked; {holds}/{len(found)} findings "
+                        f"hold ({control_holds} on the control); report: "
+                        f"{context.report_paths['html']}")
+  if context.is_writer:
+    print(" | ".join(COLUMNS))
+    print("\n".join(" | ".join(row) for row in table), flush=True)
+  return {"rows": rows, "table": table, "findings": found, "control": control,
+          "report": context.report_paths["html"], "closing_summary": text}
