@@ -11,6 +11,8 @@ N <= --reference_max, the time of the reference's own route, measured in the sam
     L2-normalised rows, diagonal filled with -1e8, a full argsort per row, per-row Python dynamic
     programmes for LCS and edit distance.
 
+The per-row loops are the tests' transcriptions (tests/helpers/knn_measure_reference.py).
+
 The references are memory-bound at N^2 (an N x N float32 matrix is 40 GB at N = 1e5), so they
 run only up to --reference_max; the line reports |ours - reference| there (ties aside, the same
 value). Run the full benchmark on an accelerator or a quiet many-core machine:
@@ -23,11 +25,18 @@ value). Run the full benchmark on an accelerator or a quiet many-core machine:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
 from repsim_jax.measures import measure
+
+# the per-row loops of the references, transcribed once for the tests and this benchmark
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "helpers"))
+import knn_measure_reference  # noqa: E402
 
 NAMES = ["jaccard-k=10-metric=cosine-score", "rank-similarity-k=10-metric=cosine-score",
          "second-order-cosine-k=10-metric=cosine-score", "cycle-knn-k=10-metric=cosine-score",
@@ -56,54 +65,18 @@ def platonic_lists(x, k):
   return (f @ f.T).fill_diagonal_(-1e8).argsort(dim=1, descending=True)[:, :k].numpy()
 
 
-def _rank_sim_row(joint, a, b):
-  if not joint:
-    return 0.0
-  norm = sum(1 / m for m in range(1, len(joint) + 1))
-  score = 0.0
-  for j in joint:
-    ra, rb = np.argwhere(a == j)[0][0] + 1, np.argwhere(b == j)[0][0] + 1
-    score += 2 / ((1 + abs(ra - rb)) * (ra + rb))
-  return score / norm
-
-
-def _dp(a, b, lcs):
-  m = len(b)
-  prev = [0] * (m + 1) if lcs else list(range(m + 1))
-  for i in range(1, len(a) + 1):
-    cur = [0 if lcs else i] + [0] * m
-    for j in range(1, m + 1):
-      if lcs:
-        cur[j] = prev[j - 1] + 1 if a[i - 1] == b[j - 1] else max(prev[j], cur[j - 1])
-      else:
-        cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
-    prev = cur
-  return prev[m]
-
-
 def reference(name, x, y, k=10):
+  """The measure by the reference's route: its neighbour lists (and, for second-order cosine,
+  its two dense sklearn distance matrices), then the transcribed per-row loops."""
   if name.startswith(("jaccard", "rank", "second")):
     na, nb = resi_lists(x, k), resi_lists(y, k)
-    if name.startswith("jaccard"):
-      return np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(na, nb)])
-    if name.startswith("rank"):
-      return np.mean([_rank_sim_row(list(set(a) & set(b)), a, b) for a, b in zip(na, nb)])
-    import sklearn.metrics
-    da = sklearn.metrics.pairwise_distances(x, metric="cosine")
-    db = sklearn.metrics.pairwise_distances(y, metric="cosine")
-    out = []
-    for i, (a, b) in enumerate(zip(na, nb)):
-      u = list(set(a) | set(b))
-      va, vb = da[i, u], db[i, u]
-      out.append(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
-    return np.mean(out)
-  na, nb = platonic_lists(x, k), platonic_lists(y, k)
-  if name.startswith("cycle"):
-    n = len(na)
-    return np.mean((na[nb] == np.arange(n)[:, None, None]).reshape(n, -1).max(1))
-  if name.startswith("lcs"):
-    return np.mean([_dp(a, b, True) for a, b in zip(na, nb)]) / k
-  return 1 - np.mean([_dp(a, b, False) for a, b in zip(na, nb)]) / k
+    if name.startswith("second"):
+      import sklearn.metrics
+      return knn_measure_reference.score(
+          name, na, nb, sklearn.metrics.pairwise_distances(x, metric="cosine"),
+          sklearn.metrics.pairwise_distances(y, metric="cosine"))
+    return knn_measure_reference.score(name, na, nb)
+  return knn_measure_reference.score(name, platonic_lists(x, k), platonic_lists(y, k))
 
 
 def timed(fn):

@@ -19,6 +19,7 @@ import pytest
 
 from repsim_jax.measures import measure, similarity_matrix
 from repsim_jax.measures import neighbourhood
+import knn_measure_reference
 from resi_data import related, tied
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -44,72 +45,10 @@ def np_knn(x, k, metric="cosine"):
   return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
-def np_jaccard(na, nb):
-  return np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(na, nb)])
-
-
-def np_rank_similarity(na, nb):
-  scores = []
-  for a, b in zip(na, nb):
-    joint = list(set(a) & set(b))
-    if not joint:
-      scores.append(0.0)
-      continue
-    norm = sum(1 / m for m in range(1, len(joint) + 1))
-    s = 0.0
-    for j in joint:
-      ra, rb = np.argwhere(a == j)[0][0] + 1, np.argwhere(b == j)[0][0] + 1
-      s += 2 / ((1 + abs(ra - rb)) * (ra + rb))
-    scores.append(s / norm)
-  return np.mean(scores)
-
-
-def np_second_order_cosine(x, y, na, nb, metric="cosine"):
-  da, db = np_distances(x, metric), np_distances(y, metric)
-  out = []
-  for i, (a, b) in enumerate(zip(na, nb)):
-    u = list(set(a) | set(b))
-    va, vb = da[i, u], db[i, u]
-    out.append(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
-  return np.mean(out)
-
-
-def np_cycle(na, nb):
-  n = len(na)
-  return np.mean((na[nb] == np.arange(n)[:, None, None]).reshape(n, -1).max(1))
-
-
-def lcs_length(x, y):
-  dp = [[0] * (len(y) + 1) for _ in range(len(x) + 1)]
-  for i in range(1, len(x) + 1):
-    for j in range(1, len(y) + 1):
-      dp[i][j] = dp[i - 1][j - 1] + 1 if x[i - 1] == y[j - 1] else max(dp[i - 1][j], dp[i][j - 1])
-  return dp[-1][-1]
-
-
-def levenshtein(x, y):
-  prev = list(range(len(y) + 1))
-  for i in range(1, len(x) + 1):
-    cur = [i] + [0] * len(y)
-    for j in range(1, len(y) + 1):
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] != y[j - 1]))
-    prev = cur
-  return prev[-1]
-
-
 def reference(name, x, y, k=10, metric="cosine"):
   na, nb = np_knn(x, k, metric), np_knn(y, k, metric)
-  if name.startswith("jaccard"):
-    return np_jaccard(na, nb)
-  if name.startswith("rank"):
-    return np_rank_similarity(na, nb)
-  if name.startswith("second"):
-    return np_second_order_cosine(x, y, na, nb, metric)
-  if name.startswith("cycle"):
-    return np_cycle(na, nb)
-  if name.startswith("lcs"):
-    return np.mean([lcs_length(a, b) for a, b in zip(na, nb)]) / k
-  return 1 - np.mean([levenshtein(a, b) for a, b in zip(na, nb)]) / k
+  return knn_measure_reference.score(name, na, nb, np_distances(x, metric),
+                                     np_distances(y, metric))
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -171,11 +110,11 @@ _SCRIPT = """
 import json, sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from test_neighbourhood import NAMES, related, tied
+from resi_data import related, tied
 import jax
-from repsim_jax.measures import measure, similarity_matrix
+from repsim_jax.measures import measure
 assert jax.device_count() == 4
-out = [[measure(n)(*data()) for n in NAMES] for data in (related, tied)]
+out = [[measure(n)(*data()) for n in {names!r}] for data in (related, tied)]
 print(json.dumps(out))
 """
 
@@ -183,8 +122,9 @@ print(json.dumps(out))
 def test_four_devices_identical_to_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT.format(tests=str(ROOT / "tests/measures"))],
-                        env=env, capture_output=True, text=True, timeout=300, check=True)
+  script = _SCRIPT.format(tests=str(ROOT / "tests/measures"), names=NAMES)
+  proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                        timeout=300, check=True)
   four = json.loads(proc.stdout.strip().splitlines()[-1])
   one = [[measure(n)(*data()) for n in NAMES] for data in (related, tied)]
   assert four == one
