@@ -108,7 +108,8 @@ def main():
         ref, t_ref = timed(lambda: reference(name, x, y))
         line += f" {t_ref:8.2f} {t_ref / t_ours:7.1f}x {abs(ours - ref):8.1e}"
       else:
-        line += f" {'-':>8s} {'-':>8s} {'-':>8s}  (reference needs N x N: {4 * n * n / 2**30:.0f} GiB)"
+        line += (f" {'-':>8s} {'-':>8s} {'-':>8s}  (reference needs N x N: "
+                 f"{4 * n * n / 2**30:.0f} GiB)")
       print(line, flush=True)
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["oriented", "average_ranks", "layer_identification", "layer_monotonicity", "factor_driven",
-           "factor_sensitivity"]
+__all__ = ["oriented", "average_ranks", "layer_identification", "layer_monotonicity",
+           "factor_driven", "factor_sensitivity"]
 
 
 def oriented(matrix, higher_is_similar: bool) -> np.ndarray:

@@ -204,7 +204,8 @@ register(Measure(
     prepare=_centred_euclidean, preparation="double-centred distance matrix sums",
     pair=distance_correlation,
     perfect=1.0, min_rows=3,
-    reference="Szekely, Rizzo & Bakirov 2007; " + _RESI + "repsim/measures/distance_correlation.py"))
+    reference=("Szekely, Rizzo & Bakirov 2007; " + _RESI
+               + "repsim/measures/distance_correlation.py")))
 register(Measure(
     name="rsm-norm-difference-distance", kind="distance",
     properties=Properties(metric=True, symmetric=True,

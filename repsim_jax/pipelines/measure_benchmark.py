@@ -168,7 +168,8 @@ def findings(rows: list[dict[str, Any]], key: str, cfg) -> list[dict[str, Any]]:
        "measured": f"{mono_ok} of {len(ok)}", "holds": mono_ok > len(ok) / 2},
       {"statement": f"the median measure finds the colour-driven layers of another model above "
                     f"chance by {cfg.min_factor_gain:.0%}",
-       "measured": f"{np.median(gain):+.0%}", "holds": float(np.median(gain)) > cfg.min_factor_gain},
+       "measured": f"{np.median(gain):+.0%}",
+       "holds": float(np.median(gain)) > cfg.min_factor_gain},
   ]
 
 

@@ -121,7 +121,8 @@ print(json.dumps(out))
 
 def test_four_devices_identical_to_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+             JAX_PLATFORMS="cpu",
+             PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
   script = _SCRIPT.format(tests=str(ROOT / "tests/measures"), names=NAMES)
   proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                         timeout=300, check=True)
