@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.models = [m for m in base.models]
   for m in c.models:  # two thirds of the demo's steps: three seeds must fit the time budget
     m.steps = max(10, int(round(m.steps * 2 / 3)))
-  c.n_images = 600          # held-out images the measures compare (rows)
+  c.n_images = 500          # held-out images the measures compare (rows)
   c.k_neighbours = 10       # the colour factor's neighbours (the demo's neighbour sharing)
   c.measures = ()           # empty: every registered measure
   c.findings = {"min_identification": 0.6, "min_monotonicity": 0.3, "min_factor_gain": 0.2}

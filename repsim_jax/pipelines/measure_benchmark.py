@@ -229,7 +229,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   rows.sort(key=lambda r: ("error" in r, -overall(r) if "scores" in r else 0))
 
   found = findings(rows, "scores", config.findings)
-  control = findings(rows, "control", config.findings)
+  control_found = findings(rows, "control", config.findings)
   context.section("What this is").note(
       f"{len(names)} registered similarity measures on {n} held-out images of the shapes world, "
       f"between the layers of {len(models)} models ({', '.join(models)}), each trained with "
@@ -240,16 +240,15 @@ def run(config, workdir: str) -> dict[str, Any]:
       f"model's colour-driven layers (true background-hue neighbour sharing in the top half of "
       f"its range), the fraction whose most similar layer of another model is colour-driven too "
       f"(chance in brackets). Control: every layer's rows permuted independently (the same "
-      f"matrix with no image correspondence). Cost: the "
-      f"measure's seconds for its {pairs} layer pairs per pair, preparation "
-      f"included, on this machine (a loaded machine is slower). Ranked by the gain over the "
-      f"control: the mean of identification, ρ / 2 and colour hits minus the same on the "
-      f"control. 'Ignores image order': the measure's matrix is unchanged by the shuffle (it "
+      f"matrix with no image correspondence). Cost: the measure's time for its {pairs} layer "
+      f"pairs (preparation included) per pair, on this machine (a loaded machine is slower). "
+      f"Ranked by the gain over the control: the mean of identification, ρ / 2 and colour hits "
+      f"minus the same on the control. 'Ignores image order': the measure's matrix is unchanged by the shuffle (it "
       f"compares per-layer statistics, not images).")
   checks = context.section("Findings (measured on this run)")
   checks.table(["statement", "measured", "holds", "shuffled-image control", "control holds"],
                [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
-                for f, c in zip(found, control)])
+                for f, c in zip(found, control_found)])
   section = context.section("Measures ranked")
   ok = [r for r in rows if "error" not in r]
   section.figure("Each measure's scores (filled) and on the shuffled-image control (hollow)",
@@ -277,15 +276,15 @@ def run(config, workdir: str) -> dict[str, Any]:
                                                   "ms_per_pair", "order_blind", "error")
                                 if k in r}
                                for r in rows],
-                      "findings": found, "control": control, "n_images": n, "seeds": seeds,
+                      "findings": found, "control": control_found, "n_images": n, "seeds": seeds,
                       "colour_factor": {m: colour[m].tolist() for m in models}})
   holds = sum(f["holds"] for f in found)
-  control_holds = sum(f["holds"] for f in control)
+  control_holds = sum(f["holds"] for f in control_found)
   text = context.finish(headline=f"{len(rows)} measures ranked; {holds}/{len(found)} findings "
                         f"hold ({control_holds} on the control); report: "
                         f"{context.report_paths['html']}")
   if context.is_writer:
     print(" | ".join(COLUMNS))
     print("\n".join(" | ".join(row) for row in table), flush=True)
-  return {"rows": rows, "table": table, "findings": found, "control": control,
+  return {"rows": rows, "table": table, "findings": found, "control": control_found,
           "report": context.report_paths["html"], "closing_summary": text}
