@@ -243,8 +243,8 @@ def run(config, workdir: str) -> dict[str, Any]:
       f"matrix with no image correspondence). Cost: the measure's time for its {pairs} layer "
       f"pairs (preparation included) per pair, on this machine (a loaded machine is slower). "
       f"Ranked by the gain over the control: the mean of identification, ρ / 2 and colour hits "
-      f"minus the same on the control. 'Ignores image order': the measure's matrix is unchanged by the shuffle (it "
-      f"compares per-layer statistics, not images).")
+      f"minus the same on the control. 'Ignores image order': the measure's matrix is "
+      f"unchanged by the shuffle (it compares per-layer statistics, not images).")
   checks = context.section("Findings (measured on this run)")
   checks.table(["statement", "measured", "holds", "shuffled-image control", "control holds"],
                [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
