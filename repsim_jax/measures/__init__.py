@@ -40,6 +40,11 @@ MODULES: tuple[str, ...] = (
     "cca",
     "procrustes",
     "rv",
+    "neighbourhood",
+    "distance_matrices",
+    "statistics",
+    "feature_matching",
+    "cka_kernels",
 )
 
 _loaded = False

@@ -8,7 +8,7 @@ import numpy as np
 from repsim_jax import sharding
 from repsim_jax.metrics import _blocked, distances, validation
 
-__all__ = ["knn", "candidate_lists"]
+__all__ = ["knn", "candidate_lists", "exact_distances"]
 
 
 _GROUP = 128  # columns per group in the two-level top-k
@@ -61,15 +61,24 @@ def score_error_bound(points: np.ndarray, sqnorm: np.ndarray, query_idx: np.ndar
   return 4 * (d + 2) * _EPS32 * (q_norm * norm_max + norm_max ** 2)
 
 
-def _exact_distances(x, rows, cols, metric):
-  """float64 distances [r, c] between x[rows] and x[cols[r]] ([r, c] indices)."""
-  q = np.asarray(x[rows], np.float64)[:, None, :]
-  c = np.asarray(x[cols], np.float64)
-  if metric == "euclidean":
-    return np.sqrt(np.einsum("rcd,rcd->rc", c - q, c - q))
-  qn = q / np.linalg.norm(q, axis=-1, keepdims=True)
-  cn = c / np.linalg.norm(c, axis=-1, keepdims=True)
-  return 1.0 - np.einsum("rcd,rcd->rc", qn, cn)
+def exact_distances(x, rows, cols, metric: str, *, chunk_rows: int = 1024) -> np.ndarray:
+  """float64 distances [r, c] between x[rows] ([r] indices) and x[cols[r]] ([r, c] indices).
+
+  Computed on the host from the inputs (differences for euclidean, unit vectors for cosine), in
+  chunks of rows so memory stays O(chunk_rows * c * d); each entry depends only on its two rows.
+  """
+  rows, cols = np.asarray(rows), np.asarray(cols)
+  out = np.empty(cols.shape, np.float64)
+  for start in range(0, len(rows), chunk_rows):
+    q = np.asarray(x[rows[start:start + chunk_rows]], np.float64)[:, None, :]
+    c = np.asarray(x[cols[start:start + chunk_rows]], np.float64)
+    if metric == "euclidean":
+      out[start:start + chunk_rows] = np.sqrt(np.einsum("rcd,rcd->rc", c - q, c - q))
+    else:
+      qn = q / np.linalg.norm(q, axis=-1, keepdims=True)
+      cn = c / np.linalg.norm(c, axis=-1, keepdims=True)
+      out[start:start + chunk_rows] = 1.0 - np.einsum("rcd,rcd->rc", qn, cn)
+  return out
 
 
 def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True, mesh=None):
@@ -92,7 +101,7 @@ def _refine(x, query_idx, cand_scores, cand, k, metric, bound, exclude_self=True
   near = np.setdiff1d(np.flatnonzero(gaps <= 2 * bound), far)
   for start in range(0, len(near), _REFINE_ROWS):
     rows = near[start:start + _REFINE_ROWS]
-    d = _exact_distances(x, query_idx[rows], cand[rows], metric)
+    d = exact_distances(x, query_idx[rows], cand[rows], metric)
     order = np.lexsort((cand[rows], d), axis=-1)[:, :k]  # by distance, then index
     idx[rows] = np.take_along_axis(cand[rows], order, axis=1)
   if far.size:  # the true neighbours may lie beyond the candidates: float64 over all points
@@ -144,7 +153,7 @@ def knn(x, k: int, *, metric: str = "euclidean", queries=None, exclude_self: boo
   if refine and n_cand > k:
     bound = score_error_bound(points, sqnorm, query_idx)
     idx, _ = _refine(x, query_idx, scores, idx, k, metric, bound, exclude_self, mesh)
-    dist = _exact_distances(x, query_idx, idx, metric)
+    dist = exact_distances(x, query_idx, idx, metric)
   else:
     idx = idx[:, :k]
     dist = np.asarray(distances.scores_to_distances(

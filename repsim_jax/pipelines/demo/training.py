@@ -61,14 +61,16 @@ def colour_clusters(images: np.ndarray, k: int, *, seed: int = 0, iterations: in
   return centres[np.argsort(centres.sum(axis=1), kind="stable")]
 
 
-def _training_record(config, entry) -> dict[str, Any]:
-  return {"model": entry.to_dict(), "world": config.world.to_dict(), "seed": config.seed}
+def _training_record(config, entry, seed: int) -> dict[str, Any]:
+  return {"model": entry.to_dict(), "world": config.world.to_dict(), "seed": seed}
 
 
 def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.ndarray],
-                run: Run) -> tuple[str, dict[str, Any]]:
+                run: Run, *, seed: int | None = None) -> tuple[str, dict[str, Any]]:
   """Trains one model of `run.config.models` (or reuses its checkpoint under
-  `<workdir>/checkpoints/<name>`); returns (path, record)."""
+  `<workdir>/checkpoints/<name>`); returns (path, record). `seed` (default `run.config.seed`)
+  seeds the initialisation, the batch order and iGPT's colour clusters: the measure benchmark
+  trains each model with several seeds on the same images."""
   import jax
   import jax.numpy as jnp
   from flax import nnx
@@ -77,7 +79,8 @@ def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.nda
   from repsim_jax.models.preprocessing import from_config_dict
   config = run.config
   path = os.path.join(run.workdir, "checkpoints", entry.name)
-  record = _training_record(config, entry)
+  seed = config.seed if seed is None else seed
+  record = _training_record(config, entry, seed)
   meta_path = os.path.join(path, "repsim_jax.json")
   if os.path.exists(meta_path):
     with open(meta_path) as f:
@@ -89,23 +92,23 @@ def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.nda
                      f"--workdir (or delete that folder) to train again")
   clusters = None
   if entry.objective == "next_pixel":
-    clusters = colour_clusters(train_images, entry.clusters, seed=config.seed)
+    clusters = colour_clusters(train_images, entry.clusters, seed=seed)
   hf_config = _hf_config(entry, None if clusters is None else len(clusters))
   preprocessor = _preprocessor_config(entry, config.world.size, clusters)
   inputs = from_config_dict(preprocessor)(list(train_images))
   family = registry.family(entry.model_type)
   options = {"add_pooling_layer": False} if entry.model_type == "vit" else {}
-  backbone = family.build(hf_config, dtype=jnp.float32, rngs=nnx.Rngs(config.seed), **options)
+  backbone = family.build(hf_config, dtype=jnp.float32, rngs=nnx.Rngs(seed), **options)
   if entry.objective == "shape":
     dim = hf_config.hidden_sizes[-1] if hasattr(hf_config, "hidden_sizes") else (
         hf_config.hidden_size)
     model = training.Classifier(backbone, dim=dim,
                                 num_classes=int(train_factors["shape"].max()) + 1,
-                                rngs=nnx.Rngs(config.seed + 1))
+                                rngs=nnx.Rngs(seed + 1))
     loss, data = training.classification_loss, (inputs, train_factors["shape"].astype(np.int32))
   elif entry.objective == "next_pixel":
     model = training.NextPixel(backbone, dim=hf_config.n_embd, vocab_size=hf_config.vocab_size,
-                               rngs=nnx.Rngs(config.seed + 1))
+                               rngs=nnx.Rngs(seed + 1))
     loss, data = training.next_pixel_loss, (inputs.astype(np.int32),)
   else:
     raise ValueError(f"model {entry.name!r}: objective {entry.objective!r}; expected 'shape' or "
@@ -114,7 +117,7 @@ def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.nda
   run.log(f"{entry.name}: training a {entry.model_type} ({n_params / 1e3:.0f}k parameters) on "
        f"{entry.objective} for {entry.steps} steps of {entry.batch_size} images")
   history = training.fit(model, loss, data, steps=entry.steps, batch_size=entry.batch_size,
-                         lr=entry.lr, seed=config.seed, name=f"train {entry.name}",
+                         lr=entry.lr, seed=seed, name=f"train {entry.name}",
                          progress=run.log)
   tail = max(1, entry.steps // 10)
   summary = {"seconds": history["seconds"], "parameters": n_params,
