@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.metrics import imbalance_null, kernel_alignment, knn_alignment
+from repsim_jax.metrics import imbalance_null, kernel_alignment, knn_alignment, validation
 
 __all__ = ["permutations", "calibrate", "permutation_test", "MEASURES"]
 
@@ -74,6 +74,15 @@ def calibrate(observed, null, *, lower_is_similar: bool = False, alpha: float = 
   if null.shape[1:] != observed.shape or null.shape[0] < 1:
     raise ValueError(f"null: expected [P, {', '.join(map(str, observed.shape))}], got "
                      f"{null.shape}")
+  bad = ~np.isfinite(null.reshape(len(null), -1))
+  if bad.any():  # a NaN compares False with everything: it would silently count as "below"
+    rows = np.flatnonzero(bad.any(axis=1))
+    raise ValueError(f"null: {int(bad.sum())} NaN or infinite values, in permutations "
+                     f"{rows[:5].tolist()}{' ...' if len(rows) > 5 else ''} of {len(null)}; a "
+                     "permutation's score must be a number (p-values would treat it as never "
+                     "reaching the observed one)")
+  if not np.all(np.isfinite(observed)):
+    raise ValueError(f"observed: {int(np.sum(~np.isfinite(observed)))} NaN or infinite values")
   if not 0 < alpha < 1:
     raise ValueError(f"alpha: expected 0 < alpha < 1, got {alpha}")
   sign = -1.0 if lower_is_similar else 1.0
@@ -115,6 +124,8 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
     measure: "imbalance" (Delta(a -> b), lower = more similar), "cka" (linear; `debiased=True`
       by default), "mutual_knn" or "cknna" (Huh et al. 2024).
     n_perm, seed: the permutations, `permutations(N, n_perm, seed)`; or pass `perms` [P, N].
+      At least `validation.MIN_PERM` (10) of them: with P permutations no p-value is below
+      1 / (P + 1).
     alpha: level of the critical values and calibrated scores.
     **kwargs: the measure's options (k, metric, ties, dtype, ... for imbalance; debiased for
       cka; k, normalize (and unbiased) for mutual_knn / cknna).
@@ -127,6 +138,11 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
   layers_b = layers_a if layers_b is None else layers_b
   n = np.shape(layers_a[0])[0]
   perms = permutations(n, n_perm, seed) if perms is None else np.asarray(perms)
+  validation.check_count(len(perms), "n_perm", validation.MIN_PERM,
+                         "the smallest p-value of P permutations is 1 / (P + 1)")
+  validation.warn_degenerate_pairs(
+      layers_a, layers_b, measure="knn" if measure in ("mutual_knn", "cknna") else measure,
+      metric=kwargs.get("metric", "euclidean"))
   if measure == "imbalance":
     observed, null = imbalance_null.imbalance_permutation_null(layers_a, layers_b, perms,
                                                                **kwargs)
@@ -139,3 +155,4 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
   out = calibrate(observed, null, lower_is_similar=measure == "imbalance", alpha=alpha)
   out["perms"] = perms
   return out
+
