@@ -41,7 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # sample to its own 5-95 % quantiles.
   c.preprocess = ml_collections.ConfigDict(
       {"clip_quantiles": (), "center": False, "l2_normalize": False})
-  c.subset_size = a["subset_size"]  # > 0: mean ± s.e.m. over disjoint subsets of this size
+  # > 0: mean ± s.e.m. over disjoint subsets of this size (the value at N = subset_size)
+  c.subset_size = a["subset_size"]
   c.repeats = 0  # 0 = as many disjoint subsets as fit
   c.synthetic = ml_collections.ConfigDict(
       {"n": 2000, "n_layers": 8, "latent_dim": 16, "drop": 2, "width": 32, "noise": 0.05})

@@ -92,8 +92,9 @@ def run(config, workdir: str) -> dict:
   section = context.section(f"Information imbalance {title}")
   section.note(f"{len(names_a)} x {len(names_b)} layers, N={len(layers_a[0])}, k={config.k}, "
                f"{config.metric} distance, ties={config.ties}"
-               + (f"; mean over disjoint subsets of {config.subset_size}" if config.subset_size
-                  else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when "
+               + (f"; mean over disjoint subsets of {config.subset_size}: the value at "
+                  f"N = subset_size = {config.subset_size}, not at the full N (II drifts with N)"
+                  if config.subset_size else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when "
                "unrelated.")
   best = matrix.argmin(axis=1)
   section.table(["layer of A", "best-predicted layer of B", "Δ(A → B)", "mean Δ over B"],

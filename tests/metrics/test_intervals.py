@@ -225,9 +225,10 @@ def test_halves_interval_of_ii_against_subsets_recomputed():
   rate = (1 + np.clip(np.log2(var_quarter / var_half), 0.5, 3)) / 2
   std = np.sqrt(var_half * 2.0 ** -rate)
   np.testing.assert_allclose(out["std"][0], std, rtol=1e-10)
-  np.testing.assert_allclose(out["low"][0], values[0] * 0 + out["value"][0]
-                             - scipy.stats.norm.ppf(0.975) * std, rtol=1e-10)
-  np.testing.assert_allclose(out["half_width"][0], scipy.stats.norm.ppf(0.975) * std, rtol=1e-10)
+  half = scipy.stats.t.ppf(0.975, 20) * std  # Student's t, 20 degrees of freedom
+  np.testing.assert_allclose(out["half_width"][0], half, rtol=1e-10)
+  np.testing.assert_allclose(out["low"][0], out["value"][0] - half, rtol=1e-10)
+  np.testing.assert_allclose(out["high"][0], out["value"][0] + half, rtol=1e-10)
   assert np.all(out["low"] < out["value"]) and np.all(out["value"] < out["high"])
 
 
@@ -278,6 +279,8 @@ def test_constant_and_duplicate_layers_warn_once_per_call():
                                                                   seed=0),
       "information_imbalance_matrix": lambda x: repsim_jax.information_imbalance_matrix(
           [a, x], [b, x]),
+      "sample_size_curve": lambda x: repsim_jax.sample_size_curve([a, x], [b, x], sizes=[20, 40],
+                                                                  n_subsamples=2, seed=0),
   }
   for name, call in calls.items():
     _, said = _catch(lambda: call(flat))
@@ -301,7 +304,6 @@ def test_constant_and_duplicate_layers_warn_once_per_call():
     _, said = _catch(lambda: call(dup))  # duplicates are ordinary samples for CKA
     assert said == []
   # What the warning says: a constant layer predicts like a perfect copy under ties "min".
-  _, said = _catch(lambda: None)
   with pytest.warns(UserWarning):
     value = repsim_jax.information_imbalance(a, flat)
   assert value == pytest.approx(2 / 40)
