@@ -9,22 +9,26 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
   complementary halves of the images are two independent data sets of N/2 images, so
   (Delta_h1 - Delta_h2)^2 / 2, averaged over random splits, is an unbiased estimate of
   Var(Delta at N/2); four disjoint quarters likewise give Var(Delta at N/4). The variance falls
-  like N^-beta with beta = 1 for large N but up to ~3 for strongly dependent pairs at small N
-  (Delta ~ 2/N * mean rank, the ranks O(1)); the measured beta between N/4 and N/2 overstates it
-  between N/2 and N, where it is closer to 1, so the extrapolation uses the midpoint
-  (1 + beta_measured) / 2. Why not the bootstrap: a resample holds ~0.63N distinct images and
-  every query's neighbourhood is re-drawn, so its replicates vary more than Delta at N does
-  (percentile intervals 1.1-1.3x the ideal width, coverage 0.97-1.0) and their mean drifts
-  towards Delta at ~0.63N (basic intervals, centred 2 Delta - mean, cover 0.80-0.93).
+  like N^-beta, beta = 1 asymptotically but up to ~3 for strongly dependent pairs at small N
+  (there Delta ~ 2/N * mean rank with O(1) ranks), and beta falls towards 1 as N grows: the
+  beta measured between N/4 and N/2 overstates the one between N/2 and N, and 1 understates it,
+  so the extrapolation uses their midpoint (1 + beta_measured) / 2. The estimate itself is
+  E[Delta at N]'s unbiased estimator, so only the sd has to be right.
+  Why not the bootstrap for II: a resample holds ~0.63N distinct images and every query's
+  neighbourhood is re-drawn among them, so the replicates vary more than Delta at N does
+  (percentile intervals too wide, covering ~0.98-0.99) and their mean drifts towards Delta on
+  ~0.63N images (basic intervals, centred 2 Delta - that mean, miss: coverage down to ~0.7).
+  Halves and quarters hold no copies. Coverage of every method: `benchmarks/bench_coverage.py`.
 * Image bootstrap (`imbalance_bootstrap`, `cka_bootstrap`): B replicates of the N images drawn
   with replacement, exactly as `scipy.stats.bootstrap` draws them
   (`rng.integers(0, N, (B, N))` with `rng = np.random.default_rng(seed)`), summarised by the
-  percentile (or basic) interval and the bootstrap standard error; CKA's default (its replicates'
-  mean tracks the estimate, unlike II's). All replicates come out of one pass over the data,
-  never B recomputations: La + Lb distance passes for II (the resampled ranks are counted with
-  multiplicities, see `imbalance_weighted`; copies of an image are not its own neighbours), and
-  one pass over the rows' Gram blocks for CKA (`cka_weighted`); the halves and quarters are 0/1
-  replicates of the same pass.
+  percentile (or basic) interval and the bootstrap standard error; CKA's default, although the
+  debiased CKA of a resample counts copies as distinct samples and its percentile interval
+  under-covers at N = 500 on clustered data (~0.87-0.89), where "halves" covers (~0.94-0.96).
+  All replicates come out of one pass over the data, never B recomputations: La + Lb distance
+  passes for II (the resampled ranks are counted with multiplicities, see `imbalance_weighted`;
+  copies of an image are not its own neighbours), and one pass over the rows' Gram blocks for
+  CKA (`cka_weighted`); the halves and quarters are 0/1 replicates of the same pass.
 * Disjoint subsamples (`imbalance_stats.imbalance_subsets`, `cka_subsets`): DADApy's
   `subset_size` / `repeats` protocol (Mahaut & Baroni 2026, Appendix B): the values on R
   disjoint random subsets, their mean, standard error (std ddof=1 / sqrt(R)) and the Student-t
@@ -256,8 +260,9 @@ def cka_bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *, n_boo
   """Image-bootstrap interval of every linear CKA(layers_a[i], layers_b[j]).
 
   Args as in `imbalance_bootstrap` (N >= `validation.MIN_INTERVAL_N`); debiased: as in
-  `cka_matrix`; method: "percentile" (default), "basic" or "halves"; **kwargs: mesh, block_size,
-  memory_budget_bytes, dtype (`weighted_cka`).
+  `cka_matrix`; method: "percentile" (default), "basic" or "halves" (covers better at small N,
+  see the module docstring); **kwargs: mesh, block_size, memory_budget_bytes, dtype
+  (`weighted_cka`).
 
   Returns:
     `bootstrap_interval`'s dict with "value" [La, Lb] from the same pass (with "halves":

@@ -307,3 +307,17 @@ def test_constant_and_duplicate_layers_warn_once_per_call():
   with pytest.warns(UserWarning):
     value = repsim_jax.information_imbalance(a, flat)
   assert value == pytest.approx(2 / 40)
+
+
+def test_halves_interval_of_cka_reads_cka_of_the_split_subsets():
+  layers = _layers(17, 48, [5, 3], offset=2.0)
+  out = repsim_jax.cka_bootstrap(layers[:1], layers[1:], n_boot=20, n_splits=2, seed=5,
+                                 method="halves")
+  subsets = np.concatenate([intervals.split_weights(48, 2, 2, 5),
+                            intervals.split_weights(48, 4, 1, 5)]).astype(bool)
+  want = [repsim_jax.cka(layers[0][s], layers[1][s], debiased=True) for s in subsets]
+  np.testing.assert_allclose(np.concatenate([out["halves"], out["quarters"]])[:, 0, 0], want,
+                             atol=2e-6)
+  ref = intervals.halves_interval(out["value"], out["halves"], out["quarters"], n=48)
+  np.testing.assert_array_equal(out["low"], ref["low"])
+  assert out["std"][0, 0] > 0 and out["low"][0, 0] < out["value"][0, 0] < out["high"][0, 0]
