@@ -23,8 +23,9 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
   with replacement, exactly as `scipy.stats.bootstrap` draws them
   (`rng.integers(0, N, (B, N))` with `rng = np.random.default_rng(seed)`), summarised by the
   percentile (or basic) interval and the bootstrap standard error; CKA's default, although the
-  debiased CKA of a resample counts copies as distinct samples and its percentile interval
-  under-covers at N = 500 on clustered data (~0.87-0.89), where "halves" covers (~0.94-0.96).
+  debiased CKA of a resample counts copies as distinct samples, and its percentile interval
+  misses at N = 500 on clustered data (coverage ~0.87-0.89) and for a weakly dependent pair of
+  128-wide layers (~0.47), where "halves" covers (0.94-0.99).
   All replicates come out of one pass over the data, never B recomputations: La + Lb distance
   passes for II (the resampled ranks are counted with multiplicities, see `imbalance_weighted`;
   copies of an image are not its own neighbours), and one pass over the rows' Gram blocks for
