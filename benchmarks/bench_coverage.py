@@ -1,7 +1,8 @@
 r"""Coverage of every interval we print, on generative models whose E[value at N] is known.
 
-  python benchmarks/bench_coverage.py --quick     # 4 cases, N in {200, 500}: a few minutes
-  python benchmarks/bench_coverage.py             # 96 cases, N up to 2000: many hours on 2 cores
+  python benchmarks/bench_coverage.py --quick  # 4 cases, N in {200, 500}, 120 data sets each
+  python benchmarks/bench_coverage.py          # 96 cases, N up to 2000, 400 data sets: days on
+                                               # 2 CPU cores (N^2 work per replicate)
   python benchmarks/bench_coverage.py --models=clusters --n=1000 --k=10 --metric=cosine --sets=300
 
 A case is a latent structure (`MODELS`), a width d, N, k and a metric. Each model draws a
@@ -177,7 +178,9 @@ def main():
     sets, truth_sets = args.sets, args.truth
   print(f"{'quick' if args.quick else 'full'} mode: {len(cases)} cases x {measures}, {sets} data "
         f"sets each, truth over {truth_sets}, n_boot={args.n_boot}"
-        + ("" if args.quick else " (hours on 2 CPU cores at the defaults)"), flush=True)
+        + ("" if args.quick else " (days on 2 CPU cores at the defaults: select cases with "
+                                  "--models/--n/--d/--k/--metric, or run on an accelerator)"),
+        flush=True)
   rows = []
   warnings.simplefilter("ignore")  # the models are continuous: no duplicate points
   for case in cases:
