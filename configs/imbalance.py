@@ -50,7 +50,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # sample to its own 5-95 % quantiles.
   c.preprocess = ml_collections.ConfigDict(
       {"clip_quantiles": (), "center": False, "l2_normalize": False})
-  c.subset_size = a["subset_size"]  # > 0: mean ± s.e.m. over disjoint subsets of this size
+  # > 0: mean ± s.e.m. over disjoint subsets of this size (the value at N = subset_size)
+  c.subset_size = a["subset_size"]
   c.repeats = 0  # 0 = as many disjoint subsets as fit
   c.n_boot = 0  # > 0: image-bootstrap interval of every entry, each measure
   c.n_perm = 0  # > 0: permutation calibration (Gröger et al. 2026) of every measure

@@ -127,11 +127,12 @@ def analysis(local: bool = False) -> ml_collections.ConfigDict:
   # II (Figs. 1, 10): n=None uses every extracted image (paper: 1e4), else a seeded subsample.
   # by_model_pair: one engine call per ordered model pair, two models' layers in memory at a time
   # (same numbers, M times the neighbour passes), instead of one call over every layer.
-  # n_boot image-bootstrap replicates (seeded by `seed`) give the headline numbers (largest own-
-  # layer II, smoothness) their `confidence` interval, shown as ± and shaded in Fig. 1's A → A
+  # n_boot > 0 gives the headline numbers (largest own-layer II, smoothness) their `confidence`
+  # interval (`imbalance_bootstrap`'s default: split halves and quarters, seeded by `seed`; the
+  # n_boot bootstrap replicates are saved beside it), shown as ± and shaded in Fig. 1's A → A
   # panels: each model's representative rows and the row of its largest II only, 4 + L distance
-  # passes per model for all replicates, plus N^2 weighted counts per layer and replicate (the
-  # main cost on CPU: ~2x the plain step's FLOPs at the paper's scale); n_boot=0 turns them off.
+  # passes per model for all replicates, plus N^2 weighted counts per layer and replicate
+  # (n_boot + 150 of them; the main cost on CPU); n_boot=0 turns them off.
   a.imbalance = {"n": None, "seed": 0, "k": 1, "metric": "euclidean",
                  "ties": "min", "memory_budget_mb": 1024, "heatmaps": True,
                  "by_model_pair": False, "n_boot": 200, "confidence": 0.95}

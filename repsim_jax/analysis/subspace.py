@@ -70,8 +70,9 @@ def cross_encoder_subspace(representations: Mapping[str, object], *, k: int = 16
   Args:
     representations: {model: [N, d_m]} one chosen layer per model, rows = the same N images.
     k: principal components per model.
-    n_perm, seed: null draws; draw p permutes every model's rows with its own
-      `np.random.default_rng(seed)` permutation (models in the given order, draw by draw).
+    n_perm, seed: null draws (at least `validation.MIN_PERM`); draw p permutes every model's
+      rows with its own `np.random.default_rng(seed)` permutation (models in the given order,
+      draw by draw).
     alpha: level of the critical values and calibrated scores (`calibrate`).
     debiased: debiased (HSIC_1) instead of the plain linear CKA of the projections.
 
@@ -89,7 +90,11 @@ def cross_encoder_subspace(representations: Mapping[str, object], *, k: int = 16
     raise ValueError(f"representations: expected at least 2 models, got {models}")
   arrays = [validation.as_representation(representations[m], f"representations[{m!r}]")
             for m in models]
-  n = validation.check_same_n(arrays, [f"representations[{m!r}]" for m in models])
+  names = [f"representations[{m!r}]" for m in models]
+  n = validation.check_same_n(arrays, names)
+  n_perm = validation.check_count(n_perm, "n_perm", validation.MIN_PERM,
+                                  "the smallest p-value of P permutations is 1 / (P + 1)")
+  validation.warn_degenerate_layers(arrays, names, measure="subspace", duplicates=False)
   pcs = [principal_components(x, k) for x in arrays]
   scores = [p["scores"].astype(np.float32) for p in pcs]
   rng = np.random.default_rng(seed)

@@ -27,7 +27,7 @@ import numpy as np
 
 from repsim_jax.measures import engine, protocol
 from repsim_jax.measures.protocol import Measure, Properties, register
-from repsim_jax.metrics import intervals
+from repsim_jax.metrics import intervals, validation
 
 __all__ = ["Measure", "Properties", "register", "measure", "measures", "similarity_matrix",
            "bootstrap", "bootstrap_replicates", "subsets", "permutation_null", "MODULES"]
@@ -132,34 +132,43 @@ def bootstrap_replicates(layers_a: Sequence, layers_b: Sequence | None = None, *
 
 def bootstrap(layers_a: Sequence, layers_b: Sequence | None = None, *,
               measure: str | Measure = "cka", n_boot: int = 200, seed: int = 0,
-              generic: bool = False, interval: dict | None = None,
+              method: str = "halves", confidence: float = 0.95,
+              n_splits: int = intervals.DEFAULT_SPLITS, generic: bool = False,
               **options) -> dict[str, np.ndarray]:
-  """Image-bootstrap interval of every entry of the [La, Lb] matrix, for any measure.
+  """Interval of every entry of the [La, Lb] matrix, for any measure.
+
+  The plain matrix, the bootstrap replicates and (method "halves") the split halves and quarters
+  come out of one `bootstrap_replicates` pass (its fast path where the measure declares one), and
+  `intervals.resampled_interval` reads the interval from them: the same interval, on the same
+  draws, as `imbalance_bootstrap` and `cka_bootstrap`.
 
   Args:
     layers_a, layers_b, measure, **options: as in `similarity_matrix`.
-    n_boot, seed: replicates drawn by `intervals.bootstrap_weights` (scipy.stats.bootstrap's
-      draws).
+    n_boot, seed: bootstrap replicates drawn by `intervals.bootstrap_weights`
+      (scipy.stats.bootstrap's draws); the seed also draws the splits.
+    method: "halves" (default: the sd at N from split halves and quarters; the percentile
+      bootstrap of II and CKA missed its level in `benchmarks/bench_coverage.py`), "percentile"
+      or "basic".
+    confidence: the level.
+    n_splits: random splits into halves ("halves" only).
     generic: force the generic path (tests).
-    interval: keywords for `intervals.bootstrap_interval` (confidence, method); its defaults
-      otherwise.
 
   Returns:
-    `intervals.bootstrap_interval`'s dict: "value" [La, Lb] (the plain matrix), "replicates"
-    [B, La, Lb], "low", "high", "half_width", "std".
+    `intervals.resampled_interval`'s dict: "value" [La, Lb] (the plain matrix), "low", "high",
+    "half_width", "std", "replicates" [B, La, Lb] (and with "halves" "halves", "quarters",
+    "rate", "bootstrap_std").
   """
-  n = np.shape(layers_a[0])[0]
-  weights = intervals.bootstrap_weights(n, n_boot, seed)
-  if globals()["measure"](measure).bootstrap is not None and not generic:
-    # the plain matrix is the all-ones replicate of the same pass (as `imbalance_bootstrap`)
-    values = bootstrap_replicates(layers_a, layers_b, measure=measure, weights=np.concatenate(
-        [np.ones((1, n), weights.dtype), weights]), **options)
-    value, reps = values[0], values[1:]
-  else:
-    value = similarity_matrix(layers_a, layers_b, measure=measure, generic=generic, **options)
-    reps = bootstrap_replicates(layers_a, layers_b, weights=weights, measure=measure,
-                                generic=generic, **options)
-  return intervals.bootstrap_interval(value, reps, **(interval or {}))
+  m = globals()["measure"](measure)
+
+  def weighted(la, lb, weights):
+    return bootstrap_replicates(la, lb, weights=weights, measure=m, generic=generic, **options)
+
+  k = int(m.resolve_options(options).get("k", 1))
+  return intervals.resampled_interval(
+      weighted, layers_a, layers_b, n_boot=n_boot, n_splits=n_splits, seed=seed,
+      confidence=confidence, method=method,
+      min_n=max(validation.MIN_INTERVAL_N, 4 * max(m.min_rows, k + 1)),
+      what=f"an interval of {m.name} (quarters of at least {max(m.min_rows, k + 1)} images)")
 
 
 def subsets(layers_a: Sequence, layers_b: Sequence | None = None, *,

@@ -51,6 +51,8 @@ from typing import Sequence
 
 import numpy as np
 
+from repsim_jax.metrics import validation
+
 __all__ = ["permutations", "critical_value", "calibrate", "aggregate", "aggregate_test",
            "benjamini_hochberg", "permutation_test", "AGGREGATES", "MEASURES"]
 
@@ -148,6 +150,15 @@ def calibrate(observed, null, *, lower_is_similar: bool = False, alpha: float = 
   if null.shape[1:] != observed.shape or null.shape[0] < 1:
     raise ValueError(f"null: expected [P, {', '.join(map(str, observed.shape))}], got "
                      f"{null.shape}")
+  bad = ~np.isfinite(null.reshape(len(null), -1))
+  if bad.any():  # a NaN compares False with everything: it would silently count as "below"
+    rows = np.flatnonzero(bad.any(axis=1))
+    raise ValueError(f"null: {int(bad.sum())} NaN or infinite values, in permutations "
+                     f"{rows[:5].tolist()}{' ...' if len(rows) > 5 else ''} of {len(null)}; a "
+                     "permutation's score must be a number (p-values would treat it as never "
+                     "reaching the observed one)")
+  if not np.all(np.isfinite(observed)):
+    raise ValueError(f"observed: {int(np.sum(~np.isfinite(observed)))} NaN or infinite values")
   _check_alpha(alpha)
   sign = -1.0 if lower_is_similar else 1.0
   perfect = (0.0 if lower_is_similar else 1.0) if perfect is None else float(perfect)
@@ -259,7 +270,8 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
       b), lower = more similar), "cka" (linear, hsic="song"; `hsic="gretton"` picks the biased
       one), "mutual_knn", "cknna", "procrustes", ...
     n_perm, seed, labels, groups: the permutations, `permutations(N, n_perm, seed, labels=...,
-      groups=...)`; or pass `perms` [P, N].
+      groups=...)`; or pass `perms` [P, N]. At least `validation.MIN_PERM` (10) of them: with
+      P permutations no p-value is below 1 / (P + 1).
     alpha: level of the critical values and calibrated scores, and the FDR level.
     top_k: pairs averaged by the "top_k_mean" aggregate.
     generic: evaluate the pairs on permuted rows even where the measure has a fast null (tests).
@@ -281,6 +293,10 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
   n = np.shape(layers_a[0])[0]
   perms = (permutations(n, n_perm, seed, labels=labels, groups=groups) if perms is None
            else np.asarray(perms))
+  validation.check_count(len(perms), "n_perm", validation.MIN_PERM,
+                         "the smallest p-value of P permutations is 1 / (P + 1)")
+  validation.warn_degenerate_pairs(layers_a, layers_b, measure=validation.constant_meaning_key(m.name),
+                                   metric=kwargs.get("metric", "euclidean"))
   observed, null = permutation_null(layers_a, layers_b, perms=perms, measure=m, generic=generic,
                                     **kwargs)
   opts = dict(lower_is_similar=not m.higher_is_similar, alpha=alpha, perfect=m.perfect)
@@ -291,3 +307,4 @@ def permutation_test(layers_a: Sequence, layers_b: Sequence | None = None, *,
   out["perms"] = perms
   out["measure"] = m.name
   return out
+

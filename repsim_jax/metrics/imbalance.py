@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import time
-import warnings
 from typing import Callable, Mapping, Sequence
 
 import jax
@@ -113,39 +112,26 @@ def _check_dtype(dtype):
     raise ValueError(f"dtype must be float32 or float64, got {dtype}")
 
 
-def _warn_duplicates(layers, names):
+def _warn_duplicates(layers, names, metric="euclidean"):
   """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
-  "exact duplicate points: 3 of 2000 in each of 19 layers"."""
-  counts, n = {}, 0
-  for u, name in enumerate(names):  # one layer at a time (lazy layers are read here)
-    x = layers[u]
-    counts[name], n = validation.duplicate_count(x), len(x)
-  hit = {name: c for name, c in counts.items() if c}
-  if not hit:
-    return
-  values = sorted(set(hit.values()))
-  amount = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
-  if len(hit) == len(counts) and len(values) == 1:
-    where = f"in each of {len(hit)} layers"
-  else:
-    listed = ", ".join(f"{k}: {v}" if len(values) > 1 else k for k, v in list(hit.items())[:6])
-    where = f"in {len(hit)} of {len(counts)} layers ({listed}{', ...' if len(hit) > 6 else ''})"
-  warnings.warn(f"exact duplicate points: {amount} of {n} {where}; their distances tie (see the "
-                f"ties option)", stacklevel=3)
+  "exact duplicate points: 3 of 2000 in each of 19 layers", and one when a layer has no spread
+  (`validation.warn_degenerate_layers`)."""
+  validation.warn_degenerate_layers(layers, names, measure="imbalance", metric=metric,
+                                    stacklevel=4)
 
 
-def _warn_duplicate_layers(layers_a, layers_b):
+def _warn_duplicate_layers(layers_a, layers_b, metric="euclidean"):
   """`_warn_duplicates` over the distinct layers, each named by its first place."""
   union, _, _ = _union(layers_a, layers_b)
   if isinstance(union, (validation.LazyLayers, _Concat)):  # read one layer at a time
     names = ([f"layers_a[{i}]" for i in range(len(layers_a))]
              + ([] if union is layers_a else [f"layers_b[{j}]" for j in range(len(layers_b))]))
-    _warn_duplicates(union, names)
+    _warn_duplicates(union, names, metric)
     return
   names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
   for j, y in enumerate(layers_b):
     names.setdefault(id(y), f"layers_b[{j}]")
-  _warn_duplicates(union, [names[id(x)] for x in union])
+  _warn_duplicates(union, [names[id(x)] for x in union], metric)
 
 
 class _Concat(collections.abc.Sequence):
@@ -263,7 +249,7 @@ def imbalance_ranks(layers_a: Sequence, layers_b: Sequence, *, k: int = 1,
     n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   validation.check_k(k, n)
   if check_duplicates:
-    _warn_duplicate_layers(layers_a, layers_b)
+    _warn_duplicate_layers(layers_a, layers_b, metric)
   mesh = sharding.row_mesh() if mesh is None else mesh
   union, a_ids, b_ids = _union(layers_a, layers_b)
   itemsize = np.dtype(dtype).itemsize
@@ -477,7 +463,7 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
   b = validation.as_representation(b, "b")
   validation.check_same_n([a, b], ["a", "b"])
   if kwargs.pop("check_duplicates", True):
-    _warn_duplicates([a, b], ["a", "b"])
+    _warn_duplicates([a, b], ["a", "b"], metric)
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
                                             check_duplicates=False, convention=convention,
                                             query_rows=query_rows, seed=seed, **kwargs)[0, 0])
@@ -506,7 +492,7 @@ def _acevedo_matrix(layers_a, layers_b, *, k, metric, ties, query_rows, seed, bl
   layers_b = layers_a if same else validation.as_layers(layers_b, "layers_b")
   n = validation.check_same_n([layers_a[0], layers_b[0]], ["layers_a", "layers_b"])
   if check_duplicates:
-    _warn_duplicate_layers(layers_a, layers_b)
+    _warn_duplicate_layers(layers_a, layers_b, metric)
   rows = (imbalance_acevedo.default_query_rows(n, seed) if query_rows is None
           else imbalance_acevedo.check_query_rows(query_rows, n))
   union, a_ids, b_ids = _union(layers_a, layers_b)

@@ -5,6 +5,9 @@ Two families, for the two kinds of kernels:
 * host checks (`as_representation`, `as_layers`, `check_same_n`, `check_k`, `duplicate_count`):
   numpy in, numpy out; the II and k-NN kernels stream blocks from host arrays, so the values are
   checked here once (NaN / inf, shapes, k against n);
+* resampling checks (`check_count`, `check_min_n`, `warn_degenerate_layers`): the bootstrap,
+  subset and permutation entry points refuse too few replicates or points, and say once per call
+  when a layer has repeated points or no spread (what the value then means);
 * device checks (`as_layer`, `as_layer_list`, `layer_lists`, `check_rows`, `float_dtype`): the
   CKA family (CKA, CCA, Procrustes, mutual k-NN) keeps jax arrays on device, skips value checks
   for tracers (the kernels stay jit-friendly), and leaves lazy array-likes (memmaps) unread.
@@ -12,6 +15,7 @@ Two families, for the two kinds of kernels:
 from __future__ import annotations
 
 import collections.abc
+import warnings
 from typing import Any, Sequence
 
 import jax
@@ -111,6 +115,140 @@ def duplicate_count(x: np.ndarray) -> int:
   rows = np.ascontiguousarray(x).view(np.dtype((np.void, x.dtype.itemsize * x.shape[1])))
   _, inverse, counts = np.unique(rows.ravel(), return_inverse=True, return_counts=True)
   return int(np.sum(counts[inverse] > 1))
+
+
+# Fewest bootstrap replicates an interval is read from: the standard error of the replicates'
+# standard deviation is ~1 / sqrt(2 (B - 1)) of it, 16% at B = 20 (and 5% at the default 200);
+# below 20 the 2.5% / 97.5% quantiles are interpolated between the two most extreme replicates.
+MIN_BOOT = 20
+# Fewest permutations of a permutation test: with P permutations the smallest p-value is
+# 1 / (P + 1) and the critical value is read off P null values; below 10 no p-value can fall
+# under 0.1 (P = 1 gives p = 0.5 whatever the data).
+MIN_PERM = 10
+# Fewest points an interval is computed from (bootstrap, half-samples): below it a resample often
+# holds too few distinct images (N = 5: a replicate of 5 copies of one image ~1 draw in 600).
+MIN_INTERVAL_N = 20
+# A layer whose spread (root mean square deviation from its mean row) is at most this fraction of
+# its root mean square value is "near-constant": in float32 its rows differ by a few rounding steps
+# (float32 resolution is 6e-8 of a value), so distances and Gram entries are rounding noise.
+NEAR_CONSTANT_RTOL = 1e-5
+
+
+def check_count(count, name: str, minimum: int, why: str = "") -> int:
+  """`count` (replicates, permutations) as an int >= minimum, else an error naming both."""
+  if int(count) != count or count < minimum:
+    raise ValueError(f"{name}={count}: expected an integer >= {minimum}" + (f" ({why})"
+                                                                              if why else ""))
+  return int(count)
+
+
+def check_min_n(n: int, minimum: int, what: str) -> None:
+  """An error naming N and the minimum when `what` (e.g. "an II bootstrap interval") has too few
+  points."""
+  if n < minimum:
+    raise ValueError(f"N={n} points: {what} needs at least N={minimum}")
+
+
+def spread_ratio(x, metric: str = "euclidean", chunk: int = 4096) -> float:
+  """Root mean square deviation of the rows from their mean over the root mean square value
+  (rows scaled to unit length first for the cosine metric): 0 for a constant layer. Float64 in
+  row chunks (no float64 copy of a large layer)."""
+  def rows(start):
+    c = np.asarray(x[start:start + chunk], np.float64)
+    if metric == "cosine":
+      norms = np.linalg.norm(c, axis=1, keepdims=True)
+      c = c / np.where(norms > 0, norms, 1.0)
+    return c
+  n = len(x)
+  total = sum(rows(s).sum(axis=0) for s in range(0, n, chunk))
+  mean = total / n
+  square = sum(float(np.sum(rows(s) ** 2)) for s in range(0, n, chunk))
+  spread = sum(float(np.sum((rows(s) - mean) ** 2)) for s in range(0, n, chunk))
+  return 0.0 if square == 0 else float(np.sqrt(spread / square))
+
+
+# What a value means when a layer has no spread, per kind of measure (the warnings say it).
+CONSTANT_MEANING = {
+    "imbalance": "every distance in it ties (or is rounding noise), so its neighbours are "
+                 "arbitrary: Delta from it says nothing, and Delta to it is ~2/N with ties 'min' "
+                 "(every point its neighbours' rank 1), which reads as perfect prediction",
+    "cka": "CKA with it is 0 by convention (undefined: no variance to align), or rounding noise "
+           "when near-constant",
+    "knn": "its neighbour lists are arbitrary (every distance ties or is rounding noise)",
+    "subspace": "its principal components are arbitrary (no variance to explain), and its "
+                "Procrustes and CKA similarities are 0 by convention (or rounding noise), not a "
+                "measured absence of shared structure",
+    "other": "the measure's value with it is set by convention or by rounding noise, not by "
+             "shared structure",
+}
+
+
+def constant_meaning_key(measure_name: str) -> str:
+  """The `CONSTANT_MEANING` key for a registered measure's name: its family where the warning has
+  a specific sentence ("imbalance", "cka", "knn"), "other" elsewhere."""
+  if measure_name.startswith("information_imbalance"):
+    return "imbalance"
+  if measure_name.startswith("cka"):
+    return "cka"
+  if "knn" in measure_name:
+    return "knn"
+  return "other"
+
+
+def warn_degenerate_layers(layers, names: Sequence[str], *, measure: str,
+                           duplicates: bool = True, metric: str = "euclidean",
+                           stacklevel: int = 3) -> None:
+  """At most one warning for each of (a) exact duplicate points and (b) constant or near-constant
+  layers over the whole call (not one per layer or per resample), e.g.
+  "exact duplicate points: 3 of 2000 in each of 19 layers".
+
+  Args:
+    layers: a sequence of [n, d] arrays (read one at a time: lazy layers are fine).
+    names: one name per layer, for the messages.
+    measure: a key of `CONSTANT_MEANING` ("imbalance", "cka", "knn", "subspace"): what the
+      constant-layer warning says the value means.
+    duplicates: also count exact duplicate rows (ranks and neighbours tie; not for CKA).
+    metric: "cosine" judges the spread of the unit rows.
+  """
+  counts, flat, n = {}, [], 0
+  for u, name in enumerate(names):  # one layer at a time (lazy layers are read here)
+    x = np.asarray(layers[u])
+    n = len(x)
+    if duplicates:
+      counts[name] = duplicate_count(x)
+    ratio = spread_ratio(x, metric)
+    if ratio <= NEAR_CONSTANT_RTOL:
+      flat.append(f"{name} ({'constant' if ratio == 0 else f'spread {ratio:.1e} of its scale'})")
+  hit = {name: c for name, c in counts.items() if c}
+  if hit:
+    values = sorted(set(hit.values()))
+    amount = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
+    if len(hit) == len(counts) and len(values) == 1:
+      where = f"in each of {len(hit)} layers"
+    else:
+      listed = ", ".join(f"{k}: {v}" if len(values) > 1 else k for k, v in list(hit.items())[:6])
+      where = f"in {len(hit)} of {len(counts)} layers ({listed}{', ...' if len(hit) > 6 else ''})"
+    warnings.warn(f"exact duplicate points: {amount} of {n} {where}; their distances tie (see the "
+                  f"ties option)", stacklevel=stacklevel)
+  if flat:
+    listed = ", ".join(flat[:6]) + (", ..." if len(flat) > 6 else "")
+    warnings.warn(f"constant or near-constant layers (spread <= {NEAR_CONSTANT_RTOL:g} of the "
+                  f"values): {listed}; {CONSTANT_MEANING[measure]}", stacklevel=stacklevel)
+
+
+def warn_degenerate_pairs(layers_a: Sequence, layers_b: Sequence | None = None, *, measure: str,
+                          metric: str = "euclidean") -> None:
+  """`warn_degenerate_layers` once over the distinct layers of a [La, Lb] call (each named by its
+  first place): duplicates for the rank and neighbour measures, constant layers for all."""
+  layers, names = [], []
+  for name, group in (("layers_a", layers_a), ("layers_b", layers_b or ())):
+    for i in range(len(group)):
+      x = group[i]
+      if not any(x is y for y in layers):
+        layers.append(x)
+        names.append(f"{name}[{i}]")
+  warn_degenerate_layers(layers, names, measure=measure, metric=metric,
+                         duplicates=measure != "cka", stacklevel=4)
 
 
 # ----------------------------------------------------------------------------- device checks

@@ -175,14 +175,16 @@ def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title,
   if ii:
     section.note(f"{len(names_a)} x {len(names_b)} layers, N={n}, k={config.k}, "
                  f"{config.metric} distance, ties={config.ties}"
-                 + (f"; mean over disjoint subsets of {config.subset_size}"
-                    if config.subset_size else "") + ". Δ(A → B): 0 when A's neighbourhoods "
+                 + (f"; mean over disjoint subsets of {config.subset_size}: the value at "
+                    f"N = subset_size = {config.subset_size}, not at the full N (II drifts "
+                    f"with N)" if config.subset_size else "") + ". Δ(A → B): 0 when A's neighbourhoods "
                  "are B's, about 1 when unrelated.")
   else:
     section.note(f"{len(names_a)} x {len(names_b)} layers, N={n}; {m.name} ({m.kind}: "
                  f"{'larger' if m.higher_is_similar else 'smaller'} = more similar, "
                  f"{m.perfect:g} for identical representations; {m.reference})"
-                 + (f"; mean over disjoint subsets of {config.subset_size}"
+                 + (f"; mean over disjoint subsets of {config.subset_size}: the value at "
+                    f"N = subset_size = {config.subset_size}, not at the full N"
                     if config.subset_size else "") + ".")
   best = matrix.argmax(axis=1) if m.higher_is_similar else matrix.argmin(axis=1)
   half = arrays.get(f"{key}_half_width")

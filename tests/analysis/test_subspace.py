@@ -67,3 +67,14 @@ def test_figure(tmp_path):
   assert all(os.path.getsize(p) > 1000 for p in paths)
   with pytest.raises(ValueError, match="at least 2 models"):
     repsim_jax.cross_encoder_subspace({"vit": _encoders()["vit"]})
+
+
+def test_constant_model_and_few_permutations_are_loud():
+  reps = _encoders(n=60)
+  with pytest.raises(ValueError, match=r"n_perm=5: expected an integer >= 10"):
+    repsim_jax.cross_encoder_subspace(reps, k=2, n_perm=5)
+  reps["flat"] = np.full((60, 8), 2.5)
+  with pytest.warns(UserWarning, match=r"constant or near-constant layers .*representations\['flat'\] "
+                                       r"\(constant\); its principal components are arbitrary"):
+    out = repsim_jax.cross_encoder_subspace(reps, k=2, n_perm=10)
+  assert out["cka"][3, 0] == 0 and out["procrustes"][3, 0] == 0  # what the warning explains

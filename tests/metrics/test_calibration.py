@@ -148,3 +148,37 @@ def test_eight_devices_equal_one_device(on_eight_devices):
   np.testing.assert_array_equal(eight["weighted"],
                                 imbalance_weighted.weighted_imbalance(a, b, w, k=2))
   np.testing.assert_allclose(eight["cka"], cka_weighted.weighted_cka(a, b, w), atol=1e-6)
+
+
+def test_nan_null_few_permutations_and_degenerate_layers_are_loud():
+  import warnings
+  observed = np.array([0.5, 0.2])
+  null = np.random.default_rng(0).random((12, 2))
+  null[3, 1] = np.nan
+  with pytest.raises(ValueError, match=r"null: 1 NaN or infinite values, in permutations \[3\] "
+                                       r"of 12"):
+    calibration.calibrate(observed, null)
+  with pytest.raises(ValueError, match=r"observed: 1 NaN"):
+    calibration.calibrate(np.array([np.nan, 0.2]), np.zeros((12, 2)))
+  a, b = _models(3, n=40)
+  for n_perm in (1, 9):
+    with pytest.raises(ValueError, match=rf"n_perm={n_perm}: expected an integer >= 10 \(the "
+                                         r"smallest p-value of P permutations is 1 / \(P \+ 1\)\)"):
+      repsim_jax.permutation_test(a, b, n_perm=n_perm)
+  dup = [x.copy() for x in a]
+  dup[0][5] = dup[0][6]
+  flat = np.ones((40, 3), np.float32)
+  for measure in ("imbalance", "cka", "mutual_knn"):
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      repsim_jax.permutation_test(dup, b + [flat], measure=measure, n_perm=10)
+    said = [str(w.message) for w in caught]
+    duplicates = [m for m in said if m.startswith("exact duplicate points")]
+    constant = [m for m in said if m.startswith("constant or near-constant layers")]
+    if measure == "cka":  # repeated rows are ordinary samples for CKA
+      assert duplicates == []
+    else:
+      # the constant layer's 40 rows are all duplicates too: one warning lists both layers
+      assert duplicates == ["exact duplicate points: 2-40 of 40 in 2 of 6 layers (layers_a[0]: 2, "
+                            "layers_b[3]: 40); their distances tie (see the ties option)"], said
+    assert len(constant) == 1 and "layers_b[3] (constant)" in constant[0], said

@@ -123,7 +123,7 @@ def test_cka_bootstrap_equals_scipy_bootstrap():
   ref = scipy.stats.bootstrap(
       (np.arange(40),), lambda idx: repsim_jax.cka(x[idx], y[idx], debiased=True),
       n_resamples=30, vectorized=False, method="percentile", rng=np.random.default_rng(3))
-  ours = repsim_jax.cka_bootstrap([x], [y], n_boot=30, seed=3)
+  ours = repsim_jax.cka_bootstrap([x], [y], n_boot=30, seed=3, method="percentile")
   np.testing.assert_allclose(ours["replicates"][:, 0, 0], ref.bootstrap_distribution, atol=2e-6)
   np.testing.assert_allclose([ours["low"][0, 0], ours["high"][0, 0]],
                              [ref.confidence_interval.low, ref.confidence_interval.high],
@@ -176,3 +176,148 @@ def test_bad_inputs():
     intervals.bootstrap_interval(np.zeros(2), np.zeros((3, 2)), method="bca")
   with pytest.raises(ValueError, match="4 disjoint subsets of 6 points need 24 points"):
     repsim_jax.cka_subsets([a], subset_size=6, repeats=4, seed=0)
+
+
+def _catch(fn):
+  """fn()'s result and the messages of the warnings it raised."""
+  import warnings
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = fn()
+  return out, [str(w.message) for w in caught]
+
+
+def test_split_weights_are_complementary_halves_and_disjoint_quarters():
+  halves = intervals.split_weights(41, 2, 3, seed=4)
+  quarters = intervals.split_weights(41, 4, 2, seed=4)
+  assert halves.shape == (6, 41) and quarters.shape == (8, 41)
+  np.testing.assert_array_equal(halves.sum(1), 20)
+  np.testing.assert_array_equal(quarters.sum(1), 10)
+  assert np.all(halves[0::2] + halves[1::2] <= 1)  # complementary: never both
+  assert np.all(quarters.reshape(2, 4, 41).sum(1) <= 1)
+  rng = np.random.default_rng([4, 2])  # the documented draws
+  for s in range(3):
+    perm = rng.permutation(41)
+    np.testing.assert_array_equal(np.flatnonzero(halves[2 * s]), np.sort(perm[:20]))
+    np.testing.assert_array_equal(np.flatnonzero(halves[2 * s + 1]), np.sort(perm[20:40]))
+
+
+def test_halves_interval_of_ii_against_subsets_recomputed():
+  """The default II interval: the values on the documented halves and quarters are the plain II
+  of those subsets, and the interval follows the documented formula, in numpy."""
+  a, b, c = _layers(13, 84, [4, 3, 5])
+  out = repsim_jax.imbalance_bootstrap([a], [b, c], n_boot=20, n_splits=4, seed=3,
+                                       dtype=np.float64)
+  boot = repsim_jax.imbalance_bootstrap([a], [b, c], n_boot=20, seed=3, method="percentile",
+                                        dtype=np.float64)
+  np.testing.assert_array_equal(out["replicates"], boot["replicates"])  # method-independent
+  np.testing.assert_array_equal(out["value"], boot["value"])
+  subsets = np.concatenate([intervals.split_weights(84, 2, 4, 3),
+                            intervals.split_weights(84, 4, 2, 3)]).astype(bool)
+  values = np.array([repsim_jax.information_imbalance_matrix([a[s]], [b[s], c[s]],
+                                                             dtype=np.float64)[0]
+                     for s in subsets])
+  np.testing.assert_allclose(out["halves"][:, 0], values[:8], rtol=1e-12)
+  np.testing.assert_allclose(out["quarters"][:, 0], values[8:], rtol=1e-12)
+  h, q = values[:8], values[8:]
+  var_half = np.mean([(h[2 * s] - h[2 * s + 1]) ** 2 / 2 for s in range(4)], axis=0)
+  var_quarter = np.mean([np.var(q[4 * s:4 * s + 4], axis=0, ddof=1) for s in range(2)], axis=0)
+  rate = (1 + np.clip(np.log2(var_quarter / var_half), 0.5, 3)) / 2
+  std = np.sqrt(var_half * 2.0 ** -rate)
+  np.testing.assert_allclose(out["std"][0], std, rtol=1e-10)
+  half = scipy.stats.t.ppf(0.975, 20) * std  # Student's t, 20 degrees of freedom
+  np.testing.assert_allclose(out["half_width"][0], half, rtol=1e-10)
+  np.testing.assert_allclose(out["low"][0], out["value"][0] - half, rtol=1e-10)
+  np.testing.assert_allclose(out["high"][0], out["value"][0] + half, rtol=1e-10)
+  assert np.all(out["low"] < out["value"]) and np.all(out["value"] < out["high"])
+
+
+def test_basic_interval_of_ii_warns():
+  a, b = _layers(14, 40, [3, 3])
+  with pytest.warns(UserWarning, match="method='basic' for II.*use method='halves'"):
+    repsim_jax.imbalance_bootstrap([a], [b], n_boot=20, method="basic")
+
+
+def test_too_few_replicates_points_or_rows_raise():
+  a, b = _layers(15, 30, [3, 3])
+  with pytest.raises(ValueError, match=r"n_boot=5: expected an integer >= 20"):
+    repsim_jax.imbalance_bootstrap([a], [b], n_boot=5)
+  with pytest.raises(ValueError, match=r"n_boot=1: expected an integer >= 20"):
+    repsim_jax.cka_bootstrap([a], [b], n_boot=1)
+  with pytest.raises(ValueError, match=r"n_boot=3: expected an integer >= 20"):
+    intervals.bootstrap_interval(np.zeros(2), np.zeros((3, 2)))
+  with pytest.raises(ValueError, match=r"N=5 points: an II interval \(k=1.*needs at least N=20"):
+    repsim_jax.imbalance_bootstrap([a[:5]], [b[:5]])
+  with pytest.raises(ValueError, match=r"N=30 points: an II interval \(k=10.*at least N=44"):
+    repsim_jax.imbalance_bootstrap([a], [b], k=10)
+  with pytest.raises(ValueError, match=r"N=8 points: a CKA interval needs at least N=20"):
+    repsim_jax.cka_bootstrap([a[:8]], [b[:8]])
+  with pytest.raises(ValueError, match=r"same number of points n; got layers_a\[0\]: 30, "
+                                       r"layers_b\[0\]: 29"):
+    repsim_jax.cka_subsets([a], [b[:29]], subset_size=10, seed=0)
+  with pytest.raises(ValueError, match=r"same number of points n; got layers_a\[0\]: 30, "
+                                       r"layers_b\[0\]: 31"):
+    repsim_jax.cka_subsets([a], [np.concatenate([b, b[:1]])], subset_size=10, seed=0)
+  for fn in (repsim_jax.cka_subsets, repsim_jax.imbalance_subsets):
+    with pytest.raises(ValueError, match=r"subset_size=60 exceeds the N=30 points"):
+      fn([a], subset_size=60, seed=0)
+    with pytest.raises(ValueError, match=r"4 disjoint subsets of 10 points need 40 points, but "
+                                         r"there are N=30 \(at most 3 subsets fit\)"):
+      fn([a], subset_size=10, repeats=4, seed=0)
+
+
+def test_constant_and_duplicate_layers_warn_once_per_call():
+  a, b = _layers(16, 40, [3, 4])
+  flat = np.full((40, 5), 3.0, np.float32)
+  near = (1000 + 1e-3 * np.random.default_rng(0).normal(size=(40, 5))).astype(np.float32)
+  dup = a.copy()
+  dup[1] = dup[0]
+  calls = {
+      "imbalance_bootstrap": lambda x: repsim_jax.imbalance_bootstrap([a, x], [b, x], n_boot=20,
+                                                                      n_splits=2),
+      "imbalance_subsets": lambda x: repsim_jax.imbalance_subsets([a, x], [b, x], subset_size=10,
+                                                                  seed=0),
+      "information_imbalance_matrix": lambda x: repsim_jax.information_imbalance_matrix(
+          [a, x], [b, x]),
+      "sample_size_curve": lambda x: repsim_jax.sample_size_curve([a, x], [b, x], sizes=[20, 40],
+                                                                  n_subsamples=2, seed=0),
+  }
+  for name, call in calls.items():
+    _, said = _catch(lambda: call(flat))
+    constant = [m for m in said if m.startswith("constant or near-constant layers")]
+    assert len(constant) == 1, (name, said)
+    assert "layers_a[1] (constant)" in constant[0] and "reads as perfect prediction" in constant[0]
+    _, said = _catch(lambda: call(near))
+    assert sum("spread" in m and "of its scale" in m for m in said) == 1, (name, said)
+    _, said = _catch(lambda: call(dup))
+    duplicates = [m for m in said if m.startswith("exact duplicate points")]
+    assert duplicates == ["exact duplicate points: 2 of 40 in 1 of 3 layers (layers_a[1]); "
+                          "their distances tie (see the ties option)"], (name, said)
+    assert not any(m.startswith("constant") for m in said)
+  for call in (lambda x: repsim_jax.cka_bootstrap([a, x], [b], n_boot=20),
+               lambda x: repsim_jax.cka_subsets([a, x], [b], subset_size=10, seed=0)):
+    out, said = _catch(lambda: call(flat))
+    assert [m for m in said if "constant" in m] == [
+        "constant or near-constant layers (spread <= 1e-05 of the values): layers_a[1] "
+        "(constant); CKA with it is 0 by convention (undefined: no variance to align), or "
+        "rounding noise when near-constant"]
+    _, said = _catch(lambda: call(dup))  # duplicates are ordinary samples for CKA
+    assert said == []
+  # What the warning says: a constant layer predicts like a perfect copy under ties "min".
+  with pytest.warns(UserWarning):
+    value = repsim_jax.information_imbalance(a, flat)
+  assert value == pytest.approx(2 / 40)
+
+
+def test_halves_interval_of_cka_reads_cka_of_the_split_subsets():
+  layers = _layers(17, 48, [5, 3], offset=2.0)
+  out = repsim_jax.cka_bootstrap(layers[:1], layers[1:], n_boot=20, n_splits=2, seed=5,
+                                 method="halves")
+  subsets = np.concatenate([intervals.split_weights(48, 2, 2, 5),
+                            intervals.split_weights(48, 4, 1, 5)]).astype(bool)
+  want = [repsim_jax.cka(layers[0][s], layers[1][s], debiased=True) for s in subsets]
+  np.testing.assert_allclose(np.concatenate([out["halves"], out["quarters"]])[:, 0, 0], want,
+                             atol=2e-6)
+  ref = intervals.halves_interval(out["value"], out["halves"], out["quarters"], n=48)
+  np.testing.assert_array_equal(out["low"], ref["low"])
+  assert out["std"][0, 0] > 0 and out["low"][0, 0] < out["value"][0, 0] < out["high"][0, 0]

@@ -130,8 +130,9 @@ def _replicates(a, b, weights, name, generic):
 
 def test_bootstrap_and_subset_intervals_for_any_measure():
   a, b = _layers(3)
-  out = repsim_jax.measure_bootstrap(a, b, measure="procrustes", n_boot=4, seed=2)
-  weights = intervals.bootstrap_weights(len(a[0]), 4, 2)
+  out = repsim_jax.measure_bootstrap(a, b, measure="procrustes", n_boot=20, seed=2,
+                                     method="percentile")
+  weights = intervals.bootstrap_weights(len(a[0]), 20, 2)
   m = repsim_jax.measure("procrustes")
   rows = [np.repeat(np.arange(len(a[0])), w) for w in weights]
   want = np.array([[[m(x[r], y[r]) for y in b] for x in a] for r in rows])
@@ -140,12 +141,12 @@ def test_bootstrap_and_subset_intervals_for_any_measure():
   ref = intervals.bootstrap_interval(out["value"], want)
   np.testing.assert_array_equal(out["low"], ref["low"])
   # CKA through the protocol: the same numbers as the dedicated function
-  cka = repsim_jax.measure_bootstrap(a, b, measure="cka", n_boot=4, seed=2)
+  cka = repsim_jax.measure_bootstrap(a, b, measure="cka", n_boot=20, seed=2)
   np.testing.assert_allclose(cka["replicates"],
-                             repsim_jax.cka_bootstrap(a, b, n_boot=4, seed=2)["replicates"],
+                             repsim_jax.cka_bootstrap(a, b, n_boot=20, seed=2)["replicates"],
                              atol=1e-12)
-  ii = repsim_jax.measure_bootstrap(a, b, measure="imbalance", n_boot=4, seed=2)
-  want = repsim_jax.imbalance_bootstrap(a, b, n_boot=4, seed=2)
+  ii = repsim_jax.measure_bootstrap(a, b, measure="imbalance", n_boot=20, seed=2)
+  want = repsim_jax.imbalance_bootstrap(a, b, n_boot=20, seed=2)
   for key in ("value", "replicates", "low", "high"):  # integer rank counts: the same bits
     np.testing.assert_array_equal(ii[key], want[key])
   sub = repsim_jax.measure_subsets(a, b, measure="svcca", subset_size=16, seed=1)

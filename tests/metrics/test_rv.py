@@ -46,27 +46,27 @@ def test_matrix_intervals_and_calibration_from_the_declaration():
   a, b = _layers(2)[:2], _layers(3)
   want = np.array([[np_rv(x, y) for y in b] for x in a])
   np.testing.assert_allclose(repsim_jax.similarity_matrix(a, b, measure="rv"), want, atol=1e-6)
-  boot = repsim_jax.measure_bootstrap(a, b, measure="rv", n_boot=5, seed=4)
-  rows = [np.repeat(np.arange(40), w) for w in intervals.bootstrap_weights(40, 5, 4)]
+  boot = repsim_jax.measure_bootstrap(a, b, measure="rv", n_boot=20, seed=4)
+  rows = [np.repeat(np.arange(40), w) for w in intervals.bootstrap_weights(40, 20, 4)]
   reps = np.array([[[np_rv(x[r], y[r]) for y in b] for x in a] for r in rows])
   np.testing.assert_allclose(boot["replicates"], reps, atol=1e-6)
   sub = repsim_jax.measure_subsets(a, b, measure="rv", subset_size=20, seed=1)
   idx = intervals.disjoint_subsets(40, 20, None, 1)
   np.testing.assert_allclose(sub["values"], [[[np_rv(x[i], y[i]) for y in b] for x in a]
                                              for i in idx], atol=1e-6)
-  perms = calibration.permutations(40, 9, seed=5)
+  perms = calibration.permutations(40, 10, seed=5)
   test = calibration.permutation_test(a, b, measure="rv", perms=perms, alpha=0.2)
   null = np.array([[[np_rv(x, y[p]) for y in b] for x in a] for p in perms])
   np.testing.assert_allclose(test["null"], null, atol=1e-6)
-  np.testing.assert_array_equal(test["p_value"], (1 + np.sum(null >= want, axis=0)) / 10)
-  tau = np.sort(np.concatenate([want[None], null]), axis=0)[7]  # ceil(0.8 * 10) = 8th smallest
+  np.testing.assert_array_equal(test["p_value"], (1 + np.sum(null >= want, axis=0)) / 11)
+  tau = np.sort(np.concatenate([want[None], null]), axis=0)[8]  # ceil(0.8 * 11) = 9th smallest
   np.testing.assert_allclose(test["critical"], tau, atol=1e-6)
 
 
 def test_command_line_and_report(tmp_path):
   cmd = [sys.executable, "-m", "experiments.imbalance", f"--workdir={tmp_path}",
          "--config=configs/imbalance.py:runlocal", "--config.measures=imbalance,rv",
-         "--config.synthetic.n=60", "--config.n_boot=3", "--config.n_perm=4"]
+         "--config.synthetic.n=60", "--config.n_boot=20", "--config.n_perm=10"]
   subprocess.run(cmd, cwd=str(ROOT), check=True, capture_output=True)
   from configs import imbalance as imbalance_config
   from repsim_jax.data import synthetic_layers

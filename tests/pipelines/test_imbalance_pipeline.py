@@ -90,7 +90,7 @@ def test_several_measures_with_intervals_and_calibration(tmp_path):
   config = imbalance_config.get_config("runlocal,measures=imbalance+cka")
   config.measures = "imbalance,cka,procrustes"  # as --config.measures=imbalance,cka,procrustes
   config.synthetic.n, config.synthetic.n_layers = 60, 3
-  config.n_boot, config.n_perm = 4, 5
+  config.n_boot, config.n_perm = 20, 10
   out = imbalance_pipeline.run(config, str(tmp_path))
   s = config.synthetic
   layers = synthetic_layers.information_loss_layers(s.n, n_layers=s.n_layers, latent_dim=s.latent_dim,
@@ -100,12 +100,12 @@ def test_several_measures_with_intervals_and_calibration(tmp_path):
   np.testing.assert_array_equal(out["cka"], repsim_jax.cka_matrix(layers, layers))
   np.testing.assert_array_equal(out["procrustes"], repsim_jax.procrustes_matrix(layers, layers))
   with np.load(tmp_path / "imbalance.npz") as z:
-    boot = repsim_jax.measure_bootstrap(layers, layers, measure="procrustes", n_boot=4, seed=0)
+    boot = repsim_jax.measure_bootstrap(layers, layers, measure="procrustes", n_boot=20, seed=0)
     np.testing.assert_array_equal(z["procrustes_half_width"], boot["half_width"])
-    test = calibration.permutation_test(layers, layers, measure="cka", n_perm=5, seed=0)
+    test = calibration.permutation_test(layers, layers, measure="cka", n_perm=10, seed=0)
     np.testing.assert_array_equal(z["cka_calibrated"], test["calibrated"])
     np.testing.assert_array_equal(z["imbalance_p_value"], calibration.permutation_test(
-        layers, layers, measure="imbalance", n_perm=5, seed=0)["p_value"])
+        layers, layers, measure="imbalance", n_perm=10, seed=0)["p_value"])
     assert z["cka_max_p_value"] == test["aggregates"]["max"]["p_value"]
   for name in ("imbalance.png", "imbalance_cka.png", "imbalance_procrustes.png"):
     assert (tmp_path / name).stat().st_size > 0

@@ -79,11 +79,13 @@ def _resampled_imbalance(x_a, x_b, idx):
 
 
 def _check_headline_intervals(workdir, config, out, summary):
-  """The ± of the II headline rows: scipy.stats.bootstrap (same seed, so the same resamples) of
-  a brute-force numpy II on the store's layers gives the saved intervals and the report's cells."""
+  """The ± of the II headline rows (the default interval, `intervals.halves_interval`): a
+  brute-force numpy II on the store's layers, over the documented split halves and quarters
+  (same seed, so the same splits), and the interval's formula in numpy give the saved intervals
+  and the report's cells."""
   import scipy.stats
   from repsim_jax.extraction.store import load_store_layers
-  from repsim_jax.metrics.intervals import format_interval
+  from repsim_jax.metrics.intervals import DEFAULT_SPLITS, format_interval
   from repsim_jax.results import load_result
   cfg = config.analysis.imbalance
   cells = {}
@@ -103,21 +105,32 @@ def _check_headline_intervals(workdir, config, out, summary):
       curves = np.array([[_resampled_imbalance(layers[r], y, idx) for y in layers] for r in rep])
       return np.std(np.diff(curves, axis=1), axis=1).mean()
 
+    def pieces(parts, splits):  # the documented draws of `intervals.split_weights`
+      rng = np.random.default_rng([cfg.seed, parts])
+      size = n // parts
+      return [np.sort(p) for _ in range(splits)
+              for p in rng.permutation(n)[:size * parts].reshape(parts, size)]
+
     for name, statistic in (("self_max", largest), ("smoothness", smooth)):
-      ref = scipy.stats.bootstrap((np.arange(n),), statistic, n_resamples=cfg.n_boot,
-                                  vectorized=False, method="percentile",
-                                  confidence_level=cfg.confidence,
-                                  rng=np.random.default_rng(cfg.seed))
-      low, high = ref.confidence_interval
-      np.testing.assert_allclose([saved[f"{name}/low"], saved[f"{name}/high"]], [low, high],
-                                 rtol=0, atol=1e-12, err_msg=f"{m} {name}")
-      np.testing.assert_allclose(saved[f"{name}/std"], ref.standard_error, rtol=1e-9)
-      assert low < high  # resampling 32 images moves these numbers
+      h = np.array([statistic(idx) for idx in pieces(2, DEFAULT_SPLITS)])
+      q = np.array([statistic(idx) for idx in pieces(4, DEFAULT_SPLITS // 2)])
+      var_half = np.mean((h[0::2] - h[1::2]) ** 2) / 2
+      var_quarter = np.mean(q.reshape(-1, 4).var(axis=1, ddof=1))
+      rate = (1 + np.clip(np.log(var_quarter / var_half) / np.log((n // 2) / (n // 4)), 0.5,
+                          3)) / 2
+      half = (scipy.stats.t.ppf((1 + cfg.confidence) / 2, 20)
+              * np.sqrt(var_half * ((n // 2) / n) ** rate))
       value = statistic(np.arange(n))  # the plain number: every image once
+      np.testing.assert_allclose(saved[f"{name}/halves"], h, rtol=0, atol=1e-12)
+      np.testing.assert_allclose(saved[f"{name}/quarters"], q, rtol=0, atol=1e-12)
+      np.testing.assert_allclose([saved[f"{name}/low"], saved[f"{name}/high"]],
+                                 [value - half, value + half], rtol=0, atol=1e-12,
+                                 err_msg=f"{m} {name}")
+      assert half > 0  # splitting 32 images moves these numbers
       np.testing.assert_allclose(saved[f"{name}/value"], value, rtol=0, atol=1e-12)
-      cells.setdefault(name, []).append(f"{m}: {format_interval(value, (high - low) / 2)}")
+      cells.setdefault(name, []).append(f"{m}: {format_interval(value, half)}")
   assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
-  assert f"over {cfg.n_boot} image-bootstrap replicates" in summary
+  assert f"with {cfg.n_boot} image-bootstrap replicates" in summary
 
 
 def _check_subspace(workdir, config, summary):

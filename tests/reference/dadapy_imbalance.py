@@ -17,7 +17,9 @@ from dadapy._utils.utils import compute_nn_distances
 
 warnings.simplefilter("ignore")
 cases = np.load(sys.argv[1])
-layers = [cases[f"L{i}"] for i in range(int(cases["n_layers"]))]
+# float64, as our side of the comparison: sklearn computes float32 input in float32, whose
+# rounding (and so the order of near neighbours) depends on the CPU's BLAS kernels
+layers = [cases[f"L{i}"].astype(np.float64) for i in range(int(cases["n_layers"]))]
 n = len(layers[0])
 out = {}
 rng = np.random.default_rng(0)  # unused with maxk = N - 1: every rank is found

@@ -13,7 +13,7 @@ from absl import logging
 from repsim_jax.extraction.representations import Representations, layer_rows
 from repsim_jax.metrics.imbalance import imbalance_between_models, information_imbalance_matrix
 from repsim_jax.metrics.imbalance_stats import smoothness
-from repsim_jax.metrics.intervals import bootstrap_interval, imbalance_bootstrap
+from repsim_jax.metrics.intervals import halves_interval, imbalance_bootstrap
 from repsim_jax.pipelines.report import by_model, by_model_interval
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.imbalance import plot_imbalance_grid, plot_imbalance_heatmaps
@@ -27,17 +27,20 @@ def imbalance_kwargs(settings) -> dict[str, Any]:
 
 
 def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> dict[str, Any]:
-  """Image-bootstrap intervals of one model's headline numbers, from its own layers.
+  """Intervals of one model's headline numbers (`imbalance_bootstrap`'s default, "halves"), from
+  its own layers.
 
   Only the rows of the model's own II matrix that the headline numbers read are resampled: the
   representative (early, middle, late) layers, whose curves give the smoothness, and the row of
   the matrix's largest entry, each against every layer of the model. One `imbalance_bootstrap`
-  call gives all `settings.n_boot` replicates from len(rows) + L distance passes (at most 4 + L;
-  the whole own-layer matrix would take 2L, and the other model pairs of Fig. 10 get none), so at
+  call gives all `settings.n_boot` bootstrap replicates and the split halves and quarters that
+  the intervals are read from (`metrics.intervals.halves_interval`) from len(rows) + L distance
+  passes (at most 4 + L; the whole own-layer matrix would take 2L, and the other model pairs of
+  Fig. 10 get none), so at
   the paper's scale (4 models, 152 layers, N = 1e4) the intervals add ~168 passes to the matrices'
   152 (fused schedule) to 304 (two-phase). On top of the passes, every replicate adds N weighted
-  counts per query row and layer (N^2 * n_boot * L per model, whatever the number of rows): on CPU
-  this term dominates and grows with n_boot. Ranks are counted with ties "min" (continuous
+  counts per query row and layer (N^2 * (n_boot + 150) * L per model, 150 the default 100 halves
+  and 50 quarters, whatever the number of rows): on CPU this term dominates. Ranks are counted with ties "min" (continuous
   activations have no distance ties).
 
   Args:
@@ -49,10 +52,10 @@ def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> 
   Returns:
     {"rows": [R] layer indices resampled (sorted), "argmax": (i*, j*) of `matrix`, "passes":
      distance passes, "value" / "low" / "high" [R, L] (the plain rows and their interval),
-     "self_max": `bootstrap_interval` of Δ at (i*, j*) (the layer pair where the plain matrix is
+     "self_max": `halves_interval` of Δ at (i*, j*) (the layer pair where the plain matrix is
      largest; the maximum over all pairs per replicate would need the whole matrix),
-     "smoothness": `bootstrap_interval` of the mean over the representative rows of their
-     smoothness (std of adjacent-layer differences)}.
+     "smoothness": `halves_interval` of the mean over the representative rows of their
+     smoothness (std of adjacent-layer differences), each with its "halves" and "quarters"}.
   """
   matrix = np.asarray(matrix, np.float64)
   argmax = tuple(int(v) for v in np.unravel_index(np.argmax(matrix), matrix.shape))
@@ -62,15 +65,19 @@ def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> 
                              metric=settings.metric,
                              memory_budget_bytes=int(settings.memory_budget_mb) << 20)
   at = [rows.index(int(r)) for r in representative]
-  level = dict(confidence=settings.confidence)
   smooth = lambda m: smoothness(m[..., at, :], axis=-1).mean(axis=-1)
+  largest = lambda m: m[..., rows.index(argmax[0]), argmax[1]]
+
+  def interval(statistic, value):  # the statistic on every half and quarter, then its interval
+    halves, quarters = statistic(boot["halves"]), statistic(boot["quarters"])
+    out = halves_interval(value, halves, quarters, n=len(layers[0]),
+                          confidence=settings.confidence)
+    return dict(out, halves=halves, quarters=quarters)
+
   return {"rows": np.array(rows), "argmax": argmax, "passes": len(rows) + len(layers),
           "value": boot["value"], "low": boot["low"], "high": boot["high"],
-          "self_max": bootstrap_interval(matrix[argmax],
-                                         boot["replicates"][:, rows.index(argmax[0]), argmax[1]],
-                                         **level),
-          "smoothness": bootstrap_interval(smooth(matrix[rows]), smooth(boot["replicates"]),
-                                           **level)}
+          "self_max": interval(largest, matrix[argmax]),
+          "smoothness": interval(smooth, smooth(matrix[rows]))}
 
 
 def step(reps: Representations, settings, run: Run) -> dict:
@@ -136,16 +143,18 @@ def step(reps: Representations, settings, run: Run) -> dict:
                {"rows": iv["rows"], "value": iv["value"], "low": iv["low"], "high": iv["high"],
                 "layers_b": np.array(reps.layer_names[m]),
                 **{f"{name}/{key}": iv[name][key] for name in ("self_max", "smoothness")
-                   for key in ("value", "low", "high", "half_width", "std", "replicates")}},
+                   for key in ("value", "low", "high", "half_width", "std", "rate", "halves",
+                               "quarters")}},
                subdir="imbalance", inputs=prints[m],
                extra={"model": m, "n": len(rows), "n_boot": cfg.n_boot, "seed": cfg.seed,
                       "confidence": cfg.confidence, "argmax": list(iv["argmax"]),
                       "passes": iv["passes"]})
-    run.log("II intervals: %d bootstrap replicates, %d distance passes, %.1f s", cfg.n_boot,
+    run.log("II intervals: %d bootstrap replicates and split halves and quarters, %d distance "
+            "passes, %.1f s", cfg.n_boot,
             sum(iv["passes"] for iv in intervals.values()), time.perf_counter() - started)
   section = run.section("Information imbalance across layers and models (Figs. 1, 10)")
   caption = "Fig. 1: early / middle / late layer of A vs every layer of B" + (
-      f" (A → A shaded: {cfg.confidence:.0%} bootstrap interval)" if intervals else "")
+      f" (A → A shaded: {cfg.confidence:.0%} interval)" if intervals else "")
   section.figure(caption,
                  lambda: plot_imbalance_grid(matrices, run.figure_path("fig01_imbalance_grid"),
                                              models=reps.models, representative=reps.representative,
@@ -188,11 +197,14 @@ def step(reps: Representations, settings, run: Run) -> dict:
           f"{reps.layer_names[m][iv['argmax'][1]]})", bounds(iv["self_max"]),
           f"{smooth[m]:.4f}", bounds(iv["smoothness"])] for m, iv in intervals.items()])
     section.note(
-        f"±: half-width of the {cfg.confidence:.0%} percentile interval over {cfg.n_boot} image-"
-        "bootstrap replicates (drawn as scipy.stats.bootstrap draws them; a resampled image's "
-        "copies are not its own neighbours), for each model's own layers only: the early / "
+        f"±: half-width of the {cfg.confidence:.0%} interval of E[II at N = {len(rows)}]: the "
+        "value ± z sd, the sd of II at N carried from the spread between complementary halves "
+        "of the images (independent data sets of N/2) with the rate measured against disjoint "
+        "quarters (metrics.intervals.halves_interval; benchmarks/bench_coverage.py measures "
+        "its coverage), for each model's own layers only: the early / "
         "middle / late rows and the row of the largest II, against every layer of the model, "
-        f"all replicates from one pass: {sum(iv['passes'] for iv in intervals.values())} distance "
+        f"with {cfg.n_boot} image-bootstrap replicates (saved), "
+        f"all from one pass: {sum(iv['passes'] for iv in intervals.values())} distance "
         f"passes in all, next to the {sum(len(reps.layers[m]) for m in reps.models)} layers of "
         "the matrices (one pass each, or two). The largest II's ± is that of Δ at the layer pair "
         "where it is largest.")
