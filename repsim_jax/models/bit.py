@@ -40,7 +40,7 @@ import numpy as np
 from flax import nnx
 
 from repsim_jax import tiny_checkpoints as tiny
-from repsim_jax.models import layers
+from repsim_jax.models import layers, parity
 from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
@@ -370,14 +370,8 @@ def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
   """Our block names -> the transformers BitModel module whose forward output equals them (for
   forward hooks in parity checks; NCHW there). The branch is the output of the unit's
   `drop_path` (an Identity at inference): conv3 (pre-activation) or norm3 (bottleneck) output."""
-  hooks = {"stem": "embedder"}
-  for s, depth in enumerate(config.depths):
-    for u in range(depth):
-      path = f"encoder.stages.{s}.layers.{u}"
-      hooks[f"stage{s}.block{u:02d}"] = path
-      if sublayers:
-        hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"
-  return hooks
+  return parity.stage_hooks(config.depths, "encoder.stages.{s}.layers.{b}", stem="embedder",
+                            branch="drop_path", sublayers=sublayers)
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from repsim_jax import tiny_checkpoints as tiny
-from repsim_jax.models import layers
+from repsim_jax.models import layers, parity
 from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
@@ -228,15 +228,8 @@ def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
   """
   stem = _TORCH_NAMES[config.model_type][1] if config.model_type == "dinov3_convnext" else (
       "embeddings")
-  block = _TORCH_NAMES[config.model_type][4]
-  hooks = {"stem": stem}
-  for s, depth in enumerate(config.depths):
-    for b in range(depth):
-      path = block.format(s=s, b=b)
-      hooks[f"stage{s}.block{b:02d}"] = path
-      if sublayers:
-        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
-  return hooks
+  return parity.stage_hooks(config.depths, _TORCH_NAMES[config.model_type][4], stem=stem,
+                            branch="drop_path", sublayers=sublayers)
 
 
 # --- torch -> NNX parameters -------------------------------------------------------------------

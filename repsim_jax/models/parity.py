@@ -228,6 +228,21 @@ def encoder_hooks(config: Any, layer_path: str, *, attn: HookSpec, attn_module: 
                               mlp=mlp, sublayers=sublayers)}
 
 
+def stage_hooks(depths: Sequence[int], block_path: str, *, stem: str, branch: str,
+                sublayers: bool) -> dict[str, HookSpec]:
+  """Hooks of a convolutional net in stages, named as in `outputs.py`: "stem" (module `stem`),
+  "stageS.blockBB" (`block_path` with "{s}", "{b}") and, with sublayers, "stageS.blockBB.branch"
+  (the block's submodule `branch`, whose output is the residual branch before the add)."""
+  hooks: dict[str, HookSpec] = {"stem": stem}
+  for s, depth in enumerate(depths):
+    for b in range(depth):
+      path = block_path.format(s=s, b=b)
+      hooks[f"stage{s}.block{b:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.{branch}"
+  return hooks
+
+
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, HookSpec]:
   """Our block names -> torch submodules of the base model (see HookSpec), as the family of
   `config.model_type` declares them."""

@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from repsim_jax import tiny_checkpoints as tiny
-from repsim_jax.models import layers
+from repsim_jax.models import layers, parity
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
 from repsim_jax.models.registry import ModelType
@@ -157,14 +157,8 @@ def build(config: Any, *, dtype=jnp.float32, conv_lowering: str | None = None,
 def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
   """Our block names -> ResNetModel modules (NCHW there). The branch is the output of the unit's
   `layer` (the conv stack, before the in-place add of the shortcut)."""
-  hooks = {"stem": "embedder"}
-  for s, depth in enumerate(config.depths):
-    for u in range(depth):
-      path = f"encoder.stages.{s}.layers.{u}"
-      hooks[f"stage{s}.block{u:02d}"] = path
-      if sublayers:
-        hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.layer"
-  return hooks
+  return parity.stage_hooks(config.depths, "encoder.stages.{s}.layers.{b}", stem="embedder",
+                            branch="layer", sublayers=sublayers)
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:

@@ -37,12 +37,10 @@ def compiler_options(platform: str) -> dict[str, Any]:
   """XLA options the model forwards compile with on `platform` ("cpu", "gpu", "tpu").
 
   On a CPU with AVX-512: 512-bit vectors. XLA:CPU emits 256-bit code by default (LLVM's choice,
-  made for Intel parts that lower their clock under wide vectors). Matmuls and convolutions go to
-  libraries either way; the element-wise loops are what changes. On the AMD EPYC (AVX-512) dev
-  machine the depthwise 7x7 taps ran ~2x faster and ConvNeXt-B's forward ~6% faster
-  (benchmarks/bench_models.py). Vector width changes the order of float32 sums, not their
-  terms: outputs stay within the parity tolerances (tests/models/test_layers.py).
-  Other platforms: none.
+  made for Intel parts that lower their clock under wide vectors); the element-wise loops (the
+  depthwise taps) are what changes (bench_models.py prints the options it ran with). Vector
+  width changes the order of float32 sums, not their terms: outputs stay within the parity
+  tolerances (tests/models/test_layers.py). Other platforms: none.
   """
   if platform == "cpu" and "avx512f" in resources.host_cpu_flags():
     return {"xla_cpu_prefer_vector_width": 512}
