@@ -40,7 +40,7 @@ def compiler_options(platform: str) -> dict[str, Any]:
   made for Intel parts that lower their clock under wide vectors); the element-wise loops (the
   depthwise taps) are what changes (bench_models.py prints the options it ran with). Vector
   width changes the order of float32 sums, not their terms: outputs stay within the parity
-  tolerances (tests/models/test_layers.py). Other platforms: none.
+  tolerances (tests/models/layers/test_convolution.py). Other platforms: none.
   """
   if platform == "cpu" and "avx512f" in resources.host_cpu_flags():
     return {"xla_cpu_prefer_vector_width": 512}
