@@ -5,7 +5,8 @@ itself, or a hub id in the local HF cache) and returns an `ImageProcessor`: a ca
 list of uint8 `[H, W, 3]` images (sizes may differ) and returning one batch,
 
   float32 `[B, H', W', 3]` (NHWC) pixel values       for every image model,
-  int64   `[B, 32*32]` colour-cluster token ids        for ImageGPT (no SOS token; see below).
+  int64   `[B, H'*W']` colour-cluster token ids         for ImageGPT (the ids only, as HF: no
+                                                         start token; see the family module).
 
 The processors come from the families that use them: each family module declares the HF image
 processors it brings in `IMAGE_PROCESSORS` (name -> the HF class defaults, used for keys a
@@ -23,12 +24,6 @@ torchvision "fast" ones are not installed here). The steps, in order: resize (to
 
 Resizing of uint8 images uses PIL with the configured resample filter, exactly as the HF PIL
 backend does (uint8 in, rounded uint8 out), so those outputs are bit-identical to HF's.
-
-ImageGPT and the SOS token: HF's processor returns the 1024 cluster ids only, and
-`ImageGPTModel` embeds whatever ids it is given. OpenAI's iGPT, and HF's generation example,
-prepend the start-of-sequence token `vocab_size - 1` (= 512); the family's `prepend_sos` does
-that.
-We follow HF: the processor never adds it.
 """
 from __future__ import annotations
 
