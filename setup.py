@@ -16,8 +16,6 @@ setuptools.setup(
         "in JAX, with Flax NNX ports checked against transformers."
     ),
     packages=setuptools.find_packages(include=["repsim_jax", "repsim_jax.*", "experiments", "configs"]),
-    # C++ sources of the native CPU kernels, compiled on first use (repsim_jax/models/native)
-    package_data={"repsim_jax.models.native": ["*.cc"]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.6",

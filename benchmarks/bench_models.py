@@ -145,13 +145,12 @@ def main(argv) -> None:
   threads = _THREADS.value or len(os.sched_getaffinity(0))
   torch.set_num_threads(threads)
   import jax
-  from repsim_jax.models import native
-  from repsim_jax.models.layers import compiler_options
-  st = native.status()
+  from repsim_jax.models.layers import compiler_options, conv_lowering
+  platform = jax.default_backend()
   print(f"CPU: {len(os.sched_getaffinity(0))} usable cores, torch threads {threads}, "
         f"jax {jax.__version__} {jax.devices()[0].platform}, torch {torch.__version__}, "
-        f"iters {_ITERS.value}, our XLA options {compiler_options(jax.default_backend())}, "
-        f"native conv kernels: {st.path if st.available else 'no (' + st.reason + ')'}")
+        f"iters {_ITERS.value}, our XLA options {compiler_options(platform)}, "
+        f"conv lowering {conv_lowering(platform)!r}")
   rows = []
   for key in _MODELS.value:
     r = bench_one(key, batch=_BATCH.value, iters=_ITERS.value)

@@ -45,6 +45,7 @@ _IDS = {
     "deit_b": "facebook/deit-base-distilled-patch16-224",
     "swin_b": "microsoft/swin-base-patch4-window7-224",
     "swin_l": "microsoft/swin-large-patch4-window7-224",
+    "resnet50": "microsoft/resnet-50",
 }
 
 ENCODERS = {name: model(name, hub_id) for name, hub_id in _IDS.items()}

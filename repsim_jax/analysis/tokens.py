@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import jax
 import numpy as np
 
-from repsim_jax.models.layers import pair
+from repsim_jax.shapes import pair
 
 TRANSFORMER_BLOCK = re.compile(r"^block_(\d+)$")  # a transformer's main blocks in `blocks`
 

@@ -9,14 +9,11 @@ registers); convolutional blocks are NHWC [B, H, W, C].
   gap         NHWC    -> [B,C]    mean over H, W;  [B,T,D] -> mean over patch tokens (= mean_patch)
   tokens      [B,T,D] unchanged;  NHWC -> [B, H*W, C]  (per-token analyses, small N only)
 
-Per-family defaults (`DEFAULT_POOLING`): the ViT-like families with a [CLS] token (ViT, DeiT,
-MAE, CLIP, DINOv2 with or without registers, DINOv3, BEiT, Data2Vec-vision) -> mean_patch, their
-prefix tokens (`default_num_prefix_tokens`: [CLS], DeiT's distillation token, the register tokens
-read from the checkpoint config) left out; BEiT's own pooler is this mean too. SigLIP and Swin
-have no [CLS] -> mean over all tokens (Swin's pooler). ImageGPT -> mean (no CLS token; the iGPT
-paper's linear probes average the sequence); ConvNeXt, ConvNeXt V2, DINOv3-ConvNeXt, BiT -> gap.
-Raghu et al.'s CKA uses the same per-block vectors; their localization and per-token probes
-ask for `tokens`.
+Defaults: each family declares, per HF model_type, its default pooling and its prefix tokens
+(`repsim_jax.models.registry.ModelType`): typically mean_patch (prefix tokens left out) for
+ViT-like models with a [CLS] token, mean over all tokens for those without one, gap for
+convolutional ones. Raghu et al.'s CKA uses the same per-block vectors; their localization and
+per-token probes ask for `tokens`.
 
 Reductions accumulate in float32 whatever the block dtype, so bfloat16 models pool exactly as
 their float32 values would be averaged.
@@ -28,19 +25,15 @@ import jax.numpy as jnp
 
 MODES = ("mean_patch", "cls", "mean", "gap", "tokens")
 
-# HF model_type -> prefix tokens before the patches ([CLS], DeiT's distillation token); register
-# tokens come on top, from the config (`default_num_prefix_tokens`).
-PREFIX_TOKENS = {
-    "vit": 1, "deit": 2, "vit_mae": 1, "clip": 1, "clip_vision_model": 1, "dinov2": 1,
-    "dinov2_with_registers": 1, "dinov3_vit": 1, "beit": 1, "data2vec-vision": 1,
-}
 
-DEFAULT_POOLING = {
-    **{model_type: "mean_patch" for model_type in PREFIX_TOKENS},
-    "siglip": "mean", "siglip_vision_model": "mean", "swin": "mean",
-    "imagegpt": "mean",
-    "convnext": "gap", "convnextv2": "gap", "dinov3_convnext": "gap", "bit": "gap",
-}
+def __getattr__(name: str):
+  """DEFAULT_POOLING, PREFIX_TOKENS: model_type -> declared default, read off the families."""
+  from repsim_jax.models import registry
+  if name == "DEFAULT_POOLING":
+    return {t: spec.pooling for t, spec in registry.model_types().items()}
+  if name == "PREFIX_TOKENS":
+    return {t: spec.prefix_tokens for t, spec in registry.model_types().items()}
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pool(x: jax.Array, mode: str, *, num_prefix_tokens: int = 1) -> jax.Array:
@@ -69,15 +62,18 @@ def pool(x: jax.Array, mode: str, *, num_prefix_tokens: int = 1) -> jax.Array:
 
 def default_pooling(model_type: str) -> str:
   """The documented default pooling for a HF `model_type`."""
-  if model_type not in DEFAULT_POOLING:
+  from repsim_jax.models import registry
+  spec = registry.find(model_type)
+  if spec is None:
     raise ValueError(f"no default pooling for model_type {model_type!r}; known: "
-                     f"{sorted(DEFAULT_POOLING)}; pass pooling= explicitly")
-  return DEFAULT_POOLING[model_type]
+                     f"{sorted(registry.model_types())}; pass pooling= explicitly")
+  return spec.pooling
 
 
 def default_num_prefix_tokens(hf_config) -> int:
-  """Tokens before the patches for a checkpoint's config.json (a dict): [CLS] and DeiT's
-  distillation token by model_type (`PREFIX_TOKENS`, 0 for other types) plus its
-  num_register_tokens (DINOv2 with registers, DINOv3)."""
-  model_type = hf_config.get("model_type", "")
-  return PREFIX_TOKENS.get(model_type, 0) + int(hf_config.get("num_register_tokens", 0) or 0)
+  """Tokens before the patches for a checkpoint's config.json (a dict): the prefix tokens its
+  model_type declares (0 for types we do not port) plus its num_register_tokens."""
+  from repsim_jax.models import registry
+  spec = registry.find(hf_config.get("model_type", ""))
+  declared = 0 if spec is None else spec.prefix_tokens
+  return declared + int(hf_config.get("num_register_tokens", 0) or 0)

@@ -28,14 +28,28 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 from repsim_jax.models.vit import (LEGACY_NAMES, ClsPosEmbedding, build_options,  # noqa: F401
                                    convert_cls_pos_embedding, convert_encoder_block)
 
-MODEL_TYPES = ("beit", "data2vec-vision")
+# Pooling: mean over the patch tokens, [CLS] left out (BEiT's own pooler is this mean too).
+MODEL_TYPES = {"beit": ModelType(pooling="mean_patch", prefix_tokens=1),
+               "data2vec-vision": ModelType(pooling="mean_patch", prefix_tokens=1)}
 CONVERT_VERSION = 1
+
+# BeitImageProcessor (BEiT, Data2Vec-vision): resize to size {height, width} (bicubic), center
+# crop to crop_size only if do_center_crop, rescale, normalize.
+IMAGE_PROCESSORS = {
+    "BeitImageProcessor": dict(
+        resample=3, image_mean=pp.IMAGENET_STANDARD_MEAN, image_std=pp.IMAGENET_STANDARD_STD,
+        size={"height": 224, "width": 224}, crop_size={"height": 224, "width": 224},
+        do_resize=True, do_center_crop=False, do_rescale=True, do_normalize=True),
+}
 
 # Hub checkpoints (and save_pretrained) use the pre-v5 names; map them to transformers' current
 # BeitModel names, then to ours.
@@ -145,3 +159,26 @@ def convert(state_dict, config) -> dict:
     params["pooler"] = sd.layer_norm("pooler.layernorm")
   sd.check_consumed(config.model_type)
   return params
+
+
+def torch_hooks(config, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
+  """BEiT scales both branches by lambda_1 / lambda_2 outside any module; drop_path (identity at
+  inference) receives each scaled branch, the attention one on its first call."""
+  layer = "layers.{i}" if config.model_type == "beit" else "encoder.layer.{i}"
+  return parity.encoder_hooks(config, layer, attn=("drop_path", "input", 0),
+                              attn_module="attention", mid="layernorm_after",
+                              mlp=("drop_path", "input", 1), sublayers=sublayers)
+
+
+def reference_forward_kwargs(model, batch_size: int, image_hw=None, *, attentions: bool = False
+                             ) -> dict:
+  """Data2Vec-vision returns its attention probabilities only when asked."""
+  return {"output_attentions": True} if attentions and model.config.model_type != "beit" else {}
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  cls = tr.BeitConfig if model_type == "beit" else tr.Data2VecVisionConfig
+  return (cls(intermediate_size=64, use_relative_position_bias=True, **tiny.vit_sizes(image_size)),
+          {"image_processor_type": "BeitImageProcessor", "size": tiny.square(image_size),
+           **tiny.IMAGENET_NORM})

@@ -39,12 +39,25 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 
-MODEL_TYPES = ("bit",)
+MODEL_TYPES = {"bit": ModelType(pooling="gap", feature_maps=True)}
 CONVERT_VERSION = 2  # 2: standardized_kernel
+
+# BitImageProcessor (BiT, DINOv2): resize the shortest edge to size.shortest_edge keeping the
+# aspect ratio (bicubic), center crop to crop_size, rescale, normalize.
+IMAGE_PROCESSORS = {
+    "BitImageProcessor": dict(
+        resample=3, image_mean=pp.OPENAI_CLIP_MEAN, image_std=pp.OPENAI_CLIP_STD,
+        size={"shortest_edge": 224}, default_to_square=False,
+        crop_size={"height": 224, "width": 224}, do_resize=True, do_center_crop=True,
+        do_rescale=True, do_normalize=True),
+}
 
 # BitConfig keyword arguments for the ResNets Raghu et al. 2021 compare with ViTs (BiT-M).
 RAGHU_CONFIGS: dict[str, dict[str, Any]] = {
@@ -357,14 +370,8 @@ def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
   """Our block names -> the transformers BitModel module whose forward output equals them (for
   forward hooks in parity checks; NCHW there). The branch is the output of the unit's
   `drop_path` (an Identity at inference): conv3 (pre-activation) or norm3 (bottleneck) output."""
-  hooks = {"stem": "embedder"}
-  for s, depth in enumerate(config.depths):
-    for u in range(depth):
-      path = f"encoder.stages.{s}.layers.{u}"
-      hooks[f"stage{s}.block{u:02d}"] = path
-      if sublayers:
-        hooks[f"stage{s}.block{u:02d}.branch"] = f"{path}.drop_path"
-  return hooks
+  return parity.stage_hooks(config.depths, "encoder.stages.{s}.layers.{b}", stem="embedder",
+                            branch="drop_path", sublayers=sublayers)
 
 
 def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
@@ -405,3 +412,12 @@ def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
     params["norm"] = gn("norm")
   sd.check_consumed("bit")
   return params
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  return (tr.BitConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+                       num_groups=4, layer_type="bottleneck", global_padding="SAME",
+                       embedding_dynamic_padding=True),
+          {"image_processor_type": "BitImageProcessor", "size": {"shortest_edge": image_size},
+           "crop_size": tiny.square(image_size), **tiny.HALF_NORM})

@@ -27,13 +27,37 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 from repsim_jax.models.vit import ClsPosEmbedding, convert_encoder_block, encoder_block
 
-MODEL_TYPES = ("clip_vision_model", "clip", "siglip_vision_model", "siglip")
+# Pooling: CLIP over its patch tokens ([CLS] left out); SigLIP has no [CLS]: every token. A full
+# image-text checkpoint runs in torch as its vision tower.
+MODEL_TYPES = {
+    "clip_vision_model": ModelType(pooling="mean_patch", prefix_tokens=1),
+    "clip": ModelType(pooling="mean_patch", prefix_tokens=1, torch_class="CLIPVisionModel"),
+    "siglip_vision_model": ModelType(pooling="mean"),
+    "siglip": ModelType(pooling="mean", torch_class="SiglipVisionModel"),
+}
 CONVERT_VERSION = 1
+
+# CLIPImageProcessor: resize the shortest edge (bicubic), center crop to crop_size, rescale,
+# normalize. SiglipImageProcessor: resize to size {height, width} (bicubic), rescale, normalize.
+IMAGE_PROCESSORS = {
+    "CLIPImageProcessor": dict(
+        resample=3, image_mean=pp.OPENAI_CLIP_MEAN, image_std=pp.OPENAI_CLIP_STD,
+        size={"shortest_edge": 224}, default_to_square=False,
+        crop_size={"height": 224, "width": 224}, do_resize=True, do_center_crop=True,
+        do_rescale=True, do_normalize=True),
+    "SiglipImageProcessor": dict(
+        resample=3, image_mean=pp.IMAGENET_STANDARD_MEAN, image_std=pp.IMAGENET_STANDARD_STD,
+        size={"height": 224, "width": 224}, default_to_square=False, do_resize=True,
+        do_rescale=True, do_normalize=True),
+}
 
 # Torch names -> ours (the attention output projection).
 NAMES = [
@@ -152,3 +176,20 @@ def convert(state_dict, config) -> dict:
     params["head"] = _convert_head(sd, dim)
   sd.check_consumed(config.model_type)
   return params
+
+
+def torch_hooks(config, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
+  return parity.encoder_hooks(config, "encoder.layers.{i}", attn="self_attn",
+                              attn_module="self_attn", mid="layer_norm2", mlp="mlp",
+                              sublayers=sublayers)
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  sizes = dict(intermediate_size=64, **tiny.vit_sizes(image_size))
+  if model_type.startswith("siglip"):
+    return (tr.SiglipVisionConfig(**sizes),
+            {"image_processor_type": "SiglipImageProcessor", "size": tiny.square(image_size)})
+  return (tr.CLIPVisionConfig(**sizes),
+          {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": image_size},
+           "crop_size": tiny.square(image_size)})

@@ -27,13 +27,27 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 
-MODEL_TYPES = ("convnext", "convnextv2", "dinov3_convnext")
+MODEL_TYPES = {model_type: ModelType(pooling="gap", feature_maps=True)
+               for model_type in ("convnext", "convnextv2", "dinov3_convnext")}
 
 CONVERT_VERSION = 1
+
+# ConvNextImageProcessor: size.shortest_edge < 384: resize the shortest edge to
+# int(shortest_edge / crop_pct), center crop to shortest_edge; otherwise warp to
+# (shortest_edge, shortest_edge). Bicubic.
+IMAGE_PROCESSORS = {
+    "ConvNextImageProcessor": dict(
+        resample=3, image_mean=pp.IMAGENET_STANDARD_MEAN, image_std=pp.IMAGENET_STANDARD_STD,
+        size={"shortest_edge": 384}, default_to_square=False, do_resize=True, do_rescale=True,
+        do_normalize=True, crop_pct=224 / 256, crop_pct_resize=True),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +70,7 @@ class Variant:
                  tokens_output=True)
     if kind not in ("convnext", "convnextv2"):
       raise ValueError(f"config.model_type {kind!r} is not a ConvNeXt family; expected one of "
-                       f"{MODEL_TYPES}")
+                       f"{sorted(MODEL_TYPES)}")
     patch = config.patch_size if isinstance(config.patch_size, int) else tuple(config.patch_size)
     v2 = kind == "convnextv2"
     return cls(kind, grn=v2, layer_scale=not v2 and config.layer_scale_init_value > 0,
@@ -214,15 +228,8 @@ def torch_hooks(config: Any, *, sublayers: bool = True) -> dict[str, str]:
   """
   stem = _TORCH_NAMES[config.model_type][1] if config.model_type == "dinov3_convnext" else (
       "embeddings")
-  block = _TORCH_NAMES[config.model_type][4]
-  hooks = {"stem": stem}
-  for s, depth in enumerate(config.depths):
-    for b in range(depth):
-      path = block.format(s=s, b=b)
-      hooks[f"stage{s}.block{b:02d}"] = path
-      if sublayers:
-        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.drop_path"
-  return hooks
+  return parity.stage_hooks(config.depths, _TORCH_NAMES[config.model_type][4], stem=stem,
+                            branch="drop_path", sublayers=sublayers)
 
 
 # --- torch -> NNX parameters -------------------------------------------------------------------
@@ -286,3 +293,10 @@ def convert(state_dict: Mapping[str, Any], config: Any) -> dict:
             "norm": sd.layer_norm(norm, bias=True)}
   sd.check_consumed(kind)
   return params
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  config = tr.AutoConfig.for_model(model_type, image_size=image_size, **tiny.stage_sizes())
+  return config, {"image_processor_type": "ConvNextImageProcessor",
+                  "size": {"shortest_edge": image_size}, "crop_pct": 0.875, **tiny.IMAGENET_NORM}

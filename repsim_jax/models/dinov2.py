@@ -24,13 +24,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 from repsim_jax.models.vit import (LEGACY_ATTENTION_NAMES, ClsPosEmbedding, convert_attention,
                                    convert_cls_pos_embedding, encoder_block)
 
-MODEL_TYPES = ("dinov2", "dinov2_with_registers")
+# Pooling: mean over the patch tokens, [CLS] and the registers (from the config) left out.
+MODEL_TYPES = {"dinov2": ModelType(pooling="mean_patch", prefix_tokens=1),
+               "dinov2_with_registers": ModelType(pooling="mean_patch", prefix_tokens=1)}
 CONVERT_VERSION = 1
 
 LEGACY_NAMES = [
@@ -115,3 +119,19 @@ def convert(state_dict, config) -> dict:
   }
   sd.check_consumed(config.model_type)
   return params
+
+
+def torch_hooks(config, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
+  return parity.encoder_hooks(config, "encoder.layer.{i}", attn="layer_scale1",
+                              attn_module="attention", mid="norm2", mlp="layer_scale2",
+                              sublayers=sublayers)
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  sizes = dict(mlp_ratio=2, **tiny.vit_sizes(image_size))
+  config = (tr.Dinov2Config(**sizes) if model_type == "dinov2" else
+            tr.Dinov2WithRegistersConfig(num_register_tokens=2, **sizes))
+  return config, {"image_processor_type": "BitImageProcessor",
+                  "size": {"shortest_edge": image_size}, "crop_size": tiny.square(image_size),
+                  **tiny.IMAGENET_NORM}

@@ -23,13 +23,27 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 from repsim_jax.models.vit import convert_attention, encoder_block
 
-MODEL_TYPES = ("dinov3_vit",)
+# Pooling: mean over the patch tokens, [CLS] and the registers (from the config) left out.
+MODEL_TYPES = {"dinov3_vit": ModelType(pooling="mean_patch", prefix_tokens=1)}
 CONVERT_VERSION = 1
+
+# DINOv3ViTImageProcessor (DINOv3 ViT and ConvNeXt): rescale to [0, 1] first, then resize the
+# float image (bilinear, antialiased), then normalize. It exists only as a torchvision processor:
+# we follow its order of operations and torch's interpolate(antialias=True) (PIL's filter).
+IMAGE_PROCESSORS = {
+    "DINOv3ViTImageProcessor": dict(
+        resample=2, image_mean=pp.IMAGENET_DEFAULT_MEAN, image_std=pp.IMAGENET_DEFAULT_STD,
+        size={"height": 224, "width": 224}, do_resize=True, do_rescale=True, do_normalize=True,
+        rescale_before_resize=True),
+}
 
 # Hub checkpoints name the encoder layers "layer.N"; DINOv3ViTModel has them under "model.".
 LEGACY_NAMES = [(r"^layer\.", "model.layer.")]
@@ -133,3 +147,17 @@ def convert(state_dict, config) -> dict:
   }
   sd.check_consumed("dinov3_vit")
   return params
+
+
+def torch_hooks(config, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
+  return parity.encoder_hooks(config, "model.layer.{i}", attn="layer_scale1",
+                              attn_module="attention", mid="norm2", mlp="layer_scale2",
+                              sublayers=sublayers)
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  return (tr.DINOv3ViTConfig(intermediate_size=64, num_register_tokens=4,
+                             **tiny.vit_sizes(image_size)),
+          {"image_processor_type": "ViTImageProcessor", "size": tiny.square(image_size),
+           **tiny.IMAGENET_NORM})

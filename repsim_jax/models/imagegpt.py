@@ -45,11 +45,24 @@ import numpy as np
 from flax import nnx
 
 from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 
-MODEL_TYPES = ("imagegpt",)
+# Pooling: no [CLS]; the mean over the sequence, as the iGPT paper's linear probes.
+MODEL_TYPES = {"imagegpt": ModelType(pooling="mean")}
 CONVERT_VERSION = 1
+
+# ImageGPTImageProcessor: resize to 32x32 (bilinear), rescale and normalize to [-1, 1], then each
+# pixel becomes the index of its nearest colour cluster (`preprocessing.color_quantize`,
+# squared euclidean distance, 512 clusters from the config), row-major.
+IMAGE_PROCESSORS = {
+    "ImageGPTImageProcessor": dict(
+        resample=2, do_color_quantize=True, image_mean=pp.IMAGENET_STANDARD_MEAN,
+        image_std=pp.IMAGENET_STANDARD_STD, do_rescale=True, do_normalize=True,
+        size={"height": 256, "width": 256}, do_resize=True),
+}
 
 
 def rms_norm(dim: int, *, eps: float, dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.RMSNorm:
@@ -159,3 +172,20 @@ def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, Any]:
   return {"embeddings": ("h.0", "input"),
           **parity.transformer_hooks(config.n_layer, "h.{i}", attn="attn", attn_module="attn",
                                      mid="ln_2", mlp="mlp", sublayers=sublayers)}
+
+
+def synthetic_inputs(config: Any, n: int, *, seed: int) -> tuple[np.ndarray, str]:
+  """Random cluster ids [n, n_positions] (parity inputs for a checkpoint without a processor)."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(0, config.vocab_size - 1, (n, config.n_positions))
+  return ids, "random cluster ids (no preprocessor_config.json)"
+
+
+def tiny_config(model_type: str, image_size: int):
+  """8x8 images, 16 colour clusters (whatever `image_size`)."""
+  import transformers as tr
+  side = 8
+  clusters = np.random.default_rng(0).uniform(-1, 1, size=(16, 3)).astype(np.float32)
+  return (tr.ImageGPTConfig(vocab_size=17, n_positions=side * side, n_embd=32, n_layer=4, n_head=2),
+          {"image_processor_type": "ImageGPTImageProcessor", "clusters": clusters.tolist(),
+           "size": {"height": side, "width": side}})

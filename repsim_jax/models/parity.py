@@ -144,6 +144,10 @@ def run_torch(model, pixel_values_nchw, hooks: Mapping[str, HookSpec], *,
   calls: dict[str, int] = {}
   handles = []
   modules = dict(model.named_modules())
+
+  def keep(name, t):  # a copy: the model may add to its output in place (`x += residual`)
+    captured[name] = t.clone() if isinstance(t, torch.Tensor) else t
+
   for name, spec in hooks.items():
     path, what, call = (spec, 0, None) if isinstance(spec, str) else (*spec, None)[:3]
     if path not in modules:
@@ -157,20 +161,20 @@ def run_torch(model, pixel_values_nchw, hooks: Mapping[str, HookSpec], *,
     if what == "input":
       def pre_hook(mod, args, kwargs, name=name, wanted=wanted):
         if wanted():
-          captured[name] = args[0] if args else next(iter(kwargs.values()))
+          keep(name, args[0] if args else next(iter(kwargs.values())))
       handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
     else:
       def hook(mod, args, output, name=name, index=what, wanted=wanted):
         if not wanted():
           return
         if isinstance(output, (tuple, list)):
-          captured[name] = output[index]
+          keep(name, output[index])
         elif hasattr(output, "to_tuple"):
-          captured[name] = output.to_tuple()[index]
+          keep(name, output.to_tuple()[index])
         else:
           if index != 0:
             raise ValueError(f"hook {name!r}: output of {mod.__class__.__name__} is not a tuple")
-          captured[name] = output
+          keep(name, output)
       handles.append(module.register_forward_hook(hook))
   try:
     with torch.no_grad():
@@ -179,7 +183,7 @@ def run_torch(model, pixel_values_nchw, hooks: Mapping[str, HookSpec], *,
     for h in handles:
       h.remove()
 
-  def to_np(name: str, t) -> np.ndarray:
+  def to_np(name: str, t) -> np.ndarray:  # (captured tensors were cloned: see `keep`)
     if t is None:
       raise ValueError(f"torch gave None for {name!r} (attention probabilities need "
                        f"attn_implementation='eager')")
@@ -213,58 +217,45 @@ def flatten_output(output) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------- a checkpoint
 
-CONV_TYPES = ("convnext", "convnextv2", "dinov3_convnext", "bit")
+def encoder_hooks(config: Any, layer_path: str, *, attn: HookSpec, attn_module: str, mid: str,
+                  mlp: HookSpec, sublayers: bool) -> dict[str, HookSpec]:
+  """`transformer_hooks` for every block of a ViT-like base model, plus "embeddings" (the first
+  block's input). The block count is the config's (its vision tower's for a full image-text
+  checkpoint, which is compared through that tower)."""
+  num_layers = getattr(config, "vision_config", config).num_hidden_layers
+  return {"embeddings": (layer_path.format(i=0), "input"),
+          **transformer_hooks(num_layers, layer_path, attn=attn, attn_module=attn_module, mid=mid,
+                              mlp=mlp, sublayers=sublayers)}
 
-# model_type -> (block path, attention-branch module, attention module, module whose input is
-# the residual stream after the attention add, MLP-branch module), paths of the base torch model
-# (branches may be HookSpec tuples relative to the block).
-_VIT = ("layers.{i}", "attention", "attention", "layernorm_after", "mlp")
-_CLIP = ("encoder.layers.{i}", "self_attn", "self_attn", "layer_norm2", "mlp")
-_DINOV2 = ("encoder.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2")
-# BEiT scales both branches by lambda_1 / lambda_2 outside any module; drop_path (identity at
-# inference) receives each scaled branch, the attention one on its first call.
-_BEIT_BRANCHES = (("drop_path", "input", 0), "attention", "layernorm_after", ("drop_path", "input", 1))
-_TRANSFORMER_PATHS = {
-    "vit": _VIT, "deit": _VIT, "vit_mae": _VIT,
-    "clip": _CLIP, "clip_vision_model": _CLIP, "siglip": _CLIP, "siglip_vision_model": _CLIP,
-    "dinov2": _DINOV2, "dinov2_with_registers": _DINOV2,
-    "dinov3_vit": ("model.layer.{i}", "layer_scale1", "attention", "norm2", "layer_scale2"),
-    "beit": ("layers.{i}", *_BEIT_BRANCHES),
-    "data2vec-vision": ("encoder.layer.{i}", *_BEIT_BRANCHES),
-}
+
+def stage_hooks(depths: Sequence[int], block_path: str, *, stem: str, branch: str,
+                sublayers: bool) -> dict[str, HookSpec]:
+  """Hooks of a convolutional net in stages, named as in `outputs.py`: "stem" (module `stem`),
+  "stageS.blockBB" (`block_path` with "{s}", "{b}") and, with sublayers, "stageS.blockBB.branch"
+  (the block's submodule `branch`, whose output is the residual branch before the add)."""
+  hooks: dict[str, HookSpec] = {"stem": stem}
+  for s, depth in enumerate(depths):
+    for b in range(depth):
+      path = block_path.format(s=s, b=b)
+      hooks[f"stage{s}.block{b:02d}"] = path
+      if sublayers:
+        hooks[f"stage{s}.block{b:02d}.branch"] = f"{path}.{branch}"
+  return hooks
 
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, HookSpec]:
-  """Our block names -> torch submodules of the base model (see HookSpec).
-
-  A family module may define its own `torch_hooks(config, *, sublayers)` (the convolutional
-  families and ImageGPT do); it wins over the transformer table here.
-  """
-  model_type = config.model_type
-  fam = registry.family(model_type)
-  if hasattr(fam, "torch_hooks"):
-    return fam.torch_hooks(config, sublayers=sublayers)
-  if model_type not in _TRANSFORMER_PATHS:
-    raise ValueError(f"no torch hook table for model_type {model_type!r}")
-  layer, attn, attn_module, mid, mlp = _TRANSFORMER_PATHS[model_type]
-  # a full CLIP / SigLIP checkpoint is compared through its vision tower
-  num_layers = getattr(config, "vision_config", config).num_hidden_layers
-  return {"embeddings": (layer.format(i=0), "input"),
-          **transformer_hooks(num_layers, layer, attn=attn,
-                              attn_module=attn_module, mid=mid, mlp=mlp,
-                              sublayers=sublayers)}
+  """Our block names -> torch submodules of the base model (see HookSpec), as the family of
+  `config.model_type` declares them."""
+  return registry.family(config.model_type).torch_hooks(config, sublayers=sublayers)
 
 
 def forward_kwargs(reference, inputs: np.ndarray, sublayers: bool) -> dict[str, Any]:
-  """Forward arguments of the torch reference: MAE without masking (see
-  torch_backend.reference_forward_kwargs); Data2Vec-vision returns its attention probabilities
-  only when asked."""
+  """Forward arguments of the torch reference, as its family declares
+  (`reference_forward_kwargs`; with sublayers, the attention probabilities are asked for)."""
   from repsim_jax.models import torch_backend
   image_hw = tuple(inputs.shape[1:3]) if inputs.ndim == 4 else None  # NHWC images
-  kwargs = torch_backend.reference_forward_kwargs(reference, len(inputs), image_hw)
-  if sublayers and reference.config.model_type == "data2vec-vision":
-    kwargs["output_attentions"] = True
-  return kwargs
+  return torch_backend.reference_forward_kwargs(reference, len(inputs), image_hw,
+                                                attentions=sublayers)
 
 
 def synthetic_images(n: int, size: int, *, seed: int = 0) -> list[np.ndarray]:
@@ -308,10 +299,9 @@ def make_inputs(ckpt: str, config: Any, *, n_images: int, image_size: int | None
     processor = preprocessing.load_preprocessor(ckpt)
     batch = processor(synthetic_images(n_images, size, seed=seed))
     return batch, f"{n_images} synthetic {size}x{size} images through {processor.name}"
-  if config.model_type == "imagegpt":
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, config.vocab_size - 1, (n_images, config.n_positions))
-    return ids, "random cluster ids (no preprocessor_config.json)"
+  fam = registry.family(config.model_type)
+  if hasattr(fam, "synthetic_inputs"):  # a model that does not take images
+    return fam.synthetic_inputs(config, n_images, seed=seed)
   size = image_size or _config_image_size(getattr(config, "vision_config", config), 224)
   images = np.stack(synthetic_images(n_images, size, seed=seed)).astype(np.float32)
   return ((images / 255 - 0.5) / 0.5).astype(np.float32), (
@@ -339,7 +329,7 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
   inputs, how = make_inputs(ckpt, config, n_images=n_images, image_size=image_size, seed=seed)
 
   out = flatten_output(loading.jit_forward(ours, sublayers=sublayers)(jnp.asarray(inputs)))
-  conv = config.model_type in CONV_TYPES
+  conv = registry.find(config.model_type).feature_maps
   torch_inputs = torch.from_numpy(np.ascontiguousarray(
       inputs if inputs.ndim == 2 else inputs.transpose(0, 3, 1, 2)))
   ref = run_torch(reference, torch_inputs, torch_hooks(config, sublayers=sublayers),

@@ -5,38 +5,25 @@ itself, or a hub id in the local HF cache) and returns an `ImageProcessor`: a ca
 list of uint8 `[H, W, 3]` images (sizes may differ) and returning one batch,
 
   float32 `[B, H', W', 3]` (NHWC) pixel values       for every image model,
-  int64   `[B, 32*32]` colour-cluster token ids        for ImageGPT (no SOS token; see below).
+  int64   `[B, H'*W']` colour-cluster token ids         for ImageGPT (the ids only, as HF: no
+                                                         start token; see the family module).
 
-What each processor does (transformers 5.x "slow"/PIL backends, which the ported checkpoints
-were evaluated with; the torchvision "fast" ones are not installed here):
-
-  ViTImageProcessor       (ViT, MAE, Swin) resize to size {height, width} (bilinear), rescale
-                          1/255, normalize.
-  SiglipImageProcessor    the same steps, bicubic by default.
-  DeiTImageProcessor,     (DeiT; BEiT and Data2Vec-vision) resize to size {height, width},
-  BeitImageProcessor      bicubic; center crop to crop_size (BEiT: only if do_center_crop);
-                          rescale; normalize.
-  BitImageProcessor,      (BiT, DINOv2, CLIP) resize shortest edge to size.shortest_edge keeping
-  CLIPImageProcessor      the aspect ratio (long edge `int(size * long / short)`), bicubic;
-                          center crop to crop_size; rescale; normalize.
-  ConvNextImageProcessor  size.shortest_edge < 384: resize the shortest edge to
-                          `int(shortest_edge / crop_pct)`, center crop to shortest_edge;
-                          otherwise warp to (shortest_edge, shortest_edge). Bicubic.
-  DINOv3ViTImageProcessor (DINOv3 ViT and ConvNeXt) rescale to [0, 1] first, then resize the
-                          float image (bilinear, antialiased), then normalize. It exists only as
-                          a torchvision processor: we follow its order of operations and
-                          torch's `interpolate(antialias=True)` (same filter as PIL's).
-  ImageGPTImageProcessor  resize to 32x32 (bilinear), rescale and normalize to [-1, 1], then
-                          each pixel becomes the index of its nearest colour cluster (squared
-                          euclidean distance, 512 clusters from the config), row-major.
+The processors come from the families that use them: each family module declares the HF image
+processors it brings in `IMAGE_PROCESSORS` (name -> the HF class defaults, used for keys a
+config leaves out or sets null, plus the two behaviours below), with what the processor does
+(transformers 5.x "slow"/PIL backends, which the ported checkpoints were evaluated with; the
+torchvision "fast" ones are not installed here). The steps, in order: resize (to size
+{height, width}, or the shortest edge to size.shortest_edge keeping the aspect ratio, long edge
+`int(size * long / short)`), center crop to crop_size, rescale, normalize, and colour-quantize
+(ImageGPT's clusters). Two behaviours vary beyond the HF keys:
+  crop_pct_resize        with size.shortest_edge < 384: resize the shortest edge to
+                         `int(shortest_edge / crop_pct)`, center crop to shortest_edge; otherwise
+                         warp to (shortest_edge, shortest_edge) (ConvNextImageProcessor);
+  rescale_before_resize  rescale to [0, 1] first, then resize the float image (a torchvision
+                         processor's order of operations, DINOv3's).
 
 Resizing of uint8 images uses PIL with the configured resample filter, exactly as the HF PIL
 backend does (uint8 in, rounded uint8 out), so those outputs are bit-identical to HF's.
-
-ImageGPT and the SOS token: HF's processor returns the 1024 cluster ids only, and
-`ImageGPTModel` embeds whatever ids it is given. OpenAI's iGPT, and HF's generation example,
-prepend the start-of-sequence token `vocab_size - 1` (= 512); `imagegpt.prepend_sos` does that.
-We follow HF: the processor never adds it.
 """
 from __future__ import annotations
 
@@ -60,50 +47,25 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _RESAMPLE = {0: Image.Resampling.NEAREST, 1: Image.Resampling.LANCZOS, 2: Image.Resampling.BILINEAR,
              3: Image.Resampling.BICUBIC, 4: Image.Resampling.BOX, 5: Image.Resampling.HAMMING}
 
-# Class attribute defaults of the HF processors (used for keys a config leaves out or sets null).
+# HF processor class attributes every processor has (families declare their own defaults), and
+# the behaviours that vary beyond the HF keys (see the module docstring), never read from a config.
 _BASE = dict(do_resize=None, size=None, resample=None, do_center_crop=None, crop_size=None,
              do_rescale=None, rescale_factor=1 / 255, do_normalize=None, image_mean=None,
              image_std=None, default_to_square=True, crop_pct=None, do_color_quantize=None,
              clusters=None)
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ViTImageProcessor": dict(
-        resample=2, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
-        size={"height": 224, "width": 224}, do_resize=True, do_rescale=True, do_normalize=True),
-    "BitImageProcessor": dict(
-        resample=3, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
-        size={"shortest_edge": 224}, default_to_square=False,
-        crop_size={"height": 224, "width": 224}, do_resize=True, do_center_crop=True,
-        do_rescale=True, do_normalize=True),
-    "ConvNextImageProcessor": dict(
-        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
-        size={"shortest_edge": 384}, default_to_square=False, do_resize=True, do_rescale=True,
-        do_normalize=True, crop_pct=224 / 256),
-    "DINOv3ViTImageProcessor": dict(
-        resample=2, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
-        size={"height": 224, "width": 224}, do_resize=True, do_rescale=True, do_normalize=True),
-    "CLIPImageProcessor": dict(
-        resample=3, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
-        size={"shortest_edge": 224}, default_to_square=False,
-        crop_size={"height": 224, "width": 224}, do_resize=True, do_center_crop=True,
-        do_rescale=True, do_normalize=True),
-    "SiglipImageProcessor": dict(
-        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
-        size={"height": 224, "width": 224}, default_to_square=False, do_resize=True,
-        do_rescale=True, do_normalize=True),
-    "DeiTImageProcessor": dict(
-        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
-        size={"height": 256, "width": 256}, crop_size={"height": 224, "width": 224},
-        do_resize=True, do_center_crop=True, do_rescale=True, do_normalize=True),
-    "BeitImageProcessor": dict(
-        resample=3, image_mean=IMAGENET_STANDARD_MEAN, image_std=IMAGENET_STANDARD_STD,
-        size={"height": 224, "width": 224}, crop_size={"height": 224, "width": 224},
-        do_resize=True, do_center_crop=False, do_rescale=True, do_normalize=True),
-    "ImageGPTImageProcessor": dict(
-        resample=2, do_color_quantize=True, image_mean=IMAGENET_STANDARD_MEAN,
-        image_std=IMAGENET_STANDARD_STD, do_rescale=True, do_normalize=True,
-        size={"height": 256, "width": 256}, do_resize=True),
-}
-SUPPORTED_PROCESSORS = tuple(_DEFAULTS)
+_BEHAVIOURS = dict(crop_pct_resize=False, rescale_before_resize=False)
+
+
+def image_processors() -> dict[str, dict[str, Any]]:
+  """HF image processor name -> its defaults, as the families declare them (IMAGE_PROCESSORS)."""
+  from repsim_jax.models import registry
+  found: dict[str, dict[str, Any]] = {}
+  for fam in registry.families():
+    for name, defaults in getattr(fam, "IMAGE_PROCESSORS", {}).items():
+      if name in found:
+        raise RuntimeError(f"image processor {name!r} is declared twice (again by {fam.__name__})")
+      found[name] = defaults
+  return found
 
 
 class UnsupportedProcessorError(ValueError):
@@ -117,9 +79,10 @@ def _processor_name(raw: dict[str, Any], source: str) -> str:
   for suffix in ("Fast", "Pil"):
     name = name.removesuffix(suffix)
   name = name.replace("FeatureExtractor", "ImageProcessor")
-  if name not in _DEFAULTS:
+  supported = image_processors()
+  if name not in supported:
     raise UnsupportedProcessorError(f"{source}: unsupported image processor {name!r}; "
-                                    f"supported: {', '.join(SUPPORTED_PROCESSORS)}")
+                                    f"supported: {', '.join(sorted(supported))}")
   return name
 
 
@@ -195,10 +158,8 @@ class ImageProcessor:
   crop_pct: float | None = None
   do_color_quantize: bool = False
   clusters: np.ndarray | None = None
-
-  @property
-  def rescale_before_resize(self) -> bool:
-    return self.name == "DINOv3ViTImageProcessor"
+  crop_pct_resize: bool = False
+  rescale_before_resize: bool = False
 
   def output_size(self, height: int, width: int) -> tuple[int, int]:
     """(height, width) of the processed image for an input of that size."""
@@ -210,9 +171,9 @@ class ImageProcessor:
     size = self.size or {}
     if self.do_resize:
       h, w = image.shape[:2]
-      if self.name == "ConvNextImageProcessor":
+      if self.crop_pct_resize:
         if not size.get("shortest_edge"):
-          raise ValueError(f"ConvNextImageProcessor needs size.shortest_edge, got {size}")
+          raise ValueError(f"{self.name} needs size.shortest_edge, got {size}")
         edge = size["shortest_edge"]
         if edge < 384:
           image = resize(image, *_shortest_edge_size(h, w, int(edge / self.crop_pct)))
@@ -277,7 +238,9 @@ class ImageProcessor:
 def from_config_dict(raw: dict[str, Any], *, source: str = "preprocessor config") -> ImageProcessor:
   """An ImageProcessor from the parsed preprocessor_config.json."""
   name = _processor_name(raw, source)
-  cfg = {**_BASE, **_DEFAULTS[name]}
+  declared = image_processors()[name]
+  cfg = {**_BASE, **{k: v for k, v in declared.items() if k not in _BEHAVIOURS}}
+  behaviours = {k: bool(declared.get(k, default)) for k, default in _BEHAVIOURS.items()}
   for key in cfg:
     if raw.get(key) is not None:  # HF: null in the config means the class default
       cfg[key] = raw[key]
@@ -293,7 +256,7 @@ def from_config_dict(raw: dict[str, Any], *, source: str = "preprocessor config"
       do_rescale=bool(cfg["do_rescale"]), rescale_factor=float(cfg["rescale_factor"]),
       do_normalize=bool(cfg["do_normalize"]), image_mean=mean, image_std=std,
       crop_pct=cfg["crop_pct"], do_color_quantize=bool(cfg["do_color_quantize"]),
-      clusters=clusters)
+      clusters=clusters, **behaviours)
 
 
 def _config_path(path_or_id: str | os.PathLike) -> str:

@@ -29,12 +29,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from repsim_jax import tiny_checkpoints as tiny
 from repsim_jax.models import layers, parity
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 from repsim_jax.models.vit import convert_encoder_block, resize_position_embeddings
 
-MODEL_TYPES = ("swin",)
+# Pooling: no [CLS]; every token (Swin's own pooler).
+MODEL_TYPES = {"swin": ModelType(pooling="mean")}
 CONVERT_VERSION = 1
 
 # Hub checkpoints (and save_pretrained) use the pre-v5 names.
@@ -139,7 +142,7 @@ def build(config, *, dtype=jnp.float32, rngs: nnx.Rngs) -> SwinModel:
 
 
 def torch_hooks(config: Any, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
-  """Our block names -> SwinModel submodules (see parity.torch_hooks). The attention branch is
+  """Our block names -> SwinModel submodules (see parity.HookSpec). The attention branch is
   the input of drop_path (identity at inference); the MLP branch the output of mlp."""
   hooks: dict[str, parity.HookSpec] = {"embeddings": ("encoder.layers.0.blocks.0", "input")}
   for s, depth in enumerate(config.depths):
@@ -176,3 +179,11 @@ def convert(state_dict, config) -> dict:
     params["position_embeddings"] = sd.pop("embeddings.position_embeddings")
   sd.check_consumed("swin")
   return params
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  return (tr.SwinConfig(image_size=image_size, patch_size=2, embed_dim=8, depths=[2, 2],
+                        num_heads=[2, 2], window_size=4),
+          {"image_processor_type": "ViTImageProcessor", "size": tiny.square(image_size),
+           **tiny.IMAGENET_NORM})

@@ -5,8 +5,8 @@
 
 For checkpoints we have no JAX port of (a config entry with `backend: "torch"`; see
 `repsim_jax.extraction.extract.load_model`). `TorchModel` loads the checkpoint's image encoder
-with transformers (`AutoModel`, or the vision tower of a CLIP / SigLIP checkpoint:
-`vision_model_class`), in eval mode and float32, on the GPU when torch has one, runs it with
+with transformers (`vision_model_class`: AutoModel, or the vision tower of an image-text
+checkpoint), in eval mode and float32, on the GPU when torch has one, runs it with
 output_hidden_states=True and returns a `ModelOutput`:
 
   hidden_states      torch's hidden states, as numpy; 4-D feature maps NCHW -> NHWC, as our
@@ -31,43 +31,34 @@ import numpy as np
 from repsim_jax import extras
 from repsim_jax.models.outputs import ModelOutput
 
-# model_type of a full image-text checkpoint -> the transformers class of its image encoder
-# (AutoModel would build the two-tower model, whose forward needs text too).
-VISION_TOWERS = {"clip": "CLIPVisionModel", "siglip": "SiglipVisionModel"}
-
-
 def import_torch():
   """torch, or an ImportError that names the extra to install."""
   return extras.import_torch("the torch backend (model entries with backend='torch')")
 
 
 def vision_model_class(model_type: str):
-  """The transformers class that loads a checkpoint's image encoder with its hidden states."""
+  """The transformers class that loads a checkpoint's image encoder with its hidden states: the
+  one its family declares (`registry.ModelType.torch_class`), else AutoModel."""
   import transformers
-  return getattr(transformers, VISION_TOWERS.get(model_type, "AutoModel"))
+  from repsim_jax.models import registry
+  spec = registry.find(model_type)
+  return getattr(transformers, "AutoModel" if spec is None else spec.torch_class)
 
 
-def reference_forward_kwargs(model, batch_size: int, image_hw: tuple[int, int] | None = None
-                             ) -> dict[str, Any]:
-  """Extra forward arguments (and config changes) that make torch compute what our ports do.
-
-  ViTMAEModel drops config.mask_ratio of the patches after shuffling them with random `noise`;
-  our MAE encoder sees every patch in order, i.e. mask_ratio = 0 and noise = arange (the
-  identity shuffle) over the patches of an `image_hw` image (default: the config's image size).
-  Changes `model.config` in place.
-  """
-  config = model.config
-  if config.model_type != "vit_mae":
+def reference_forward_kwargs(model, batch_size: int, image_hw: tuple[int, int] | None = None, *,
+                             attentions: bool = False) -> dict[str, Any]:
+  """Extra forward arguments (and config changes) that make torch compute what our ports do,
+  as the family of `model.config.model_type` declares (`reference_forward_kwargs`; e.g. MAE
+  without masking over the patches of an `image_hw` image, default the config's image size).
+  attentions: the attention probabilities are wanted (parity with sublayers). May change
+  `model.config` in place; {} for families that need nothing (and types we do not port)."""
+  from repsim_jax.models import registry
+  if registry.find(model.config.model_type) is None:
     return {}
-  torch = import_torch()
-  config.mask_ratio = 0.0
-
-  def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-  (ph, pw), (h, w) = pair(config.patch_size), image_hw or pair(config.image_size)
-  noise = torch.arange((h // ph) * (w // pw), dtype=torch.float32)
-  return {"noise": noise.expand(batch_size, -1)}
+  fam = registry.family(model.config.model_type)
+  if not hasattr(fam, "reference_forward_kwargs"):
+    return {}
+  return fam.reference_forward_kwargs(model, batch_size, image_hw, attentions=attentions)
 
 
 def default_device() -> str:

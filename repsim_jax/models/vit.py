@@ -27,12 +27,31 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from repsim_jax.models import layers
+from repsim_jax import tiny_checkpoints as tiny
+from repsim_jax.models import layers, parity
+from repsim_jax.models import preprocessing as pp
 from repsim_jax.models.convert import StateDict, layer_list
 from repsim_jax.models.outputs import ModelOutput
+from repsim_jax.models.registry import ModelType
 
-MODEL_TYPES = ("vit", "deit", "vit_mae")
+# Pooling: mean over the patch tokens, [CLS] (and DeiT's distillation token) left out.
+MODEL_TYPES = {"vit": ModelType(pooling="mean_patch", prefix_tokens=1),
+               "deit": ModelType(pooling="mean_patch", prefix_tokens=2),
+               "vit_mae": ModelType(pooling="mean_patch", prefix_tokens=1)}
 CONVERT_VERSION = 1
+
+# ViTImageProcessor (ViT, MAE; Swin, DINOv3 checkpoints use it too): resize to size {height,
+# width} (bilinear), rescale 1/255, normalize. DeiTImageProcessor: resize to size (bicubic),
+# center crop to crop_size, rescale, normalize.
+IMAGE_PROCESSORS = {
+    "ViTImageProcessor": dict(
+        resample=2, image_mean=pp.IMAGENET_STANDARD_MEAN, image_std=pp.IMAGENET_STANDARD_STD,
+        size={"height": 224, "width": 224}, do_resize=True, do_rescale=True, do_normalize=True),
+    "DeiTImageProcessor": dict(
+        resample=3, image_mean=pp.IMAGENET_STANDARD_MEAN, image_std=pp.IMAGENET_STANDARD_STD,
+        size={"height": 256, "width": 256}, crop_size={"height": 224, "width": 224},
+        do_resize=True, do_center_crop=True, do_rescale=True, do_normalize=True),
+}
 
 # Hub checkpoints use the pre-v5 names; transformers renames them on load (conversion_mapping).
 LEGACY_ATTENTION_NAMES = [  # shared with DINOv2
@@ -226,3 +245,43 @@ def convert(state_dict, config) -> dict:
     params["pooler"] = sd.linear("pooler.dense")
   sd.check_consumed(config.model_type)
   return params
+
+
+# Torch modules of a pre-norm ViT block (transformers' current names): the attention branch, the
+# attention module, the module whose input is the residual stream after the attention add, the
+# MLP branch.
+TORCH_BLOCK = dict(attn="attention", attn_module="attention", mid="layernorm_after", mlp="mlp")
+
+
+def torch_hooks(config, *, sublayers: bool = False) -> dict[str, parity.HookSpec]:
+  return parity.encoder_hooks(config, "layers.{i}", sublayers=sublayers, **TORCH_BLOCK)
+
+
+def reference_forward_kwargs(model, batch_size: int, image_hw: tuple[int, int] | None = None, *,
+                             attentions: bool = False) -> dict:
+  """ViTMAEModel drops config.mask_ratio of the patches after shuffling them with random `noise`;
+  our MAE encoder sees every patch in order, i.e. mask_ratio = 0 and noise = arange (the
+  identity shuffle) over the patches of an `image_hw` image (default: the config's image size).
+  Changes `model.config` in place. ViT and DeiT need nothing."""
+  config = model.config
+  if config.model_type != "vit_mae":
+    return {}
+  import torch
+  config.mask_ratio = 0.0
+  (ph, pw) = layers.pair(config.patch_size, "patch_size")
+  (h, w) = image_hw or layers.pair(config.image_size, "image_size")
+  noise = torch.arange((h // ph) * (w // pw), dtype=torch.float32)
+  return {"noise": noise.expand(batch_size, -1)}
+
+
+def tiny_config(model_type: str, image_size: int):
+  import transformers as tr
+  if model_type == "vit":
+    return (tr.ViTConfig(intermediate_size=64, **tiny.vit_sizes(image_size)),
+            {"image_processor_type": "ViTImageProcessor", "size": tiny.square(image_size),
+             **tiny.HALF_NORM})
+  # MAE: the port never masks (see the module docstring)
+  cls = tr.DeiTConfig if model_type == "deit" else tr.ViTMAEConfig
+  return (cls(intermediate_size=64, **tiny.vit_sizes(image_size)),
+          {"image_processor_type": "DeiTImageProcessor", "size": tiny.square(image_size),
+           "crop_size": tiny.square(image_size), **tiny.IMAGENET_NORM})

@@ -62,7 +62,7 @@ def test_pooling_modes_match_numpy():
   from repsim_jax.models.registry import FAMILIES
   assert set(DEFAULT_POOLING) >= set(FAMILIES)
   with pytest.raises(ValueError, match="pass pooling"):
-    default_pooling("resnet")
+    default_pooling("no_such_model")
 
 
 def test_early_middle_late():

@@ -46,8 +46,8 @@ def tiny_torch_checkpoint(model_type: str, path, *, image_size: int = 32, seed: 
   import json
   import torch
   import transformers
-  from repsim_jax.tiny_checkpoints import _tiny_config
-  config, preprocessor = _tiny_config(model_type, image_size)
+  from repsim_jax.tiny_checkpoints import tiny_config
+  config, preprocessor = tiny_config(model_type, image_size)
   torch.manual_seed(seed)
   path = pathlib.Path(path)
   transformers.AutoModel.from_config(config).save_pretrained(path)

@@ -4,6 +4,7 @@ next-pixel model on k-means colour clusters (as iGPT), all our NNX ports trained
 orbax) that `from_pretrained` and the extraction read back like downloaded ones."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Any
@@ -16,7 +17,7 @@ from repsim_jax.pipelines.run import Run
 def _hf_config(entry, clusters: int | None):
   import transformers
   arch = dict(entry.arch)
-  if entry.model_type == "imagegpt":
+  if entry.objective == "next_pixel":  # iGPT: the colour clusters (+ SOS) are the vocabulary
     arch.update(vocab_size=clusters + 1, n_positions=entry.image_side ** 2)
   return transformers.AutoConfig.for_model(entry.model_type, **arch)
 
@@ -97,7 +98,9 @@ def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.nda
   preprocessor = _preprocessor_config(entry, config.world.size, clusters)
   inputs = from_config_dict(preprocessor)(list(train_images))
   family = registry.family(entry.model_type)
-  options = {"add_pooling_layer": False} if entry.model_type == "vit" else {}
+  # the classifier head reads the blocks: a backbone's own pooler would be trained for nothing
+  takes_pooler = "add_pooling_layer" in inspect.signature(family.build).parameters
+  options = {"add_pooling_layer": False} if takes_pooler else {}
   backbone = family.build(hf_config, dtype=jnp.float32, rngs=nnx.Rngs(seed), **options)
   if entry.objective == "shape":
     dim = hf_config.hidden_sizes[-1] if hasattr(hf_config, "hidden_sizes") else (

@@ -1,5 +1,5 @@
 """layers.conv2d: every lowering ("xla": XLA's convolution op, "cpu": per-tap multiply-adds and
-matmuls, "native": "cpu" with our C++ depthwise kernel) against torch.nn.functional.conv2d in
+matmuls) against torch.nn.functional.conv2d in
 float64, for every kind of convolution the ports use (depthwise 7x7, 1x1 strided, non-overlapping
 patches, 3x3 with TF-SAME padding) and the fallbacks (grouped, strided/dilated depthwise); the
 per-platform choice; gradients (forward and reverse mode, vmap); bfloat16."""
@@ -12,7 +12,6 @@ import pytest
 
 from repsim_jax import resources
 from repsim_jax.models import layers
-from repsim_jax.models import native as native_kernels
 
 torch = pytest.importorskip("torch")
 
@@ -28,10 +27,10 @@ CASES = {
     "patches 2x2/2 (ConvNeXt downsample)": ((2, 8, 6, 8), 2, 16, 1, 2, 0, 1),
     "3x3 stride 2, TF-SAME padding": ((2, 9, 8, 4), 3, 6, 1, 2, ((0, 1), (1, 1)), 1),
     "7x7 stride 2 (BiT stem)": ((1, 20, 18, 3), 7, 8, 1, 2, 3, 1),
-    "7x7 stride 2, 32 out (BiT stem, native)": ((2, 20, 31, 3), 7, 32, 1, 2, 3, 1),
-    "3x3, 64 out, width 33 (native)": ((2, 10, 33, 8), 3, 64, 1, 1, 1, 1),
-    "3x3, 96 in, 32 out, width 5 (native with AVX-512)": ((1, 6, 5, 96), 3, 32, 1, 1, 1, 1),
-    "3x3 stride 2, 96 out, TF-SAME padding (native)": ((1, 9, 8, 4), 3, 96, 1, 2, ((0, 1), (1, 1)), 1),
+    "7x7 stride 2, 32 out (BiT stem)": ((2, 20, 31, 3), 7, 32, 1, 2, 3, 1),
+    "3x3, 64 out, width 33": ((2, 10, 33, 8), 3, 64, 1, 1, 1, 1),
+    "3x3, 96 in, 32 out, width 5": ((1, 6, 5, 96), 3, 32, 1, 1, 1, 1),
+    "3x3 stride 2, 96 out, TF-SAME padding": ((1, 9, 8, 4), 3, 96, 1, 2, ((0, 1), (1, 1)), 1),
     "grouped 3x3, 2 groups": ((1, 8, 8, 4), 3, 6, 2, 1, 1, 1),
 }
 
@@ -75,44 +74,32 @@ def test_conv2d_lowerings_agree_at_convnext_size():
          for lw in layers.CONV_LOWERINGS}
   ref = _torch_conv64(x, w, stride=1, padding=3, dilation=1, groups=512)
   scale = np.abs(ref).max()
-  for lw in ("cpu", "native"):
+  for lw in ("cpu",):
     assert np.abs(out[lw] - out["xla"]).max() <= 1e-6 * scale, lw
     assert np.abs(out[lw] - ref).max() <= 1e-6 * scale, lw
 
 
 def test_conv2d_lowering_chosen_per_platform():
-  """lowering=None compiles the "native" lowering for CPU (the CPU being JAX's backend): no
-  convolution op for a depthwise 7x7 (our kernel, a custom call, where it builds), a 1x1 or a
-  patch convolution (a 3x3 stays XLA's op), and the "xla" lowering keeps it."""
+  """lowering=None compiles the "cpu" lowering for the CPU (`conv_lowering`): no convolution op
+  for a depthwise 7x7, a 1x1 or a patch convolution (a 3x3 stays XLA's op), and the "xla"
+  lowering (every other platform's) keeps it."""
   def hlo(lowering, name):
     x, w, kw = _case(name)
     fn = jax.jit(lambda x, w: layers.conv2d(x, w, lowering=lowering, **kw))
     return fn.lower(x, w).compile().as_text()
 
   assert jax.default_backend() == "cpu"
+  assert layers.conv_lowering("cpu") == "cpu"
+  assert layers.conv_lowering("gpu") == layers.conv_lowering("tpu") == "xla"
   for name in ("depthwise 7x7 (ConvNeXt)", "1x1 stride 2 (BiT downsample)",
                "patches 4x4/4, trailing pixels dropped"):
     assert " convolution(" not in hlo(None, name), name
     assert " convolution(" in hlo("xla", name), name
   assert " convolution(" in hlo(None, "3x3 stride 2, TF-SAME padding")
-  native = native_kernels.status().available
-  assert (native_kernels.DEPTHWISE_TARGET in hlo(None, "depthwise 7x7 (ConvNeXt)")) == native
-  assert native_kernels.DEPTHWISE_TARGET not in hlo("cpu", "depthwise 7x7 (ConvNeXt)")
-  # strided or dilated depthwise convolutions are not the kernel's: the taps
-  assert native_kernels.DEPTHWISE_TARGET not in hlo(None, "depthwise 3x3 stride 2 dilation 2")
-  # dense: output channels a multiple of the kernel's block (8 here: never), and more than 64
-  # input channels only with the 14-pixel (AVX-512) tile
-  st = native_kernels.status()
-  assert (native_kernels.DENSE_TARGET in hlo(None, "7x7 stride 2, 32 out (BiT stem, native)")
-          ) == native
-  assert native_kernels.DENSE_TARGET not in hlo(None, "7x7 stride 2 (BiT stem)")
-  assert (native_kernels.DENSE_TARGET in hlo(None, "3x3, 96 in, 32 out, width 5 (native with "
-                                                   "AVX-512)")) == (st.dense_tile_pixels >= 14)
-  assert native_kernels.DENSE_TARGET not in hlo("cpu", "7x7 stride 2, 32 out (BiT stem, native)")
 
 
 @pytest.mark.parametrize("name", ["depthwise 7x7 (ConvNeXt)", "depthwise 5x5, uneven padding",
-                                  "3x3 stride 2, 96 out, TF-SAME padding (native)"])
+                                  "3x3 stride 2, 96 out, TF-SAME padding"])
 def test_conv2d_gradients_agree(name):
   """Input and kernel gradients (effective receptive fields; reverse mode) and forward-mode
   derivatives are the same under every lowering, also under vmap."""
@@ -182,25 +169,13 @@ def test_wide_vectors_keep_the_numbers():
   assert np.abs(out[512] - ref).max() <= 1e-5
 
 
-def test_gelu_exact_is_torchs():
-  """activation("gelu") = x/2 (1 + erf(x/sqrt 2)) (closed form in float64) and torch's GELU."""
-  import math
-  x = np.linspace(-12, 12, 20001).astype(np.float32)
-  got = np.asarray(jax.jit(layers.activation("gelu"))(x))
-  exact = np.array([v / 2 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
-  assert np.abs(got - exact).max() <= 4 * np.finfo(np.float32).eps * np.abs(exact).max()
-  theirs = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
-  assert np.abs(got - theirs).max() <= 2 * np.finfo(np.float32).eps * np.abs(theirs).max()
-
-
-def test_conv2d_native_inside_shard_map():
-  """Extraction runs the forward inside shard_map (rows split over a mesh): there the native
-  kernels' results vary along the rows axis like their inputs, so both branches of the
-  per-platform choice type-check; numbers and input gradients as the "xla" lowering."""
+def test_conv2d_inside_shard_map():
+  """Extraction runs the forward inside shard_map (rows split over a mesh): both branches of the
+  per-platform choice type-check there; numbers and input gradients as the "xla" lowering."""
   from jax.sharding import NamedSharding, PartitionSpec as P
   mesh = jax.make_mesh((1,), ("rows",))
   x, wd, _ = _case("depthwise 7x7 (ConvNeXt)")
-  _, wn, _ = _case("3x3, 64 out, width 33 (native)")
+  _, wn, _ = _case("3x3, 64 out, width 33")
   x = jax.device_put(x, NamedSharding(mesh, P("rows")))
 
   def features(lowering):
@@ -217,22 +192,3 @@ def test_conv2d_native_inside_shard_map():
            for lw in (None, "xla")}
   np.testing.assert_allclose(grads[None], grads["xla"], rtol=0,
                              atol=1e-5 * np.abs(grads["xla"]).max())
-  hlo = features(None).lower(wd, wn, x).as_text()
-  assert (native_kernels.DEPTHWISE_TARGET in hlo) == native_kernels.status().available
-  assert (native_kernels.DENSE_TARGET in hlo) == native_kernels.status().available
-
-
-def test_conv2d_native_input_gradient_has_no_kernel_term():
-  """An input gradient through the native kernels (effective receptive fields) computes no
-  kernel-tangent convolution: its program has one convolution per kernel and direction fewer
-  than jax.grad with respect to both; and it equals the "xla" lowering's."""
-  x, w, kw = _case("3x3, 64 out, width 33 (native)")
-  f = lambda lw: (lambda x, w: jnp.sum(jnp.sin(layers.conv2d(x, w, lowering=lw, **kw))))
-  if not native_kernels.status().available:
-    pytest.skip("native kernels not built here")
-  both = jax.jit(jax.grad(f("native"), argnums=(0, 1))).lower(x, w).as_text()
-  only_x = jax.jit(jax.grad(f("native"))).lower(x, w).as_text()
-  assert only_x.count("stablehlo.convolution") == both.count("stablehlo.convolution") - 1
-  want = jax.grad(f("xla"))(x, w)
-  np.testing.assert_allclose(jax.grad(f("native"))(x, w), want, rtol=0,
-                             atol=1e-5 * np.abs(want).max())
