@@ -363,10 +363,10 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
                  backend.description, batch_size)
   specs = layer_specs(pooled_shapes, modes, num_prefix_tokens)
   sharding.writer_first(lambda: store.ensure_layers(specs), f"layers of {store.path}")
-  if store.missing_chunks():  # rows will be written: they must round as the stored ones did
-    path = backend.numeric_path()
-    sharding.writer_first(lambda: store.check_numeric_path(path),
-                          f"numeric path of {store.path}")
+  # Rows still to write must round as the stored ones did (every process reaches the barrier).
+  path = backend.numeric_path()
+  sharding.writer_first(lambda: store.missing_chunks() and store.check_numeric_path(path),
+                        f"numeric path of {store.path}")
 
   my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
                                       process_count=process_count) if not store.is_chunk_done(k)]
