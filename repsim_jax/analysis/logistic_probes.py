@@ -25,13 +25,10 @@ probe's standardised rows (`_kernel_logistic`): the optimum lies in the train ro
 (representer theorem), and L-BFGS in the metric of the primal weights takes the same steps as on
 the features at [T, T] instead of [T, d] cost per step.
 
-Settings are keyword arguments of the public functions, with these defaults:
-  class_probe_accuracy:       l2 = 1e-2, iterations = 12, memory_size = 5;
-  multiclass_probe_accuracy:  l2 = 1e-3 (~100x more train images than a binary probe, so a
-                              weaker penalty per image), iterations = 30, memory_size = 10;
-  both:                       line_search_steps = LINE_SEARCH_STEPS.
-Convergence of these defaults against scikit-learn at tol 1e-10 and the solver comparison:
-benchmarks/bench_probes.py.
+Every setting (l2, iterations, memory_size, line_search_steps) is a keyword argument of the
+public functions; its default is in the signature and documented in the docstring (the binary
+and the multi-class probes differ in l2, steps and memory, and say why). Convergence of the
+defaults against scikit-learn at tol 1e-10 and the solver comparison: benchmarks/bench_probes.py.
 
 All probes of one analysis run in one jit-compiled program: the (layer, class) probe grid is
 vmapped, in chunks of `probe_batch_size` probes via `jax.lax.map`, so that 1000 classes x 40
@@ -127,7 +124,8 @@ def _lbfgs_logistic(targets: jax.Array, train: jax.Array, *, size: int, num_outp
   else:
     y = jax.nn.one_hot(targets, num_outputs, dtype=dtype)
     probabilities = lambda f: jax.nn.softmax(f, axis=-1)
-    loss = lambda f: jax.nn.logsumexp(f, axis=-1, keepdims=True) - y * f
+    loss = lambda f: (jax.nn.logsumexp(f, axis=-1, keepdims=True)
+                      - jnp.sum(y * f, axis=-1, keepdims=True))
   apply_metric = metric or (lambda v: v)
   steps = jnp.asarray(line_search_steps, dtype)
   is_weight = (jnp.arange(size) < size - 1).astype(dtype)[:, None]

@@ -113,6 +113,37 @@ def test_kernel_solver_reaches_sklearn_optimum():
     np.testing.assert_allclose(np.asarray(logits), ref, atol=0.02 * np.abs(ref).max())
 
 
+def test_feature_form_reaches_sklearn_optimum():
+  """The same solver on the features (the multi-class probes' form) reaches scikit-learn's
+  optimum: softmax over 4 classes and a binary sigmoid probe, with rows outside the train split."""
+  rng = np.random.default_rng(9)
+  n, d, l2 = 300, 12, 1e-3
+  for k in (4, 2):
+    y = rng.integers(0, k, n)
+    x = (rng.normal(size=(n, d)) + 0.8 * rng.normal(size=(k, d))[y]).astype(np.float32)
+    train = np.arange(n) < 240
+    scaler = StandardScaler().fit(x[train])
+    xs = scaler.transform(x).astype(np.float32)
+    outputs = k if k > 2 else 1
+    logits, objective = jax.jit(functools.partial(
+        probes._primal_logistic, num_outputs=outputs, l2=l2, iterations=60, memory_size=10,
+        line_search_steps=probes.LINE_SEARCH_STEPS))(jnp.asarray(xs), jnp.asarray(y),
+                                                     jnp.asarray(train, jnp.float32))
+    clf = LogisticRegression(C=1.0 / (l2 * train.sum()), tol=1e-10, max_iter=10000)
+    clf.fit(xs[train], y[train])
+    ref = clf.decision_function(xs)
+    if k == 2:
+      ref_loss = np.logaddexp(0, ref) - y * ref
+      got = np.asarray(logits)[:, 0]
+    else:  # softmax logits are defined up to a constant per row
+      ref_loss = np.logaddexp.reduce(ref, axis=1) - ref[np.arange(n), y]
+      ref, got = ref - ref.mean(1, keepdims=True), np.asarray(logits)
+      got = got - got.mean(1, keepdims=True)
+    ref_objective = np.mean(ref_loss[train]) + 0.5 * l2 * np.sum(clf.coef_ ** 2)
+    assert float(objective) == pytest.approx(ref_objective, rel=1e-4, abs=1e-6), k
+    np.testing.assert_allclose(got, ref, atol=0.02 * np.abs(ref).max())
+
+
 def test_roughness_matches_numpy():
   rng = np.random.default_rng(1)
   acc = rng.random((12, 7))
