@@ -15,7 +15,10 @@ setuptools.setup(
         "Information imbalance, CKA and friends between all layers of vision models, "
         "in JAX, with Flax NNX ports checked against transformers."
     ),
-    packages=setuptools.find_packages(include=["repsim_jax", "repsim_jax.*", "experiments", "configs"]),
+    # Only the library: experiments/ and configs/ stay at the top of the repository and run from
+    # its root (python -m experiments.demo ...), as big_vision's do; installed, such generic
+    # top-level names would collide with other research code in the same environment.
+    packages=setuptools.find_packages(include=["repsim_jax", "repsim_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.6",

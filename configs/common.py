@@ -51,6 +51,9 @@ def base(models: list[ml_collections.ConfigDict], dataset: dict) -> ml_collectio
   config.chunk_rows = 1024        # rows per on-disk chunk: resume unit and host-memory bound
   config.store_dtype = "float32"  # or "float16"
   config.skip_bad_images = False  # True: record bad images (NaN rows) instead of stopping
+  # True: resume a store under another numeric path (lowering, device, dtype, jax version) than
+  # its rows were written with; the store records every path used. False: refused.
+  config.allow_numeric_path_change = False
   config.num_threads = 16         # decode/preprocess threads per host
   config.distributed = False      # True: jax.distributed.initialize() (multi-host)
   return config

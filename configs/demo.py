@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.world = {"n_train": 12_000, "n_eval": 2000, "size": 32}
   c.extract_batch_size = 100
+  c.allow_numeric_path_change = False  # resume held-out stores under another numeric path
   # Tiny sizes of our ports; `arch` goes to transformers.AutoConfig.for_model(model_type, ...).
   c.models = [
       ml_collections.ConfigDict({"name": "vit", "objective": "shape", "model_type": "vit",

@@ -1,5 +1,5 @@
-"""The README's commands, run literally as subprocesses from a temporary directory with relative
-paths, as a new user runs them (tests/commands.py). The runlocal pipelines run on a simulated
+"""The README's commands, run literally as subprocesses with relative paths from a temporary
+directory laid out like the repository's root, as a new user runs them (tests/commands.py). The runlocal pipelines run on a simulated
 base install: the test extras (torch, tensorflow-datasets, scikit-learn, scikit-image) cannot be
 imported in the subprocess. The demo's command is tested by tests/test_demo.py."""
 from __future__ import annotations

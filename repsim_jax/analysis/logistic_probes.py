@@ -5,75 +5,62 @@ Functions over arrays (features per layer, integer labels); reading images, runn
 writing results happen elsewhere. The closed-form few-shot probes of Raghu et al. 2021 are in
 `repsim_jax.analysis.ridge_probes`.
 
-Binary and multi-class probes share one objective and fixed hyperparameters, shared by all
-layers (`LOGISTIC_PROBE_HPARAMS`):
+One objective, one solver. Every probe is scikit-learn's L2 logistic regression:
 
 - features are standardised with the mean and (population) standard deviation of the probe's
-  *train* split; a feature that is constant on the train split is mapped to 0 (scale 1, as
-  scikit-learn's StandardScaler does);
+  *train* split; a feature that is constant on the train split is mapped to 0 (as scikit-learn's
+  StandardScaler does);
 - objective: mean cross-entropy over the train split + (l2 / 2) * ||W||^2, intercept not
-  penalised. This is scikit-learn's `LogisticRegression(C=1 / (l2 * n_train))` objective (sigmoid
-  loss for two classes, softmax for more), so both solvers target the same optimum;
-- multi-class probes (`_fit_logistic`): `optax.lbfgs` (memory 10) with a backtracking Armijo
-  line search (step 1 first, halved at most 10 times, relative tolerance 1e-6 so that a
-  converged probe accepts its step instead of backtracking on float32 noise: under vmap one
-  stuck lane stalls the whole chunk), full batch, `iterations` = 30 steps from W = 0, b = 0;
-  L-BFGS is scikit-learn's solver too and reaches the optimum in 10-30 steps;
-- binary probes (`_kernel_logistic`): L-BFGS (memory 5, from w = 0, b = 0) in kernel form,
-  `binary_iterations` = 12 steps with an exact (secant) line search. A probe has M rows
-  (ImageNet: 50 positives + 50 negatives, T = 90 train rows) and d = 192-1536 features, so the
-  optimum w = X_train^T a lies in the train rows' span (representer theorem) and everything is
-  computed from one Gram matrix of standardised rows ([M, T], `_standardised_gram`): the
-  iterates are those of primal L-BFGS on (w, b), at two [T, T] matrix-vector products per step.
-  12 steps end <= 4e-7 above the optimal objective on separable and near-chance 90-image probes
-  at d = 24-1536 (against scikit-learn at tol 1e-10); on the tests' probes every accuracy
-  equals scikit-learn's at tol 1e-8.
+  penalised: `LogisticRegression(C=1 / (l2 * n_train))` (sigmoid loss for a binary probe,
+  softmax for K classes);
+- solver (`_lbfgs_logistic`): L-BFGS from W = 0, b = 0 with an exact line search, a fixed number
+  of steps (every vmapped probe in lock step). The logits are linear in the step size, so the
+  line search needs no further matrix product: it evaluates the derivative of the convex
+  objective along the direction at `line_search_steps` and takes the secant root in the first
+  interval where it changes sign (`_secant_step`).
+
+The solver runs on the features (multi-class probes: n >> d, thousands of images) or, for the
+binary probes (M ~ 100 rows, d = 192-1536 features), in kernel form on the Gram matrix of the
+probe's standardised rows (`_kernel_logistic`): the optimum lies in the train rows' span
+(representer theorem), and L-BFGS in the metric of the primal weights takes the same steps as on
+the features at [T, T] instead of [T, d] cost per step.
+
+Every setting (l2, iterations, memory_size, line_search_steps) is a keyword argument of the
+public functions; its default is in the signature and documented in the docstring (the binary
+and the multi-class probes differ in l2, steps and memory, and say why). Convergence of the
+defaults against scikit-learn at tol 1e-10 and the solver comparison: benchmarks/bench_probes.py.
 
 All probes of one analysis run in one jit-compiled program: the (layer, class) probe grid is
 vmapped, in chunks of `probe_batch_size` probes via `jax.lax.map`, so that 1000 classes x 40
-layers never materialise all gathered probe matrices at once. Why this solver and schedule (the
-measured alternatives: optax L-BFGS on the d features, Cholesky row-space features, damped
-Newton): benchmarks/bench_probes.py.
+layers never materialise all gathered probe matrices at once.
 
 References:
   Mahaut, M. & Baroni, M. (2026). Similarity of Processing Steps in Vision Model Representations.
+  Nocedal, J. & Wright, S. (2006). Numerical Optimization, 2nd ed., Algorithm 7.4 (L-BFGS).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import itertools
-import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from repsim_jax.metrics import validation
 
 ArrayLike = np.ndarray | jax.Array
 
-# Fixed hyperparameters shared by all layers and all classes (see the module docstring).
-LOGISTIC_PROBE_HPARAMS = dict(
-    iterations=30,        # multi-class L-BFGS steps (scikit-learn stops after 10-30 on these).
-    l2=1e-2,              # penalty (l2/2)||W||^2 on the mean loss; sklearn C = 1/(l2 * n_train).
-    memory_size=10,       # L-BFGS history (both trainers).
-    max_backtracking_steps=10,
-    backtracking_decrease=0.5,
-    backtracking_rtol=1e-6,
-    # Binary probes (`_kernel_logistic`): L-BFGS steps and history, and the step sizes at which
-    # the line search evaluates the directional derivative (secant root in the first sign change).
-    binary_iterations=12,
-    binary_memory_size=5,
-    line_search_steps=(0.125, 0.25, 0.5, 1.0, 2.0),
-)
+# The step sizes (relative to the L-BFGS direction) at which the line search evaluates the
+# derivative of the objective: the default `line_search_steps` of every probe.
+LINE_SEARCH_STEPS = (0.125, 0.25, 0.5, 1.0, 2.0)
 _PRECISION = jax.lax.Precision.HIGHEST
 
 
 # --------------------------------------------------------------------------------------------
-# Shared logistic-regression trainer.
+# The one solver.
 
 
 def _standardise(x: jax.Array, train: jax.Array) -> jax.Array:
@@ -86,50 +73,133 @@ def _standardise(x: jax.Array, train: jax.Array) -> jax.Array:
   return (x - mean) / scale
 
 
-def _logistic_loss(params, x, targets, train, l2):
-  """Mean train cross-entropy + (l2/2)||W||^2. targets: [n] in {0,1} (binary) or [n] int."""
-  w, b = params
-  logits = jnp.matmul(x, w, precision=_PRECISION) + b
-  if w.shape[-1] == 1:  # binary: sigmoid loss on one logit, as scikit-learn does.
-    per_example = optax.sigmoid_binary_cross_entropy(logits[:, 0], targets.astype(x.dtype))
-  else:
-    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+def _secant_step(steps: jax.Array, dphi: jax.Array, slope: jax.Array) -> jax.Array:
+  """Line-search step from the derivative of a convex phi at increasing `steps` [S].
+
+  dphi [S] = phi'(steps), slope = phi'(0). The minimiser lies in the first interval where
+  phi' changes sign (0 to steps[0] included); the step is the secant root of phi' there. If
+  phi' < 0 at every step the largest is taken; if slope >= 0 (no descent) the step is 0.
+  """
+  knots = jnp.concatenate([jnp.zeros((1,), steps.dtype), steps])
+  values = jnp.concatenate([slope[None], dphi])
+  hi = jnp.argmax(values[1:] >= 0) + 1  # first knot with phi' >= 0 (1 if none: masked below)
+  t_lo, t_hi, d_lo, d_hi = knots[hi - 1], knots[hi], values[hi - 1], values[hi]
+  secant = t_lo - d_lo * (t_hi - t_lo) / jnp.maximum(d_hi - d_lo, 1e-30)
+  t = jnp.where(jnp.any(dphi >= 0), secant, steps[-1])
+  return jnp.where(slope < 0, t, 0.0)
+
+
+def _lbfgs_logistic(targets: jax.Array, train: jax.Array, *, size: int, num_outputs: int,
+                    logits: Callable[[jax.Array, jax.Array], jax.Array],
+                    data_gradient: Callable[[jax.Array], jax.Array],
+                    metric: Callable[[jax.Array], jax.Array] | None, l2: float, iterations: int,
+                    memory_size: int, line_search_steps: Sequence[float]
+                    ) -> tuple[jax.Array, jax.Array]:
+  """L2 logistic regression by L-BFGS with an exact line search; returns (v, objective).
+
+  The parameters v [P, K] (P = `size`, K = `num_outputs`) hold the weights in rows :P-1 and the
+  intercept in row P-1. The model is given by three linear maps:
+    logits(v, Mv) -> f [n, K], the logits of the n rows (targets, train: [n]);
+    data_gradient(r) -> [P, K], M^-1 times the gradient of sum_i r_i . f_i (r: [n, K]);
+    metric(v) -> M v, the metric L-BFGS runs in (None: the identity).
+  Objective: J(v) = sum_i train_i loss(f_i, y_i) / n_train + (l2 / 2) (v . Mv - b . b), loss the
+  sigmoid (K = 1, targets in {0, 1}) or softmax (K > 1, targets in [0, K)) cross-entropy, b the
+  intercept row. On features x [n, d]: f = x w + b, M = I. In kernel form (`_kernel_logistic`):
+  v = (a, b), f = K a + b, M = diag(K, 1), so that v . Mv - b . b = ||w||^2 for w = X^T a and
+  the iterates are those of L-BFGS on w.
+
+  Per step: the two-loop recursion (inner products in the metric, against stored M-images
+  M s, M y), the direction's logit change (one `logits`), the line search on the convex
+  phi(t) = J(v + t d), whose derivative needs only the logits f + t df, and the new gradient (one
+  `data_gradient`, and one `metric` in kernel form). A pair with non-positive curvature is not
+  stored.
+  """
+  dtype = train.dtype
   n_train = jnp.maximum(jnp.sum(train), 1.0)
-  return jnp.sum(per_example * train) / n_train + 0.5 * l2 * jnp.sum(jnp.square(w))
+  weight = (train / n_train)[:, None]
+  if num_outputs == 1:
+    y = targets.astype(dtype)[:, None]
+    probabilities = jax.nn.sigmoid
+    loss = lambda f: jax.nn.softplus(f) - y * f
+  else:
+    y = jax.nn.one_hot(targets, num_outputs, dtype=dtype)
+    probabilities = lambda f: jax.nn.softmax(f, axis=-1)
+    loss = lambda f: (jax.nn.logsumexp(f, axis=-1, keepdims=True)
+                      - jnp.sum(y * f, axis=-1, keepdims=True))
+  apply_metric = metric or (lambda v: v)
+  steps = jnp.asarray(line_search_steps, dtype)
+  is_weight = (jnp.arange(size) < size - 1).astype(dtype)[:, None]
+  dot = lambda a, b: jnp.sum(a * b)
+  penalty_form = lambda a, ma, b: dot(a, ma) - dot(a[-1], b[-1])  # a . Mb without intercepts
+
+  def gradient(v, f):  # in the metric M
+    return data_gradient((probabilities(f) - y) * weight) + l2 * is_weight * v
+
+  def step(carry, k):
+    v, mv, f, g, mg, s_hist, ms_hist, y_hist, my_hist, rho, gamma = carry
+    # Two-loop recursion, newest pair first; the history is a ring buffer (slot k % memory).
+    slots = [(k - 1 - i) % memory_size for i in range(memory_size)]
+    q, alphas = g, []
+    for slot in slots:
+      alphas.append(rho[slot] * dot(ms_hist[slot], q))
+      q = q - alphas[-1] * y_hist[slot]
+    r = gamma * q
+    for slot, alpha in zip(reversed(slots), reversed(alphas)):
+      r = r + (alpha - rho[slot] * dot(my_hist[slot], r)) * s_hist[slot]
+    d = -r
+    md = apply_metric(d)
+    df = logits(d, md)
+    slope = dot(d, mg)
+    # phi'(t) = sum_i weight_i (p(f_i + t df_i) - y_i) . df_i + l2 (v.Md + t d.Md) (no intercepts)
+    q1, q2 = penalty_form(v, md, d), penalty_form(d, md, d)
+    dphi = jnp.stack([dot(weight * (probabilities(f + t * df) - y), df) for t in steps])
+    t = _secant_step(steps, dphi + l2 * (q1 + steps * q2), slope)
+    s, ms = t * d, t * md
+    v, mv, f = v + s, mv + ms, f + t * df
+    g_new = gradient(v, f)
+    mg_new = apply_metric(g_new)
+    y_pair, my_pair = g_new - g, mg_new - mg
+    curvature = dot(ms, y_pair)  # <s, y> in the metric
+    good = curvature > 1e-12 * jnp.maximum(dot(ms, s), 1e-30)
+    slot = k % memory_size
+    keep = lambda hist, new: hist.at[slot].set(jnp.where(good, new, 0.0))
+    s_hist, ms_hist = keep(s_hist, s), keep(ms_hist, ms)
+    y_hist, my_hist = keep(y_hist, y_pair), keep(my_hist, my_pair)
+    rho = rho.at[slot].set(jnp.where(good, 1.0 / jnp.where(good, curvature, 1.0), 0.0))
+    gamma = jnp.where(good, curvature / jnp.maximum(dot(my_pair, y_pair), 1e-30), gamma)
+    return (v, mv, f, g_new, mg_new, s_hist, ms_hist, y_hist, my_hist, rho, gamma), None
+
+  v0 = jnp.zeros((size, num_outputs), dtype)
+  # f0 = 0, computed from `weight` so that XLA does not constant-fold the first softmax ([n, K])
+  f0 = jnp.broadcast_to(0.0 * weight, (targets.shape[0], num_outputs))
+  g0 = gradient(v0, f0)
+  mg0 = apply_metric(g0)
+  hist = jnp.zeros((memory_size, size, num_outputs), dtype)
+  gamma0 = jax.lax.rsqrt(jnp.maximum(dot(g0, mg0), 1e-30))  # first step: unit metric norm
+  carry = (v0, v0, f0, g0, mg0, hist, hist, hist, hist, jnp.zeros((memory_size,), dtype), gamma0)
+  carry, _ = jax.lax.scan(step, carry, jnp.arange(iterations))
+  v, mv, f = carry[:3]
+  objective = jnp.sum(weight * loss(f)) + 0.5 * l2 * penalty_form(v, mv, v)
+  return v, objective
 
 
-def _fit_logistic(x: jax.Array, targets: jax.Array, train: jax.Array, *, num_outputs: int,
-                  iterations: int, l2: float, memory_size: int):
-  """Trains one logistic probe with optax L-BFGS from zero; returns params (W [d, K], b [K]).
+def _primal_logistic(x: jax.Array, targets: jax.Array, train: jax.Array, *, num_outputs: int,
+                     l2: float, iterations: int, memory_size: int,
+                     line_search_steps: Sequence[float]) -> tuple[jax.Array, jax.Array]:
+  """A logistic probe on the features x [n, d] (standardised); returns (logits [n, K], objective).
 
-  x: [n, d] prepared (standardised) features; targets: [n] int; train: [n] float 0/1 (rows
-  outside the train split are ignored). num_outputs: 1 for a binary (sigmoid) probe, K for a
-  K-way softmax probe.
+  targets: [n] int; train: [n] float 0/1 (other rows only receive logits). num_outputs: 1 for a
+  binary (sigmoid) probe, K for a K-way softmax probe.
   """
   d = x.shape[-1]
-  params = (jnp.zeros((d, num_outputs), x.dtype), jnp.zeros((num_outputs,), x.dtype))
-  loss = functools.partial(_logistic_loss, x=x, targets=targets, train=train, l2=l2)
-  hp = LOGISTIC_PROBE_HPARAMS
-  opt = optax.lbfgs(memory_size=memory_size, linesearch=optax.scale_by_backtracking_linesearch(
-      max_backtracking_steps=hp["max_backtracking_steps"],
-      decrease_factor=hp["backtracking_decrease"], rtol=hp["backtracking_rtol"], store_grad=True))
-  value_and_grad = optax.value_and_grad_from_state(loss)
-
-  def step(carry, _):
-    params, state = carry
-    value, grad = value_and_grad(params, state=state)
-    updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
-    return (optax.apply_updates(params, updates), state), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=iterations)
-  return params
-
-
-def _accuracy(params, x, targets, test) -> jax.Array:
-  w, b = params
-  logits = jnp.matmul(x, w, precision=_PRECISION) + b
-  pred = (logits[:, 0] > 0).astype(targets.dtype) if w.shape[-1] == 1 else jnp.argmax(logits, -1)
-  return jnp.sum((pred == targets) * test) / jnp.maximum(jnp.sum(test), 1.0)
+  logits = lambda v, _: jnp.matmul(x, v[:d], precision=_PRECISION) + v[d]
+  data_gradient = lambda r: jnp.concatenate(
+      [jnp.matmul(x.T, r, precision=_PRECISION), jnp.sum(r, 0, keepdims=True)])
+  v, objective = _lbfgs_logistic(targets, train, size=d + 1, num_outputs=num_outputs,
+                                 logits=logits, data_gradient=data_gradient, metric=None, l2=l2,
+                                 iterations=iterations, memory_size=memory_size,
+                                 line_search_steps=line_search_steps)
+  return logits(v, v), objective
 
 
 def _is_stacked(layers) -> bool:
@@ -226,6 +296,7 @@ def balanced_binary_splits(labels: ArrayLike, *, seed: int = 0,
   return BinaryProbeSplits(index, target, train, test, classes)
 
 
+
 def _standardised_gram(x: jax.Array, train: jax.Array, *, num_train: int) -> jax.Array:
   """Inner products of a probe's standardised rows with its first `num_train` rows.
 
@@ -238,8 +309,7 @@ def _standardised_gram(x: jax.Array, train: jax.Array, *, num_train: int) -> jax
   Cost: the products dominate the probe (2 M T d flops). The train block is symmetric, so with
   the rows split at h = T // 2 into A = rows[:h] and R = rows[h:], K = [[A A^T, (R A^T)^T],
   [R A^T, R R[:T-h]^T]] computes the upper-right block by transposition: M T - h (T - h) fewer
-  row pairs (~30% fewer flops at M = 100, T = 90). The train moments are dot products, which
-  XLA runs much faster on CPU than masked reductions over the row axis.
+  row pairs (~30% fewer flops at M = 100, T = 90).
   """
   n_train = jnp.maximum(jnp.sum(train), 1.0)
   mean = jnp.matmul(train, x, precision=_PRECISION) / n_train
@@ -255,24 +325,10 @@ def _standardised_gram(x: jax.Array, train: jax.Array, *, num_train: int) -> jax
                           jnp.concatenate([ra, rr], 1)], 0)
 
 
-def _secant_step(steps: jax.Array, dphi: jax.Array, slope: jax.Array) -> jax.Array:
-  """Line-search step from the derivative of a convex phi at increasing `steps` [S].
-
-  dphi [S] = phi'(steps), slope = phi'(0). The minimiser lies in the first interval where
-  phi' changes sign (0 to steps[0] included); the step is the secant root of phi' there. If
-  phi' < 0 at every step the largest is taken; if slope >= 0 (no descent) the step is 0.
-  """
-  knots = jnp.concatenate([jnp.zeros((1,), steps.dtype), steps])
-  values = jnp.concatenate([slope[None], dphi])
-  hi = jnp.argmax(values[1:] >= 0) + 1  # first knot with phi' >= 0 (1 if none: masked below)
-  t_lo, t_hi, d_lo, d_hi = knots[hi - 1], knots[hi], values[hi - 1], values[hi]
-  secant = t_lo - d_lo * (t_hi - t_lo) / jnp.maximum(d_hi - d_lo, 1e-30)
-  t = jnp.where(jnp.any(dphi >= 0), secant, steps[-1])
-  return jnp.where(slope < 0, t, 0.0)
-
-
 def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2: float,
-                     iterations: int, memory_size: int) -> tuple[jax.Array, jax.Array]:
+                     iterations: int, memory_size: int,
+                     line_search_steps: Sequence[float] = LINE_SEARCH_STEPS
+                     ) -> tuple[jax.Array, jax.Array]:
   """A binary L2 logistic probe trained in kernel form; returns (logits [M], objective).
 
   gram: [M, T] inner products of the probe's standardised rows with its first T rows, which
@@ -282,88 +338,20 @@ def _kernel_logistic(gram: jax.Array, target: jax.Array, train: jax.Array, *, l2
   The probe w = sum_i a_i x_i over the train rows (representer theorem: the optimum lies in
   their span, the penalty only grows outside it), so logits f = K a + b and the objective is
       J(a, b) = mean_train softplus(f) - y f + (l2 / 2) a^T K a,
-  exactly the primal objective of `_logistic_loss` at w = X^T a. L-BFGS runs on v = (a, b) in
+  exactly the objective on the features at w = X^T a. `_lbfgs_logistic` runs on v = (a, b) in
   the metric diag(K, 1), i.e. the inner products of the primal w: its iterates are those of
-  primal L-BFGS from w = 0 whatever d is, at the cost of two [T, T] matrix-vector products per
-  step (the direction's logit change and the new gradient's K-image); every inner product the
-  two-loop recursion needs is taken against a stored K-image (K s, K y). Because logits are
-  linear in the step size, the line search costs no further matrix products: phi(t) = J(v + t d)
-  is convex and its derivative at all `line_search_steps` at once needs only sigmoids (no
-  logarithms, ~10x dearer on CPU); the step is the secant root of phi' in the first interval
-  where it changes sign (`_secant_step`): an exact line search, which makes L-BFGS converge in
-  fewer steps than Armijo backtracking did (12-15 vs 20+). A pair with non-positive curvature is
-  not stored. A fixed number of steps keeps every vmapped probe in lock step (no while loop).
+  L-BFGS on the features from w = 0 whatever d is, at two [T, T] matrix-vector products per step
+  (the direction's logit change and the new gradient's K-image). The gradient in that metric is
+  (r + l2 a, sum r) for residuals r, so the rows outside the train split keep a_i = 0.
   """
-  m, dtype = gram.shape[1], gram.dtype  # m = T: the solver only sees the first T rows
-  full_gram, gram = gram, gram[:m]
-  y, train = target[:m].astype(dtype), train[:m]
-  n_train = jnp.maximum(jnp.sum(train), 1.0)
-  steps = jnp.asarray(LOGISTIC_PROBE_HPARAMS["line_search_steps"], dtype)
-  # v = (a, b): metric and logit map share one [T+1, T+1] matrix diag(K, 1); f = (Kv)[:T] + b.
-  # Vectors are padded with zeros to a multiple of 16 entries (whole SIMD registers: ~1.5x
-  # faster matrix-vector products on CPU); padded entries have zero metric and gradient.
-  size = -(-(m + 1) // 16) * 16
-  metric = jnp.zeros((size, size), dtype).at[:m, :m].set(gram).at[m, m].set(1.0)
-  kmul = lambda v: jnp.matmul(metric, v, precision=_PRECISION)
-  logits = lambda v, kv: kv[:m] + v[m]
-  # a_i of rows outside the train split stay 0 (their gradient entries are 0).
-  penalised = jnp.concatenate([train, jnp.zeros((size - m,), dtype)])
-  is_bias = jnp.zeros((size,), dtype).at[m].set(1.0)
-
-  def objective(f, quad):  # f [..., T], quad = a^T K a [...]
-    return jnp.sum(train * (jax.nn.softplus(f) - y * f), -1) / n_train + 0.5 * l2 * quad
-
-  def gradient(v, kv):  # in the diag(K, 1) metric: (r / n + l2 a, mean r), dJ/da = K (r / n + l2 a)
-    r = (jax.nn.sigmoid(logits(v, kv)) - y) * train / n_train
-    return (jnp.concatenate([r, jnp.zeros((size - m,), dtype)]) + l2 * penalised * v
-            + is_bias * jnp.sum(r))
-
-  def step(carry, k):
-    v, kv, g, kg, hist, rho, gamma = carry
-    # Two-loop recursion, newest pair first; history is a ring buffer (slot k % memory) of
-    # stacked pairs [s, K s, y, K y] (one update per step: measured ~15% faster than four).
-    slots = [(k - 1 - i) % memory_size for i in range(memory_size)]
-    q, alphas = g, []
-    for slot in slots:
-      alphas.append(rho[slot] * jnp.dot(hist[slot, 1], q))
-      q = q - alphas[-1] * hist[slot, 2]
-    r = gamma * q
-    for slot, alpha in zip(reversed(slots), reversed(alphas)):
-      r = r + (alpha - rho[slot] * jnp.dot(hist[slot, 3], r)) * hist[slot, 0]
-    d = -r
-    kd = kmul(d)
-    slope = jnp.dot(d, kg)
-    # phi(t) = J(v + t d) is convex; its derivative needs sigmoids only (no logarithms, which
-    # cost ~10x more on CPU): phi'(t) = sum_train (sigmoid(f0 + t df) - y) df / n + l2 (q1 + t q2).
-    f0, df = logits(v, kv), logits(d, kd)
-    q1 = jnp.dot(v, kd) - v[m] * d[m]
-    q2 = jnp.dot(d, kd) - d[m] ** 2
-    dphi = (jnp.sum(train * (jax.nn.sigmoid(f0 + steps[:, None] * df) - y) * df, -1) / n_train
-            + l2 * (q1 + steps * q2))
-    t = _secant_step(steps, dphi, slope)
-    s, ks = t * d, t * kd
-    v, kv = v + s, kv + ks
-    g_new = gradient(v, kv)
-    kg_new = kmul(g_new)
-    yv, kyv = g_new - g, kg_new - kg
-    curvature = jnp.dot(ks, yv)  # <s, y> in the metric
-    good = curvature > 1e-12 * jnp.maximum(jnp.dot(ks, s), 1e-30)
-    slot = k % memory_size
-    hist = hist.at[slot].set(jnp.where(good, jnp.stack([s, ks, yv, kyv]), 0.0))
-    rho = rho.at[slot].set(jnp.where(good, 1.0 / jnp.where(good, curvature, 1.0), 0.0))
-    gamma = jnp.where(good, curvature / jnp.maximum(jnp.dot(kyv, yv), 1e-30), gamma)
-    return (v, kv, g_new, kg_new, hist, rho, gamma), None
-
-  v0 = jnp.zeros((size,), dtype)
-  g0 = gradient(v0, v0)
-  kg0 = kmul(g0)
-  hist = jnp.zeros((memory_size, 4, size), dtype)
-  gamma0 = jax.lax.rsqrt(jnp.maximum(jnp.dot(g0, kg0), 1e-30))  # first step: unit metric norm
-  carry = (v0, v0, g0, kg0, hist, jnp.zeros((memory_size,), dtype), gamma0)
-  carry, _ = jax.lax.scan(step, carry, jnp.arange(iterations))
-  v, kv = carry[0], carry[1]
-  j = objective(logits(v, kv), jnp.dot(v, kv) - v[m] ** 2)
-  return jnp.matmul(full_gram, v[:m], precision=_PRECISION) + v[m], j
+  m = gram.shape[1]  # T: the solver only sees the first T rows
+  metric_matrix = jnp.zeros((m + 1, m + 1), gram.dtype).at[:m, :m].set(gram[:m]).at[m, m].set(1.0)
+  metric = lambda v: jnp.matmul(metric_matrix, v, precision=_PRECISION)
+  v, objective = _lbfgs_logistic(
+      target[:m], train[:m], size=m + 1, num_outputs=1, logits=lambda v, mv: mv[:m] + v[m],
+      data_gradient=lambda r: jnp.concatenate([r, jnp.sum(r, 0, keepdims=True)]), metric=metric,
+      l2=l2, iterations=iterations, memory_size=memory_size, line_search_steps=line_search_steps)
+  return jnp.matmul(gram, v[:m, 0], precision=_PRECISION) + v[m, 0], objective
 
 
 def _binary_probe_gram(features: jax.Array, layer: jax.Array, index: jax.Array,
@@ -374,18 +362,20 @@ def _binary_probe_gram(features: jax.Array, layer: jax.Array, index: jax.Array,
 
 
 def _binary_probe_fit(gram: jax.Array, target: jax.Array, train: jax.Array, test: jax.Array, *,
-                      iterations: int, l2: float, memory_size: int) -> jax.Array:
+                      iterations: int, l2: float, memory_size: int,
+                      line_search_steps: Sequence[float] = LINE_SEARCH_STEPS) -> jax.Array:
   """Gram [M, T], target/train/test [M] -> the probe's test accuracy."""
   train_f, test_f = train.astype(gram.dtype), test.astype(gram.dtype)
   logits, _ = _kernel_logistic(gram, target, train_f, l2=l2, iterations=iterations,
-                               memory_size=memory_size)
+                               memory_size=memory_size, line_search_steps=line_search_steps)
   correct = (logits > 0) == (target == 1)
   return jnp.sum(correct * test_f) / jnp.maximum(jnp.sum(test_f), 1.0)
 
 
 def _binary_probe(features: jax.Array, layer: jax.Array, index: jax.Array, target: jax.Array,
                   train: jax.Array, test: jax.Array, *, num_train: int, iterations: int,
-                  l2: float, memory_size: int) -> jax.Array:
+                  l2: float, memory_size: int,
+                  line_search_steps: Sequence[float] = LINE_SEARCH_STEPS) -> jax.Array:
   """One probe: features [L, N, d], layer scalar, index/target/train/test [M] -> accuracy.
 
   Rows must be ordered train, test, padding (as `balanced_binary_splits` makes them), with
@@ -393,41 +383,29 @@ def _binary_probe(features: jax.Array, layer: jax.Array, index: jax.Array, targe
   """
   gram = _binary_probe_gram(features, layer, index, train, num_train=num_train)
   return _binary_probe_fit(gram, target, train, test, iterations=iterations, l2=l2,
-                           memory_size=memory_size)
-
-
-# Probes whose Gram matrices are computed together (the [GRAM_BATCH, M, d] gathered rows stay in
-# cache: measured ~1.5x faster per probe than 32 at d = 512 on CPU).
-_GRAM_BATCH = 8
+                           memory_size=memory_size, line_search_steps=line_search_steps)
 
 
 @functools.partial(jax.jit, static_argnames=("num_train", "iterations", "l2", "memory_size",
-                                             "probe_batch_size"))
+                                             "line_search_steps", "probe_batch_size"))
 def _binary_probe_grid(features, index, target, train, test, *, num_train, iterations, l2,
-                       memory_size, probe_batch_size):
+                       memory_size, line_search_steps, probe_batch_size):
   """features [L, N, d] (one width); index etc. [C, M] -> accuracy [L, C], one program.
 
-  Chunks of `probe_batch_size` probes: their Gram matrices in sub-chunks of `_GRAM_BATCH`
-  (a `lax.map`), then all their solvers vmapped together (per-step work is tiny, so wider
-  batches amortise the per-operation cost).
+  Chunks of `probe_batch_size` probes (a `lax.map`), each vmapped: gathered rows, Gram matrices
+  and solvers of the chunk's probes together.
   """
   num_layers, num_classes = features.shape[0], index.shape[0]
   num_probes = num_layers * num_classes
   batch, padded = _chunking(num_probes, probe_batch_size)
-  gram_batch = math.gcd(batch, _GRAM_BATCH)
   probe_id = jnp.arange(padded) % num_probes  # padding repeats probe 0; its results are dropped
   layer, cls = probe_id // num_classes, probe_id % num_classes
-  gram_fn = functools.partial(_binary_probe_gram, features, num_train=num_train)
-  fit = jax.vmap(functools.partial(_binary_probe_fit, iterations=iterations, l2=l2,
-                                   memory_size=memory_size))
-
-  def chunk(lc):
-    l, c = lc
-    grams = jax.lax.map(lambda lc: gram_fn(lc[0], index[lc[1]], train[lc[1]]), (l, c),
-                        batch_size=gram_batch)
-    return fit(grams, target[c], train[c], test[c])
-
-  acc = jax.lax.map(chunk, (layer.reshape(-1, batch), cls.reshape(-1, batch)))
+  probe = jax.vmap(functools.partial(
+      _binary_probe, features, num_train=num_train, iterations=iterations, l2=l2,
+      memory_size=memory_size, line_search_steps=line_search_steps))
+  acc = jax.lax.map(lambda lc: probe(lc[0], index[lc[1]], target[lc[1]], train[lc[1]],
+                                     test[lc[1]]),
+                    (layer.reshape(-1, batch), cls.reshape(-1, batch)))
   return acc.reshape(-1)[:num_probes].reshape(num_layers, num_classes)
 
 
@@ -440,9 +418,8 @@ def _chunking(n: int, batch_size: int) -> tuple[int, int]:
 
 def class_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayLike, *,
                          seed: int = 0, test_fraction: float = 0.1,
-                         iterations: int = LOGISTIC_PROBE_HPARAMS["binary_iterations"],
-                         l2: float = LOGISTIC_PROBE_HPARAMS["l2"],
-                         memory_size: int = LOGISTIC_PROBE_HPARAMS["binary_memory_size"],
+                         l2: float = 1e-2, iterations: int = 12, memory_size: int = 5,
+                         line_search_steps: Sequence[float] = LINE_SEARCH_STEPS,
                          probe_batch_size: int = 32,
                          splits: BinaryProbeSplits | None = None) -> np.ndarray:
   """Test accuracy of a balanced binary linear probe for every class at every layer.
@@ -452,10 +429,13 @@ def class_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayL
     labels: [N] integer class labels (C distinct values).
     seed: seeds the negatives and the train/test split (`balanced_binary_splits`).
     test_fraction: held-out fraction per class (paper: 10%).
-    iterations, l2, memory_size: kernel L-BFGS settings (module docstring).
-    probe_batch_size: probes whose solvers are vmapped together inside the program (memory ~
-      batch * M * M); their Gram matrices are computed `_GRAM_BATCH` = 8 at a time (memory ~
-      8 * M * d, in CPU cache). 32-128 are equally fast on CPU; use a few thousand on a GPU.
+    l2: penalty (l2 / 2) ||w||^2 on the mean train loss (scikit-learn C = 1 / (l2 * n_train)).
+    iterations, memory_size: L-BFGS steps and history; 12 steps end within ~4e-7 of the optimal
+      objective on 90-image probes (benchmarks/bench_probes.py).
+    line_search_steps: where the line search evaluates the objective's derivative (relative to
+      the L-BFGS direction).
+    probe_batch_size: probes vmapped together inside the program (memory ~ batch * M * d for
+      the gathered rows); a few thousand on a GPU.
     splits: precomputed splits (overrides seed / test_fraction).
 
   Returns:
@@ -489,7 +469,8 @@ def class_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayL
       stacked = jnp.stack([jnp.asarray(layers[i], jnp.float32) for i in members])
     acc[members] = np.asarray(_binary_probe_grid(
         stacked.astype(jnp.float32), *args, num_train=num_train, iterations=iterations, l2=l2,
-        memory_size=memory_size, probe_batch_size=probe_batch_size))
+        memory_size=memory_size, line_search_steps=tuple(float(t) for t in line_search_steps),
+        probe_batch_size=probe_batch_size))
   return acc
 
 
@@ -527,21 +508,24 @@ def train_test_split_mask(n: int, *, test_fraction: float = 0.2, seed: int = 0) 
   return train
 
 
-def _multiclass_probe(x, targets, train, *, num_classes, iterations, l2, memory_size):
+def _multiclass_probe(x, targets, train, *, num_classes, iterations, l2, memory_size,
+                      line_search_steps):
   train_f = train.astype(x.dtype)
   x = _standardise(x, train_f)
-  params = _fit_logistic(x, targets, train_f, num_outputs=num_classes, iterations=iterations,
-                         l2=l2, memory_size=memory_size)
-  return _accuracy(params, x, targets, 1.0 - train_f)
+  logits, _ = _primal_logistic(x, targets, train_f, num_outputs=num_classes, l2=l2,
+                               iterations=iterations, memory_size=memory_size,
+                               line_search_steps=line_search_steps)
+  test = 1.0 - train_f
+  return jnp.sum((jnp.argmax(logits, -1) == targets) * test) / jnp.maximum(jnp.sum(test), 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "iterations", "l2", "memory_size",
-                                             "layer_batch_size"))
+                                             "line_search_steps", "layer_batch_size"))
 def _multiclass_probe_layers(features, targets, train, *, num_classes, iterations, l2,
-                             memory_size, layer_batch_size):
+                             memory_size, line_search_steps, layer_batch_size):
   probe = functools.partial(_multiclass_probe, targets=targets, train=train,
                             num_classes=num_classes, iterations=iterations, l2=l2,
-                            memory_size=memory_size)
+                            memory_size=memory_size, line_search_steps=line_search_steps)
   num_layers = features.shape[0]
   batch, padded = _chunking(num_layers, layer_batch_size)
   layer = jnp.arange(padded) % num_layers
@@ -549,15 +533,14 @@ def _multiclass_probe_layers(features, targets, train, *, num_classes, iteration
 
 
 # Working memory of one multi-class probe, in float32 elements per feature entry (n x d): the
-# standardised copy, the logits' gradient products and L-BFGS's evaluations (measured ~3-4).
+# standardised copy and the solver's [n, K] logits and residuals (a few x K / d).
 _MULTICLASS_ELEMENTS_PER_ENTRY = 4
 
 
 def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: ArrayLike, *,
                               seed: int = 0, test_fraction: float = 0.2,
-                              iterations: int = LOGISTIC_PROBE_HPARAMS["iterations"],
-                              l2: float = 1e-3,
-                              memory_size: int = LOGISTIC_PROBE_HPARAMS["memory_size"],
+                              l2: float = 1e-3, iterations: int = 30, memory_size: int = 10,
+                              line_search_steps: Sequence[float] = LINE_SEARCH_STEPS,
                               layer_batch_size: int = 64,
                               memory_budget_bytes: int = 1 << 30,
                               train_mask: ArrayLike | None = None) -> np.ndarray:
@@ -570,9 +553,11 @@ def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: A
     labels: [n] integer labels in [0, K).
     seed, test_fraction: seeded random train/test split (`train_test_split_mask`), used
       unless `train_mask` ([n] bool, True = train) is given.
-    iterations, l2, memory_size: shared by all layers; objective = mean train cross-entropy +
-      (l2/2)||W||^2 (sklearn C = 1/(l2 * n_train)); default l2 = 1e-3 (weaker than the binary
-      probes' 1e-2 because there are ~100x more training images).
+    l2: penalty (l2 / 2) ||W||^2 on the mean train cross-entropy (scikit-learn
+      C = 1 / (l2 * n_train)); weaker than the binary probes' 1e-2 because there are ~100x more
+      training images.
+    iterations, memory_size, line_search_steps: the solver's (module docstring), shared by all
+      layers.
     layer_batch_size: at most this many layers vmapped together.
     memory_budget_bytes: bounds the layers fitted at once: each takes about
       4 * n * d_l float32 of working memory, so at n = 1e4 and d = 1536 a 1 GiB budget fits 4.
@@ -624,6 +609,7 @@ def multiclass_probe_accuracy(layers: Sequence[ArrayLike] | ArrayLike, labels: A
       stacked = jnp.stack([read(i) for i in padded])
       accuracy[group] = np.asarray(_multiclass_probe_layers(
           stacked, targets, train, num_classes=num_classes, iterations=iterations, l2=l2,
-          memory_size=memory_size, layer_batch_size=per_call))[:len(group)]
+          memory_size=memory_size, line_search_steps=tuple(float(t) for t in line_search_steps),
+          layer_batch_size=per_call))[:len(group)]
       del stacked
   return accuracy

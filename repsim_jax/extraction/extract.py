@@ -1,15 +1,18 @@
 """Model x images -> per-layer pooled representations in an ActivationStore.
 
 `open_model(model_config, workdir)` turns a config's model entry into a model ready to run (the
-one place every pipeline loads a model), `extract` fills one store, `extract_stores` does every
-model of a config (the extraction command, `repsim_jax.pipelines.extract`, and the pipelines of
-the papers and the demo call it).
+one place every pipeline loads a model); `extract` fills one store. Every model of a config is
+the driver's job (`repsim_jax.pipelines.extract.extract_stores`).
 
-One jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("rows"), the
-model runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
+`extract` runs a model through a `Backend`: `JaxBackend` (our ports, any jax function) or
+`TorchBackend` (transformers' model, `models.torch_backend`). The JAX backend runs one
+jit-compiled step per batch: the batch is sharded over a 1-D device mesh ("rows"), the model
+runs, and every requested block output is pooled on device, so only [B, D] rows leave it.
 Batches never straddle store chunks, the last batch of a chunk is padded to the full batch size,
 and each device pushes fixed micro-batches of `device_batch` rows through the model, so every run
-(fresh, resumed, on 1 or 8 devices) does the same per-row arithmetic and writes bit-identical rows.
+(fresh, resumed, on 1 or 8 devices) does the same per-row arithmetic and writes bit-identical rows
+as long as the numeric path (`numeric_path`: lowering, device, dtype, jax version) is the same;
+the store records it and refuses a resume under another.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import dataclasses
 import functools
 import os
 import pathlib
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -34,9 +36,8 @@ from repsim_jax.extraction.pooling import (DEFAULT_POOLING, default_num_prefix_t
 from repsim_jax.extraction.store import ActivationStore
 from repsim_jax.models.layers import compiler_options
 from repsim_jax.models.outputs import block_names
-from repsim_jax.paths import absolute
 from repsim_jax.progress import Progress
-from repsim_jax.sharding import ROWS, maybe_initialize_distributed, row_mesh
+from repsim_jax.sharding import ROWS, row_mesh
 
 
 def _device_memory_mb(mesh: Mesh) -> float | None:
@@ -155,6 +156,137 @@ def _pooling_for(names: Sequence[str], pooling: str | Mapping[str, str]) -> dict
   return {name: pooling[name] for name in names}
 
 
+def _param_dtypes(params: Any) -> str:
+  """The floating dtypes of a model's parameters, e.g. "float32" or "bfloat16+float32"."""
+  dtypes = {str(np.dtype(leaf.dtype)) for leaf in jax.tree.leaves(params)
+            if jnp.issubdtype(leaf.dtype, jnp.floating)}
+  return "+".join(sorted(dtypes)) or "none"
+
+
+def numeric_path(*, backend: str, platform: str, device_kind: str, dtype: str,
+                 **versions: str) -> dict[str, Any]:
+  """What decides how a model's rows are rounded: the store records it (`extract`) and refuses
+  to be resumed under another (`ActivationStore.check_numeric_path`).
+
+  backend: "jax" (our ports) or "torch" (`models.torch_backend`); platform and device_kind: of
+  the device running the model (`jax.Device.platform` / `.device_kind`, or torch's device);
+  dtype: the parameters' dtypes (`_param_dtypes`); versions: extra package versions (torch).
+  For the JAX backend the record holds the convolution lowering that `models.layers.conv2d`
+  picks by default on `platform` and the XLA options the forward compiles with
+  (`models.layers.compiler_options`): both change the order of float32 sums. Rows computed
+  under two different paths agree to rounding, not bit for bit.
+  """
+  import jaxlib
+  path: dict[str, Any] = {"backend": backend, "platform": platform, "device_kind": device_kind,
+                          "dtype": dtype, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                          **versions}
+  if backend == "jax":
+    from repsim_jax.models import layers
+    path["conv_lowering"] = layers.conv_lowering(platform)  # conv2d's default on `platform`
+    path["compiler_options"] = layers.compiler_options(platform)
+  return path
+
+
+class Backend:
+  """How `extract` runs a model: the interface of `JaxBackend` and `TorchBackend`.
+
+  `block_names(example)`: the model's block names in forward order, for inputs shaped like
+  `example` (one preprocessed image); `pooled_step(layers, modes, ...)`: (pooled shape per layer,
+  step), where step maps a batch [batch_size, ...] to {layer: pooled rows [batch_size, ...]} in
+  `out_dtype`; `numeric_path()`: what the store records of how rows are rounded
+  (`numeric_path`); `description`: for the log.
+  """
+  description: str
+
+  def block_names(self, example: np.ndarray) -> list[str]:
+    raise NotImplementedError
+
+  def pooled_step(self, layers: Sequence[str], modes: Mapping[str, str], *,
+                  num_prefix_tokens: int, out_dtype: Any, example: np.ndarray, batch_size: int
+                  ) -> tuple[dict[str, tuple[int, ...]], Callable[[np.ndarray], Mapping[str, Any]]]:
+    raise NotImplementedError
+
+  def numeric_path(self) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+class JaxBackend(Backend):
+  """A JAX model (an NNX module or any jax function) run by one jit-compiled step per batch:
+  the batch sharded over the 1-D `mesh`, each device pushing micro-batches of `device_batch`
+  rows through the model, every requested block pooled on device."""
+
+  def __init__(self, model: Any, *, mesh: Mesh, device_batch: int | None = None):
+    self.model, self.mesh, self.device_batch = model, mesh, device_batch
+    self.model_key, self.params = _model_key(model)
+    self.description = f"jax {type(model).__name__} on {mesh.devices.size} devices"
+
+  def block_names(self, example: np.ndarray) -> list[str]:
+    return list(abstract_blocks(self.model, example))  # abstract evaluation: nothing runs
+
+  def pooled_step(self, layers, modes, *, num_prefix_tokens, out_dtype, example, batch_size):
+    num_devices = self.mesh.devices.size
+    device_batch = self.device_batch or batch_size // num_devices
+    if (batch_size // num_devices) % device_batch:
+      raise ValueError(f"device_batch {device_batch} should divide the per-device batch "
+                       f"{batch_size // num_devices} (batch_size {batch_size} / {num_devices} "
+                       f"devices)")
+    step_jit = _compiled_step(self.model_key, tuple(layers), tuple(modes[n] for n in layers),
+                              num_prefix_tokens, out_dtype, device_batch, self.mesh)
+    abstract_x = jax.ShapeDtypeStruct((batch_size, *example.shape), example.dtype)
+    abstract_pooled = jax.eval_shape(step_jit, self.params, abstract_x)
+    shapes = {n: abstract_pooled[n].shape[1:] for n in layers}
+    params = jax.device_put(self.params, NamedSharding(self.mesh, P()))
+    batch_sharding = NamedSharding(self.mesh, P(ROWS))
+    return shapes, lambda inputs: step_jit(params, jax.device_put(inputs, batch_sharding))
+
+  def numeric_path(self) -> dict[str, Any]:
+    device = self.mesh.devices.flat[0]
+    return numeric_path(backend="jax", platform=device.platform, device_kind=device.device_kind,
+                        dtype=_param_dtypes(self.params))
+
+
+class TorchBackend(Backend):
+  """A `models.torch_backend.TorchModel`, run eagerly by torch on whole batches (no mesh, no
+  micro-batches) and pooled on the host by the same `pool` as the JAX step."""
+
+  def __init__(self, model: Any):
+    self.model = model
+    self.description = getattr(model, "description", type(model).__name__)
+    self._first: tuple[Any, Mapping[str, Any]] | None = None
+
+  def _blocks(self, example: np.ndarray) -> Mapping[str, Any]:
+    # torch cannot be traced: one real forward on the example names the blocks and their shapes
+    if self._first is None or self._first[0] is not example:
+      self._first = (example, self.model(example[None]).blocks)
+    return self._first[1]
+
+  def block_names(self, example: np.ndarray) -> list[str]:
+    return list(self._blocks(example))
+
+  def pooled_step(self, layers, modes, *, num_prefix_tokens, out_dtype, example, batch_size):
+    modes = {n: modes[n] for n in layers}
+    shapes = {n: v.shape[1:] for n, v in
+              pool_blocks(self._blocks(example), modes, num_prefix_tokens, out_dtype).items()}
+    return shapes, lambda inputs: pool_blocks(self.model(inputs).blocks, modes,
+                                              num_prefix_tokens, out_dtype)
+
+  def numeric_path(self) -> dict[str, Any]:
+    from repsim_jax.models.torch_backend import import_torch
+    device = str(getattr(self.model, "device", "cpu"))
+    return numeric_path(backend="torch", platform=device.split(":")[0], device_kind=device,
+                        dtype="float32", torch=import_torch().__version__)
+
+
+def backend_for(model: Any, *, mesh: Mesh, device_batch: int | None = None) -> Backend:
+  """The backend that runs `model`: `TorchBackend` for a model whose attribute backend is
+  "torch" (`models.torch_backend.TorchModel`), else `JaxBackend`; a `Backend` as is."""
+  if isinstance(model, Backend):
+    return model
+  if getattr(model, "backend", None) == "torch":
+    return TorchBackend(model)
+  return JaxBackend(model, mesh=mesh, device_batch=device_batch)
+
+
 def extract(model: Any, source: Source, preprocess: Preprocess, store: ActivationStore, *,
             batch_size: int, pooling: str | Mapping[str, str] = "mean_patch",
             num_prefix_tokens: int = 1, layers: Sequence[str] | None = None,
@@ -166,13 +298,15 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   """Fills `store` with `model`'s pooled block outputs for the images `store.ids` of `source`.
 
   Chunks already marked done are skipped, so rerunning after an interruption continues where it
-  stopped. Rows of skipped bad images are NaN and their ids are recorded in the store.
+  stopped. Rows of skipped bad images are NaN and their ids are recorded in the store. Before
+  writing, the store checks this run's numeric path (`numeric_path`) against the one its rows
+  were written with, and records it (`ActivationStore.check_numeric_path`).
 
   Args:
-    model: callable `model(x [B, ...]) -> ModelOutput` (an NNX module or any jax function),
-      or a `repsim_jax.models.torch_backend.TorchModel` (attribute backend == "torch"), which
-      runs eagerly in torch on whole batches (device_batch and the mesh do not apply) and is
-      pooled on the host.
+    model: callable `model(x [B, ...]) -> ModelOutput` (an NNX module or any jax function: run by
+      `JaxBackend`), or a `repsim_jax.models.torch_backend.TorchModel` (attribute backend ==
+      "torch": run by `TorchBackend`, eagerly in torch on whole batches, so device_batch and the
+      mesh do not apply, and pooled on the host), or a `Backend`.
     source: gives the decoded image of every id in `store.ids`.
     preprocess: uint8 [H, W, 3] -> one model input (fixed shape), run in loader threads.
     store: from `ActivationStore.open_or_create`.
@@ -207,40 +341,22 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
     raise KeyError(f"{len(unknown)} store ids are not in the source {source.describe()}: "
                    f"{unknown[:5]}")
 
+  backend = backend_for(model, mesh=mesh, device_batch=device_batch)
   first = np.asarray(preprocess(source.load(ids[0]).image))
-  torch_backend = getattr(model, "backend", None) == "torch"
-  if torch_backend:  # torch cannot be traced: one real forward on the first image names the blocks
-    first_blocks = model(first[None]).blocks
-    order = list(first_blocks)
-  else:  # shapes from the first image: abstract evaluation only, nothing runs
-    model_key, params = _model_key(model)
-    abstract_x = jax.ShapeDtypeStruct((batch_size, *first.shape), first.dtype)
-    order = list(abstract_blocks(model, first))
-  layers, modes = _select_layers(order, layers, pooling)
+  layers, modes = _select_layers(backend.block_names(first), layers, pooling)
   out_dtype = np.dtype(np.float16 if store.dtype == "float16" else np.float32)
-  device_batch = device_batch or batch_size // num_devices
-  if (batch_size // num_devices) % device_batch:
-    raise ValueError(f"device_batch {device_batch} should divide the per-device batch "
-                     f"{batch_size // num_devices} (batch_size {batch_size} / {num_devices} devices)")
-  if torch_backend:
-    def step(inputs):
-      return pool_blocks(model(inputs).blocks, modes, num_prefix_tokens, out_dtype)
-    pooled_shapes = {n: v.shape[1:] for n, v in
-                     pool_blocks(first_blocks, modes, num_prefix_tokens, out_dtype).items()}
-    if process_index == 0:
-      logging.info("extract: TORCH BACKEND, not a JAX port: %s (batch %d, pooled on the host)",
-                   getattr(model, "description", type(model).__name__), batch_size)
-  else:
-    step_jit = _compiled_step(model_key, tuple(layers), tuple(modes[n] for n in layers),
-                              num_prefix_tokens, out_dtype, device_batch, mesh)
-    batch_sharding = NamedSharding(mesh, P(ROWS))
-    abstract_pooled = jax.eval_shape(step_jit, params, abstract_x)
-    pooled_shapes = {n: abstract_pooled[n].shape[1:] for n in layers}
-    params = jax.device_put(params, NamedSharding(mesh, P()))
-    def step(inputs):
-      return step_jit(params, jax.device_put(inputs, batch_sharding))
+  pooled_shapes, step = backend.pooled_step(layers, modes, num_prefix_tokens=num_prefix_tokens,
+                                            out_dtype=out_dtype, example=first,
+                                            batch_size=batch_size)
+  if isinstance(backend, TorchBackend) and process_index == 0:
+    logging.info("extract: TORCH BACKEND, not a JAX port: %s (batch %d, pooled on the host)",
+                 backend.description, batch_size)
   specs = layer_specs(pooled_shapes, modes, num_prefix_tokens)
   sharding.writer_first(lambda: store.ensure_layers(specs), f"layers of {store.path}")
+  # Rows still to write must round as the stored ones did (every process reaches the barrier).
+  path = backend.numeric_path()
+  sharding.writer_first(lambda: store.missing_chunks() and store.check_numeric_path(path),
+                        f"numeric path of {store.path}")
 
   my_chunks = [k for k in host_chunks(store.num_chunks, process_index=process_index,
                                       process_count=process_count) if not store.is_chunk_done(k)]
@@ -297,7 +413,7 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
   return store
 
 
-# ------------------------------------------------------------------ experiment driver
+# ------------------------------------------------------------------ a config's model entry
 def hf_preprocess(path: str) -> tuple[Preprocess, dict[str, Any]]:
   """The checkpoint's own image preprocessing, one image at a time: (preprocess, description).
 
@@ -423,7 +539,7 @@ def model_store_config(model_config: Mapping[str, Any], model: OpenedModel, sour
   """What identifies a model's store (`ActivationStore.open_or_create(config=...)`): the model
   (config entry name, checkpoint id, type, weights fingerprint, dtype, backend), its preprocessing
   and pooling, the dataset and the sampler. A pipeline reuses a complete store only when these
-  match (`repsim_jax.extraction.representations.ensure_stores`)."""
+  match (`repsim_jax.pipelines.extract.ensure_stores`)."""
   hf_config = model.hf_config
   return {
       "model": {"name": model.name,
@@ -436,45 +552,3 @@ def model_store_config(model_config: Mapping[str, Any], model: OpenedModel, sour
       "dataset": source.describe(),
       "sampler": {"n": len(ids), "seed": seed},
   }
-
-
-def extract_stores(config: Any, workdir: str) -> dict[str, str]:
-  """Extracts every model of `config.models` on the sampled images into `<workdir>/stores/<name>`.
-
-  Rerunning the same command resumes each store; a changed config is refused by the store.
-  Returns model name -> store path. The extraction command (`repsim_jax.pipelines.extract`) is
-  this with a report; the pipelines of the papers and the demo call it directly.
-  """
-  from repsim_jax import data as data_lib
-  from repsim_jax.results import save_result
-  maybe_initialize_distributed(config.get("distributed") or None)
-  workdir = absolute(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  source = data_lib.from_config(config.dataset)
-  ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
-  mesh = row_mesh(jax.local_devices())
-  out = {}
-  for model_config in config.models:
-    name = model_config.name
-    model = open_model(model_config, workdir)
-    store_config = model_store_config(model_config, model, source, ids, seed=config.seed)
-    store_path = os.path.join(workdir, "stores", name)
-    store = sharding.writer_first(
-        lambda: ActivationStore.open_or_create(store_path, config=store_config, ids=ids,
-                                               chunk_rows=config.chunk_rows,
-                                               dtype=config.store_dtype), f"store {store_path}")
-    start = time.perf_counter()
-    extract(model.module, source, model.preprocess, store, batch_size=config.batch_size,
-            pooling=model.pooling, num_prefix_tokens=model.num_prefix_tokens,
-            layers=model_config.get("layers"), mesh=mesh,
-            device_batch=config.get("device_batch"), skip_bad_images=config.skip_bad_images,
-            num_threads=config.num_threads, metrics_path=os.path.join(workdir, "metrics.jsonl"))
-    seconds = time.perf_counter() - start
-    if sharding.is_writer():
-      dims = np.array([int(np.prod(store.layer_specs[n]["shape"])) for n in store.layer_names])
-      save_result(workdir, f"extract_{name}", {"layer_dims": dims}, config=config,
-                  inputs={"checkpoint": store_config["model"]["fingerprint"]},
-                  extra={"store": store_path, "layers": store.layer_names, "n": len(ids),
-                         "seconds": seconds, "skipped_ids": store.skipped_ids})
-    out[name] = store_path
-  return out

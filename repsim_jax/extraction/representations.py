@@ -1,7 +1,5 @@
 """Representations on disk, read as the analyses need them: every model's layers on one image set.
 
-* `ensure_stores`: the stores of a config's models on its sampled images, extracted
-  (`repsim_jax.extraction.extract.extract_stores`) only where no complete, matching store exists;
 * `load_representations`: every model's main-block layers as `Representations`, rows valid in
   every model; with lazy=True the layers are `StoreLayers` that read a layer (or only some of its
   rows, streamed in row blocks) when an analysis asks, through one `LayerCache`;
@@ -14,20 +12,14 @@ from __future__ import annotations
 
 import collections
 import collections.abc
-import copy
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from absl import logging
 
-from repsim_jax import data as data_lib
-from repsim_jax import sharding
-from repsim_jax.extraction.extract import extract_stores
-from repsim_jax.extraction.store import ActivationStore, IncompleteStoreError
+from repsim_jax.extraction.store import ActivationStore
 from repsim_jax.models.outputs import representative_indices
-from repsim_jax.results import to_jsonable
 
 
 def early_middle_late(names: Sequence[str]) -> dict[str, str]:
@@ -169,56 +161,6 @@ class Representations:
 
 def _is_sublayer(name: str) -> bool:
   return name.count(".") > (1 if name.startswith("stage") else 0)
-
-
-def _model_id(model_config) -> str:
-  return model_config.get("checkpoint") or f"tiny-random-{model_config.get('model_type')}"
-
-
-def _reusable(path: str, ids: Sequence[str], dataset: dict, model_config) -> bool:
-  """A complete store made from the same images, dataset and model id."""
-  try:
-    store = ActivationStore.open(path)
-  except (FileNotFoundError, IncompleteStoreError):
-    return False
-  same = (store.ids == list(ids) and store.config.get("dataset") == to_jsonable(dataset)
-          and store.config["model"]["id"] == _model_id(model_config))
-  if not same:
-    logging.info("stores: %s differs from the config (images, dataset or model); the extraction "
-                 "will report how", path)
-  return same
-
-
-def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str], dict[str, str]]:
-  """(source, sampled ids, model -> store path), extracting the models without a complete store.
-
-  A store is reused when it is complete and holds the same image ids, dataset and model id (its
-  checkpoint fingerprint was checked when it was written); anything else goes through
-  `repsim_jax.extraction.extract.extract_stores`, which resumes partial stores and refuses
-  mismatched ones.
-  `source`: the source of `config.dataset` when the caller already opened it.
-  """
-  source = source if source is not None else data_lib.from_config(config.dataset)
-  ids = data_lib.sample_ids(source.ids, config.get("n_images"), seed=config.seed)
-  paths = {m.name: os.path.join(workdir, "stores", m.name) for m in config.models}
-  dataset = source.describe()
-  # The writer decides which stores to extract (a host whose view of the shared disk lagged
-  # would otherwise skip an extraction the others run, and their collectives would hang).
-  todo_mask = sharding.broadcast_from_writer(
-      np.array([not _reusable(paths[m.name], ids, dataset, m) for m in config.models],
-               np.int32))
-  todo = [m for m, t in zip(config.models, todo_mask) if t]
-  reused = [m.name for m in config.models if m not in todo]
-  if reused:
-    logging.info("stores: reusing the complete stores of %s under %s", ", ".join(reused), workdir)
-  if todo:
-    logging.info("stores: extracting %s (%d images of %s)", ", ".join(m.name for m in todo),
-                 len(ids), dataset.get("kind"))
-    sub = copy.deepcopy(config)
-    sub.models = todo
-    extract_stores(sub, workdir)
-  sharding.sync(f"stores of {workdir}")  # every host's chunks are written before any read
-  return source, ids, paths
 
 
 def load_representations(source, ids: Sequence[str], paths: dict[str, str], *, lazy: bool = False,

@@ -4,7 +4,9 @@ Layout of a store directory:
 
   metadata.json          config identity (model id + checkpoint fingerprint, preprocessing,
                          dataset, sampler seed, image ids in row order, dtype, chunking) and the
-                         package versions; `complete` and `skipped_ids` once every chunk is done
+                         package versions; `numeric_paths`: how the rows were rounded (one entry,
+                         or more where a resume was allowed to change it); `complete` and
+                         `skipped_ids` once every chunk is done
   layers.json            layer name -> {shape per row, pooling}
   layers/<name>/         one zarr array [N, *shape] per layer (TensorStore), chunks of
                          `chunk_rows` rows x the full feature shape
@@ -59,6 +61,11 @@ class StoreMismatchError(ValueError):
   """The config of a run differs from the config an existing store was made with."""
 
 
+class NumericPathError(StoreMismatchError):
+  """A store is resumed under another numeric path (lowering, device, dtype, versions) than its
+  rows were written with: the new rows would not be bit-identical to a fresh run's."""
+
+
 class IncompleteStoreError(RuntimeError):
   """A store opened for reading still has chunks to compute."""
 
@@ -70,8 +77,10 @@ class ActivationStore:
   read with `ActivationStore.open(path)`.
   """
 
-  def __init__(self, path: str, metadata: dict[str, Any]):
-    self.path = absolute(path)  # TensorStore and every writer get absolute paths
+  def __init__(self, path: str, metadata: dict[str, Any], *,
+               allow_numeric_path_change: bool = False):
+    self.path = absolute(path)
+    self.allow_numeric_path_change = allow_numeric_path_change  # TensorStore and every writer get absolute paths
     self.metadata = metadata
     self.config = metadata["config"]
     self.num_rows = int(self.config["num_rows"])
@@ -83,7 +92,8 @@ class ActivationStore:
   # ---------------------------------------------------------------- creation and opening
   @classmethod
   def open_or_create(cls, path: str, *, config: Mapping[str, Any], ids: Sequence[str],
-                     chunk_rows: int = 1024, dtype: str = "float32") -> "ActivationStore":
+                     chunk_rows: int = 1024, dtype: str = "float32",
+                     allow_numeric_path_change: bool = False) -> "ActivationStore":
     """Opens the store at `path` if it was made with the same config, else creates it.
 
     Args:
@@ -92,6 +102,8 @@ class ActivationStore:
       ids: image ids in row order; N = len(ids).
       chunk_rows: rows per on-disk chunk: the unit of resumption and the host memory bound.
       dtype: "float32" or "float16" on disk.
+      allow_numeric_path_change: let this store be resumed under another numeric path than its
+        rows were written with (`check_numeric_path`); the store then records both.
     Raises:
       StoreMismatchError: a store exists at `path` with a different config, ids, chunking or
         dtype (it is never overwritten; pick another path or delete it).
@@ -114,14 +126,14 @@ class ActivationStore:
         raise StoreMismatchError(
             f"store {path!r} was made with a different config; refusing to overwrite it:\n  "
             + "\n  ".join(problems[:20]) + "\nUse another --workdir/store path, or delete the store.")
-      return cls(path, existing)
+      return cls(path, existing, allow_numeric_path_change=allow_numeric_path_change)
     os.makedirs(os.path.join(path, "chunks"), exist_ok=True)
     os.makedirs(os.path.join(path, "layers"), exist_ok=True)
     metadata = {"config": full, "versions": package_versions(),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "complete": False}
     _write_json_atomic(meta_path, metadata)
-    return cls(path, metadata)
+    return cls(path, metadata, allow_numeric_path_change=allow_numeric_path_change)
 
   @classmethod
   def open(cls, path: str, *, require_complete: bool = True) -> "ActivationStore":
@@ -144,6 +156,43 @@ class ActivationStore:
           raise IncompleteStoreError(f"store {path!r} layer {name!r} has {shape[0]} rows, "
                                      f"metadata says {store.num_rows}")
     return store
+
+  # ---------------------------------------------------------------- numeric path
+  @property
+  def numeric_paths(self) -> list[dict[str, Any]]:
+    """The numeric paths the rows were written under (`extraction.extract.numeric_path`), in
+    the order they were first used; empty before the first chunk."""
+    return list(self.metadata.get("numeric_paths", []))
+
+  def check_numeric_path(self, path: Mapping[str, Any]) -> None:
+    """Records `path` as a numeric path of this store's rows, or refuses it.
+
+    The first path is recorded; a later one equal to a recorded path passes; any other raises
+    `NumericPathError` (naming both paths and the override) unless the store was opened with
+    `allow_numeric_path_change=True`, in which case it is appended to `numeric_paths`.
+    Re-reads metadata.json first, so processes that open the store after the writer see its
+    record.
+    """
+    path = to_jsonable(dict(path))
+    meta_path = os.path.join(self.path, "metadata.json")
+    with open(meta_path) as f:
+      self.metadata = json.load(f)
+    recorded = self.numeric_paths
+    if path in recorded:
+      return
+    if recorded and not self.allow_numeric_path_change:
+      problems = _diff(path, recorded[-1])
+      raise NumericPathError(
+          f"store {self.path!r} was written under another numeric path than this run's, so the "
+          f"rows it would add are not bit-identical to the stored ones:\n  "
+          + "\n  ".join(p.replace("config asks for", "this run has") for p in problems)
+          + f"\nstore's path: {json.dumps(recorded[-1], sort_keys=True)}"
+          + f"\nthis run's:   {json.dumps(path, sort_keys=True)}"
+          + "\nRun where the store was written, use another --workdir/store path, or resume "
+            "anyway with allow_numeric_path_change=True (command line: "
+            "--config.allow_numeric_path_change=True); the store then records both paths.")
+    self.metadata = {**self.metadata, "numeric_paths": recorded + [path]}
+    _write_json_atomic(meta_path, self.metadata)
 
   # ---------------------------------------------------------------- layers
   @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 from repsim_jax.analysis import logistic_probes as probes
 
-L2 = probes.LOGISTIC_PROBE_HPARAMS["l2"]
+# The binary probes' defaults (keyword arguments of class_probe_accuracy).
+BINARY = {k: p.default for k, p in inspect.signature(probes.class_probe_accuracy).parameters.items()}
+L2 = BINARY["l2"]
 
 
 def _class_features(rng, labels, d, signal):
@@ -74,10 +77,9 @@ def test_binary_probes_match_sklearn(binary_case):
 
 def test_vmapped_program_equals_per_probe_runs(binary_case):
   layers, _, splits, acc = binary_case
-  hp = probes.LOGISTIC_PROBE_HPARAMS
-  single = jax.jit(functools.partial(probes._binary_probe, iterations=hp["binary_iterations"],
+  single = jax.jit(functools.partial(probes._binary_probe, iterations=BINARY["iterations"],
                                      num_train=int(splits.train.sum(1).max()),
-                                     l2=hp["l2"], memory_size=hp["binary_memory_size"]))
+                                     l2=BINARY["l2"], memory_size=BINARY["memory_size"]))
   for l, c in [(1, 0), (2, 5), (1, 7)]:
     a = single(jnp.asarray(layers[l])[None], 0, *(jnp.asarray(v[c]) for v in (
         splits.index, splits.target, splits.train, splits.test)))
@@ -89,11 +91,10 @@ def test_kernel_solver_reaches_sklearn_optimum():
   optimum of the same objective: wide (d > M) and narrow layers, a near-chance probe, and a
   probe whose first T rows are not all train rows (a smaller class than the largest)."""
   rng = np.random.default_rng(8)
-  hp = probes.LOGISTIC_PROBE_HPARAMS
   m, num_train = 62, 54
   solve = jax.jit(functools.partial(probes._kernel_logistic, l2=L2,
-                                    iterations=hp["binary_iterations"],
-                                    memory_size=hp["binary_memory_size"]))
+                                    iterations=BINARY["iterations"],
+                                    memory_size=BINARY["memory_size"]))
   for d, signal, n_tr in [(200, 0.15, 54), (20, 0.4, 54), (200, 0.0, 54), (120, 0.2, 48)]:
     y = (np.arange(m) % 2).astype(np.int32)
     x = (rng.normal(size=(m, d)) * np.exp(rng.normal(size=d)) + 3.0 * rng.normal(size=d)
@@ -110,6 +111,37 @@ def test_kernel_solver_reaches_sklearn_optimum():
                      + 0.5 * L2 * np.sum(clf.coef_ ** 2))
     assert float(objective) == pytest.approx(ref_objective, rel=1e-4, abs=1e-6), (d, signal)
     np.testing.assert_allclose(np.asarray(logits), ref, atol=0.02 * np.abs(ref).max())
+
+
+def test_feature_form_reaches_sklearn_optimum():
+  """The same solver on the features (the multi-class probes' form) reaches scikit-learn's
+  optimum: softmax over 4 classes and a binary sigmoid probe, with rows outside the train split."""
+  rng = np.random.default_rng(9)
+  n, d, l2 = 300, 12, 1e-3
+  for k in (4, 2):
+    y = rng.integers(0, k, n)
+    x = (rng.normal(size=(n, d)) + 0.8 * rng.normal(size=(k, d))[y]).astype(np.float32)
+    train = np.arange(n) < 240
+    scaler = StandardScaler().fit(x[train])
+    xs = scaler.transform(x).astype(np.float32)
+    outputs = k if k > 2 else 1
+    logits, objective = jax.jit(functools.partial(
+        probes._primal_logistic, num_outputs=outputs, l2=l2, iterations=60, memory_size=10,
+        line_search_steps=probes.LINE_SEARCH_STEPS))(jnp.asarray(xs), jnp.asarray(y),
+                                                     jnp.asarray(train, jnp.float32))
+    clf = LogisticRegression(C=1.0 / (l2 * train.sum()), tol=1e-10, max_iter=10000)
+    clf.fit(xs[train], y[train])
+    ref = clf.decision_function(xs)
+    if k == 2:
+      ref_loss = np.logaddexp(0, ref) - y * ref
+      got = np.asarray(logits)[:, 0]
+    else:  # softmax logits are defined up to a constant per row
+      ref_loss = np.logaddexp.reduce(ref, axis=1) - ref[np.arange(n), y]
+      ref, got = ref - ref.mean(1, keepdims=True), np.asarray(logits)
+      got = got - got.mean(1, keepdims=True)
+    ref_objective = np.mean(ref_loss[train]) + 0.5 * l2 * np.sum(clf.coef_ ** 2)
+    assert float(objective) == pytest.approx(ref_objective, rel=1e-4, abs=1e-6), k
+    np.testing.assert_allclose(got, ref, atol=0.02 * np.abs(ref).max())
 
 
 def test_roughness_matches_numpy():

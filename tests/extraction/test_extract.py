@@ -300,3 +300,57 @@ def test_experiment_runlocal_matches_transformers(tmp_path):
   config.seed = 1
   with pytest.raises(StoreMismatchError, match="ids"):
     run(config, str(tmp_path))
+
+
+def _bfloat16_copy(model):
+  """The same model with bfloat16 parameters: another numeric path (its rows round differently)."""
+  from flax import nnx
+  graphdef, state = nnx.split(model)
+  return nnx.merge(graphdef, jax.tree.map(lambda p: p.astype(jnp.bfloat16), state))
+
+
+def test_resume_under_another_numeric_path_is_refused_or_recorded(tmp_path, vit):
+  import jaxlib
+  from repsim_jax.extraction.store import NumericPathError
+  source = GeneratedSource(12, size=(16, 16), seed=2)
+  path = str(tmp_path / "store")
+  open_store = lambda **kw: ActivationStore.open_or_create(path, config={"model": "tiny_vit"},
+                                                           ids=source.ids, chunk_rows=4, **kw)
+
+  def stop_after_first(k):
+    raise KeyboardInterrupt("injected failure after 1 chunk")
+  with pytest.raises(KeyboardInterrupt):
+    extract(vit, source, PRE, open_store(), on_chunk_written=stop_after_first, **VIT)
+  (written,) = open_store().numeric_paths
+  device = jax.local_devices()[0]
+  assert written["dtype"] == "float32" and written["backend"] == "jax"
+  assert (written["jax"], written["jaxlib"]) == (jax.__version__, jaxlib.__version__)
+  assert (written["platform"], written["device_kind"]) == (device.platform, device.device_kind)
+  assert written["conv_lowering"] in ("xla", "cpu", "native")
+
+  # resumed with bfloat16 weights: refused, the message names both paths and the override
+  half = _bfloat16_copy(vit)
+  with pytest.raises(NumericPathError) as err:
+    extract(half, source, PRE, open_store(), **VIT)
+  message = str(err.value)
+  assert "dtype: store has 'float32', this run has 'bfloat16'" in message
+  assert '"dtype": "float32"' in message and '"dtype": "bfloat16"' in message
+  assert "--config.allow_numeric_path_change=True" in message
+  assert open_store().missing_chunks() == [1, 2]  # nothing written
+
+  # the same path resumes; allowed explicitly, the other path resumes and is recorded
+  calls = []
+  extract(half, source, PRE, open_store(allow_numeric_path_change=True),
+          on_chunk_written=calls.append, **VIT)
+  assert calls == [1, 2]
+  store = ActivationStore.open(path)
+  assert [p["dtype"] for p in store.numeric_paths] == ["float32", "bfloat16"]
+  assert json.load(open(os.path.join(path, "metadata.json")))["numeric_paths"] == \
+      store.numeric_paths
+  # the bfloat16 rows are not the float32 ones (the record is not a formality)
+  full = ActivationStore.open_or_create(str(tmp_path / "f32"), config={"model": "tiny_vit"},
+                                        ids=source.ids, chunk_rows=4)
+  extract(vit, source, PRE, full, **VIT)
+  a, b = full.layer("block_02"), store.layer("block_02")
+  np.testing.assert_array_equal(a[:4], b[:4])
+  assert not np.array_equal(a[4:], b[4:])

@@ -6,6 +6,12 @@ exactly what the README tells people to type. `run_command` starts it as a subpr
 (a temporary directory: every relative path in the command resolves there), with a bounded
 wait, and returns the completed process; on failure the assertion shows its whole output.
 
+The README's commands run from the repository's root, where `experiments/` and `configs/` are
+(`pip install -e .` installs only `repsim_jax`). `run_command` makes `cwd` look like that root
+(links to the project's `experiments/` and `configs/`) and puts only `repsim_jax` on the path,
+so a command that needed `experiments` or `configs` installed would fail here as it would for
+a user.
+
 `base_install=True` hides the test extras (torch, tensorflow-datasets, scikit-learn,
 scikit-image) from the subprocess through a `sitecustomize` that maps them to None in
 sys.modules, so `import torch` fails there exactly as after a plain `pip install -e .`.
@@ -60,9 +66,18 @@ def readme_command(prefix: str) -> list[str]:
 
 def run_command(argv: list[str], cwd, *, timeout: float = 600, base_install: bool = False,
                 env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-  """Runs `argv` in `cwd` as a user would (PYTHONPATH: the project, as `pip install -e .`)."""
+  """Runs `argv` in `cwd` as a user would from the repository root after `pip install -e .`:
+  `cwd` holds (links to) the project's top-level `experiments/` and `configs/`; PYTHONPATH
+  holds only `repsim_jax` (the installed package)."""
   cwd = pathlib.Path(cwd)
-  paths = [str(ROOT)]
+  installed = cwd / ".installed"
+  for link, target in ((cwd / "experiments", ROOT / "experiments"),
+                       (cwd / "configs", ROOT / "configs"),
+                       (installed / "repsim_jax", ROOT / "repsim_jax")):
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+      link.symlink_to(target, target_is_directory=True)
+  paths = [str(installed)]
   if base_install:
     hide = cwd / ".hide_test_extras"
     hide.mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
   from configs import mahaut_baroni
   from repsim_jax import information_imbalance_matrix
-  from repsim_jax.extraction import representations
+  from repsim_jax.pipelines import extract as extract_pipeline
   from repsim_jax.extraction.store import load_store_layers
   from repsim_jax.pipelines import mahaut_baroni as paper
   from repsim_jax.results import load_result
@@ -59,8 +59,8 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
 
   def no_extraction(*args, **kwargs):
     raise AssertionError("complete stores should be reused")
-  monkeypatch.setattr(representations, "extract_stores", no_extraction)
-  _, ids, paths = representations.ensure_stores(config, workdir)
+  monkeypatch.setattr(extract_pipeline, "extract_stores", no_extraction)
+  _, ids, paths = extract_pipeline.ensure_stores(config, workdir)
   assert len(ids) == 32 and set(paths) == {"vit", "igpt"}
 
 

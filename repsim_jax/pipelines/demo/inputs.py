@@ -8,8 +8,8 @@ import ml_collections
 import numpy as np
 
 from repsim_jax.data.shapes_world import ShapesWorld, render_batch
-from repsim_jax.extraction.extract import extract_stores
 from repsim_jax.extraction.representations import load_representations
+from repsim_jax.pipelines.extract import extract_stores
 
 
 @dataclasses.dataclass
@@ -42,6 +42,7 @@ def extract_held_out(config, workdir: str, checkpoints: dict[str, str]) -> HeldO
       "n_images": None, "seed": config.seed, "batch_size": config.extract_batch_size,
       "device_batch": None, "chunk_rows": config.extract_batch_size * 8,
       "store_dtype": "float32", "skip_bad_images": False, "num_threads": 2, "distributed": False,
+      "allow_numeric_path_change": config.allow_numeric_path_change,
   })
   reps = load_representations(world, world.ids, extract_stores(extraction, workdir))
   images, factors = render_batch([world.index(i) for i in reps.ids], seed=world.seed, size=w.size)

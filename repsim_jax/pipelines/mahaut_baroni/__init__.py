@@ -2,7 +2,7 @@
 
 `run(config, workdir)` reads top to bottom:
 
-  1. representations: `repsim_jax.extraction.representations.ensure_stores` extracts every model
+  1. representations: `repsim_jax.pipelines.extract.ensure_stores` extracts every model
      of `config.models` on `config.dataset` (a complete store with the same images and model id
      under `<workdir>/stores/<model>` is reused without loading the model); the layers stay in
      the stores (`StoreLayers`, `analysis.lazy_layers`): each step reads the layers and rows it
@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from repsim_jax import sharding
-from repsim_jax.extraction.representations import ensure_stores
+from repsim_jax.pipelines.extract import ensure_stores
 from repsim_jax.pipelines.mahaut_baroni.inputs import load
 from repsim_jax.pipelines.run import Run, step_names
 

@@ -10,8 +10,8 @@ import numpy as np
 from absl import logging
 
 from repsim_jax import data as data_lib
-from repsim_jax.extraction.representations import (Representations, ensure_stores,
-                                                   load_representations)
+from repsim_jax.extraction.representations import Representations, load_representations
+from repsim_jax.pipelines.extract import ensure_stores
 from repsim_jax.pipelines.report import Section
 
 
