@@ -46,6 +46,7 @@ setuptools.setup(
             "scikit-image",
             "scikit-learn",
             "tensorflow-datasets",
+            "rsatoolbox==0.3.2",  # RSA's reference (its pins live beside ours: numpy 2, scipy)
         ],
         "tfds": ["tensorflow-datasets"],
         # The transformers torch reference (experiments.compare_torch), pytorch_model.bin

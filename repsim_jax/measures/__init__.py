@@ -23,6 +23,7 @@ __all__ = ["Measure", "Properties", "register", "measure", "measures", "similari
 
 # One line per measure module (repsim_jax/measures/<module>.py).
 MODULES: tuple[str, ...] = (
+    "rsa",
 )
 
 _loaded = False
