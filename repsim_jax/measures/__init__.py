@@ -24,6 +24,7 @@ __all__ = ["Measure", "Properties", "register", "measure", "measures", "similari
 # One line per measure module (repsim_jax/measures/<module>.py).
 MODULES: tuple[str, ...] = (
     "rsa",
+    "shape",
 )
 
 _loaded = False
