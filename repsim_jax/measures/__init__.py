@@ -25,6 +25,7 @@ __all__ = ["Measure", "Properties", "register", "measure", "measures", "similari
 MODULES: tuple[str, ...] = (
     "rsa",
     "shape",
+    "predictivity",
 )
 
 _loaded = False
