@@ -17,12 +17,6 @@ TOL = 1e-5
 N = 53  # not a multiple of 5: unequal folds
 
 
-@pytest.fixture(autouse=True)
-def x64():
-  with jax.enable_x64(True):
-    yield
-
-
 def data(dx, dy, ties=False, seed=0):
   rng = np.random.default_rng(seed)
   z = rng.normal(size=(N, 3))

@@ -25,12 +25,6 @@ TOL = 1e-5
 N = 30
 
 
-@pytest.fixture(autouse=True)
-def x64():
-  with jax.enable_x64(True):
-    yield
-
-
 def data(metric, ties, seed=0):
   rng = np.random.default_rng(seed)
   if ties and metric in ("euclidean", "squared_euclidean"):
@@ -121,18 +115,18 @@ def test_rsatoolbox_interop_round_trip():
                              np.asarray(rsa.rdm(x, metric="squared_euclidean")), rtol=1e-10)
 
 
-@pytest.mark.parametrize("compare", ["spearman", "tau_b"])
-def test_sampled_pairs_estimator_error(compare):
-  """The documented estimator: 40k sampled pairs of n = 400 stimuli (79,800 pairs) against the
-  exact value; the measured errors are ~1e-3 (printed), bounded here at 0.02."""
+def test_sampled_pairs_estimator_error():
+  """The documented estimator: 20k sampled pairs of n = 300 stimuli (44,850 pairs) against the
+  exact value; the measured errors (printed, -s) are a few 1e-3, bounded here at 0.03."""
   rng = np.random.default_rng(3)
-  x = rng.normal(size=(400, 8))
-  y = np.tanh(x[:, :4]) + 0.5 * rng.normal(size=(400, 4))
-  exact = measures.measure(f"rsa-rdm=euclidean-compare={compare}-score")(x, y)
-  errors = [rsa.rsa_sampled_pairs(x, y, metric="euclidean", compare=compare, n_pairs=40_000,
-                                  seed=s) - exact for s in range(3)]
-  print(f"{compare}: exact {exact:.5f}, sampled errors {np.round(errors, 5)}")
-  assert 0.05 < abs(exact) and max(map(abs, errors)) < 0.02
+  x = rng.normal(size=(300, 8))
+  y = np.tanh(x[:, :4]) + 0.5 * rng.normal(size=(300, 4))
+  for compare in ("spearman", "tau_b"):
+    exact = measures.measure(f"rsa-rdm=euclidean-compare={compare}-score")(x, y)
+    errors = [rsa.rsa_sampled_pairs(x, y, metric="euclidean", compare=compare, n_pairs=20_000,
+                                    seed=s) - exact for s in range(2)]
+    print(f"{compare}: exact {exact:.5f}, sampled errors {np.round(errors, 5)}")
+    assert 0.05 < abs(exact) and max(map(abs, errors)) < 0.03
 
 
 def test_registry_names_properties_and_bad_input():

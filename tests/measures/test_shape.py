@@ -18,12 +18,6 @@ TOL = 1e-5
 N = 40
 
 
-@pytest.fixture(autouse=True)
-def x64():
-  with jax.enable_x64(True):
-    yield
-
-
 # ------------------------------------------------------------------- transcriptions (float64)
 
 def pad(x, y):
