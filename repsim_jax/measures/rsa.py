@@ -140,8 +140,27 @@ def rdm_from_features(x, *, metric):
   """x: [n, d] -> the RDM vector [n (n - 1) / 2] (dense: n x n is formed; small n only)."""
   z, sq = _row_features(x, metric)
   d = _dissim(jnp.matmul(z, z.T, precision=_HI), sq[:, None], sq[None, :], metric)
-  iu = np.triu_indices(x.shape[0], 1)
-  return d[iu]
+  return d.reshape(-1)[_upper_flat_indices(x.shape[0])]
+
+
+def _upper_flat_indices(n):
+  """Flat indices of the upper triangle (i < j) of an n x n matrix, row-major, computed on
+  device (np.triu_indices would embed 2 x M constants in the compiled program)."""
+  i, j = jnp.arange(n)[:, None], jnp.arange(n)[None, :]
+  return jnp.nonzero((j > i).reshape(-1), size=n * (n - 1) // 2)[0]
+
+
+def _compensated_sum(block_fn, like, starts):
+  """sum over `starts` of block_fn(start) (a pytree shaped like `like`), Kahan-compensated
+  across blocks, so float32 sums over thousands of row blocks keep float32 precision."""
+  def body(acc, start):
+    total, comp = acc
+    y = jax.tree.map(jnp.subtract, block_fn(start), comp)
+    t = jax.tree.map(jnp.add, total, y)
+    comp = jax.tree.map(lambda t, s, y: (t - s) - y, t, total, y)
+    return (t, comp), None
+  zeros = jax.tree.map(jnp.zeros_like, like)
+  return jax.lax.scan(body, (zeros, zeros), starts)[0][0]
 
 
 def rdm(x: Any, *, metric: str = "correlation") -> jax.Array:
@@ -172,33 +191,35 @@ def _prepare_streamed(x, *, metric, rows):
   starts = jnp.arange(0, feat[0].shape[0], rows)
   m = n * (n - 1) / 2
 
-  def total(acc, start):
-    d, mask = _rdm_block(feat, start, rows, metric, n)
-    return acc + jnp.sum(jnp.where(mask, d, 0.0)), None
   zero = jnp.zeros((), x.dtype)
-  c = jax.lax.scan(total, zero, starts)[0] / m
 
-  def centred(acc, start):
+  def total(start):
+    d, mask = _rdm_block(feat, start, rows, metric, n)
+    return jnp.sum(jnp.where(mask, d, 0.0))
+  c = _compensated_sum(total, zero, starts) / m
+
+  def centred(start):
     d, mask = _rdm_block(feat, start, rows, metric, n)
     dc = jnp.where(mask, d - c, 0.0)
-    return (acc[0] + jnp.sum(dc * dc), acc[1] + jnp.sum(dc, axis=0)), jnp.sum(dc, axis=1)
-  (saa, col_sums), row_parts = jax.lax.scan(centred, (zero, jnp.zeros(feat[0].shape[0], x.dtype)),
-                                            starts)
-  # Upper-triangle row sums (row_parts) plus column sums = full symmetric row sums.
-  row_sums = (row_parts.reshape(-1) + col_sums)[:n]
-  return {"feat": feat, "c": c, "saa": saa, "rows": row_sums}
+    # The full symmetric matrix's row sums: this block's upper-triangle rows, placed at
+    # [start, start + rows), plus its columns (the lower triangle's rows).
+    upper = jax.lax.dynamic_update_slice(jnp.zeros_like(dc[0]), jnp.sum(dc, axis=1), (start,))
+    return jnp.sum(dc * dc), upper + jnp.sum(dc, axis=0)
+  saa, row_sums = _compensated_sum(centred, (zero, jnp.zeros(feat[0].shape[0], x.dtype)),
+                                   starts)
+  return {"feat": feat, "c": c, "saa": saa, "rows": row_sums[:n]}
 
 
 def _cross_sum(pa, pb, metric, rows):
   """S_ab = sum_{i<j} (a_ij - c_a)(b_ij - c_b), streamed over RDM row blocks."""
   starts = jnp.arange(0, pa["feat"][0].shape[0], rows)
 
-  def body(acc, start):
+  def block(start):
     n = pa["rows"].shape[0]
     da, mask = _rdm_block(pa["feat"], start, rows, metric, n)
     db, _ = _rdm_block(pb["feat"], start, rows, metric, n)
-    return acc + jnp.sum(jnp.where(mask, (da - pa["c"]) * (db - pb["c"]), 0.0)), None
-  return jax.lax.scan(body, jnp.zeros((), pa["c"].dtype), starts)[0]
+    return jnp.sum(jnp.where(mask, (da - pa["c"]) * (db - pb["c"]), 0.0))
+  return _compensated_sum(block, jnp.zeros((), pa["c"].dtype), starts)
 
 
 def _from_stats(sab, pa, pb, compare):
@@ -334,11 +355,11 @@ def compare(rdm_a: Any, rdm_b: Any, *, method: str = "pearson") -> float:
   if method in RANKED:
     return float(_ranked_pair(_prepare_ranked(va), _prepare_ranked(vb), compare=method))
   n = int(round((1 + np.sqrt(1 + 8 * va.shape[0])) / 2))
-  iu = np.triu_indices(n, 1)
+  upper = _upper_flat_indices(n)
 
   def stats(v):
     c = jnp.mean(v)
-    full = jnp.zeros((n, n), v.dtype).at[iu].set(v - c)
+    full = jnp.zeros(n * n, v.dtype).at[upper].set(v - c).reshape(n, n)
     return {"c": c, "saa": jnp.sum((v - c) ** 2), "rows": jnp.sum(full + full.T, axis=1)}
   sa, sb = stats(va), stats(vb)
   return float(_from_stats(jnp.sum((va - sa["c"]) * (vb - sb["c"])), sa, sb, method))
@@ -395,11 +416,11 @@ def _matrix_cross(prep_a, prep_b, *, metric, rows):
       out.append(jnp.where(mask, d - p["c"], 0.0).reshape(-1))
     return jnp.stack(out)
 
-  def body(acc, start):
+  def block(start):
     ba, bb = centred_blocks(prep_a, start), centred_blocks(prep_b, start)
-    return acc + jnp.matmul(ba, bb.T, precision=_HI), None
-  acc = jnp.zeros((len(prep_a), len(prep_b)), prep_a[0]["c"].dtype)
-  return jax.lax.scan(body, acc, starts)[0]
+    return jnp.matmul(ba, bb.T, precision=_HI)
+  like = jnp.zeros((len(prep_a), len(prep_b)), prep_a[0]["c"].dtype)
+  return _compensated_sum(block, like, starts)
 
 
 def rsa_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any] | None = None, *,
