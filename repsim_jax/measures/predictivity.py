@@ -175,7 +175,8 @@ def _register_all():
           properties=Properties(symmetric=False, invariances=(
               # OLS R^2 is unchanged by invertible maps of the predictor and by orthogonal
               # maps / scalings of the target; ridge only by orthogonal maps of either.
-              ("orthogonal", "translation") + (("isotropic_scaling",) if lam == 0 else ()))),
+              ("orthogonal", "permutation", "translation")
+              + (("isotropic_scaling",) if lam == 0 else ()))),
           preparation="features", prepare=_features,
           pair=functools.partial(_regression_pair, folds=folds, lam=lam, reverse=reverse),
           min_rows=2 * max(folds, 1), reference=_REG_REF))
@@ -184,7 +185,7 @@ def _register_all():
         name=f"gulp-lambda={lam:g}-distance", kind="distance",
         aliases=(("gulp",) if lam == 0 else ()),
         properties=Properties(symmetric=True, invariances=(
-            ("orthogonal", "isotropic_scaling", "translation")
+            ("orthogonal", "permutation", "isotropic_scaling", "translation")
             + (("invertible_linear", "affine") if lam == 0 else ()))),
         preparation="normalised features in their covariance eigenbasis",
         prepare=functools.partial(_gulp_fixed, lam=lam), pair=_gulp_pair,

@@ -476,13 +476,12 @@ def _register_all():
           kind="similarity",
           properties=Properties(
               metric=False, symmetric=True,
-              # Every RDM here is translation invariant; the euclidean ones are also invariant to
-              # rotations and (all comparators being scale-free) to isotropic scaling; the cosine
-              # and correlation RDMs are scale free per row.
-              invariances=(("orthogonal", "isotropic_scaling", "translation")
-                           if metric in ("euclidean", "squared_euclidean")
-                           else ("orthogonal", "isotropic_scaling") if metric == "cosine"
-                           else ("isotropic_scaling",))),
+              # Every RDM here is unchanged by permuting features; all comparators are scale
+              # free; euclidean RDMs are also unchanged by rotations and translations, cosine
+              # RDMs by rotations (the correlation RDM's row centring is not).
+              invariances=("permutation", "isotropic_scaling") + (
+                  ("orthogonal", "translation") if metric in ("euclidean", "squared_euclidean")
+                  else ("orthogonal",) if metric == "cosine" else ())),
           aliases=(("rsa",) if (metric, comp) == ("correlation", "spearman") else ()),
           min_rows=3,
           matrix=functools.partial(_matrix_fixed, metric=metric, compare=comp),

@@ -206,7 +206,8 @@ def _register_all():
       # netrep's partial whitening alpha + (1 - alpha) lam^-1/2 mixes two scales: only the
       # ends alpha = 0, 1 of the angular metric are scale invariant.
       scale_free = score == "angular" and alpha in (0.0, 1.0)
-      inv = ("orthogonal", "translation") + (("isotropic_scaling",) if scale_free else ())
+      inv = ("orthogonal", "permutation", "translation") + (
+          ("isotropic_scaling",) if scale_free else ())
       if alpha == 0 and score == "angular":  # full whitening (the euclidean one keeps the
         inv = inv + ("invertible_linear", "affine")  # total variance, so it sees the map)
       register(Measure(

@@ -129,14 +129,9 @@ def test_gulp_and_cca_squared(ties):
                              rtol=TOL)
 
 
-def test_declared_invariances_and_perfect_values():
-  rng = np.random.default_rng(7)
+def test_declared_invariances_and_perfect_values(invariance_maps):
   x, y = data(5, 5)
-  q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
-  a = rng.normal(size=(5, 5))
-  transforms = {"orthogonal": lambda v: v @ q, "isotropic_scaling": lambda v: 3.0 * v,
-                "translation": lambda v: v - 2.0, "permutation": lambda v: v[:, ::-1],
-                "invertible_linear": lambda v: v @ a, "affine": lambda v: 0.5 * v @ q + 1.0}
+  transforms = invariance_maps(5, seed=7)
   for row in measures.measures():
     if not row["name"].startswith(("linear_regression", "ridge", "gulp", "cca-squared")):
       continue

@@ -136,14 +136,17 @@ def test_sampled_pairs_estimator_error():
     assert 0.05 < abs(exact) and max(map(abs, errors)) < 0.03
 
 
-def test_registry_names_properties_and_bad_input():
+def test_registry_names_declared_invariances_and_bad_input(invariance_maps):
   names = [m["name"] for m in measures.measures() if m["name"].startswith("rsa-")]
   assert len(names) == len(rsa.RDMS) * len(rsa.COMPARATORS)
-  m = measures.measure("rsa-rdm=euclidean-compare=pearson-score")
-  assert m.kind == "similarity" and "orthogonal" in m.properties.invariances
-  rng = np.random.default_rng(4)
-  x = rng.normal(size=(N, 5))
-  q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
-  np.testing.assert_allclose(m(x, 3.0 * x @ q + 1.0), 1.0, rtol=1e-9)
+  x, y = data("correlation", False)
+  x = x[:, :5]
+  maps = invariance_maps(5)
+  for metric in rsa.RDMS:
+    m = measures.measure(f"rsa-rdm={metric}-compare=pearson-score")
+    assert m.kind == "similarity" and m(x, x) == pytest.approx(1.0, abs=1e-9)
+    base = m(x, y)
+    for inv in m.properties.invariances:
+      np.testing.assert_allclose(m(maps[inv](x), y), base, rtol=1e-7, err_msg=f"{m.name} {inv}")
   with pytest.raises(ValueError, match="compare"):
     rsa.prepare(x, compare="kendall")

@@ -173,15 +173,9 @@ def test_bures_and_nbs_identity_through_rsatoolbox(ties):
                              np.arccos(nbs), rtol=TOL)
 
 
-def test_invariances_declared_hold():
-  rng = np.random.default_rng(5)
+def test_invariances_declared_hold(invariance_maps):
   x, y = data(5, 5)
-  q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
-  a = rng.normal(size=(5, 5))
-  perm = rng.permutation(5)
-  transforms = {"orthogonal": lambda v: v @ q, "isotropic_scaling": lambda v: 2.5 * v,
-                "translation": lambda v: v + 4.0, "permutation": lambda v: v[:, perm],
-                "invertible_linear": lambda v: v @ a, "affine": lambda v: 2.0 * v @ q + 1.0}
+  transforms = invariance_maps(5)
   for row in measures.measures():
     if not row["name"].startswith(("shape_metric", "permutation_", "procrustes-distance=eu",
                                    "bures", "aligned")):
