@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 from sklearn.model_selection import KFold
 
-from repsim_jax import measures
+from repsim_jax.measures import measure, measures as listing, similarity_matrix
 from repsim_jax.measures import predictivity
 
 TOL = 1e-5
@@ -98,11 +98,11 @@ def test_regression_r2_matches_references_both_directions(dx, dy, ties):
   for stem, folds, lam in (("linear_regression-r2", None, 0.0),
                            ("linear_regression-r2-cv=5folds", 5, 0.0),
                            ("ridge-lambda=1-r2-cv=5folds", 5, 1.0)):
-    fwd = measures.measure(f"{stem}-score")(x, y)
-    rev = measures.measure(f"{stem}-reverse-score")(x, y)
+    fwd = measure(f"{stem}-score")(x, y)
+    rev = measure(f"{stem}-reverse-score")(x, y)
     np.testing.assert_allclose(fwd, diffscore_r2(x, y, folds, lam), rtol=TOL, err_msg=stem)
     np.testing.assert_allclose(rev, diffscore_r2(y, x, folds, lam), rtol=TOL, err_msg=stem)
-  np.testing.assert_allclose(measures.measure("linear_regression-r2-score")(x, y),
+  np.testing.assert_allclose(measure("linear_regression-r2-score")(x, y),
                              resi_linear_reg(x, y), rtol=TOL)
 
 
@@ -116,15 +116,15 @@ def test_kfold_bounds_are_sklearns():
 def test_gulp_and_cca_squared(ties):
   x, y = data(4, 6, ties)
   for lam in predictivity.GULP_LAMBDAS:
-    np.testing.assert_allclose(measures.measure(f"gulp-lambda={lam:g}-distance")(x, y),
+    np.testing.assert_allclose(measure(f"gulp-lambda={lam:g}-distance")(x, y),
                                resi_gulp(x, y, lam), rtol=TOL, atol=1e-9)
-  np.testing.assert_allclose(measures.measure("cca-squared_correlation-score")(x, y),
+  np.testing.assert_allclose(measure("cca-squared_correlation-score")(x, y),
                              textbook_cca_squared(x, y), rtol=TOL)
   # The cosine of the two column-space projectors (similarity repository's definition).
   px = np.linalg.qr(x - x.mean(0))[0]
   py = np.linalg.qr(y - y.mean(0))[0]
   kx, ky = px @ px.T, py @ py.T
-  np.testing.assert_allclose(measures.measure("cca-squared_correlation-score")(x, y),
+  np.testing.assert_allclose(measure("cca-squared_correlation-score")(x, y),
                              np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky)),
                              rtol=TOL)
 
@@ -132,10 +132,10 @@ def test_gulp_and_cca_squared(ties):
 def test_declared_invariances_and_perfect_values(invariance_maps):
   x, y = data(5, 5)
   transforms = invariance_maps(5, seed=7)
-  for row in measures.measures():
+  for row in listing():
     if not row["name"].startswith(("linear_regression", "ridge", "gulp", "cca-squared")):
       continue
-    m = measures.measure(row["name"])
+    m = measure(row["name"])
     base = m(x, y)
     for inv in m.properties.invariances:
       for moved in ((transforms[inv](x), y), (x, transforms[inv](y))):
@@ -148,5 +148,5 @@ def test_declared_invariances_and_perfect_values(invariance_maps):
 def test_jit_pair():
   x, y = data(4, 6)
   for name in ("ridge-lambda=1-r2-cv=5folds-score", "gulp-lambda=0-distance"):
-    m = measures.measure(name)
+    m = measure(name)
     np.testing.assert_allclose(jax.jit(m.pair)(m.prepare(x), m.prepare(y)), m(x, y), rtol=1e-10)

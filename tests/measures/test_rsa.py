@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
-from repsim_jax import measures
+from repsim_jax.measures import measure, measures as listing, similarity_matrix
 from repsim_jax.measures import rsa
 
 rc = pytest.importorskip("rsatoolbox.rdm.compare")
@@ -54,7 +54,7 @@ def test_every_comparator_matches_rsatoolbox(metric, ties):
     assert len(np.unique(va)) < len(va) and len(np.unique(vb)) < len(vb)
   for comp in rsa.COMPARATORS:
     want = reference(va, vb, comp)
-    got = measures.measure(f"rsa-rdm={metric}-compare={comp}-score")(x, y)
+    got = measure(f"rsa-rdm={metric}-compare={comp}-score")(x, y)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=1e-9, err_msg=comp)
 
 
@@ -76,7 +76,7 @@ def test_streamed_matrix_over_many_row_blocks(monkeypatch, compare):
   layers_a = [rng.normal(size=(N, d)) for d in (4, 9)]
   layers_b = [layers_a[0] @ rng.normal(size=(4, 3)) + rng.normal(size=(N, 3)),
               rng.normal(size=(N, 6))]
-  got = measures.similarity_matrix(layers_a, layers_b,
+  got = similarity_matrix(layers_a, layers_b,
                                    measure=f"rsa-rdm=euclidean-compare={compare}-score")
   want = np.array([[reference(pdist(a), pdist(b), compare) for b in layers_b] for a in layers_a])
   np.testing.assert_allclose(got, want, rtol=TOL, atol=1e-9)
@@ -115,7 +115,7 @@ def test_rsatoolbox_interop_round_trip():
   np.testing.assert_array_equal(rsa.from_rsatoolbox(obj), ours)
   # rsatoolbox's own comparison of our RDMs equals our comparator.
   np.testing.assert_allclose(rc.compare(obj[0], obj[1], method="spearman")[0, 0],
-                             measures.measure("rsa")(x, y), rtol=TOL)
+                             measure("rsa")(x, y), rtol=TOL)
   # rsatoolbox's 'euclidean' RDM is our squared euclidean divided by the width.
   sq = calc.calc_rdm(Dataset(x), method="euclidean")
   np.testing.assert_allclose(rsa.from_rsatoolbox(sq)[0] * x.shape[1],
@@ -129,7 +129,7 @@ def test_sampled_pairs_estimator_error():
   x = rng.normal(size=(300, 8))
   y = np.tanh(x[:, :4]) + 0.5 * rng.normal(size=(300, 4))
   for compare in ("spearman", "tau_b"):
-    exact = measures.measure(f"rsa-rdm=euclidean-compare={compare}-score")(x, y)
+    exact = measure(f"rsa-rdm=euclidean-compare={compare}-score")(x, y)
     errors = [rsa.rsa_sampled_pairs(x, y, metric="euclidean", compare=compare, n_pairs=20_000,
                                     seed=s) - exact for s in range(2)]
     print(f"{compare}: exact {exact:.5f}, sampled errors {np.round(errors, 5)}")
@@ -137,13 +137,13 @@ def test_sampled_pairs_estimator_error():
 
 
 def test_registry_names_declared_invariances_and_bad_input(invariance_maps):
-  names = [m["name"] for m in measures.measures() if m["name"].startswith("rsa-")]
+  names = [m["name"] for m in listing() if m["name"].startswith("rsa-")]
   assert len(names) == len(rsa.RDMS) * len(rsa.COMPARATORS)
   x, y = data("correlation", False)
   x = x[:, :5]
   maps = invariance_maps(5)
   for metric in rsa.RDMS:
-    m = measures.measure(f"rsa-rdm={metric}-compare=pearson-score")
+    m = measure(f"rsa-rdm={metric}-compare=pearson-score")
     assert m.kind == "similarity" and m(x, x) == pytest.approx(1.0, abs=1e-9)
     base = m(x, y)
     for inv in m.properties.invariances:

@@ -11,7 +11,7 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 from scipy.optimize import linear_sum_assignment
 
-from repsim_jax import measures
+from repsim_jax.measures import measure, measures as listing, similarity_matrix
 from repsim_jax.measures import rsa, shape
 
 TOL = 1e-5
@@ -120,7 +120,7 @@ def test_linear_shape_metric_matches_netrep(dx, dy, ties):
       got = shape.linear_metric(x, y, alpha=alpha, score=score)
       np.testing.assert_allclose(got, want, rtol=TOL, err_msg=f"alpha={alpha} {score}")
       if alpha in shape.ALPHAS:
-        m = measures.measure(f"shape_metric-alpha={alpha:g}-distance={score}")
+        m = measure(f"shape_metric-alpha={alpha:g}-distance={score}")
         np.testing.assert_allclose(m(x, y), want, rtol=TOL)
 
 
@@ -139,21 +139,21 @@ def test_permutation_metric_and_resi_variants(dx, dy, ties):
   if dx == dy:  # ReSi's completion of X^T Y's null directions is LAPACK's otherwise
     checks["aligned_cossim-score"] = resi_aligned_cossim(x, y)
   for name, want in checks.items():
-    np.testing.assert_allclose(measures.measure(name)(x, y), want, rtol=TOL, err_msg=name)
+    np.testing.assert_allclose(measure(name)(x, y), want, rtol=TOL, err_msg=name)
 
 
 def test_procrustes_variants_relate_to_todays_procrustes():
   from repsim_jax.metrics.procrustes import procrustes
   x, y = data(6, 4)
   today = float(procrustes(x, y))  # 2 - 2 ||X^T Y||_* on unit-norm centred data
-  euclid = measures.measure("procrustes-distance=euclidean")(x, y)
-  angular = measures.measure("shape_metric-alpha=1-distance=angular")(x, y)
+  euclid = measure("procrustes-distance=euclidean")(x, y)
+  angular = measure("shape_metric-alpha=1-distance=angular")(x, y)
   np.testing.assert_allclose(euclid ** 2, today, rtol=TOL)
   np.testing.assert_allclose(np.cos(angular), 1 - today / 2, rtol=TOL)
   # Bures distance of the unit-norm centred data is the Ding et al. distance's square root.
   xc, yc = x - x.mean(0), y - y.mean(0)
   np.testing.assert_allclose(
-      measures.measure("bures-distance")(xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)),
+      measure("bures-distance")(xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)),
       euclid, rtol=TOL)
 
 
@@ -168,19 +168,19 @@ def test_bures_and_nbs_identity_through_rsatoolbox(ties):
   vb = np.asarray(rsa.rdm(y, metric="squared_euclidean"))[None]
   nbs = rc.compare(va, vb, method="bures")[0, 0]
   bures_sq = rc.compare(va, vb, method="bures_metric")[0, 0]
-  np.testing.assert_allclose(measures.measure("bures-distance")(x, y) ** 2, bures_sq, rtol=TOL)
-  np.testing.assert_allclose(measures.measure("shape_metric-alpha=1-distance=angular")(x, y),
+  np.testing.assert_allclose(measure("bures-distance")(x, y) ** 2, bures_sq, rtol=TOL)
+  np.testing.assert_allclose(measure("shape_metric-alpha=1-distance=angular")(x, y),
                              np.arccos(nbs), rtol=TOL)
 
 
 def test_invariances_declared_hold(invariance_maps):
   x, y = data(5, 5)
   transforms = invariance_maps(5)
-  for row in measures.measures():
+  for row in listing():
     if not row["name"].startswith(("shape_metric", "permutation_", "procrustes-distance=eu",
                                    "bures", "aligned")):
       continue
-    m = measures.measure(row["name"])
+    m = measure(row["name"])
     base = m(x, y)
     for inv in m.properties.invariances:
       np.testing.assert_allclose(m(transforms[inv](x), y), base, rtol=1e-6, atol=1e-9,
@@ -190,10 +190,10 @@ def test_invariances_declared_hold(invariance_maps):
 
 def test_jit_and_similarity_matrix():
   x, y = data(6, 4)
-  m = measures.measure("shape_metric-alpha=0.5-distance=angular")
+  m = measure("shape_metric-alpha=0.5-distance=angular")
   px, py = m.prepare(x), m.prepare(y)
   np.testing.assert_allclose(jax.jit(m.pair)(px, py), m(x, y), rtol=1e-10)
-  mat = measures.similarity_matrix([x, y], [y], measure="bures-distance")
+  mat = similarity_matrix([x, y], [y], measure="bures-distance")
   np.testing.assert_allclose(mat[:, 0], [resi_size_and_shape(x, y), 0.0], rtol=TOL, atol=1e-6)
   with pytest.raises(ValueError, match="alpha"):
     shape.linear_metric(x, y, alpha=1.5)
