@@ -8,8 +8,8 @@ against their reference implementations.
       # --ref_timeout seconds and --ref_mem_gb of address space, until it fails.
 
 Per measure it prints: the [L, L] matrix time (first call: compilation included) and the peak
-resident memory during it above the resident set before it (inputs included in the latter); the reference's largest N that ran and the first N
-that failed (time or memory); at that largest N, one pair's time from features for the
+resident memory during it above the resident set before it (which holds the inputs); the
+reference's largest N that ran and the first N that failed (time or memory); at that largest N, one pair's time from features for the
 reference and for us (`measure(name)(x, y)`, warm) and their ratio, measured in the same run.
 
 References: rsatoolbox 0.3.2 (calc_rdm + compare) for RSA; for the others the numpy

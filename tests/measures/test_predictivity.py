@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 from sklearn.model_selection import KFold
 
-from repsim_jax.measures import measure, measures as listing, similarity_matrix
+from repsim_jax.measures import measure, measures as listing
 from repsim_jax.measures import predictivity
 
 TOL = 1e-5
