@@ -49,6 +49,7 @@ setuptools.setup(
             "tensorflow-datasets",
             # Gröger et al.'s calibration (tests/metrics/test_measures.py); needs only torch
             "calibrated-similarity==0.1.1",
+            "rsatoolbox==0.3.2",  # RSA's reference (its pins live beside ours: numpy 2, scipy)
         ],
         "tfds": ["tensorflow-datasets"],
         # The transformers torch reference (experiments.compare_torch), pytorch_model.bin

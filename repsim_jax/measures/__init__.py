@@ -45,6 +45,9 @@ MODULES: tuple[str, ...] = (
     "statistics",
     "feature_matching",
     "cka_kernels",
+    "rsa",
+    "shape",
+    "predictivity",
 )
 
 _loaded = False
