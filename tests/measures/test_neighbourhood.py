@@ -14,6 +14,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -108,6 +109,7 @@ def test_similarity_matrix_and_permutation_null():
 
 _SCRIPT = """
 import json, sys
+import jax
 import numpy as np
 sys.path.insert(0, {tests!r})
 from resi_data import related, tied
@@ -122,6 +124,8 @@ print(json.dumps(out))
 def test_four_devices_identical_to_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu",
+             # as this process: tests/measures/conftest.py turns x64 on for every test here
+             JAX_ENABLE_X64=str(int(jax.config.jax_enable_x64)),
              PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
   script = _SCRIPT.format(tests=str(ROOT / "tests/measures"), names=NAMES)
   proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
