@@ -14,18 +14,50 @@ config line). Inside it, `run.save` writes a result (npz + JSON with the run's c
 and `run.section(title)` adds a report section whose figures are drawn on process 0 only.
 
 Only process 0 writes on multi-host runs (`run.is_writer`); every process runs every step.
+
+Resuming (`run_steps`). A step that completes leaves a record, `<workdir>/steps/<step>.json`,
+written last and atomically; it holds the step's key (name, settings, the config outside
+`analysis`, the run's input fingerprints, the package version and the step module's `VERSION`,
+and the records of the steps it `READS`), the time it was made, and every file the step wrote
+with its size and sha256. Beside it, `steps/<step>.npz` holds what the step returned and its
+report sections (`results.tree_to_bytes`). A rerun reuses a step whose record has the same key
+and whose files are unchanged: it loads the returned value and the sections instead of running
+the step, and logs "reused <step> (record of <time>)". A step module may declare
+
+  VERSION = 2                 # bump when the step's numbers change for the same settings
+  READS = ("block_stats",)    # earlier steps whose results it reads (`run.results`)
+  READS_SETTINGS = ("imbalance",)  # other steps' settings it reads (`run.config.analysis`)
+
+so a changed setting recomputes its step and every step that reads it (a recomputed step's new
+record changes their keys), nothing else. `config.recompute="a,b"` forces steps (and so their
+readers), `config.resume=False` every step. Process 0 decides and broadcasts its decision and
+the stored values, so every process takes the same one; only process 0 writes.
+
+The report is made of the stored sections, for computed and reused steps alike, so a resumed
+run's report.html and summary.md equal an uninterrupted run's. Step times are never in the
+report (they go to the closing summary and metrics.jsonl, where a reused step says "reused").
+
+Interruption: Ctrl-C or SIGTERM (a job's time limit) during a step ends the run with one line
+naming the step and saying that rerunning the same command resumes there (`RunInterrupted`,
+exit status 128 + the signal's number). The interrupted step has no record, so it runs again.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import importlib
 import json
 import os
 import pkgutil
+import signal
+import sys
+import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import jax
+import numpy as np
 from absl import logging
 
 from repsim_jax import resources
@@ -37,6 +69,26 @@ from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
 FIGURES = "figures"
+RECORDS = "steps"  # <workdir>/steps/<step>.json (record) and <step>.npz (returned value, sections)
+# config keys that change how a run goes, never its numbers: left out of the step records' keys
+RUN_CONTROL = ("analysis", "resume", "recompute", "distributed", "num_threads")
+
+
+class RunInterrupted(SystemExit):
+  """Ends a run stopped by Ctrl-C or SIGTERM: exit status 128 + the signal number; `message` is
+  the one line printed (which step, and that rerunning the same command resumes there)."""
+
+  def __init__(self, code: int, message: str):
+    super().__init__(code)
+    self.message = message
+
+
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
+
+
+def _raise_terminated(signum, frame) -> None:
+  raise _Terminated()
 
 
 def step_names(names: Sequence[str]) -> list[str]:
@@ -71,10 +123,12 @@ class Run:
     inputs: fingerprints every result of the run records (e.g. the checkpoints').
     report: the run's `Report` (its figures are drawn on process 0 only).
     results: step name -> what the step returned, for the steps after it.
-    steps: [(step name, seconds)] in the order they ran.
-    step_records: one dict per step run: {"step", "seconds", "peak_rss_bytes"} (the process's
-      peak resident memory during the step, `repsim_jax.resources`), also appended to
-      `<workdir>/metrics.jsonl`.
+    fingerprints: what the steps read besides the config (stores, ...), in the step records'
+      keys only (a pipeline fills it on process 0 before `run_steps`).
+    steps: [(step name, seconds)] in the order they ran (reused steps left out).
+    step_records: one dict per step: {"step", "seconds", "peak_rss_bytes"} (the process's
+      peak resident memory during the step, `repsim_jax.resources`), plus "reused" (the record's
+      time) for a reused step; also appended to `<workdir>/metrics.jsonl`.
   """
 
   def __init__(self, name: str, workdir: str | os.PathLike, *, config: Any = None,
@@ -94,6 +148,16 @@ class Run:
     self._count = 0
     self._start = time.perf_counter()
     self._wall_start = time.time()
+    # fingerprints of what the steps read besides the config (stores, checkpoints): in the step
+    # records' keys, not in every result file as `inputs` are
+    self.fingerprints: dict[str, str] = {}
+    self._record_digests: dict[str, str] = {}  # step -> digest of its record (process 0)
+    self._previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+      previous = signal.getsignal(signal.SIGTERM)
+      if previous in (signal.SIG_DFL, None, _raise_terminated):  # ours: a failed run's
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        self._previous_sigterm = signal.SIG_DFL
     os.makedirs(self.workdir, exist_ok=True)
 
   @property
@@ -138,15 +202,200 @@ class Run:
   def run_steps(self, package: str, names: Sequence[str], representations: Any,
                 settings: Callable[[str], Any]) -> dict[str, Any]:
     """Runs the steps `names` in order, each `step(representations, settings(name), self)` found
-    by `find_step(package, name)` and timed; returns (and keeps in `results`) what they return.
-    `names` as `step_names` reads them."""
-    names = step_names(names)
+    by `find_step(package, name)` and timed, or reuses it from its record (module docstring);
+    returns (and keeps in `results`) what they return. `names` as `step_names` reads them."""
+    try:
+      return self._run_steps(package, step_names(names), representations, settings)
+    except BaseException:
+      self._restore_signals()  # the run ends here (`finish` restores them otherwise)
+      raise
+
+  def _run_steps(self, package: str, names: list[str], representations: Any,
+                 settings: Callable[[str], Any]) -> dict[str, Any]:
     steps = [(name, find_step(package, name)) for name in names]  # unknown names fail first
+    forced = self._forced(names)
     for name, step in steps:
-      label = getattr(importlib.import_module(step.__module__), "TITLE", name)
-      with self.step(label):
-        self.results[name] = step(representations, settings(name), self)
+      module = importlib.import_module(step.__module__)
+      title = getattr(module, "TITLE", name)
+      label = self._numbered(title)
+      with self._interruptible(label):
+        key = self._step_key(name, module, settings)
+        reused, value = self._reuse(name, key, label, forced)
+        if reused:
+          self.results[name] = value
+          continue
+        sections, saved = len(self.report.sections), len(self._saved)
+        with self._timed(title, label):
+          value = step(representations, settings(name), self)
+          self.results[name] = self._record(name, title, key, value, sections, saved)
     return {name: self.results[name] for name in names}
+
+  # ------------------------------------------------------------------------- step records
+
+  def _forced(self, names: Sequence[str]) -> set[str]:
+    """The steps `config.resume` / `config.recompute` force to run."""
+    config = self.config if self.config is not None else {}
+    get = config.get if hasattr(config, "get") else lambda k, d=None: d
+    if not get("resume", True):
+      return set(names)
+    recompute = get("recompute", "") or ""
+    forced = set(step_names([recompute] if isinstance(recompute, str) else list(recompute)))
+    unknown = sorted(forced - set(names))
+    if unknown:
+      raise ValueError(f"config.recompute names {unknown}, which are not steps of this run; "
+                       f"steps: {', '.join(names)}")
+    return forced
+
+  def _step_key(self, name: str, module: Any, settings: Callable[[str], Any]) -> dict[str, Any]:
+    """What a step's results are a function of (module docstring); equal keys, equal results."""
+    def plain(value):  # the list of steps is not a setting (demo steps get all of `analysis`)
+      value = results_lib.to_jsonable(value)
+      return {k: v for k, v in value.items() if k != "steps"} if isinstance(value, dict) else value
+    config = results_lib.to_jsonable(self.config) if self.config is not None else {}
+    return {
+        "step": name,
+        "version": int(getattr(module, "VERSION", 1)),
+        "package": results_lib.package_versions().get("repsim_jax"),
+        "settings": plain(settings(name)),
+        "settings_of": {n: plain(settings(n)) for n in getattr(module, "READS_SETTINGS", ())},
+        "config": ({k: v for k, v in config.items() if k not in RUN_CONTROL}
+                   if isinstance(config, dict) else config),
+        "inputs": {**self.inputs, **self.fingerprints},
+        "reads": {n: self._record_digests.get(n) for n in getattr(module, "READS", ())},
+    }
+
+  def _record_paths(self, name: str) -> tuple[str, str]:
+    return (os.path.join(self.workdir, RECORDS, f"{name}.json"),
+            os.path.join(self.workdir, RECORDS, f"{name}.npz"))
+
+  def _matching_record(self, name: str, key: dict[str, Any], forced: set[str]
+                       ) -> tuple[dict[str, Any] | None, str]:
+    """(the step's record if it can be reused, else None; why not). Process 0 only."""
+    if name in forced:
+      return None, ("forced (config.resume=False)" if not self.config.get("resume", True)
+                    else "forced (config.recompute)")
+    path = self._record_paths(name)[0]
+    if not os.path.exists(path):
+      return None, "no record"
+    try:
+      with open(path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      return None, "unreadable record"
+    canonical = lambda v: json.dumps(v, sort_keys=True)
+    if canonical(record.get("key")) != canonical(key):
+      return None, "changed: " + ", ".join(_differences(record.get("key") or {}, key)[:4])
+    for rel, digest in record.get("files", {}).items():
+      full = os.path.join(self.workdir, rel)
+      if not os.path.exists(full):
+        return None, f"{rel} is missing"
+      if os.path.getsize(full) != digest["bytes"] or results_lib.file_digest(full) != digest:
+        return None, f"{rel} changed since the record"
+    return record, ""
+
+  def _reuse(self, name: str, key: dict[str, Any], label: str, forced: set[str]
+             ) -> tuple[bool, Any]:
+    """(True, the step's stored value; its sections added to the report) when process 0 finds
+    a matching record, else (False, None): the step runs. Every process takes process 0's
+    decision."""
+    record, why = self._matching_record(name, key, forced) if self.is_writer else (None, "")
+    if not sharding.broadcast_from_writer(np.asarray(record is not None, np.int32)):
+      if self.is_writer:
+        if why != "no record":
+          self.log("%s recomputed: %s", label, why)
+        with contextlib.suppress(FileNotFoundError):  # until the step completes, it has none
+          os.remove(self._record_paths(name)[0])
+      return False, None
+    payload = None
+    if self.is_writer:
+      with open(os.path.join(self.workdir, record["returned"]), "rb") as f:
+        payload = f.read()
+    stored = results_lib.tree_from_bytes(sharding.broadcast_bytes_from_writer(payload))
+    if self.is_writer:
+      self.report.sections.extend(self._sections(stored["sections"]))
+      self._saved.extend(os.path.join(self.workdir, p) for p in record.get("saved", []))
+      self._record_digests[name] = results_lib.fingerprint_json(record)
+      created = record["created"]
+    else:
+      created = "process 0's"
+    self.log("reused %s (record of %s)", label, created)
+    entry = {"step": record["title"] if record else label, "seconds": 0.0,
+             "peak_rss_bytes": resources.peak_rss_bytes(), "reused": created}
+    self._step_done(entry)
+    return True, stored["returned"]
+
+  def _record(self, name: str, title: str, key: dict[str, Any], value: Any, sections: int,
+              saved: int) -> Any:
+    """Stores what a step returned and its report sections (from index `sections`), then its
+    record (process 0); returns the value as a reuse would load it, so that later steps and
+    the report see the same thing either way. A value `results.tree_to_bytes` cannot store
+    leaves the step without a record (it then runs every time)."""
+    new = self.report.sections[sections:]
+    try:
+      payload = results_lib.tree_to_bytes({"returned": value,
+                                           "sections": [self._plain_section(s) for s in new]})
+    except TypeError as e:
+      logging.warning("%s: step %s has no record (it will run again next time): %s", self.name,
+                      name, e)
+      return value
+    stored = results_lib.tree_from_bytes(payload)
+    if self.is_writer:
+      self.report.sections[sections:] = self._sections(stored["sections"])
+      record_path, returned_path = self._record_paths(name)
+      results_lib.write_atomic(returned_path, payload)
+      outputs = []
+      for path in self._saved[saved:]:
+        outputs += [path, os.path.splitext(path)[0] + ".json"]
+      outputs += [p for s in self.report.sections[sections:] for _, ps in s.figures for p in ps]
+      outputs.append(returned_path)
+      rel = lambda p: os.path.relpath(p, self.workdir)
+      record = {"step": name, "title": title,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "key": key, "saved": [rel(p) for p in self._saved[saved:]],
+                "returned": rel(returned_path),
+                "files": {rel(p): results_lib.file_digest(p) for p in dict.fromkeys(outputs)}}
+      results_lib.write_atomic(record_path, json.dumps(record, indent=1))
+      self._record_digests[name] = results_lib.fingerprint_json(record)
+    return stored["returned"]
+
+  def _plain_section(self, section: Section) -> dict[str, Any]:
+    rel = lambda p: os.path.relpath(p, self.workdir) if os.path.isabs(p) else p
+    return {"title": section.title, "notes": section.notes, "rows": section.rows,
+            "tables": section.tables,
+            "figures": [(caption, [rel(p) for p in paths]) for caption, paths in section.figures]}
+
+  def _sections(self, plain: Sequence[Mapping[str, Any]]) -> list[Section]:
+    return [Section(s["title"], draw=self.report.draw, notes=list(s["notes"]),
+                    rows=list(s["rows"]), tables=list(s["tables"]),
+                    figures=[(c, [os.path.join(self.workdir, p) for p in ps])
+                             for c, ps in s["figures"]])
+            for s in plain]
+
+  # ------------------------------------------------------------------------- interruption
+
+  @contextlib.contextmanager
+  def _interruptible(self, label: str) -> Iterator[None]:
+    """Turns Ctrl-C / SIGTERM inside the block into `RunInterrupted` with its one line."""
+    try:
+      yield
+    except KeyboardInterrupt as e:
+      signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
+      resume = ("rerun the same command to resume there (finished steps are reused)"
+                if self.config is None or self.config.get("resume", True) else
+                "rerun it with --config.resume=true to resume there (finished steps are reused)")
+      message = (f"{self.name}: interrupted by {signal.Signals(signum).name} in step {label}; "
+                 + resume)
+      print(message, file=sys.stderr, flush=True)
+      self._restore_signals()
+      if jax.process_count() > 1:  # leave without waiting for the others at jax's shutdown
+        sys.stdout.flush()
+        os._exit(128 + signum)
+      raise RunInterrupted(128 + signum, message) from None
+
+  def _restore_signals(self) -> None:
+    if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGTERM, self._previous_sigterm)
+      self._previous_sigterm = None
 
   def log(self, message: str, *args) -> None:
     logging.info(f"{self.name}: {message}", *args)
@@ -158,8 +407,14 @@ class Run:
   @contextlib.contextmanager
   def step(self, name: str) -> Iterator[None]:
     """Times the block as step `name` and measures its peak resident memory (logged at its
-    start and end; once it completes, recorded in `step_records` and metrics.jsonl)."""
+    start and end; once it completes, recorded in `step_records` and metrics.jsonl). Ctrl-C or
+    SIGTERM inside it ends the run with one line naming the step (`RunInterrupted`)."""
     label = self._numbered(name)
+    with self._interruptible(label), self._timed(name, label):
+      yield
+
+  @contextlib.contextmanager
+  def _timed(self, name: str, label: str) -> Iterator[None]:
     self.log("%s ...", label)
     resources.reset_peak_rss()
     start = time.perf_counter()
@@ -168,11 +423,16 @@ class Run:
     peak = resources.peak_rss_bytes()
     self.steps.append((name, seconds))
     record = {"step": name, "seconds": round(seconds, 3), "peak_rss_bytes": peak}
+    self._step_done(record)
+    self.log("%s done in %.1f s (peak memory %s)", label, seconds, resources.format_bytes(peak))
+
+  def _step_done(self, record: dict[str, Any]) -> None:
+    """Keeps a step's {"step", "seconds", "peak_rss_bytes"[, "reused"]} in `step_records` and
+    appends it to metrics.jsonl (process 0)."""
     self.step_records.append(record)
     if self.is_writer:
       with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"name": f"{self.name}/step", **record}) + "\n")
-    self.log("%s done in %.1f s (peak memory %s)", label, seconds, resources.format_bytes(peak))
 
   def skip(self, name: str, why: str) -> None:
     """Logs that step `name` does not run, and why."""
@@ -232,16 +492,18 @@ class Run:
     """Writes the report, waits for every process, and returns the closing summary (what was
     written where, seconds per step), which process 0 prints."""
     self.write_report()
+    self._restore_signals()
     # the others leave with the writer, instead of waiting for it at jax's shutdown barrier
     sharding.sync(f"{self.name}: done {self.workdir}")
     total = time.perf_counter() - self._start
     lines = [f"{self.name}: done in {total:.1f} s" + (f"; {headline}" if headline else "")]
-    if self.steps:
+    if self.step_records:
       lines.append("  time per step: " + ", ".join(
-          f"{r['step']} {r['seconds']:.1f} s" for r in self.step_records))
+          f"{r['step']} " + ("reused" if r.get("reused") else f"{r['seconds']:.1f} s")
+          for r in self.step_records))
       lines.append("  peak memory per step: " + ", ".join(
           f"{r['step']} {resources.format_bytes(r['peak_rss_bytes'])}"
-          for r in self.step_records))
+          for r in self.step_records if not r.get("reused")))
     written = self.written()
     if written:
       lines.append(f"  written under {self.workdir}:")
@@ -253,3 +515,12 @@ class Run:
     if self.is_writer:
       print(text, flush=True)
     return text
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+  """Dotted paths where two step keys differ ("settings.seed", "reads.block_stats")."""
+  if isinstance(old, dict) and isinstance(new, dict):
+    return [d for k in sorted(set(old) | set(new), key=str)
+            for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+  return [] if json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True) else [
+      prefix.rstrip(".") or "key"]
