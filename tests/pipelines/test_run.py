@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,3 +185,116 @@ def test_a_value_that_cannot_be_stored_leaves_its_step_without_a_record(toy, tmp
                       settings=lambda name: ml_collections.ConfigDict({"offset": object()}))
   assert isinstance(out["third"]["z"][0], object)
   assert not os.path.exists(tmp_path / "steps" / "third.json")
+
+
+# ----------------------------------------------------------------------------- Mahaut & Baroni
+
+STEPS = "imbalance,sample_size,neighbourhoods,lowlevel,semantic,probes,subspace"
+# the inputs, not the steps' results: the tiny checkpoint, the stores and the extraction's summary
+# (with its time); their own resume is tested with the extraction
+KEPT_APART = ("stores", "checkpoints", "extract_vit.json", "extract_vit.npz")
+
+
+def launch(workdir: str, *overrides: str, cache: str, until: str | None = None,
+           send: int = signal.SIGKILL, timeout_s: float = 300) -> tuple[int, str]:
+  """`experiments.mahaut_baroni` runlocal (one tiny ViT) in a subprocess; with `until`, `send`
+  goes to it once a line of its output matches. Returns (exit status, output)."""
+  log = f"{workdir}.{time.monotonic_ns()}.log"
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+         "JAX_PLATFORMS": "cpu", "REPSIM_XLA_CACHE": cache, "PYTHONUNBUFFERED": "1"}
+  argv = [sys.executable, "-m", "experiments.mahaut_baroni",
+          "--config=configs/mahaut_baroni.py:runlocal,models=vit", f"--workdir={workdir}",
+          f"--config.analysis.steps={STEPS}", *overrides]
+  with open(log, "w") as out:
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    start = time.monotonic()
+    try:
+      while process.poll() is None and time.monotonic() - start < timeout_s:
+        if until and re.search(until, open(log).read(), re.MULTILINE):
+          process.send_signal(send)
+          until = None
+        time.sleep(0.05)
+      process.wait(timeout=max(1, timeout_s - (time.monotonic() - start)))
+    finally:
+      if process.poll() is None:
+        process.kill()
+  return process.returncode, open(log).read()
+
+
+def result_files(workdir: str) -> dict[str, str]:
+  """Path relative to `workdir` -> absolute path, of every file but the inputs and the logs."""
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for f in files:
+      rel = os.path.relpath(os.path.join(root, f), workdir)
+      if rel.split(os.sep)[0] not in KEPT_APART and not rel.endswith((".log", ".jsonl")):
+        out[rel] = os.path.join(root, f)
+  return out
+
+
+def comparable(path: str) -> bytes | dict:
+  """A file's bytes, but JSON without the times it records (result files' "created", step
+  records') and PDF without its creation date; a step record without the hashes of its PDF and
+  JSON files (which differ by those times)."""
+  if path.endswith(".json"):
+    meta = {k: v for k, v in json.load(open(path)).items() if k != "created"}
+    if "files" in meta:  # a step record
+      meta["files"] = {f: d if not f.endswith((".pdf", ".json")) else None
+                       for f, d in meta["files"].items()}
+    return meta
+  data = open(path, "rb").read()
+  return re.sub(rb"/CreationDate \([^)]*\)", b"", data) if path.endswith(".pdf") else data
+
+
+def test_mahaut_baroni_resumes_after_kill_and_recomputes_only_what_changed(tmp_path):
+  """kill -9 in the middle step (probes) of the runlocal, then the same command: the steps before
+  it are reused, and every result file, figure and the report equal an uninterrupted run's bit
+  for bit. Then a changed II setting and probe seed recompute II, sample size (it reads II's
+  settings) and probes only; SIGTERM ends a run with one line and status 143."""
+  cache = str(tmp_path / "xla_cache")
+  reference, workdir = str(tmp_path / "reference"), str(tmp_path / "resumed")
+  code, out = launch(reference, cache=cache)
+  assert code == 0, out[-3000:]
+  # the same tiny random checkpoint (torch's initialisation need not repeat between processes)
+  shutil.copytree(os.path.join(reference, "checkpoints"), os.path.join(workdir, "checkpoints"))
+  code, out = launch(workdir, cache=cache, until=r"\[7/8\] probes \.\.\.")
+  assert code == -signal.SIGKILL, out[-3000:]
+  assert not os.path.exists(os.path.join(workdir, "steps", "probes.json"))
+
+  code, out = launch(workdir, cache=cache)
+  assert code == 0, out[-3000:]
+  before = ["imbalance", "sample_size", "neighbourhoods", "lowlevel", "semantic"]
+  for i, name in enumerate(before, start=2):
+    assert re.search(rf"reused \[{i}/8\] {name} \(record of 20\d\d-", out), out[-3000:]
+    assert f"[{i}/8] {name} ..." not in out
+  assert "[7/8] probes ..." in out and "[8/8] cross-encoder subspaces ..." in out
+  want, got = result_files(reference), result_files(workdir)
+  assert sorted(got) == sorted(want)
+  assert {"imbalance/ii_vit__vit.npz", "probes/class_probes.npz", "report.html", "summary.md",
+          "figures/fig05_roughness.png", "steps/probes.json"} <= set(want)
+  for rel in want:
+    assert comparable(got[rel]) == comparable(want[rel]), rel
+  records = {n: json.load(open(os.path.join(workdir, "steps", f"{n}.json"))) for n in before}
+
+  code, out = launch(workdir, "--config.analysis.imbalance.n_boot=10",
+                     "--config.analysis.probes.seed=1", cache=cache)
+  assert code == 0, out[-3000:]
+  ran = re.findall(r"\[\d/8\] (\S+) \.\.\.", out)
+  assert ran == ["representations", "imbalance", "sample_size", "probes"], ran
+  assert "[2/8] imbalance recomputed: changed: settings.n_boot" in out
+  assert "[3/8] sample_size recomputed: changed: settings_of.imbalance.n_boot" in out
+  for name in ("neighbourhoods", "lowlevel", "semantic"):
+    assert json.load(open(os.path.join(workdir, "steps", f"{name}.json"))) == records[name]
+  for rel in ("neighbourhoods/neighbourhoods.npz", "imbalance/ii_vit__vit.npz"):
+    assert comparable(os.path.join(workdir, rel)) == comparable(want[rel]), rel  # same numbers
+  assert comparable(os.path.join(workdir, "probes/class_probes.npz")) != comparable(
+      want["probes/class_probes.npz"])
+
+  code, out = launch(workdir, "--config.analysis.lowlevel.k=2", cache=cache,
+                     until=r"\[5/8\] lowlevel \.\.\.", send=signal.SIGTERM)
+  assert code == 143, out[-3000:]
+  assert out.rstrip().splitlines()[-1] == (
+      "paper: interrupted by SIGTERM in step [5/8] lowlevel; rerun the same command to resume "
+      "there (finished steps are reused)"), out[-3000:]
+  assert "Traceback" not in out
+  assert not os.path.exists(os.path.join(workdir, "steps", "lowlevel.json"))
