@@ -144,8 +144,10 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     return value
   if isinstance(value, int) and not isinstance(value, np.generic):
     return value
-  if isinstance(value, float) and type(value) is float:
-    return value  # JSON writes the shortest repr, which reads back bit-identical
+  if type(value) is float:  # an array too, so that numbers are compared as numbers, not text
+    name = f"a{len(arrays)}"
+    arrays[name] = np.float64(value)
+    return {"array": name, "as": "float"}
   if hasattr(value, "to_dict") and not isinstance(value, Mapping):
     value = value.to_dict()
   if isinstance(value, Mapping):
@@ -161,7 +163,7 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
       raise TypeError(f"{where}: an object array cannot be stored without pickle")
     name = f"a{len(arrays)}"
     arrays[name] = array
-    return {"array": name, "scalar": isinstance(value, np.generic)}
+    return {"array": name, "as": "scalar" if isinstance(value, np.generic) else "array"}
   raise TypeError(f"{where}: a {type(value).__name__} is not a stored value (expected "
                   "dicts, lists, tuples, arrays, numbers, strings, None)")
 
@@ -176,7 +178,9 @@ def _decode(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
   if "tuple" in node:
     return tuple(_decode(v, arrays) for v in node["tuple"])
   array = arrays[node["array"]]
-  return array[()] if node["scalar"] else array
+  if node["as"] == "float":
+    return float(array)
+  return array[()] if node["as"] == "scalar" else array
 
 
 def tree_to_bytes(value: Any) -> bytes:
