@@ -16,7 +16,7 @@ and `run.section(title)` adds a report section whose figures are drawn on proces
 Only process 0 writes on multi-host runs (`run.is_writer`); every process runs every step.
 
 Resuming (`run_steps`). A step that completes leaves a record, `<workdir>/steps/<step>.json`,
-written last and atomically; it holds the step's key (name, settings, the config outside
+written last and atomically (`pipelines.records`): its key (name, settings, the config outside
 `analysis`, the run's input fingerprints, the package version and the step module's `VERSION`,
 and the records of the steps it `READS`), the time it was made, and every file the step wrote
 with its size and sha256. Beside it, `steps/<step>.npz` holds what the step returned and its
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime
 import importlib
 import json
 import os
@@ -64,14 +63,12 @@ from repsim_jax import resources
 from repsim_jax import results as results_lib
 from repsim_jax import sharding
 from repsim_jax.paths import absolute
+from repsim_jax.pipelines import records
 from repsim_jax.pipelines.report import Report, Section
 from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
 FIGURES = "figures"
-RECORDS = "steps"  # <workdir>/steps/<step>.json (record) and <step>.npz (returned value, sections)
-# config keys that change how a run goes, never its numbers: left out of the step records' keys
-RUN_CONTROL = ("analysis", "resume", "recompute", "distributed", "num_threads")
 
 
 class RunInterrupted(SystemExit):
@@ -151,7 +148,8 @@ class Run:
     # fingerprints of what the steps read besides the config (stores, checkpoints): in the step
     # records' keys, not in every result file as `inputs` are
     self.fingerprints: dict[str, str] = {}
-    self._record_digests: dict[str, str] = {}  # step -> digest of its record (process 0)
+    self._record_digests: dict[str, str] = {}  # step -> digest of its record
+    self._no_record: str | None = None
     self._previous_sigterm = None
     if threading.current_thread() is threading.main_thread():
       previous = signal.getsignal(signal.SIGTERM)
@@ -219,157 +217,96 @@ class Run:
       title = getattr(module, "TITLE", name)
       label = self._numbered(title)
       with self._interruptible(label):
-        key = self._step_key(name, module, settings)
-        reused, value = self._reuse(name, key, label, forced)
+        key = records.step_key(name, module, settings, config=self.config,
+                               inputs={**self.inputs, **self.fingerprints},
+                               upstream=self._record_digests)
+        reused, value = self._reuse(name, title, label, key, forced)
         if reused:
           self.results[name] = value
           continue
         sections, saved = len(self.report.sections), len(self._saved)
+        self._no_record = None
         with self._timed(title, label):
           value = step(representations, settings(name), self)
           self.results[name] = self._record(name, title, key, value, sections, saved)
     return {name: self.results[name] for name in names}
 
-  # ------------------------------------------------------------------------- step records
+  def no_record(self, why: str) -> None:
+    """Leaves the running step without a record, so that the next run runs it again: for a
+    step whose result depends on something its settings do not name (a dataset that is not
+    prepared yet, skipped with its preparation command)."""
+    self._no_record = why
 
-  def _forced(self, names: Sequence[str]) -> set[str]:
-    """The steps `config.resume` / `config.recompute` force to run."""
-    config = self.config if self.config is not None else {}
-    get = config.get if hasattr(config, "get") else lambda k, d=None: d
+  def _forced(self, names: Sequence[str]) -> dict[str, str]:
+    """{step: why} of the steps that `config.resume` / `config.recompute` force to run."""
+    get = self.config.get if hasattr(self.config, "get") else lambda key, default=None: default
     if not get("resume", True):
-      return set(names)
+      return dict.fromkeys(names, "forced (config.resume=False)")
     recompute = get("recompute", "") or ""
-    forced = set(step_names([recompute] if isinstance(recompute, str) else list(recompute)))
-    unknown = sorted(forced - set(names))
+    forced = step_names([recompute] if isinstance(recompute, str) else list(recompute))
+    unknown = sorted(set(forced) - set(names))
     if unknown:
       raise ValueError(f"config.recompute names {unknown}, which are not steps of this run; "
                        f"steps: {', '.join(names)}")
-    return forced
+    return dict.fromkeys(forced, "forced (config.recompute)")
 
-  def _step_key(self, name: str, module: Any, settings: Callable[[str], Any]) -> dict[str, Any]:
-    """What a step's results are a function of (module docstring); equal keys, equal results."""
-    def plain(value):  # the list of steps is not a setting (demo steps get all of `analysis`)
-      value = results_lib.to_jsonable(value)
-      return {k: v for k, v in value.items() if k != "steps"} if isinstance(value, dict) else value
-    config = results_lib.to_jsonable(self.config) if self.config is not None else {}
-    return {
-        "step": name,
-        "version": int(getattr(module, "VERSION", 1)),
-        "package": results_lib.package_versions().get("repsim_jax"),
-        "settings": plain(settings(name)),
-        "settings_of": {n: plain(settings(n)) for n in getattr(module, "READS_SETTINGS", ())},
-        "config": ({k: v for k, v in config.items() if k not in RUN_CONTROL}
-                   if isinstance(config, dict) else config),
-        "inputs": {**self.inputs, **self.fingerprints},
-        "reads": {n: self._record_digests.get(n) for n in getattr(module, "READS", ())},
-    }
-
-  def _record_paths(self, name: str) -> tuple[str, str]:
-    return (os.path.join(self.workdir, RECORDS, f"{name}.json"),
-            os.path.join(self.workdir, RECORDS, f"{name}.npz"))
-
-  def _matching_record(self, name: str, key: dict[str, Any], forced: set[str]
-                       ) -> tuple[dict[str, Any] | None, str]:
-    """(the step's record if it can be reused, else None; why not). Process 0 only."""
-    if name in forced:
-      return None, ("forced (config.resume=False)" if not self.config.get("resume", True)
-                    else "forced (config.recompute)")
-    path = self._record_paths(name)[0]
-    if not os.path.exists(path):
-      return None, "no record"
-    try:
-      with open(path) as f:
-        record = json.load(f)
-    except (OSError, ValueError):
-      return None, "unreadable record"
-    canonical = lambda v: json.dumps(v, sort_keys=True)
-    if canonical(record.get("key")) != canonical(key):
-      return None, "changed: " + ", ".join(_differences(record.get("key") or {}, key)[:4])
-    for rel, digest in record.get("files", {}).items():
-      full = os.path.join(self.workdir, rel)
-      if not os.path.exists(full):
-        return None, f"{rel} is missing"
-      if os.path.getsize(full) != digest["bytes"] or results_lib.file_digest(full) != digest:
-        return None, f"{rel} changed since the record"
-    return record, ""
-
-  def _reuse(self, name: str, key: dict[str, Any], label: str, forced: set[str]
-             ) -> tuple[bool, Any]:
+  def _reuse(self, name: str, title: str, label: str, key: dict[str, Any],
+             forced: Mapping[str, str]) -> tuple[bool, Any]:
     """(True, the step's stored value; its sections added to the report) when process 0 finds
-    a matching record, else (False, None): the step runs. Every process takes process 0's
-    decision."""
-    record, why = self._matching_record(name, key, forced) if self.is_writer else (None, "")
+    a matching record (`records.matching_record`), else (False, None): the step runs. Every
+    process takes process 0's decision, and gets the record and value from it."""
+    record, why = None, forced.get(name)
+    if self.is_writer and not why:
+      record, why = records.matching_record(self.workdir, name, key)
     if not sharding.broadcast_from_writer(np.asarray(record is not None, np.int32)):
       if self.is_writer:
         if why != "no record":
           self.log("%s recomputed: %s", label, why)
         with contextlib.suppress(FileNotFoundError):  # until the step completes, it has none
-          os.remove(self._record_paths(name)[0])
+          os.remove(records.paths(self.workdir, name)[0])
       return False, None
-    payload = None
+    stored = None
     if self.is_writer:
       with open(os.path.join(self.workdir, record["returned"]), "rb") as f:
-        payload = f.read()
-    stored = results_lib.tree_from_bytes(sharding.broadcast_bytes_from_writer(payload))
-    if self.is_writer:
-      self.report.sections.extend(self._sections(stored["sections"]))
-      self._saved.extend(os.path.join(self.workdir, p) for p in record.get("saved", []))
-      self._record_digests[name] = results_lib.fingerprint_json(record)
-      created = record["created"]
-    else:
-      created = "process 0's"
-    self.log("reused %s (record of %s)", label, created)
-    entry = {"step": record["title"] if record else label, "seconds": 0.0,
-             "peak_rss_bytes": resources.peak_rss_bytes(), "reused": created}
-    self._step_done(entry)
+        stored = f.read()
+    record = json.loads(sharding.broadcast_bytes_from_writer(
+        json.dumps(record).encode() if self.is_writer else None))
+    stored = results_lib.tree_from_bytes(sharding.broadcast_bytes_from_writer(stored))
+    self.report.sections += [records.section_from_plain(s, self.workdir, draw=self.report.draw)
+                             for s in stored["sections"]]
+    self._saved += [os.path.join(self.workdir, p) for p in record["saved"]]
+    self._record_digests[name] = records.digest(record)
+    self.log("reused %s (record of %s)", label, record["created"])
+    self._step_done({"step": title, "seconds": 0.0, "peak_rss_bytes": resources.peak_rss_bytes(),
+                     "reused": record["created"]})
     return True, stored["returned"]
 
   def _record(self, name: str, title: str, key: dict[str, Any], value: Any, sections: int,
               saved: int) -> Any:
     """Stores what a step returned and its report sections (from index `sections`), then its
-    record (process 0); returns the value as a reuse would load it, so that later steps and
-    the report see the same thing either way. A value `results.tree_to_bytes` cannot store
-    leaves the step without a record (it then runs every time)."""
-    new = self.report.sections[sections:]
+    record (`records.write_record`, process 0); returns the value as a reuse would load it, so
+    that later steps and the report see the same thing either way. A value
+    `results.tree_to_bytes` cannot store, or `no_record`, leaves the step without a record."""
+    new = [records.plain_section(s, self.workdir) for s in self.report.sections[sections:]]
     try:
-      payload = results_lib.tree_to_bytes({"returned": value,
-                                           "sections": [self._plain_section(s) for s in new]})
+      payload = results_lib.tree_to_bytes({"returned": value, "sections": new})
     except TypeError as e:
-      logging.warning("%s: step %s has no record (it will run again next time): %s", self.name,
-                      name, e)
+      self._no_record = str(e)
+      payload = None
+    if self._no_record is not None:
+      logging.warning("%s: step %s has no record (it runs again next time): %s", self.name, name,
+                      self._no_record)
       return value
     stored = results_lib.tree_from_bytes(payload)
+    self.report.sections[sections:] = [
+        records.section_from_plain(s, self.workdir, draw=self.report.draw)
+        for s in stored["sections"]]
     if self.is_writer:
-      self.report.sections[sections:] = self._sections(stored["sections"])
-      record_path, returned_path = self._record_paths(name)
-      results_lib.write_atomic(returned_path, payload)
-      outputs = []
-      for path in self._saved[saved:]:
-        outputs += [path, os.path.splitext(path)[0] + ".json"]
-      outputs += [p for s in self.report.sections[sections:] for _, ps in s.figures for p in ps]
-      outputs.append(returned_path)
-      rel = lambda p: os.path.relpath(p, self.workdir)
-      record = {"step": name, "title": title,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                "key": key, "saved": [rel(p) for p in self._saved[saved:]],
-                "returned": rel(returned_path),
-                "files": {rel(p): results_lib.file_digest(p) for p in dict.fromkeys(outputs)}}
-      results_lib.write_atomic(record_path, json.dumps(record, indent=1))
-      self._record_digests[name] = results_lib.fingerprint_json(record)
+      record = records.write_record(
+          self.workdir, name, title, key, payload, saved=self._saved[saved:],
+          figures=[p for s in self.report.sections[sections:] for _, ps in s.figures for p in ps])
+      self._record_digests[name] = records.digest(record)
     return stored["returned"]
-
-  def _plain_section(self, section: Section) -> dict[str, Any]:
-    rel = lambda p: os.path.relpath(p, self.workdir) if os.path.isabs(p) else p
-    return {"title": section.title, "notes": section.notes, "rows": section.rows,
-            "tables": section.tables,
-            "figures": [(caption, [rel(p) for p in paths]) for caption, paths in section.figures]}
-
-  def _sections(self, plain: Sequence[Mapping[str, Any]]) -> list[Section]:
-    return [Section(s["title"], draw=self.report.draw, notes=list(s["notes"]),
-                    rows=list(s["rows"]), tables=list(s["tables"]),
-                    figures=[(c, [os.path.join(self.workdir, p) for p in ps])
-                             for c, ps in s["figures"]])
-            for s in plain]
 
   # ------------------------------------------------------------------------- interruption
 
@@ -516,11 +453,3 @@ class Run:
       print(text, flush=True)
     return text
 
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-  """Dotted paths where two step keys differ ("settings.seed", "reads.block_stats")."""
-  if isinstance(old, dict) and isinstance(new, dict):
-    return [d for k in sorted(set(old) | set(new), key=str)
-            for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-  return [] if json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True) else [
-      prefix.rstrip(".") or "key"]
