@@ -56,6 +56,15 @@ def base(models: list[ml_collections.ConfigDict], dataset: dict) -> ml_collectio
   config.allow_numeric_path_change = False
   config.num_threads = 16         # decode/preprocess threads per host
   config.distributed = False      # True: jax.distributed.initialize() (multi-host)
+  return resumable(config)
+
+
+def resumable(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The fields of a pipeline that resumes by step (`repsim_jax.pipelines.run`): a rerun reuses
+  every step whose record matches; `recompute="a,b"` forces steps (and those reading them),
+  `resume=False` forces every step."""
+  config.resume = True
+  config.recompute = ""
   return config
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import parse_arg, resumable
 
 
 def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -62,4 +62,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "min_colour_kept_next_pixel": 0.85, "min_colour_next_pixel": 0.5,
       "max_adjacent_ratio": 0.8,  # adjacent-layer II < ratio * distant-layer II
   }
+  resumable(c)
   return runlocal(c) if variant == "runlocal" else c

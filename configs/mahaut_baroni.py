@@ -48,7 +48,10 @@ summary.md with ± for the II headline numbers), steps and settings in `config.a
   python -m experiments.mahaut_baroni --config=configs/mahaut_baroni.py:runlocal \
       --workdir=/tmp/mb_paper
 
-Rerunning a command resumes it; a changed config against an existing store is refused.
+Rerunning a command resumes it; a changed config against an existing store is refused. The
+analysis steps resume too: a step whose settings and inputs are unchanged is reused from its
+record (<workdir>/steps/), a changed setting recomputes its step and the steps reading it;
+--config.recompute=probes,ood forces steps, --config.resume=false all of them.
 Pooling: family defaults (`repsim_jax.extraction.pooling.DEFAULT_POOLING`): mean over patch
 tokens for ViT, DINOv2, DINOv3 (CLS and registers excluded), mean over the sequence for iGPT,
 global average pooling for the ConvNeXts. Early/middle/late layers:

@@ -137,6 +137,20 @@ def broadcast_from_writer(value: Any) -> Any:
   return jax.tree.map(lambda new, old: np.asarray(new, np.asarray(old).dtype), out, value)
 
 
+def broadcast_bytes_from_writer(data: bytes | None) -> bytes:
+  """The writer's `data` on every process (the others pass None): e.g. a file only the writer's
+  disk holds. Travels as int32 words (its length first), as `broadcast_from_writer` sends them."""
+  if jax.process_count() == 1:
+    return data
+  size = int(broadcast_from_writer(np.asarray(len(data) if is_writer() else 0, np.int64)))
+  words = -(-size // 4)
+  if is_writer():
+    buffer = np.frombuffer(data + bytes(4 * words - size), np.int32)
+  else:
+    buffer = np.zeros(words, np.int32)
+  return broadcast_from_writer(buffer).tobytes()[:size]
+
+
 def agree_min(value: int) -> int:
   """The smallest `value` over all processes (for decisions every process must share)."""
   if jax.process_count() == 1:

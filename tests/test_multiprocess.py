@@ -275,3 +275,56 @@ def test_an_exception_in_one_process_stops_the_others(tmp_path):
   assert "no.npz" in results[1].output and results[1].returncode == 1
   assert f"process 1 of {P} failed; exiting at once" in results[1].output
   _assert_all_stop_with_an_error(results, dead=1)
+
+
+def test_paper_runlocal_resumes_after_sigterm(tmp_path):
+  """SIGTERM to process 0 of `experiments.mahaut_baroni` runlocal under P x D in its middle step
+  ends it with one line and status 143, and the others stop too; the same command then reuses
+  the step before it on every process (process 0 decides and sends the stored value), writes on
+  process 0 only, and gives the results of one uninterrupted process."""
+  import signal
+  from configs import mahaut_baroni
+  from repsim_jax.pipelines import mahaut_baroni as paper
+  workdir = str(tmp_path / "multi")
+  steps = "imbalance,lowlevel,probes"
+  env = {"REPSIM_XLA_CACHE": str(tmp_path / "xla_cache"),
+         "REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S)}
+
+  def argv(records):
+    return lambda i: python_argv(
+        "experiments.mahaut_baroni", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
+        f"--workdir={workdir}", "--config.distributed=True", f"--config.analysis.steps={steps}",
+        record_writes=records[i])
+
+  first = [str(tmp_path / f"first{i}.txt") for i in range(P)]
+  results = run_processes(argv(first), num_processes=P, devices_per_process=D, timeout_s=540,
+                          grace_s=STOP_WITHIN_S + 30, env=env,
+                          kill=(0, r"\[3/4\] lowlevel \.\.\."), kill_signal=signal.SIGTERM,
+                          expect_failure=True)
+  report = multiprocess_harness.format_results(results)
+  assert results[0].returncode == 143, report
+  assert ("paper: interrupted by SIGTERM in step [3/4] lowlevel; rerun the same command to "
+          "resume there (finished steps are reused)") in results[0].output.splitlines(), report
+  assert results[1].returncode != 0, report
+  assert os.path.exists(os.path.join(workdir, "steps", "imbalance.json"))
+  assert not os.path.exists(os.path.join(workdir, "steps", "lowlevel.json"))
+
+  again = [str(tmp_path / f"again{i}.txt") for i in range(P)]
+  results = run_processes(argv(again), num_processes=P, devices_per_process=D, timeout_s=540,
+                          env=env)
+  for r in results:
+    assert "reused [2/4] imbalance (record of" in r.output, r.output[-3000:]
+    assert "[2/4] imbalance ..." not in r.output and "[3/4] lowlevel ..." in r.output
+  files = assert_each_file_written_once(again, workdir)
+  assert not any(files[i] for i in range(1, P)), files
+  assert os.path.join(os.path.realpath(workdir), "steps", "probes.json") in files[0]
+
+  config = mahaut_baroni.get_config("runlocal,models=vit")
+  config.analysis.steps = tuple(steps.split(","))
+  reference = str(tmp_path / "one")
+  shutil.copytree(os.path.join(workdir, "checkpoints"), os.path.join(reference, "checkpoints"))
+  paper.run(config, reference)
+  got, want = npz_results(workdir), npz_results(reference)
+  assert sorted(got) == sorted(want) and "steps/imbalance.npz" in want
+  for name in want:
+    assert_same(got[name], want[name], name)

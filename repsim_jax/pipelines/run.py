@@ -14,6 +14,32 @@ config line). Inside it, `run.save` writes a result (npz + JSON with the run's c
 and `run.section(title)` adds a report section whose figures are drawn on process 0 only.
 
 Only process 0 writes on multi-host runs (`run.is_writer`); every process runs every step.
+
+Resuming (`run_steps`). A step that completes leaves a record, `<workdir>/steps/<step>.json`,
+written last and atomically (`pipelines.records`): its key (name, settings, the config outside
+`analysis`, the run's input fingerprints, the package version and the step module's `VERSION`,
+and the records of the steps it `READS`), the time it was made, and every file the step wrote
+with its size and sha256. Beside it, `steps/<step>.npz` holds what the step returned and its
+report sections (`results.tree_to_bytes`). A rerun reuses a step whose record has the same key
+and whose files are unchanged: it loads the returned value and the sections instead of running
+the step, and logs "reused <step> (record of <time>)". A step module may declare
+
+  VERSION = 2                 # bump when the step's numbers change for the same settings
+  READS = ("block_stats",)    # earlier steps whose results it reads (`run.results`)
+  READS_SETTINGS = ("imbalance",)  # other steps' settings it reads (`run.config.analysis`)
+
+so a changed setting recomputes its step and every step that reads it (a recomputed step's new
+record changes their keys), nothing else. `config.recompute="a,b"` forces steps (and so their
+readers), `config.resume=False` every step. Process 0 decides and broadcasts its decision and
+the stored values, so every process takes the same one; only process 0 writes.
+
+The report is made of the stored sections, for computed and reused steps alike, so a resumed
+run's report.html and summary.md equal an uninterrupted run's. Step times are never in the
+report (they go to the closing summary and metrics.jsonl, where a reused step says "reused").
+
+Interruption: Ctrl-C or SIGTERM (a job's time limit) during a step ends the run with one line
+naming the step and saying that rerunning the same command resumes there (`RunInterrupted`,
+exit status 128 + the signal's number). The interrupted step has no record, so it runs again.
 """
 from __future__ import annotations
 
@@ -23,20 +49,43 @@ import importlib
 import json
 import os
 import pkgutil
+import signal
+import sys
+import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import jax
+import numpy as np
 from absl import logging
 
 from repsim_jax import resources
 from repsim_jax import results as results_lib
 from repsim_jax import sharding
 from repsim_jax.paths import absolute
+from repsim_jax.pipelines import records
 from repsim_jax.pipelines.report import Report, Section
 from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
 FIGURES = "figures"
+
+
+class RunInterrupted(SystemExit):
+  """Ends a run stopped by Ctrl-C or SIGTERM: exit status 128 + the signal number; `message` is
+  the one line printed (which step, and that rerunning the same command resumes there)."""
+
+  def __init__(self, code: int, message: str):
+    super().__init__(code)
+    self.message = message
+
+
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
+
+
+def _raise_terminated(signum, frame) -> None:
+  raise _Terminated()
 
 
 def step_names(names: Sequence[str]) -> list[str]:
@@ -71,10 +120,12 @@ class Run:
     inputs: fingerprints every result of the run records (e.g. the checkpoints').
     report: the run's `Report` (its figures are drawn on process 0 only).
     results: step name -> what the step returned, for the steps after it.
-    steps: [(step name, seconds)] in the order they ran.
-    step_records: one dict per step run: {"step", "seconds", "peak_rss_bytes"} (the process's
-      peak resident memory during the step, `repsim_jax.resources`), also appended to
-      `<workdir>/metrics.jsonl`.
+    fingerprints: what the steps read besides the config (stores, ...), in the step records'
+      keys only (a pipeline fills it on process 0 before `run_steps`).
+    steps: [(step name, seconds)] in the order they ran (reused steps left out).
+    step_records: one dict per step: {"step", "seconds", "peak_rss_bytes"} (the process's
+      peak resident memory during the step, `repsim_jax.resources`), plus "reused" (the record's
+      time) for a reused step; also appended to `<workdir>/metrics.jsonl`.
   """
 
   def __init__(self, name: str, workdir: str | os.PathLike, *, config: Any = None,
@@ -94,6 +145,17 @@ class Run:
     self._count = 0
     self._start = time.perf_counter()
     self._wall_start = time.time()
+    # fingerprints of what the steps read besides the config (stores, checkpoints): in the step
+    # records' keys, not in every result file as `inputs` are
+    self.fingerprints: dict[str, str] = {}
+    self._record_digests: dict[str, str] = {}  # step -> digest of its record
+    self._no_record: str | None = None
+    self._previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+      previous = signal.getsignal(signal.SIGTERM)
+      if previous in (signal.SIG_DFL, None, _raise_terminated):  # ours: a failed run's
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        self._previous_sigterm = signal.SIG_DFL
     os.makedirs(self.workdir, exist_ok=True)
 
   @property
@@ -138,15 +200,139 @@ class Run:
   def run_steps(self, package: str, names: Sequence[str], representations: Any,
                 settings: Callable[[str], Any]) -> dict[str, Any]:
     """Runs the steps `names` in order, each `step(representations, settings(name), self)` found
-    by `find_step(package, name)` and timed; returns (and keeps in `results`) what they return.
-    `names` as `step_names` reads them."""
-    names = step_names(names)
+    by `find_step(package, name)` and timed, or reuses it from its record (module docstring);
+    returns (and keeps in `results`) what they return. `names` as `step_names` reads them."""
+    try:
+      return self._run_steps(package, step_names(names), representations, settings)
+    except BaseException:
+      self._restore_signals()  # the run ends here (`finish` restores them otherwise)
+      raise
+
+  def _run_steps(self, package: str, names: list[str], representations: Any,
+                 settings: Callable[[str], Any]) -> dict[str, Any]:
     steps = [(name, find_step(package, name)) for name in names]  # unknown names fail first
+    forced = self._forced(names)
     for name, step in steps:
-      label = getattr(importlib.import_module(step.__module__), "TITLE", name)
-      with self.step(label):
-        self.results[name] = step(representations, settings(name), self)
+      module = importlib.import_module(step.__module__)
+      title = getattr(module, "TITLE", name)
+      label = self._numbered(title)
+      with self._interruptible(label):
+        key = records.step_key(name, module, settings, config=self.config,
+                               inputs={**self.inputs, **self.fingerprints},
+                               upstream=self._record_digests)
+        reused, value = self._reuse(name, title, label, key, forced)
+        if reused:
+          self.results[name] = value
+          continue
+        sections, saved = len(self.report.sections), len(self._saved)
+        self._no_record = None
+        with self._timed(title, label):
+          value = step(representations, settings(name), self)
+          self.results[name] = self._record(name, title, key, value, sections, saved)
     return {name: self.results[name] for name in names}
+
+  def no_record(self, why: str) -> None:
+    """Leaves the running step without a record, so that the next run runs it again: for a
+    step whose result depends on something its settings do not name (a dataset that is not
+    prepared yet, skipped with its preparation command)."""
+    self._no_record = why
+
+  def _forced(self, names: Sequence[str]) -> dict[str, str]:
+    """{step: why} of the steps that `config.resume` / `config.recompute` force to run."""
+    get = self.config.get if hasattr(self.config, "get") else lambda key, default=None: default
+    if not get("resume", True):
+      return dict.fromkeys(names, "forced (config.resume=False)")
+    recompute = get("recompute", "") or ""
+    forced = step_names([recompute] if isinstance(recompute, str) else list(recompute))
+    unknown = sorted(set(forced) - set(names))
+    if unknown:
+      raise ValueError(f"config.recompute names {unknown}, which are not steps of this run; "
+                       f"steps: {', '.join(names)}")
+    return dict.fromkeys(forced, "forced (config.recompute)")
+
+  def _reuse(self, name: str, title: str, label: str, key: dict[str, Any],
+             forced: Mapping[str, str]) -> tuple[bool, Any]:
+    """(True, the step's stored value; its sections added to the report) when process 0 finds
+    a matching record (`records.matching_record`), else (False, None): the step runs. Every
+    process takes process 0's decision, and gets the record and value from it."""
+    record, why = None, forced.get(name)
+    if self.is_writer and not why:
+      record, why = records.matching_record(self.workdir, name, key)
+    if not sharding.broadcast_from_writer(np.asarray(record is not None, np.int32)):
+      if self.is_writer:
+        if why != "no record":
+          self.log("%s recomputed: %s", label, why)
+        with contextlib.suppress(FileNotFoundError):  # until the step completes, it has none
+          os.remove(records.paths(self.workdir, name)[0])
+      return False, None
+    stored = None
+    if self.is_writer:
+      with open(os.path.join(self.workdir, record["returned"]), "rb") as f:
+        stored = f.read()
+    record = json.loads(sharding.broadcast_bytes_from_writer(
+        json.dumps(record).encode() if self.is_writer else None))
+    stored = results_lib.tree_from_bytes(sharding.broadcast_bytes_from_writer(stored))
+    self.report.sections += [records.section_from_plain(s, self.workdir, draw=self.report.draw)
+                             for s in stored["sections"]]
+    self._saved += [os.path.join(self.workdir, p) for p in record["saved"]]
+    self._record_digests[name] = records.digest(record)
+    self.log("reused %s (record of %s)", label, record["created"])
+    self._step_done({"step": title, "seconds": 0.0, "peak_rss_bytes": resources.peak_rss_bytes(),
+                     "reused": record["created"]})
+    return True, stored["returned"]
+
+  def _record(self, name: str, title: str, key: dict[str, Any], value: Any, sections: int,
+              saved: int) -> Any:
+    """Stores what a step returned and its report sections (from index `sections`), then its
+    record (`records.write_record`, process 0); returns the value as a reuse would load it, so
+    that later steps and the report see the same thing either way. A value
+    `results.tree_to_bytes` cannot store, or `no_record`, leaves the step without a record."""
+    new = [records.plain_section(s, self.workdir) for s in self.report.sections[sections:]]
+    try:
+      payload = results_lib.tree_to_bytes({"returned": value, "sections": new})
+    except TypeError as e:
+      self._no_record = str(e)
+      payload = None
+    if self._no_record is not None:
+      logging.warning("%s: step %s has no record (it runs again next time): %s", self.name, name,
+                      self._no_record)
+      return value
+    stored = results_lib.tree_from_bytes(payload)
+    self.report.sections[sections:] = [
+        records.section_from_plain(s, self.workdir, draw=self.report.draw)
+        for s in stored["sections"]]
+    if self.is_writer:
+      record = records.write_record(
+          self.workdir, name, title, key, payload, saved=self._saved[saved:],
+          figures=[p for s in self.report.sections[sections:] for _, ps in s.figures for p in ps])
+      self._record_digests[name] = records.digest(record)
+    return stored["returned"]
+
+  # ------------------------------------------------------------------------- interruption
+
+  @contextlib.contextmanager
+  def _interruptible(self, label: str) -> Iterator[None]:
+    """Turns Ctrl-C / SIGTERM inside the block into `RunInterrupted` with its one line."""
+    try:
+      yield
+    except KeyboardInterrupt as e:
+      signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
+      resume = ("rerun the same command to resume there (finished steps are reused)"
+                if self.config is None or self.config.get("resume", True) else
+                "rerun it with --config.resume=true to resume there (finished steps are reused)")
+      message = (f"{self.name}: interrupted by {signal.Signals(signum).name} in step {label}; "
+                 + resume)
+      print(message, file=sys.stderr, flush=True)
+      self._restore_signals()
+      if jax.process_count() > 1:  # leave without waiting for the others at jax's shutdown
+        sys.stdout.flush()
+        os._exit(128 + signum)
+      raise RunInterrupted(128 + signum, message) from None
+
+  def _restore_signals(self) -> None:
+    if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGTERM, self._previous_sigterm)
+      self._previous_sigterm = None
 
   def log(self, message: str, *args) -> None:
     logging.info(f"{self.name}: {message}", *args)
@@ -158,8 +344,14 @@ class Run:
   @contextlib.contextmanager
   def step(self, name: str) -> Iterator[None]:
     """Times the block as step `name` and measures its peak resident memory (logged at its
-    start and end; once it completes, recorded in `step_records` and metrics.jsonl)."""
+    start and end; once it completes, recorded in `step_records` and metrics.jsonl). Ctrl-C or
+    SIGTERM inside it ends the run with one line naming the step (`RunInterrupted`)."""
     label = self._numbered(name)
+    with self._interruptible(label), self._timed(name, label):
+      yield
+
+  @contextlib.contextmanager
+  def _timed(self, name: str, label: str) -> Iterator[None]:
     self.log("%s ...", label)
     resources.reset_peak_rss()
     start = time.perf_counter()
@@ -168,11 +360,16 @@ class Run:
     peak = resources.peak_rss_bytes()
     self.steps.append((name, seconds))
     record = {"step": name, "seconds": round(seconds, 3), "peak_rss_bytes": peak}
+    self._step_done(record)
+    self.log("%s done in %.1f s (peak memory %s)", label, seconds, resources.format_bytes(peak))
+
+  def _step_done(self, record: dict[str, Any]) -> None:
+    """Keeps a step's {"step", "seconds", "peak_rss_bytes"[, "reused"]} in `step_records` and
+    appends it to metrics.jsonl (process 0)."""
     self.step_records.append(record)
     if self.is_writer:
       with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"name": f"{self.name}/step", **record}) + "\n")
-    self.log("%s done in %.1f s (peak memory %s)", label, seconds, resources.format_bytes(peak))
 
   def skip(self, name: str, why: str) -> None:
     """Logs that step `name` does not run, and why."""
@@ -232,16 +429,18 @@ class Run:
     """Writes the report, waits for every process, and returns the closing summary (what was
     written where, seconds per step), which process 0 prints."""
     self.write_report()
+    self._restore_signals()
     # the others leave with the writer, instead of waiting for it at jax's shutdown barrier
     sharding.sync(f"{self.name}: done {self.workdir}")
     total = time.perf_counter() - self._start
     lines = [f"{self.name}: done in {total:.1f} s" + (f"; {headline}" if headline else "")]
-    if self.steps:
+    if self.step_records:
       lines.append("  time per step: " + ", ".join(
-          f"{r['step']} {r['seconds']:.1f} s" for r in self.step_records))
+          f"{r['step']} " + ("reused" if r.get("reused") else f"{r['seconds']:.1f} s")
+          for r in self.step_records))
       lines.append("  peak memory per step: " + ", ".join(
           f"{r['step']} {resources.format_bytes(r['peak_rss_bytes'])}"
-          for r in self.step_records))
+          for r in self.step_records if not r.get("reused")))
     written = self.written()
     if written:
       lines.append(f"  written under {self.workdir}:")
@@ -253,3 +452,4 @@ class Run:
     if self.is_writer:
       print(text, flush=True)
     return text
+

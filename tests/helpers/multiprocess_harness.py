@@ -13,7 +13,8 @@ Every wait is bounded: the whole group by `timeout_s`; once one process fails, t
 `grace_s` to stop by themselves before they are killed. A failure raises `MultiProcessError`
 showing every process's exit status and output. `expect_failure=True` returns the results instead
 (tests of how a run ends when one process dies); `kill` SIGKILLs a process once a line of its
-output matches a pattern (a host that dies mid-run).
+output matches a pattern (a host that dies mid-run; `kill_signal=signal.SIGTERM`: a job's time
+limit).
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def format_results(results: Sequence[ProcessResult], tail: int = 6000) -> str:
 def run_processes(argv: Sequence[str] | Callable[[int], Sequence[str]], *, num_processes: int = 2,
                   devices_per_process: int = 2, timeout_s: float = 300, grace_s: float = 60,
                   env: dict[str, str] | None = None, cwd: str = ROOT,
-                  kill: tuple[int, str] | None = None,
+                  kill: tuple[int, str] | None = None, kill_signal: int = signal.SIGKILL,
                   expect_failure: bool = False) -> list[ProcessResult]:
   """Runs `argv` (or `argv(i)`) as P processes of one jax.distributed group; see the module doc.
 
@@ -97,6 +98,7 @@ def run_processes(argv: Sequence[str] | Callable[[int], Sequence[str]], *, num_p
     grace_s: after the first process fails, how long the others may take to stop by themselves.
     env: extra environment variables for every process.
     kill: (process index, regex): SIGKILL that process once a line of its output matches.
+    kill_signal: the signal `kill` sends instead of SIGKILL.
     expect_failure: return the results instead of raising when a process fails.
 
   Returns:
@@ -129,7 +131,7 @@ def run_processes(argv: Sequence[str] | Callable[[int], Sequence[str]], *, num_p
           index, pattern = kill
           with open(logs[index].name) as f:
             if re.search(pattern, f.read(), re.MULTILINE):
-              os.killpg(procs[index].pid, signal.SIGKILL)
+              os.killpg(procs[index].pid, kill_signal)
               killed_on_match = True
         if now > timeout_s or (first_failure is not None and now > first_failure + grace_s):
           timed_out = first_failure is None

@@ -37,6 +37,9 @@ def test_runlocal_end_to_end(tmp_path, monkeypatch):
       assert os.path.exists(os.path.join(workdir, f"{name}.{ext}")), name
   summary = open(out["summary"]).read()
   assert "figures/fig01_imbalance_grid.png" in summary and "15.2 %" in summary
+  # every step's value can be stored, so a rerun reuses it (pipelines.records)
+  assert sorted(os.listdir(os.path.join(workdir, "steps"))) == sorted(
+      f"{s}.{ext}" for s in mahaut_baroni.STEPS for ext in ("json", "npz"))
   assert "not ManyNames" in summary  # the semantic step is skipped with a note
 
   # a saved II matrix is the II of the store's layers

@@ -36,9 +36,18 @@ from __future__ import annotations
 from typing import Any
 
 from repsim_jax import sharding
+from repsim_jax.extraction.store import ActivationStore
 from repsim_jax.pipelines.extract import ensure_stores
 from repsim_jax.pipelines.mahaut_baroni.inputs import load
 from repsim_jax.pipelines.run import Run, step_names
+from repsim_jax.results import fingerprint_json
+
+
+def store_fingerprint(path: str) -> str:
+  """What identifies a complete store's numbers: its metadata (config with the checkpoint
+  fingerprint and image ids, package versions, skipped ids) but not when it was made."""
+  metadata = ActivationStore.open(path).metadata
+  return fingerprint_json({k: v for k, v in metadata.items() if k != "created"})
 
 
 def run(config, workdir: str) -> dict[str, Any]:
@@ -54,6 +63,8 @@ def run(config, workdir: str) -> dict[str, Any]:
   with context.step("representations"):
     source, ids, paths = ensure_stores(config, context.workdir)
     reps = load(config, source, ids, paths)
+  if context.is_writer:  # the stores every step reads, for the step records (`Run`)
+    context.fingerprints.update({f"store/{m}": store_fingerprint(p) for m, p in paths.items()})
   context.report.title = ("Mahaut & Baroni (2026) reproduction: "
                           + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))
   context.section("Setup").note(

@@ -25,6 +25,7 @@ def step(reps, settings, run: Run) -> dict:
     other = other_dataset(run.config, dataset, cfg.n_images, run.workdir,
                           os.path.join("ood", name), section)
     if other is None:
+      run.no_record(f"{name} is not prepared")  # run again once it is
       continue
     _, y, classes = class_indices(labels(other.source, other.ids,
                                          dataset.get("label_key", "label")), 1)

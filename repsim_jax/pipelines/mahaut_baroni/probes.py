@@ -18,6 +18,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
   if cfg.dataset is not None:
     reps = other_dataset(run.config, cfg.dataset, cfg.n_images, run.workdir, "probes", section)
     if reps is None:
+      run.no_record("its dataset is not prepared")  # run again once it is
       return {}
   try:
     y_all = labels(reps.source, reps.ids, cfg.label_key)

@@ -10,6 +10,8 @@ from repsim_jax.pipelines.report import by_model
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.imbalance import plot_sample_size_std, plot_smoothness_vs_n
 
+READS_SETTINGS = ("imbalance",)  # k, metric, ties of `analysis.imbalance` (step records)
+
 
 def step(reps: Representations, settings, run: Run) -> dict:
   """Per model, II of its early / middle / late layer to all its layers on `n_subsamples` random

@@ -12,6 +12,7 @@ from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.attention import plot_head_subset_cka
 
 TITLE = "head subsets"
+READS = ("block_stats",)  # its attention distances (step records: recomputed with it)
 
 
 def step(inputs: Inputs, settings, run: Run) -> dict:
