@@ -48,6 +48,13 @@ def _gather(values: np.ndarray, owner: np.ndarray) -> np.ndarray:
   return every[owner, np.arange(len(values))]
 
 
+def _on_device(tree, device):
+  """`tree`'s array leaves on `device`; other leaves (a kernel's name, a flag) stay as they are:
+  a preparation may carry them beside its arrays."""
+  return jax.tree.map(lambda leaf: jax.device_put(leaf, device)
+                      if isinstance(leaf, (np.ndarray, jax.Array)) else leaf, tree)
+
+
 def evaluate(m: Measure, layers_a: Sequence, layers_b: Sequence, variants: Sequence, opts: dict,
              *, same: bool) -> np.ndarray:
   """float64 [V, La, Lb]: m.pair on every layer pair of every variant, distributed.
@@ -87,7 +94,7 @@ def evaluate(m: Measure, layers_a: Sequence, layers_b: Sequence, variants: Seque
     pa, pb = prepared(layers_a[i], ra), prepared(layers_b[j], rb)
     device = devices[t % len(devices)]
     if device != jax.local_devices()[0]:
-      pa, pb = jax.device_put((pa, pb), device)
+      pa, pb = _on_device((pa, pb), device)
     pending.append((t, m.pair(pa, pb, **opts)))  # dispatched; read back below
   for t, value in pending:
     values[t] = float(value)

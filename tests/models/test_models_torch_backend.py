@@ -81,7 +81,9 @@ def test_torch_backend_store_equals_torch_pooled_hidden_states(tmp_path):
   config = _config(entries)
   stores = run(config, str(tmp_path / "work"))
   source = GeneratedSource(**{k: v for k, v in config.dataset.to_dict().items() if k != "kind"})
-  for name, mode, prefix in [("resnet", "mean", 0), ("msn", "mean", 0), ("msn_cls", "mean_patch", 1)]:
+  # resnet: the pooling default its family module declares ("gap", the spatial mean of NCHW maps
+  # that _torch_pooled takes); msn: a type we have not ported, the torch backend's "mean"
+  for name, mode, prefix in [("resnet", "gap", 0), ("msn", "mean", 0), ("msn_cls", "mean_patch", 1)]:
     store = ActivationStore.open(stores[name])
     meta = store.metadata["config"]
     assert meta["model"]["backend"] == "torch"

@@ -378,9 +378,10 @@ def test_lazy_layers_read_only_what_a_step_needs(tmp_path, monkeypatch):
   # cache off: per pass, and once more per layer for the headline intervals (the same on both)
   assert len(reads) == 3 * (len(lazy.layers["a"]) + len(lazy.layers["b"]))
   for m in "ab":
-    for name in ("self_max", "smoothness"):
-      np.testing.assert_array_equal(pairs["intervals"][m][name]["replicates"],
-                                    union["intervals"][m][name]["replicates"])
+    for name in ("self_max", "smoothness"):  # the resampled values the halves interval reads
+      for key in ("halves", "quarters", "low", "high"):
+        np.testing.assert_array_equal(pairs["intervals"][m][name][key],
+                                      union["intervals"][m][name][key])
   np.testing.assert_array_equal(out["lazy"]["indices"], out["eager"]["indices"])
   np.testing.assert_array_equal(out["lazy"]["distances"], out["eager"]["distances"])
   for scope, r in out["eager/lowlevel"].items():
