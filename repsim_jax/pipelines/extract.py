@@ -11,11 +11,14 @@ from typing import Any
 
 from repsim_jax.extraction.extract import extract_stores
 from repsim_jax.extraction.store import ActivationStore
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.run import Run
 
 
 def run(config: Any, workdir: str) -> dict[str, str]:
   """Extracts the stores of `config` under `<workdir>/stores`; returns model name -> store path."""
+  checks.models(config.models)
+  checks.dataset(config.dataset)
   context = Run("extract", workdir, config=config,
                 title="Extraction: " + ", ".join(m.name for m in config.models))
   with context.step("extract " + ", ".join(m.name for m in config.models)):

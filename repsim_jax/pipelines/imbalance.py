@@ -6,6 +6,7 @@ disjoint subsets), `<name>.npz` + `.json`, a heatmap and the report.
 """
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
 from repsim_jax.extraction.layer_files import load_layers
 from repsim_jax.metrics import distances, imbalance, imbalance_stats, validation
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.run import Run
 
 
@@ -26,10 +28,50 @@ def _inputs(config):
         noise=s.noise, seed=config.seed)
     names = [f"layer_{i:02d}" for i in range(len(layers))]
     return ("synthetic", names, layers), ("synthetic", names, layers)
-  a = (config.inputs_a, *load_layers(config.inputs_a, names=config.layers_a))
+  a = (config.inputs_a, *_load(config, "a"))
   if not config.inputs_b:
     return a, a
-  return a, (config.inputs_b, *load_layers(config.inputs_b, names=config.layers_b))
+  return a, (config.inputs_b, *_load(config, "b"))
+
+
+def _load(config, side: str):
+  """`load_layers` of config.inputs_<side>; a missing file or layer names its config key."""
+  spec, names = config[f"inputs_{side}"], config[f"layers_{side}"]
+  try:
+    return load_layers(spec, names=names)
+  except FileNotFoundError as e:
+    raise checks.UserError(f"config.inputs_{side}={spec!r}: {checks.message(e)}; relative paths "
+                           f"are read from {os.getcwd()}") from e
+  except KeyError as e:
+    raise checks.UserError(f"config.layers_{side}={names!r}: {checks.message(e)}; give names from "
+                           "that list, comma-separated") from e
+
+
+def _check(config) -> None:
+  """The config's names, before any work."""
+  checks.choice(config.metric, distances.METRICS, where="config.metric")
+  checks.choice(config.ties, imbalance.TIES, where="config.ties")
+  checks.choice(config.dtype, ("float32", "float64"), where="config.dtype")
+  for side in "ab":
+    spec = config[f"inputs_{side}"]
+    if spec and not glob.has_magic(spec) and not os.path.exists(spec):
+      raise checks.UserError(f"config.inputs_{side}={spec!r} does not exist (relative paths are "
+                             f"read from {os.getcwd()}): give an .npz file, a folder of .npy "
+                             "files, a glob of .npy files or a store directory")
+
+
+def _check_rows(*inputs) -> None:
+  """Every layer of every input has the same number of rows (one per image, in one order)."""
+  rows = {(os.path.basename(src), name): len(x) for src, names, layers in inputs
+          for name, x in zip(names, layers)}
+  if len(set(rows.values())) > 1:
+    first = next(iter(rows.values()))
+    odd = [f"{src} layer {name!r} has {n}" for (src, name), n in rows.items() if n != first]
+    (src, name), _ = next(iter(rows.items()))
+    raise checks.UserError(
+        f"layers differ in their number of rows: {src} layer {name!r} has {first}, "
+        + ", ".join(odd[:5]) + (", ..." if len(odd) > 5 else "")
+        + "; every layer needs one row per image, the same images in the same order")
 
 
 def _prepare(source, names, layers, config, rows):
@@ -47,10 +89,12 @@ def _prepare(source, names, layers, config, rows):
 def run(config, workdir: str) -> dict:
   """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
   sharding.maybe_initialize_distributed(config.distributed or None)
+  _check(config)
   context = Run("imbalance", workdir, config=config, title="Information imbalance")
   workdir = context.workdir
   with context.step("inputs"):
     (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
+    _check_rows((src_a, names_a, raw_a), (src_b, names_b, raw_b))
     n = len(raw_a[0])
     rows = None
     if config.n:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from repsim_jax.data.shapes_world import HUES, SHAPES, render_batch
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.demo.findings import findings
 from repsim_jax.pipelines.demo.inputs import extract_held_out
 from repsim_jax.pipelines.demo.training import train_model
@@ -43,6 +44,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   """Runs the demo end to end; returns {"report": path, "findings": [...], "control": [...],
   plus every step's results}."""
   cfg = config.analysis
+  checks.steps(__name__, cfg.steps)  # before minutes of training, not after
   missing = [s for s in FINDINGS_NEED if s not in step_names(cfg.steps)]
   if missing:  # before minutes of training, not after
     raise ValueError(f"config.analysis.steps lacks {missing}, which the findings read; steps: "
@@ -72,18 +74,20 @@ def run(config, workdir: str) -> dict[str, Any]:
       + "; ".join(f"{m} ({t['objective']}, {t['result']['parameters'] / 1e3:.0f}k params, "
                   f"final train accuracy {t['result']['final_train_accuracy']:.1%})"
                   for m, t in training.items()) + ". 'Layer 0' is the embedding / stem output.")
-  checks = context.section("Findings (measured on this run)")
+  findings_section = context.section("Findings (measured on this run)")
   results: dict[str, Any] = {}
   for out in context.run_steps(__name__, cfg.steps, held_out, settings=lambda name: cfg).values():
     results.update(out)
 
   results["findings"] = findings(results, held_out.classifiers, held_out.next_pixel, cfg)
-  checks.table(["statement", "measured", "holds", "shuffled-label control", "control holds"],
-               [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
-                for f, c in zip(results["findings"], results["control"])])
-  checks.note("Control: probes and colour sharing with the labels shuffled over images; II with "
-              "every layer's rows permuted independently. A check that still held on the control "
-              "would measure nothing.")
+  findings_section.table(
+      ["statement", "measured", "holds", "shuffled-label control", "control holds"],
+      [[f["statement"], f["measured"], f["holds"], c["measured"], c["holds"]]
+       for f, c in zip(results["findings"], results["control"])])
+  findings_section.note(
+      "Control: probes and colour sharing with the labels shuffled over images; II with every "
+      "layer's rows permuted independently. A check that still held on the control would "
+      "measure nothing.")
   holds = sum(f["holds"] for f in results["findings"])
   control_holds = sum(f["holds"] for f in results["control"])
   context.save("findings", {}, extra={"findings": results["findings"],

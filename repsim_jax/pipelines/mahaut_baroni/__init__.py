@@ -37,6 +37,7 @@ from typing import Any
 
 from repsim_jax import sharding
 from repsim_jax.extraction.representations import ensure_stores
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.mahaut_baroni.inputs import load
 from repsim_jax.pipelines.run import Run, step_names
 
@@ -50,6 +51,9 @@ def run(config, workdir: str) -> dict[str, Any]:
   """
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   a = config.analysis
+  checks.steps(__name__, a.steps)  # every name before minutes of extraction
+  checks.models(config.models)
+  checks.dataset(config.dataset)
   context = Run("paper", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
   with context.step("representations"):
     source, ids, paths = ensure_stores(config, context.workdir)

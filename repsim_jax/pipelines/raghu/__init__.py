@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.raghu.models import ImageBatches, Inputs, load_models
 from repsim_jax.pipelines.run import Run, step_names
 
@@ -48,6 +49,9 @@ def run(config, workdir: str) -> dict[str, Any]:
   report.html, and each step's result by name}.
   """
   a = config.analysis
+  checks.steps(__name__, a.steps)  # every name before the models load
+  checks.models(config.models)
+  checks.dataset(config.dataset)
   context = Run("raghu", workdir, config=config, title="Raghu et al. 2021 analyses",
                 total_steps=1 + len(step_names(a.steps)))
   with context.step("models"):
