@@ -97,11 +97,35 @@ def enable_compilation_cache(directory: str | None) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def error_log_path(workdir: str) -> str:
-  """`<workdir>/error.log` (process 0), `error.process<i>.log` (process i of a multi-host run)."""
+def error_log_path(workdir: str, process: int | None = None) -> str:
+  """`<workdir>/error.log` (process 0), `error.process<i>.log` (process i of a multi-host run);
+  this process's unless `process` is given."""
+  if process is None:
+    import jax
+    process = jax.process_index()
+  return os.path.join(workdir, "error.log" if process == 0 else f"error.process{process}.log")
+
+
+def peer_log_hint(workdir: str) -> Callable[[int], str]:
+  """For `sharding.peer_log_hint`: where process i's log is, as a sentence."""
+  def hint(process: int) -> str:
+    path = error_log_path(workdir, process)
+    if os.path.exists(path):
+      return f"Its traceback is in {path}."
+    return (f"It wrote no {os.path.basename(path)} in {workdir} (a killed process writes "
+            "nothing): see its console output.")
+  return hint
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+  """A multi-process run's collective that failed because a peer stopped (jax's runtime error
+  from Gloo or the coordination service)."""
   import jax
-  i = jax.process_index()
-  return os.path.join(workdir, "error.log" if i == 0 else f"error.process{i}.log")
+  if not (jax.distributed.is_initialized() and jax.process_count() > 1):
+    return False
+  text = str(exc)
+  return type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and any(
+      s in text for s in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "gloo", "Gloo", "heartbeat"))
 
 
 @contextlib.contextmanager
@@ -158,15 +182,16 @@ def print_user_error(exc: BaseException, *, log_path: str | None, verbose: bool)
         file=sys.stderr, flush=True)
 
 
-def exit_failed(status: int = 1) -> None:
+def exit_failed(status: int = 1, *, announce: bool = True) -> None:
   """Ends the command with `status`; in a multi-process run at once (`os._exit`), since Python's
   normal exit would wait at jax's shutdown barrier for processes that wait for this one."""
   import jax
   sys.stdout.flush()
   sys.stderr.flush()
   if jax.distributed.is_initialized() and jax.process_count() > 1:
-    print(f"process {jax.process_index()} of {jax.process_count()} failed; exiting at once so "
-          "that the other processes stop too", file=sys.stderr, flush=True)
+    if announce:
+      print(f"process {jax.process_index()} of {jax.process_count()} failed; exiting at once "
+            "so that the other processes stop too", file=sys.stderr, flush=True)
     os._exit(status)
   sys.exit(status)
 
@@ -182,6 +207,7 @@ def main(run: Callable[[Any, str], Any], config: Any, workdir: str, *,
   # (--config.distributed=True or REPSIM_DISTRIBUTED=1) joins its processes first
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   workdir = absolute(workdir)
+  sharding.peer_log_hint = peer_log_hint(workdir)
   log_path = None
   try:
     checks.workdir(workdir)
@@ -189,6 +215,12 @@ def main(run: Callable[[Any, str], Any], config: Any, workdir: str, *,
     with error_log(workdir):
       return run(config, workdir)
   except Exception as e:  # pylint: disable=broad-except
+    if _is_peer_failure(e):
+      if verbose:
+        traceback.print_exception(e, file=sys.stderr)
+      print(sharding.describe_peer_failure(str(e)) + f"\n  (this process's traceback is in "
+            f"{log_path}; --verbosity=1 prints it here)", file=sys.stderr, flush=True)
+      exit_failed(1, announce=False)
     if not is_user_error(e):
       raise
     print_user_error(e, log_path=log_path, verbose=verbose)

@@ -145,3 +145,15 @@ def test_unknown_name_message():
   assert message == ("unknown step 'probs' in config.analysis.steps: did you mean 'probes'? "
                      "known steps: 'imbalance', 'probes'")
   assert names.did_you_mean("zzz", ["probes"]) == ""
+
+
+def test_the_dead_process_is_read_from_jax_messages():
+  """The messages jax gives a survivor (seen under real processes, tests/test_multiprocess.py)."""
+  from repsim_jax import sharding
+  gloo = ("UNKNOWN: Gloo context initialization failed: DEADLINE_EXCEEDED: GetKeyValue() timed "
+          "out with key: cpu:gloo/0,2048/1 and duration: 29.99999995s")
+  heartbeats = ("UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):\n"
+                "1\n3\nThe tasks have crashed.")
+  assert sharding.stopped_processes(gloo) == [1]
+  assert sharding.stopped_processes(heartbeats) == [1, 3]
+  assert sharding.stopped_processes("Gloo AllGather failed: Connection closed by peer") == []
