@@ -69,6 +69,7 @@ def configure_output(*, verbose: bool = False) -> None:
     py_logging.getLogger(name).setLevel(py_logging.WARNING if not verbose else py_logging.INFO)
   if not verbose:  # "PyTorch was not found. Models won't be available": we only read configs
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights"
 
 
 def compilation_cache_dir(value: str | None = None) -> str | None:
