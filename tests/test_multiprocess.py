@@ -163,7 +163,8 @@ def test_paper_runlocal_driver(tmp_path):
       "experiments.mahaut_baroni", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
       f"--workdir={workdir}", "--config.distributed=True", *overrides, record_writes=records[i]),
       num_processes=P, devices_per_process=D, timeout_s=540, env={"REPSIM_XLA_CACHE": xla_cache})
-  assert "paper: done in" in results[0].output and "paper: done in" not in results[1].output
+  assert "mahaut_baroni: done in" in results[0].output
+  assert "mahaut_baroni: done in" not in results[1].output
   config = mahaut_baroni.get_config("runlocal,models=vit")
   config.analysis.steps = tuple(steps)
   reference = str(tmp_path / "one")

@@ -358,7 +358,8 @@ def _two_phase_ranks(layers_a, layers_b, *, k, metric, ties, mesh, block_size, d
   return np.stack(ranks, axis=1)  # [La, Lb, N]
 
 
-def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
+def imbalance_between_models(layers_by_model: Mapping[str, Sequence], *,
+                             layer_names: Mapping[str, Sequence[str]] | None = None,
                              **kwargs) -> dict[tuple[str, str], np.ndarray]:
   """{(A, B): II [L_A, L_B]} for every ordered pair of models, each with itself too.
 
@@ -368,6 +369,8 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
   block of it, the same numbers as a call on A's and B's layers alone (exact ranks). Lazy layer
   sequences (e.g. `extraction.representations.StoreLayers`) are read one layer at a time, so
   memory holds the devices' copy of every layer and one layer's raw values, not every layer twice.
+  A warning about duplicate points names the model and layer (`layer_names[model]`, else the
+  layer's index).
   """
   models = list(layers_by_model)
   if any(validation.is_lazy(layers_by_model[m]) for m in models):  # stays lazy: read per layer
@@ -375,7 +378,10 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
   else:
     union = [x for m in models for x in layers_by_model[m]]
   offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
-  full = information_imbalance_matrix(union, union, **kwargs)
+  if kwargs.pop("check_duplicates", True):
+    _warn_duplicates(union, [f"{m} {layer_names[m][i]}" if layer_names else f"{m} layer {i}"
+                             for m in models for i in range(len(layers_by_model[m]))])
+  full = information_imbalance_matrix(union, union, check_duplicates=False, **kwargs)
   return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
           for i, a in enumerate(models) for j, b in enumerate(models)}
 

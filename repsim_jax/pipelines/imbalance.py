@@ -86,6 +86,18 @@ def _prepare(source, names, layers, config, rows):
   return out
 
 
+def best_predicted(matrix: np.ndarray, *, same_layers: bool) -> tuple[np.ndarray, np.ndarray]:
+  """For each row layer of A: the column of B it predicts best (lowest Δ) and the row's mean Δ.
+  When A and B are the same layers, a layer against itself (Δ = 2/N, the minimum) is left out:
+  it is no finding."""
+  m = np.array(matrix, np.float64)
+  if same_layers:
+    np.fill_diagonal(m, np.nan)
+  if m.shape[1] == (1 if same_layers else 0):
+    return np.zeros(len(m), int), np.full(len(m), np.nan)
+  return np.nanargmin(m, axis=1), np.nanmean(m, axis=1)
+
+
 def run(config, workdir: str) -> dict:
   """Computes the II matrix described by `config`; writes results and a heatmap to `workdir`."""
   sharding.maybe_initialize_distributed(config.distributed or None)
@@ -139,16 +151,25 @@ def run(config, workdir: str) -> dict:
                + (f"; mean over disjoint subsets of {config.subset_size}" if config.subset_size
                   else "") + ". Δ(A → B): 0 when A's neighbourhoods are B's, about 1 when "
                "unrelated.")
-  best = matrix.argmin(axis=1)
-  section.table(["layer of A", "best-predicted layer of B", "Δ(A → B)", "mean Δ over B"],
-                [[a, names_b[j], float(row[j]), float(row.mean())]
-                 for a, row, j in zip(names_a, matrix, best)])
+  same = layers_b is layers_a
+  if config.k >= len(layers_a[0]) // 2:
+    warning = (f"k={config.k} is at least half of N={len(layers_a[0])}: Δ approaches 1 for every "
+               "pair of layers, whatever their relation; use a small k (1 to 10)")
+    logging.warning(warning)
+    section.note("Warning: " + warning + ".")
+  best, other = best_predicted(matrix, same_layers=same)
+  section.table(["layer of A", "best-predicted " + ("other " if same else "") + "layer of B",
+                 "its Δ(A → B)", "mean Δ over " + ("the other layers" if same else "B")],
+                [[a, names_b[j], float(row[j]), float(o)]
+                 for a, row, j, o in zip(names_a, matrix, best, other)])
   if config.plot:
-    from repsim_jax.plotting.heatmap import layer_heatmap
-    files += section.figure(f"Δ(A → B), {title}", lambda: layer_heatmap(
+    from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
+    low, high = data_range(matrix)
+    files += section.figure(f"Δ(A → B), {title}; {scale_text(low, high)} (the matrix's range)",
+                            lambda: layer_heatmap(
         matrix, row_labels=names_a, col_labels=names_b,
         path=os.path.join(workdir, config.name), title=f"Information imbalance {title}",
         ylabel="predicting layer (A)", xlabel="predicted layer (B)", cbar_label="Δ(A → B)",
-        vmin=0.0, vmax=1.0))
+        vmin=low, vmax=high))
   context.finish(headline=f"{len(names_a)} x {len(names_b)} matrix, mean Δ {matrix.mean():.3f}")
   return {"imbalance": matrix, "layers_a": names_a, "layers_b": names_b, "files": files}

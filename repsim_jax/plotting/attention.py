@@ -38,6 +38,7 @@ def plot_attention_distances(distances: np.ndarray, path: str, *,
     values = np.sort(distances[layer]) if sort else distances[layer]
     ax.scatter(np.arange(values.size), values, s=18, color=colour, label=label)
   ax.set_xlabel("sorted attention head" if sort else "attention head")
+  ax.set_xticks(np.arange(distances.shape[1]))  # heads are whole numbers (two heads: 0 and 1)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.legend(fontsize=7, frameon=False)

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from repsim_jax.plotting.common import new_figure, relative_depth, save_figure, shade_interval
-from repsim_jax.plotting.heatmap import layer_heatmap
+from repsim_jax.plotting.heatmap import data_range, layer_heatmap
 
 # The paper's markers: early = blue circle, middle = purple square, late = yellow triangle.
 _STYLES = (("o", "#1f4e99"), ("s", "#7b3294"), ("^", "#e6ab02"))
@@ -81,19 +81,24 @@ def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: st
 
 def plot_imbalance_heatmaps(matrices: Mapping[tuple[str, str], np.ndarray], directory: str, *,
                             layer_names: Mapping[str, Sequence[str]],
-                            prefix: str = "fig10") -> list[str]:
+                            prefix: str = "fig10",
+                            vmin: float | None = None, vmax: float | None = None) -> list[str]:
   """Fig. 10: every layer of A against every layer of B, one heatmap per ordered pair (A, B).
 
   Writes `<directory>/<prefix>_<A>__<B>.png/.pdf` through `layer_heatmap` (rows: predicting layers
-  of A, columns: predicted layers of B, colours in [0, 1]); returns every written path.
+  of A, columns: predicted layers of B, one colour scale for every pair: [vmin, vmax], default
+  the range of all the matrices, `heatmap.data_range`); returns every written path.
   """
+  if vmin is None or vmax is None:
+    low, high = data_range(*matrices.values())
+    vmin, vmax = (low if vmin is None else vmin), (high if vmax is None else vmax)
   paths = []
   for (a, b), m in matrices.items():
     paths += layer_heatmap(
         m, row_labels=list(layer_names[a]), col_labels=list(layer_names[b]),
         title=f"{a} → {b}", path=os.path.join(directory, f"{prefix}_{a}__{b}"),
         ylabel=f"predicting layer of {a}", xlabel=f"predicted layer of {b}",
-        cbar_label="Δ(A → B)", vmin=0.0, vmax=1.0)
+        cbar_label="Δ(A → B)", vmin=vmin, vmax=vmax)
   return paths
 
 

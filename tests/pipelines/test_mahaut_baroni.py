@@ -83,7 +83,7 @@ def _check_headline_intervals(workdir, config, out, summary):
   a brute-force numpy II on the store's layers gives the saved intervals and the report's cells."""
   import scipy.stats
   from repsim_jax.extraction.store import load_store_layers
-  from repsim_jax.metrics.intervals import format_interval
+  from repsim_jax.pipelines.report import interval_text
   from repsim_jax.results import load_result
   cfg = config.analysis.imbalance
   cells = {}
@@ -93,7 +93,9 @@ def _check_headline_intervals(workdir, config, out, summary):
     _, layers = load_store_layers(os.path.join(workdir, "stores", m))
     matrix, rep = plain["imbalance"], list(plain["representative_a"])
     n = len(layers[0])
-    i, j = np.unravel_index(np.argmax(matrix), matrix.shape)
+    off_diagonal = np.where(np.eye(len(matrix), dtype=bool), -np.inf, matrix)
+    i, j = np.unravel_index(np.argmax(off_diagonal), matrix.shape)  # a layer with itself is no pair
+    assert i != j
     assert meta["values"]["n"] == n and set(saved["rows"]) == set(rep) | {i}
 
     def largest(idx):
@@ -115,7 +117,7 @@ def _check_headline_intervals(workdir, config, out, summary):
       assert low < high  # resampling 32 images moves these numbers
       value = statistic(np.arange(n))  # the plain number: every image once
       np.testing.assert_allclose(saved[f"{name}/value"], value, rtol=0, atol=1e-12)
-      cells.setdefault(name, []).append(f"{m}: {format_interval(value, (high - low) / 2)}")
+      cells.setdefault(name, []).append(f"{m}: {interval_text(value, low, high)}")
   assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
   assert f"over {cfg.n_boot} image-bootstrap replicates" in summary
 

@@ -53,10 +53,11 @@ def findings(results: dict[str, Any], classifiers: list[str], next_pixel: list[s
   return out
 
 
-def table_per_layer(values: dict[str, np.ndarray],
-                    fmt: Callable[[float], str]) -> tuple[list[str], list[list[str]]]:
-  """A model x layer table; layer 0 is the embedding / stem output, the last the last block."""
+def table_per_layer(values: dict[str, np.ndarray], fmt: Callable[[float], str], *,
+                    what: str = "model") -> tuple[list[str], list[list[str]]]:
+  """A row x layer table whose first header cell `what` says what the cells count; layer 0 is
+  the embedding / stem output, the last the last block."""
   depth = max(len(v) for v in values.values())
-  header = ["model"] + [f"layer {i}" for i in range(depth)]
+  header = [what] + [f"layer {i}" for i in range(depth)]
   rows = [[m] + [fmt(x) for x in v] + [""] * (depth - len(v)) for m, v in values.items()]
   return header, rows

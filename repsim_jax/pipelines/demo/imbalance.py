@@ -8,12 +8,14 @@ from repsim_jax.metrics.imbalance_stats import smoothness
 from repsim_jax.pipelines.demo.findings import adjacent_vs_distant
 from repsim_jax.pipelines.demo.inputs import HeldOut
 from repsim_jax.pipelines.run import Run
-from repsim_jax.plotting.heatmap import layer_heatmap
+from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
 from repsim_jax.plotting.imbalance import plot_imbalance_grid
 
 
 def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
-                       permute_rows_seed: int | None = None) -> dict[tuple[str, str], np.ndarray]:
+                       permute_rows_seed: int | None = None,
+                       layer_names: dict[str, list[str]] | None = None
+                       ) -> dict[tuple[str, str], np.ndarray]:
   """II between every layer of every model, as {(A, B): [L_A, L_B]} blocks of one matrix call.
 
   permute_rows_seed: the control: every layer's rows are permuted independently (the images no
@@ -22,7 +24,10 @@ def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
   if permute_rows_seed is not None:
     rng = np.random.default_rng(permute_rows_seed)
     layers = {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
-  return imbalance_between_models(layers, k=cfg.k, metric="euclidean")
+  # the control's permuted layers hold the same duplicate points: warned about once, not twice
+  return imbalance_between_models(layers, k=cfg.k, metric="euclidean",
+                                  check_duplicates=permute_rows_seed is None,
+                                  layer_names=layer_names)
 
 
 def step(held_out: HeldOut, settings, run: Run) -> dict:
@@ -30,7 +35,7 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   cfg, names, models = settings, held_out.layer_names, held_out.models
   run.log(f"information imbalance between all {sum(len(v) for v in held_out.layers.values())} "
           f"layers of {len(models)} models (N={len(held_out.ids)}, k={cfg.k})")
-  ii = imbalance_analysis(held_out.layers, cfg)
+  ii = imbalance_analysis(held_out.layers, cfg, layer_names=names)
   for (a, b), block in ii.items():
     run.save(f"ii_{a}__{b}", {"imbalance": block, "layers_a": np.array(names[a]),
                               "layers_b": np.array(names[b])}, subdir="imbalance",
@@ -40,11 +45,13 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   s = run.section("Information imbalance between all layers")
   s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
            lambda: plot_imbalance_grid(ii, run.figure_path("imbalance_grid"), models=models,
-                                       representative=held_out.representative, layer_names=names))
+                                       representative=held_out.representative))
   for m in models:
-    s.figure(f"II {m} → {m}", lambda: layer_heatmap(
+    low, high = data_range(ii[(m, m)])
+    s.figure(f"II {m} → {m}, between every two of its layers; {scale_text(low, high)} (this "
+             "matrix's range)", lambda: layer_heatmap(
         ii[(m, m)], row_labels=names[m], col_labels=names[m], title=f"II {m} → {m}",
-        path=run.figure_path(f"ii_{m}"), cbar_label="Δ(row → column)", vmin=0, vmax=1))
+        path=run.figure_path(f"ii_{m}"), cbar_label="Δ(row → column)", vmin=low, vmax=high))
   s.table(["model", "adjacent-layer II", "distant-layer II",
            "smoothness (std of adjacent II differences)"],
           [[m, *adjacent_vs_distant(ii[(m, m)]), smooth[m]] for m in models])

@@ -49,7 +49,9 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
            f"category; dashed: exact random baseline",
            lambda: plot_neighbour_sharing(panels, run.figure_path("neighbour_sharing"),
                                           k=cfg.k_neighbours))
-  s.table(*table_per_layer(colour_share, lambda x: f"{x:.1%}"))
+  s.table(*table_per_layer(
+      colour_share, lambda x: f"{x:.1%}",
+      what=f"% of {cfg.k_neighbours} neighbours with the image's background hue"))
   return {"colour_sharing": colour_share, "colour_baseline": colour_baseline,
           "lowlevel": {s: {"baseline": v["baseline"], "sharing": v["sharing"]}
                        for s, v in low.items()}}

@@ -39,6 +39,7 @@ from repsim_jax import sharding
 from repsim_jax.extraction.representations import ensure_stores
 from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.mahaut_baroni.inputs import load
+from repsim_jax.pipelines.report import dataset_text
 from repsim_jax.pipelines.run import Run, step_names
 
 
@@ -54,14 +55,15 @@ def run(config, workdir: str) -> dict[str, Any]:
   checks.steps(__name__, a.steps)  # every name before minutes of extraction
   checks.models(config.models)
   checks.dataset(config.dataset)
-  context = Run("paper", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
+  context = Run("mahaut_baroni", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
   with context.step("representations"):
     source, ids, paths = ensure_stores(config, context.workdir)
     reps = load(config, source, ids, paths)
-  context.report.title = ("Mahaut & Baroni (2026) reproduction: "
-                          + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))
+  context.report.title = "Mahaut & Baroni (2026) reproduction: " + ", ".join(
+      m if reps.model_types[m] == m else f"{m} ({reps.model_types[m]})" for m in reps.models)
   context.section("Setup").note(
-      f"{reps.n} images of {source.describe()}; layers per model: "
+      f"{reps.n} images sampled (seed {config.seed}) from {dataset_text(source.describe())}; "
+      "layers per model: "
       + ", ".join(f"{m} {len(reps.layers[m])}" for m in reps.models)
       + "; early / middle / late: " + "; ".join(
           f"{m} " + "/".join(reps.layer_names[m][i] for i in reps.representative[m])

@@ -9,6 +9,7 @@ from repsim_jax.extraction.pooling import pool
 from repsim_jax.metrics.kernel_alignment import cka_matrix
 from repsim_jax.models.outputs import block_names
 from repsim_jax.pipelines.raghu.models import ImageBatches, Inputs, Model
+from repsim_jax.pipelines.report import prose
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.heatmap import layer_heatmap
 from repsim_jax.progress import Progress
@@ -51,7 +52,9 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
            for m in models}
   progress = run.progress("cka: forward", len(ids) * len(models))
   layers = {m.name: pooled_layers(m, images, ids, names[m.name], progress) for m in models}
-  section = run.section(f"CKA heatmaps (Figs. 1, 2, B.1), N={len(ids)}, {opts}")
+  how = ", ".join(filter(None, ["unbiased HSIC" if opts["debiased"] else "biased HSIC",
+                                prose({k: v for k, v in opts.items() if k != "debiased"})]))
+  section = run.section(f"CKA heatmaps (Figs. 1, 2, B.1), N={len(ids)}, {how}")
   style = dict(cmap="magma", origin="lower", cbar_label="CKA", vmin=0.0, vmax=1.0)
   out = {}
   for m in models:
