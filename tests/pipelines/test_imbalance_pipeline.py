@@ -81,3 +81,14 @@ def test_run_reads_layers_straight_from_an_activation_store(tmp_path):
   assert out["layers_a"] == ["block_03", "block_00"]
   np.testing.assert_array_equal(
       out["imbalance"], repsim_jax.information_imbalance_matrix([layers[3], layers[0]]))
+
+
+def test_best_predicted_layer_is_another_layer_for_one_input():
+  """With inputs_a alone every layer predicts itself best (Δ = 2/N): no finding, left out."""
+  matrix = np.array([[0.01, 0.3, 0.5], [0.2, 0.01, 0.4], [0.6, 0.25, 0.01]])
+  best, mean = imbalance_pipeline.best_predicted(matrix, same_layers=True)
+  assert list(best) == [1, 0, 1]
+  np.testing.assert_allclose(mean, [0.4, 0.3, 0.425])
+  best, mean = imbalance_pipeline.best_predicted(matrix, same_layers=False)
+  assert list(best) == [0, 1, 2]
+  np.testing.assert_allclose(mean, matrix.mean(axis=1))

@@ -5,11 +5,33 @@ import numpy as np
 
 from repsim_jax.metrics.imbalance import imbalance_between_models
 from repsim_jax.metrics.imbalance_stats import smoothness
-from repsim_jax.pipelines.demo.findings import adjacent_vs_distant
+from repsim_jax.metrics.intervals import bootstrap_interval, imbalance_bootstrap
+from repsim_jax.pipelines.demo.findings import CONFIDENCE, adjacent_vs_distant
 from repsim_jax.pipelines.demo.inputs import HeldOut
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
 from repsim_jax.plotting.imbalance import plot_imbalance_grid
+
+
+def permuted_rows(layers: dict[str, list[np.ndarray]], seed: int) -> dict[str, list[np.ndarray]]:
+  """The control's layers: every layer's rows permuted independently (seeded)."""
+  rng = np.random.default_rng(seed)
+  return {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
+
+
+def adjacency_interval(layers: dict[str, list[np.ndarray]], cfg, *, seed: int = 0):
+  """A function of a model: the image-bootstrap interval (`findings.CONFIDENCE`,
+  `cfg.n_boot` replicates, percentile) of adjacent - max_adjacent_ratio x distant II over its
+  own layers, as (low, high)."""
+  def interval(model: str) -> tuple[float, float]:
+    xs = layers[model]
+    boot = imbalance_bootstrap(xs, xs, n_boot=int(cfg.get("n_boot", 50)), seed=seed, k=cfg.k,
+                               metric="euclidean")
+    margin = lambda m: (lambda a, d: a - cfg.max_adjacent_ratio * d)(*adjacent_vs_distant(m))
+    out = bootstrap_interval(margin(boot["value"]), [margin(r) for r in boot["replicates"]],
+                             confidence=CONFIDENCE)
+    return float(out["low"]), float(out["high"])
+  return interval
 
 
 def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
@@ -22,8 +44,7 @@ def imbalance_analysis(layers: dict[str, list[np.ndarray]], cfg, *,
   longer correspond across layers), which must wipe out the layer structure.
   """
   if permute_rows_seed is not None:
-    rng = np.random.default_rng(permute_rows_seed)
-    layers = {m: [x[rng.permutation(len(x))] for x in xs] for m, xs in layers.items()}
+    layers = permuted_rows(layers, permute_rows_seed)
   # the control's permuted layers hold the same duplicate points: warned about once, not twice
   return imbalance_between_models(layers, k=cfg.k, metric="euclidean",
                                   check_duplicates=permute_rows_seed is None,
