@@ -113,8 +113,9 @@ def _check_dtype(dtype):
     raise ValueError(f"dtype must be float32 or float64, got {dtype}")
 
 
-def _warn_duplicates(layers, names):
-  """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
+def warn_duplicates(layers, names):
+  """`layers` (a sequence of [N, d] arrays, lazy ones read one at a time) named `names` in the
+  message: one warning for the whole call (not one per layer) when points repeat exactly, e.g.
   "exact duplicate points: 3 of 2000 in each of 19 layers"."""
   counts, n = {}, 0
   for u, name in enumerate(names):  # one layer at a time (lazy layers are read here)
@@ -135,17 +136,17 @@ def _warn_duplicates(layers, names):
 
 
 def _warn_duplicate_layers(layers_a, layers_b):
-  """`_warn_duplicates` over the distinct layers, each named by its first place."""
+  """`warn_duplicates` over the distinct layers, each named by its first place."""
   union, _, _ = _union(layers_a, layers_b)
   if isinstance(union, (validation.LazyLayers, _Concat)):  # read one layer at a time
     names = ([f"layers_a[{i}]" for i in range(len(layers_a))]
              + ([] if union is layers_a else [f"layers_b[{j}]" for j in range(len(layers_b))]))
-    _warn_duplicates(union, names)
+    warn_duplicates(union, names)
     return
   names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
   for j, y in enumerate(layers_b):
     names.setdefault(id(y), f"layers_b[{j}]")
-  _warn_duplicates(union, [names[id(x)] for x in union])
+  warn_duplicates(union, [names[id(x)] for x in union])
 
 
 class _Concat(collections.abc.Sequence):
@@ -379,7 +380,7 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence], *,
     union = [x for m in models for x in layers_by_model[m]]
   offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
   if kwargs.pop("check_duplicates", True):
-    _warn_duplicates(union, [f"{m} {layer_names[m][i]}" if layer_names else f"{m} layer {i}"
+    warn_duplicates(union, [f"{m} {layer_names[m][i]}" if layer_names else f"{m} layer {i}"
                              for m in models for i in range(len(layers_by_model[m]))])
   full = information_imbalance_matrix(union, union, check_duplicates=False, **kwargs)
   return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
@@ -483,7 +484,7 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
   b = validation.as_representation(b, "b")
   validation.check_same_n([a, b], ["a", "b"])
   if kwargs.pop("check_duplicates", True):
-    _warn_duplicates([a, b], ["a", "b"])
+    warn_duplicates([a, b], ["a", "b"])
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
                                             check_duplicates=False, convention=convention,
                                             query_rows=query_rows, seed=seed, **kwargs)[0, 0])

@@ -129,9 +129,14 @@ def run(config, workdir: str) -> dict:
           seed=config.seed, **kwargs)
       matrix = stats["mean"]
       arrays.update(sem=stats["sem"], values=stats["values"], subsets=stats["subsets"])
-    else:
+    else:  # duplicates named by file and layer, not by their index in the kernel's lists
+      same = layers_b is layers_a
+      imbalance.warn_duplicates(
+          layers_a + ([] if same else layers_b),
+          [f"{os.path.basename(src_a)} {n}" for n in names_a]
+          + ([] if same else [f"{os.path.basename(src_b)} {n}" for n in names_b]))
       matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
-                                                      **kwargs)
+                                                      check_duplicates=False, **kwargs)
   arrays.update(imbalance=matrix, layers_a=np.array(names_a), layers_b=np.array(names_b))
   if rows is not None:
     arrays["rows"] = rows
