@@ -27,8 +27,9 @@ from repsim_jax.pipelines import checks, cli
 _CONFIG = common.define_config(
     os.path.join(os.path.dirname(__file__), "..", "configs", "compare_torch.py"),
     "configs/compare_torch.py[:variant]; e.g. --config=configs/compare_torch.py:runlocal")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/compare_torch",
-                               "where tiny checkpoints (runlocal) and their conversions are written")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "runs/compare_torch",
+    "where tiny checkpoints (runlocal) and their conversions are written")
 _MODEL = flags.DEFINE_string("model", None, "checkpoint directory or hub id (local HF cache)")
 _N_IMAGES = flags.DEFINE_integer("n_images", None, "synthetic images to run (config: 4)")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None,

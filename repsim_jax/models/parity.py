@@ -338,7 +338,8 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
         "write them); the comparison loads the transformers torch model, which needs a "
         "transformers checkpoint: config.json with model.safetensors or pytorch_model.bin, as "
         "`save_pretrained` writes or `hf download <id>` fetches. To see the comparison on tiny "
-        "checkpoints: python -m experiments.compare_torch --config=configs/compare_torch.py:runlocal")
+        "checkpoints: python -m experiments.compare_torch "
+        "--config=configs/compare_torch.py:runlocal")
   config = transformers.AutoConfig.from_pretrained(ckpt)
   ours = loading.from_pretrained(ckpt, dtype=dtype or jnp.float32, use_cache=use_cache,
                                  cache_dir=cache_dir)
