@@ -16,7 +16,6 @@ from repsim_jax.metrics.imbalance_stats import smoothness
 from repsim_jax.metrics.intervals import bootstrap_interval, imbalance_bootstrap
 from repsim_jax.pipelines.report import by_model, by_model_interval
 from repsim_jax.pipelines.run import Run
-from repsim_jax.plotting.heatmap import data_range, scale_text
 from repsim_jax.plotting.imbalance import plot_imbalance_grid, plot_imbalance_heatmaps
 from repsim_jax.results import fingerprint
 
@@ -162,8 +161,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
                                              layer_names=reps.layer_names,
                                              intervals=shaded or None))
   if cfg.heatmaps:
-    section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair; one "
-                   f"{scale_text(*data_range(*matrices.values()))} for every pair (their range)",
+    section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair, each on its "
+                   "own colour scale (its range, in its title)",
                    lambda: plot_imbalance_heatmaps(matrices, run.figure_path("fig10"),
                                                    layer_names=reps.layer_names))
   self_max = {m: largest_between_layers(matrices[(m, m)])[0] for m in reps.models}
