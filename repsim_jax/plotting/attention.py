@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 from repsim_jax.plotting.common import new_figure as _figure
@@ -64,6 +65,7 @@ def plot_attention_distance_by_depth(distances: np.ndarray, path: str, *,
     ax.scatter(np.arange(num_layers), distances[:, head], s=10, color=colours[head],
                label=f"head {head}" if num_heads <= 16 else None)
   ax.set_xlabel("block")
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # blocks are whole
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   if num_heads <= 16:
