@@ -88,8 +88,11 @@ def plot_head_subset_cka(mean_distance: np.ndarray, similarity: np.ndarray, path
   labels = layer_labels or [f"CNN layer {j}" for j in range(similarity.shape[1])]
   fig = _figure((5, 3.5))
   ax = fig.subplots()
-  for j, label in enumerate(labels):
-    ax.plot(mean_distance, similarity[:, j], marker="o", ms=3, label=label)
+  # CNN layers by depth on a sequential scale: the default cycle's colours stand for models in
+  # the other figures of the report
+  colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.85, len(labels)))
+  for j, (label, colour) in enumerate(zip(labels, colours)):
+    ax.plot(mean_distance, similarity[:, j], marker="o", ms=3, label=label, color=colour)
   ax.set_xlabel("mean attention distance of head subset (pixels)")
   ax.set_ylabel("CKA")
   ax.set_title(title)
