@@ -92,3 +92,13 @@ def test_best_predicted_layer_is_another_layer_for_one_input():
   best, mean = imbalance_pipeline.best_predicted(matrix, same_layers=False)
   assert list(best) == [0, 1, 2]
   np.testing.assert_allclose(mean, matrix.mean(axis=1))
+
+
+def test_a_k_near_n_is_warned_about_in_the_report(tmp_path):
+  """Δ tends to 1 for every pair as k approaches N: the report says so."""
+  config = imbalance_config.get_config("runlocal")
+  config.synthetic.n, config.k, config.plot = 40, 39, False
+  out = imbalance_pipeline.run(config, str(tmp_path))
+  assert np.all(out["imbalance"][~np.eye(4, dtype=bool)] > 0.9)
+  summary = (tmp_path / "summary.md").read_text()
+  assert "Warning: k=39 is at least half of N=40" in summary
