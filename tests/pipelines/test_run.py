@@ -276,7 +276,7 @@ def test_mahaut_baroni_resumes_after_kill_and_recomputes_only_what_changed(tmp_p
     assert comparable(got[rel]) == comparable(want[rel]), rel
   records = {n: json.load(open(os.path.join(workdir, "steps", f"{n}.json"))) for n in before}
 
-  code, out = launch(workdir, "--config.analysis.imbalance.n_boot=10",
+  code, out = launch(workdir, "--config.analysis.imbalance.n_boot=30",
                      "--config.analysis.probes.seed=1", cache=cache)
   assert code == 0, out[-3000:]
   ran = re.findall(r"\[\d/8\] (\S+) \.\.\.", out)
