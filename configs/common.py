@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from repsim_jax.names import did_you_mean
+
 
 def model(name: str, checkpoint: str | None = None, **kwargs) -> ml_collections.ConfigDict:
   """One model entry: `name` (store folder), `checkpoint` (hub id or directory), and optional
@@ -94,14 +96,15 @@ def parse_arg(arg: str | None, *, variants: Sequence[str] = ("runlocal",),
     key = key.strip()
     if not eq:
       if key not in variants:
-        raise ValueError(f"unknown config variant {key!r}; known: "
+        raise ValueError(f"unknown config variant {key!r};{did_you_mean(key, variants)} known: "
                          f"{', '.join(sorted(v for v in variants if v)) or 'none'}")
       if variant:
         raise ValueError(f"config variants {variant!r} and {key!r}: give at most one")
       variant = key
       continue
     if key not in values:
-      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(sorted(values))}")
+      raise ValueError(f"unknown config argument {key!r};{did_you_mean(key, values)} "
+                       f"known: {', '.join(sorted(values))}")
     try:
       values[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -117,7 +120,8 @@ def apply_overrides(config: ml_collections.ConfigDict, values: dict[str, Any],
     names = str(values["models"]).split("+")
     unknown = [m for m in names if m not in catalogue]
     if unknown:
-      raise ValueError(f"unknown models {unknown}; known: {sorted(catalogue)}")
+      hints = "".join(did_you_mean(m, catalogue) for m in unknown)
+      raise ValueError(f"unknown models {unknown}; known: {sorted(catalogue)}.{hints}")
     config.models = copies(catalogue[m] for m in names)
   if values.get("n") is not None:
     config.n_images = int(values["n"])

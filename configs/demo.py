@@ -61,6 +61,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "min_colour_drop": 0.1,    # classifiers: colour sharing first layer - last block
       "min_colour_kept_next_pixel": 0.85, "min_colour_next_pixel": 0.5,
       "max_adjacent_ratio": 0.8,  # adjacent-layer II < ratio * distant-layer II
+      # a finding holds when its whole 95 % interval clears the margin; II's is an image
+      # bootstrap with this many replicates (the others are normal approximations)
+      "n_boot": 50,
   }
   resumable(c)
   return runlocal(c) if variant == "runlocal" else c

@@ -8,7 +8,7 @@ configs/demo.py. See `repsim_jax.pipelines.demo`.
 """
 import os
 
-from absl import app, logging
+from absl import logging
 
 from configs import demo as demo_config
 from experiments import common
@@ -30,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)

@@ -5,7 +5,6 @@ r"""Model x dataset -> per-layer representations on disk (one resumable Activati
 Rerun the same command after an interruption to continue; see the config docstrings for the
 paper runs.
 """
-from absl import app
 
 from experiments import common
 from repsim_jax.pipelines.extract import run
@@ -21,4 +20,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 
 from experiments import common
 from repsim_jax.pipelines import imbalance
@@ -26,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)

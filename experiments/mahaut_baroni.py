@@ -9,7 +9,6 @@ figure, and <workdir>/report.html + summary.md with our headline numbers next to
 See configs/mahaut_baroni.py for the variants and `config.analysis` for the steps and settings;
 the pipeline is `repsim_jax.pipelines.mahaut_baroni.run`.
 """
-from absl import app
 
 from experiments import common
 from repsim_jax.pipelines.mahaut_baroni import run
@@ -24,4 +23,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)

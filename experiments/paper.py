@@ -2,9 +2,9 @@ r"""Deprecated name of `experiments.mahaut_baroni` (kept for one release): same 
 
   python -m experiments.paper ...   ->   python -m experiments.mahaut_baroni ...
 """
-from absl import app, logging
+from absl import logging
 
-from experiments import mahaut_baroni
+from experiments import common, mahaut_baroni
 
 
 def main(argv):
@@ -14,4 +14,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)

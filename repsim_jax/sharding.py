@@ -15,6 +15,7 @@ Multi-process rules every caller relies on:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, TypeVar
@@ -83,6 +84,41 @@ def maybe_initialize_distributed(enabled: bool | None = None) -> bool:
 
 
 _previous_excepthook = sys.excepthook
+
+# process index -> a sentence saying where that process's log is (set by `pipelines.cli`, which
+# knows the workdir); None: "see its console output"
+peer_log_hint: Callable[[int], str] | None = None
+
+
+def stopped_processes(status: str) -> list[int]:
+  """The process indices named by a failure report of jax's distributed service: the tasks that
+  stopped sending heartbeats, or the Gloo peer whose rendezvous key never came
+  (`cpu:gloo/<...>/<rank>`); [] when none is named."""
+  match = re.search(r"stopped sending heartbeats\):\s*([\d\s,]+)", status)
+  if match:
+    return sorted({int(i) for i in re.findall(r"\d+", match.group(1))})
+  match = re.search(r"timed out with key: cpu:gloo/[^\s]*/(\d+)\b", status)
+  return [int(match.group(1))] if match else []
+
+
+def describe_peer_failure(status: str) -> str:
+  """One paragraph for a survivor: which process stopped, where its log is, what to do."""
+  me, count = jax.process_index(), jax.process_count()
+  stopped = [i for i in stopped_processes(status) if i != me]
+  if not stopped and count == 2:  # "Connection closed by peer": the peer is the other process
+    stopped = [1 - me]
+  if stopped:
+    who = ", ".join(f"process {i}" for i in stopped)
+    logs = " ".join(peer_log_hint(i) if peer_log_hint else f"Process {i}'s log is its console "
+                    "output." for i in stopped)
+    what = (f"{who} of {count} stopped (killed, out of memory, or failed) and no longer answers. "
+            f"{logs}")
+  else:
+    what = (f"a collective with the other processes failed, most likely because one of them "
+            f"stopped; see the other processes' output ({status.splitlines()[0][:200]}).")
+  return (f"error: process {me} of {count} stops because {what} Fix that process's problem and "
+          "run the command again on every process; finished work (complete stores, chunks) is "
+          "reused.")
 
 
 def _exit_at_once(kind, value, tb) -> None:

@@ -92,3 +92,23 @@ def tiny_random_checkpoint(model_type: str, path: str, *, image_size: int = 32,
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return path
+
+
+def tiny_torch_checkpoint(model_type: str, path: str | os.PathLike, *, image_size: int = 32,
+                          seed: int = 0) -> str:
+  """The same tiny architecture of `model_type`, written by transformers torch
+  (`AutoModel.from_config` + `save_pretrained`, safetensors) with its preprocessor_config.json:
+  a checkpoint as downloaded ones are, for comparisons with torch (`experiments.compare_torch`'s
+  runlocal, the parity tests). Needs the torch extra. Returns `path`."""
+  import json
+
+  from repsim_jax.extras import import_torch
+  torch = import_torch("writing a tiny transformers torch checkpoint")
+  import transformers
+  config, preprocessor = tiny_config(model_type, image_size)
+  torch.manual_seed(seed)
+  path = os.path.abspath(os.path.expanduser(str(path)))
+  transformers.AutoModel.from_config(config).save_pretrained(path)
+  with open(os.path.join(path, "preprocessor_config.json"), "w") as f:
+    json.dump(preprocessor, f)
+  return path

@@ -38,7 +38,7 @@ def test_paper_runlocal_on_a_base_install(tmp_path):
   assert 'pip install -e ".[tfds]"' in summary
   assert not (workdir / "error.log").exists()
   # a readable closing summary on stdout; no third-party INFO chatter; one duplicates line at most
-  assert "paper: done in" in proc.stdout and "time per step: representations" in proc.stdout
+  assert "mahaut_baroni: done in" in proc.stdout and "time per step: representations" in proc.stdout
   assert f"written under {workdir}" in proc.stdout and "summary.md" in proc.stdout
   assert _third_party_info(proc.stderr) == []
   assert proc.stderr.count("exact duplicate points") <= 1

@@ -179,7 +179,8 @@ def test_paper_runlocal_driver(tmp_path):
       "experiments.mahaut_baroni", "--config=configs/mahaut_baroni.py:runlocal,models=vit",
       f"--workdir={workdir}", "--config.distributed=True", *overrides, record_writes=records[i]),
       num_processes=P, devices_per_process=D, timeout_s=540, env={"REPSIM_XLA_CACHE": xla_cache})
-  assert "paper: done in" in results[0].output and "paper: done in" not in results[1].output
+  assert "mahaut_baroni: done in" in results[0].output
+  assert "mahaut_baroni: done in" not in results[1].output
   config = mahaut_baroni.get_config("runlocal,models=vit")
   config.analysis.steps = tuple(steps)
   reference = str(tmp_path / "one")
@@ -236,6 +237,9 @@ def test_imbalance_cli(tmp_path):
 # dead process's heartbeats (REPSIM_HEARTBEAT_TIMEOUT_S, set low here).
 HEARTBEAT_S = 10
 STOP_WITHIN_S = 60
+# longer than Gloo's 30 s rendezvous timeout, so that the survivor's collective fails first and
+# it names the dead process itself (a missed heartbeat ends it in jax's own C++ fatal error)
+NAMED_HEARTBEAT_S = 90
 
 
 def _assert_all_stop_with_an_error(results, dead: int):
@@ -247,17 +251,26 @@ def _assert_all_stop_with_an_error(results, dead: int):
 
 
 def test_a_killed_process_stops_the_others(tmp_path):
-  """Process 1 of the imbalance CLI is SIGKILLed as the computation starts (a host that dies)."""
+  """Process 1 of the imbalance CLI is SIGKILLed as the computation starts (a host that dies).
+  Process 0's first collective cannot meet it (Gloo's rendezvous gives up after 30 s, before the
+  heartbeat timeout, which would end process 0 in jax's own fatal error): process 0 says that
+  process 1 stopped and where its log would be, in one paragraph, and exits with status 1."""
   results = run_processes(
       python_argv("experiments.imbalance", "--config=configs/imbalance.py:runlocal",
                   f"--workdir={tmp_path}"),
       num_processes=P, devices_per_process=1, timeout_s=240, grace_s=STOP_WITHIN_S + 30,
-      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
+      env={"REPSIM_HEARTBEAT_TIMEOUT_S": str(NAMED_HEARTBEAT_S), "REPSIM_XLA_CACHE": "off"},
       kill=(1, r"\d+ x \d+ layers, N="),
       expect_failure=True)
   assert results[1].returncode == -9
   _assert_all_stop_with_an_error(results, dead=1)
   assert not os.path.exists(tmp_path / "imbalance.npz")
+  out = results[0].output
+  assert results[0].returncode == 1 and "Traceback" not in out, out
+  assert (f"error: process 0 of {P} stops because process 1 of {P} stopped (killed, out of "
+          f"memory, or failed) and no longer answers. It wrote no error.process1.log in "
+          f"{tmp_path} (a killed process writes nothing)") in out, out
+  assert "Gloo" in (tmp_path / "error.log").read_text()
 
 
 def test_an_exception_in_one_process_stops_the_others(tmp_path):
@@ -275,6 +288,10 @@ def test_an_exception_in_one_process_stops_the_others(tmp_path):
   assert "no.npz" in results[1].output and results[1].returncode == 1
   assert f"process 1 of {P} failed; exiting at once" in results[1].output
   _assert_all_stop_with_an_error(results, dead=1)
+  # the failing process's error is one paragraph; its traceback is in its own error log
+  assert "Traceback" not in results[1].output
+  assert "error: config.inputs_a=" in results[1].output
+  assert (tmp_path / "out" / "error.process1.log").read_text().startswith("Traceback")
 
 
 def test_paper_runlocal_resumes_after_sigterm(tmp_path):
@@ -303,7 +320,7 @@ def test_paper_runlocal_resumes_after_sigterm(tmp_path):
                           expect_failure=True)
   report = multiprocess_harness.format_results(results)
   assert results[0].returncode == 143, report
-  assert ("paper: interrupted by SIGTERM in step [3/4] lowlevel; rerun the same command to "
+  assert ("mahaut_baroni: interrupted by SIGTERM in step [3/4] lowlevel; rerun the same command to "
           "resume there (finished steps are reused)") in results[0].output.splitlines(), report
   assert results[1].returncode != 0, report
   assert os.path.exists(os.path.join(workdir, "steps", "imbalance.json"))

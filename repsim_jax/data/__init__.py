@@ -16,6 +16,10 @@ from typing import Any, Mapping
 from repsim_jax.data.base import BadImageError, Example, Source
 from repsim_jax.data.sampler import sample_ids
 
+KINDS = ("generated", "image_folder", "tfds", "manynames", "shapes_world")
+# the fields of each kind that name files or folders (checked before a pipeline starts)
+PATH_KEYS = {"image_folder": ("root",), "manynames": ("tsv", "image_dir")}
+
 
 def from_config(dataset: Mapping[str, Any]) -> Source:
   dataset = dict(dataset.to_dict() if hasattr(dataset, "to_dict") else dataset)
@@ -40,8 +44,7 @@ def from_config(dataset: Mapping[str, Any]) -> Source:
     from repsim_jax.data.shapes_world import SHAPES, ShapesWorld
     return ShapesWorld(dataset["n"], seed=dataset.get("seed", 0), size=dataset.get("size", 32),
                        num_shapes=dataset.get("num_shapes", len(SHAPES)))
-  raise ValueError(f"dataset.kind {kind!r}: expected one of generated, image_folder, tfds, "
-                   f"manynames, shapes_world")
+  raise ValueError(f"dataset.kind {kind!r}: expected one of {', '.join(KINDS)}")
 
 
-__all__ = ["BadImageError", "Example", "Source", "from_config", "sample_ids"]
+__all__ = ["BadImageError", "Example", "KINDS", "PATH_KEYS", "Source", "from_config", "sample_ids"]

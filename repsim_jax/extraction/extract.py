@@ -366,8 +366,8 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
                       metrics_path=metrics_path, enabled=process_index == 0)
   if process_index == 0:
     logging.info("extract: %d layers, %d of %d chunks to do on this host (%d rows), batch %d on "
-                 "%d devices", len(layers), len(my_chunks), store.num_chunks, len(rows),
-                 batch_size, num_devices)
+                 "%d device%s", len(layers), len(my_chunks), store.num_chunks, len(rows),
+                 batch_size, num_devices, "" if num_devices == 1 else "s")
 
   def chunk_batches():
     # One loader over all remaining rows so the threads keep prefetching across chunk edges;
@@ -398,8 +398,9 @@ def extract(model: Any, source: Source, preprocess: Preprocess, store: Activatio
         buffers[n][filled - start:filled - start + b] = value
       skipped += batch.skipped
       filled += b
-      progress.update(b, chunks_written=written - 1, chunks_total=len(my_chunks),
-                      device_memory_mb=_device_memory_mb(mesh))
+      memory = _device_memory_mb(mesh)  # None on CPU: left out
+      progress.update(b, chunks_written=written - (filled < stop), chunks_total=len(my_chunks),
+                      **({} if memory is None else {"device_memory_mb": memory}))
     store.write_chunk(k, buffers, skipped_ids=skipped)
     if on_chunk_written is not None:
       on_chunk_written(k)

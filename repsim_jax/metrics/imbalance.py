@@ -112,8 +112,9 @@ def _check_dtype(dtype):
     raise ValueError(f"dtype must be float32 or float64, got {dtype}")
 
 
-def _warn_duplicates(layers, names, metric="euclidean"):
-  """One warning for the whole call (not one per layer) when points repeat exactly, e.g.
+def warn_duplicates(layers, names, metric="euclidean"):
+  """`layers` (a sequence of [N, d] arrays, lazy ones read one at a time) named `names` in the
+  message: one warning for the whole call (not one per layer) when points repeat exactly, e.g.
   "exact duplicate points: 3 of 2000 in each of 19 layers", and one when a layer has no spread
   (`validation.warn_degenerate_layers`)."""
   validation.warn_degenerate_layers(layers, names, measure="imbalance", metric=metric,
@@ -121,17 +122,17 @@ def _warn_duplicates(layers, names, metric="euclidean"):
 
 
 def _warn_duplicate_layers(layers_a, layers_b, metric="euclidean"):
-  """`_warn_duplicates` over the distinct layers, each named by its first place."""
+  """`warn_duplicates` over the distinct layers, each named by its first place."""
   union, _, _ = _union(layers_a, layers_b)
   if isinstance(union, (validation.LazyLayers, _Concat)):  # read one layer at a time
     names = ([f"layers_a[{i}]" for i in range(len(layers_a))]
              + ([] if union is layers_a else [f"layers_b[{j}]" for j in range(len(layers_b))]))
-    _warn_duplicates(union, names, metric)
+    warn_duplicates(union, names, metric)
     return
   names = {id(x): f"layers_a[{i}]" for i, x in reversed(list(enumerate(layers_a)))}
   for j, y in enumerate(layers_b):
     names.setdefault(id(y), f"layers_b[{j}]")
-  _warn_duplicates(union, [names[id(x)] for x in union], metric)
+  warn_duplicates(union, [names[id(x)] for x in union], metric)
 
 
 class _Concat(collections.abc.Sequence):
@@ -344,7 +345,8 @@ def _two_phase_ranks(layers_a, layers_b, *, k, metric, ties, mesh, block_size, d
   return np.stack(ranks, axis=1)  # [La, Lb, N]
 
 
-def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
+def imbalance_between_models(layers_by_model: Mapping[str, Sequence], *,
+                             layer_names: Mapping[str, Sequence[str]] | None = None,
                              **kwargs) -> dict[tuple[str, str], np.ndarray]:
   """{(A, B): II [L_A, L_B]} for every ordered pair of models, each with itself too.
 
@@ -354,6 +356,8 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
   block of it, the same numbers as a call on A's and B's layers alone (exact ranks). Lazy layer
   sequences (e.g. `extraction.representations.StoreLayers`) are read one layer at a time, so
   memory holds the devices' copy of every layer and one layer's raw values, not every layer twice.
+  A warning about duplicate points names the model and layer (`layer_names[model]`, else the
+  layer's index).
   """
   models = list(layers_by_model)
   if any(validation.is_lazy(layers_by_model[m]) for m in models):  # stays lazy: read per layer
@@ -361,7 +365,11 @@ def imbalance_between_models(layers_by_model: Mapping[str, Sequence],
   else:
     union = [x for m in models for x in layers_by_model[m]]
   offsets = np.cumsum([0] + [len(layers_by_model[m]) for m in models])
-  full = information_imbalance_matrix(union, union, **kwargs)
+  if kwargs.pop("check_duplicates", True):
+    warn_duplicates(union, [f"{m} {layer_names[m][i]}" if layer_names else f"{m} layer {i}"
+                             for m in models for i in range(len(layers_by_model[m]))],
+                    kwargs.get("metric", "euclidean"))
+  full = information_imbalance_matrix(union, union, check_duplicates=False, **kwargs)
   return {(a, b): full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
           for i, a in enumerate(models) for j, b in enumerate(models)}
 
@@ -463,7 +471,7 @@ def information_imbalance(a, b, *, k: int = 1, metric: str = "euclidean", ties: 
   b = validation.as_representation(b, "b")
   validation.check_same_n([a, b], ["a", "b"])
   if kwargs.pop("check_duplicates", True):
-    _warn_duplicates([a, b], ["a", "b"], metric)
+    warn_duplicates([a, b], ["a", "b"], metric)
   return float(information_imbalance_matrix([a], [b], k=k, metric=metric, ties=ties,
                                             check_duplicates=False, convention=convention,
                                             query_rows=query_rows, seed=seed, **kwargs)[0, 0])

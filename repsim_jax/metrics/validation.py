@@ -15,6 +15,7 @@ Two families, for the two kinds of kernels:
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import warnings
 from typing import Any, Sequence
 
@@ -249,6 +250,20 @@ def warn_degenerate_pairs(layers_a: Sequence, layers_b: Sequence | None = None, 
         names.append(f"{name}[{i}]")
   warn_degenerate_layers(layers, names, measure=measure, metric=metric,
                          duplicates=measure != "cka", stacklevel=4)
+
+
+# the start of `warn_degenerate_layers`' two messages
+DEGENERATE_MESSAGES = r"(exact duplicate points|constant or near-constant layers)"
+
+
+@contextlib.contextmanager
+def degenerate_warnings_off():
+  """`warn_degenerate_layers`' warnings silenced inside the block, for a caller that gave them
+  already and named the layers its own way (a pipeline names model or file and layer, where a
+  kernel says layers_a[13]): a resampling call then does not repeat them under other names."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=DEGENERATE_MESSAGES)
+    yield
 
 
 # ----------------------------------------------------------------------------- device checks

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -321,6 +322,14 @@ def compare_checkpoint(path_or_hub_id: str, *, n_images: int = 4, image_size: in
   from repsim_jax.models import loading, torch_backend
 
   ckpt = str(loading.resolve_checkpoint(path_or_hub_id))
+  if loading.is_native(pathlib.Path(ckpt)):
+    raise ValueError(
+        f"{ckpt} is a checkpoint in our own format (orbax parameters, as runlocal and the demo "
+        "write them); the comparison loads the transformers torch model, which needs a "
+        "transformers checkpoint: config.json with model.safetensors or pytorch_model.bin, as "
+        "`save_pretrained` writes or `hf download <id>` fetches. To see the comparison on tiny "
+        "checkpoints: python -m experiments.compare_torch "
+        "--config=configs/compare_torch.py:runlocal")
   config = transformers.AutoConfig.from_pretrained(ckpt)
   ours = loading.from_pretrained(ckpt, dtype=dtype or jnp.float32, use_cache=use_cache,
                                  cache_dir=cache_dir)

@@ -7,15 +7,23 @@
   * a persistent XLA compilation cache (`enable_compilation_cache`), so a second process does not
     pay XLA's compile time again;
   * the workdir made absolute once (`repsim_jax.paths.absolute`);
-  * `<workdir>/error.log` holds the traceback of the latest run if it failed, and nothing else.
+  * the workdir checked before any work (`checks.workdir`: not a file, writable);
+  * `<workdir>/error.log` holds the traceback of the latest run if it failed, and nothing else;
+  * a user error (`is_user_error`: `checks.UserError`, or a ValueError, LookupError, OSError or
+    ImportError raised by a `raise` statement of our own code, whose message names the input and
+    what was expected) prints one paragraph, `error: <message>` and where the traceback is, and
+    exits with status 1; `--verbosity=1` prints the traceback too. Any other exception is an
+    internal error and prints its traceback as usual.
 
 Flags stay in experiments/; this module takes plain values.
 """
 from __future__ import annotations
 
 import contextlib
+import linecache
 import logging as py_logging
 import os
+import sys
 import traceback
 import warnings
 from typing import Any, Callable
@@ -23,6 +31,8 @@ from typing import Any, Callable
 from absl import flags, logging
 
 from repsim_jax.paths import absolute
+from repsim_jax.pipelines import checks
+from repsim_jax.pipelines.checks import UserError
 
 DEFAULT_XLA_CACHE = "~/.cache/repsim_jax/xla"
 XLA_CACHE_ENV = "REPSIM_XLA_CACHE"  # a directory, or "off"
@@ -59,6 +69,7 @@ def configure_output(*, verbose: bool = False) -> None:
     py_logging.getLogger(name).setLevel(py_logging.WARNING if not verbose else py_logging.INFO)
   if not verbose:  # "PyTorch was not found. Models won't be available": we only read configs
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights"
 
 
 def compilation_cache_dir(value: str | None = None) -> str | None:
@@ -87,11 +98,35 @@ def enable_compilation_cache(directory: str | None) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def error_log_path(workdir: str) -> str:
-  """`<workdir>/error.log` (process 0), `error.process<i>.log` (process i of a multi-host run)."""
+def error_log_path(workdir: str, process: int | None = None) -> str:
+  """`<workdir>/error.log` (process 0), `error.process<i>.log` (process i of a multi-host run);
+  this process's unless `process` is given."""
+  if process is None:
+    import jax
+    process = jax.process_index()
+  return os.path.join(workdir, "error.log" if process == 0 else f"error.process{process}.log")
+
+
+def peer_log_hint(workdir: str) -> Callable[[int], str]:
+  """For `sharding.peer_log_hint`: where process i's log is, as a sentence."""
+  def hint(process: int) -> str:
+    path = error_log_path(workdir, process)
+    if os.path.exists(path):
+      return f"Its traceback is in {path}."
+    return (f"It wrote no {os.path.basename(path)} in {workdir} (a killed process writes "
+            "nothing): see its console output.")
+  return hint
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+  """A multi-process run's collective that failed because a peer stopped (jax's runtime error
+  from Gloo or the coordination service)."""
   import jax
-  i = jax.process_index()
-  return os.path.join(workdir, "error.log" if i == 0 else f"error.process{i}.log")
+  if not (jax.distributed.is_initialized() and jax.process_count() > 1):
+    return False
+  text = str(exc)
+  return type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and any(
+      s in text for s in ("DEADLINE_EXCEEDED", "UNAVAILABLE", "gloo", "Gloo", "heartbeat"))
 
 
 @contextlib.contextmanager
@@ -112,6 +147,56 @@ def error_log(workdir: str):
     raise
 
 
+def _raised_by_our_code(exc: BaseException) -> bool:
+  """Whether `exc` comes from a `raise` statement in repsim_jax/, experiments/ or configs/."""
+  tb = exc.__traceback__
+  if tb is None:
+    return False
+  while tb.tb_next is not None:
+    tb = tb.tb_next
+  code = tb.tb_frame.f_code
+  if not any(p in code.co_filename for p in _OUR_CODE):
+    return False
+  # the statement that raised: its first line (a message may continue on the next lines)
+  positions = list(code.co_positions())
+  index = tb.tb_lasti // 2
+  first_line = positions[index][0] if index < len(positions) and positions[index][0] else \
+      tb.tb_lineno
+  return linecache.getline(code.co_filename, first_line).lstrip().startswith("raise")
+
+
+def is_user_error(exc: BaseException) -> bool:
+  """A problem with what the person gave, whose message says what to do (see module docstring)."""
+  if isinstance(exc, UserError):
+    return True
+  from repsim_jax.extraction.store import IncompleteStoreError
+  kinds = (ValueError, LookupError, OSError, ImportError, IncompleteStoreError)
+  return isinstance(exc, kinds) and _raised_by_our_code(exc)
+
+
+def print_user_error(exc: BaseException, *, log_path: str | None, verbose: bool) -> None:
+  """`error: <message>` and where its traceback is (stderr); the traceback too when `verbose`."""
+  if verbose:
+    traceback.print_exception(exc, file=sys.stderr)
+  where = (f"the traceback is in {log_path}" if log_path else "no traceback was written")
+  print(f"error: {checks.message(exc)}\n  ({where}; --verbosity=1 prints it here)",
+        file=sys.stderr, flush=True)
+
+
+def exit_failed(status: int = 1, *, announce: bool = True) -> None:
+  """Ends the command with `status`; in a multi-process run at once (`os._exit`), since Python's
+  normal exit would wait at jax's shutdown barrier for processes that wait for this one."""
+  import jax
+  sys.stdout.flush()
+  sys.stderr.flush()
+  if jax.distributed.is_initialized() and jax.process_count() > 1:
+    if announce:
+      print(f"process {jax.process_index()} of {jax.process_count()} failed; exiting at once "
+            "so that the other processes stop too", file=sys.stderr, flush=True)
+    os._exit(status)
+  sys.exit(status)
+
+
 def main(run: Callable[[Any, str], Any], config: Any, workdir: str, *,
          xla_cache: str | None = None) -> Any:
   """Runs `run(config, absolute workdir)` the way every entry point does (see module docstring)."""
@@ -123,5 +208,21 @@ def main(run: Callable[[Any, str], Any], config: Any, workdir: str, *,
   # (--config.distributed=True or REPSIM_DISTRIBUTED=1) joins its processes first
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   workdir = absolute(workdir)
-  with error_log(workdir):
-    return run(config, workdir)
+  sharding.peer_log_hint = peer_log_hint(workdir)
+  log_path = None
+  try:
+    checks.workdir(workdir)
+    log_path = error_log_path(workdir)
+    with error_log(workdir):
+      return run(config, workdir)
+  except Exception as e:  # pylint: disable=broad-except
+    if _is_peer_failure(e):
+      if verbose:
+        traceback.print_exception(e, file=sys.stderr)
+      print(sharding.describe_peer_failure(str(e)) + f"\n  (this process's traceback is in "
+            f"{log_path}; --verbosity=1 prints it here)", file=sys.stderr, flush=True)
+      exit_failed(1, announce=False)
+    if not is_user_error(e):
+      raise
+    print_user_error(e, log_path=log_path, verbose=verbose)
+    exit_failed(1)

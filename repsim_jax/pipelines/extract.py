@@ -24,6 +24,7 @@ from repsim_jax import sharding
 from repsim_jax.extraction.extract import extract, model_store_config, open_model
 from repsim_jax.extraction.store import ActivationStore, IncompleteStoreError
 from repsim_jax.paths import absolute
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.run import Run
 from repsim_jax.results import save_result, to_jsonable
 from repsim_jax.sharding import maybe_initialize_distributed, row_mesh
@@ -125,6 +126,8 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
 
 def run(config: Any, workdir: str) -> dict[str, str]:
   """Extracts the stores of `config` under `<workdir>/stores`; returns model name -> store path."""
+  checks.models(config.models)
+  checks.dataset(config.dataset)
   context = Run("extract", workdir, config=config,
                 title="Extraction: " + ", ".join(m.name for m in config.models))
   with context.step("extract " + ", ".join(m.name for m in config.models)):

@@ -11,18 +11,20 @@ measure protocol, so a newly registered measure is available here with no change
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
 
 import numpy as np
 from absl import logging
-
-import re
 
 from repsim_jax import results, sharding
 from repsim_jax.data import synthetic_layers
 from repsim_jax.extraction.layer_files import load_layers
 from repsim_jax.measures import bootstrap, measure, similarity_matrix, subsets
 from repsim_jax.metrics import calibration, distances, imbalance, imbalance_stats, validation
+from repsim_jax.pipelines import checks
+from repsim_jax.pipelines.report import interval_text
 from repsim_jax.pipelines.run import Run
 
 _II = "information_imbalance-convention=dadapy-distance"
@@ -36,10 +38,50 @@ def _inputs(config):
         noise=s.noise, seed=config.seed)
     names = [f"layer_{i:02d}" for i in range(len(layers))]
     return ("synthetic", names, layers), ("synthetic", names, layers)
-  a = (config.inputs_a, *load_layers(config.inputs_a, names=config.layers_a))
+  a = (config.inputs_a, *_load(config, "a"))
   if not config.inputs_b:
     return a, a
-  return a, (config.inputs_b, *load_layers(config.inputs_b, names=config.layers_b))
+  return a, (config.inputs_b, *_load(config, "b"))
+
+
+def _load(config, side: str):
+  """`load_layers` of config.inputs_<side>; a missing file or layer names its config key."""
+  spec, names = config[f"inputs_{side}"], config[f"layers_{side}"]
+  try:
+    return load_layers(spec, names=names)
+  except FileNotFoundError as e:
+    raise checks.UserError(f"config.inputs_{side}={spec!r}: {checks.message(e)}; relative paths "
+                           f"are read from {os.getcwd()}") from e
+  except KeyError as e:
+    raise checks.UserError(f"config.layers_{side}={names!r}: {checks.message(e)}; give names from "
+                           "that list, comma-separated") from e
+
+
+def _check(config) -> None:
+  """The config's names, before any work."""
+  checks.choice(config.metric, distances.METRICS, where="config.metric")
+  checks.choice(config.ties, imbalance.TIES, where="config.ties")
+  checks.choice(config.dtype, ("float32", "float64"), where="config.dtype")
+  for side in "ab":
+    spec = config[f"inputs_{side}"]
+    if spec and not glob.has_magic(spec) and not os.path.exists(spec):
+      raise checks.UserError(f"config.inputs_{side}={spec!r} does not exist (relative paths are "
+                             f"read from {os.getcwd()}): give an .npz file, a folder of .npy "
+                             "files, a glob of .npy files or a store directory")
+
+
+def _check_rows(*inputs) -> None:
+  """Every layer of every input has the same number of rows (one per image, in one order)."""
+  rows = {(os.path.basename(src), name): len(x) for src, names, layers in inputs
+          for name, x in zip(names, layers)}
+  if len(set(rows.values())) > 1:
+    first = next(iter(rows.values()))
+    odd = [f"{src} layer {name!r} has {n}" for (src, name), n in rows.items() if n != first]
+    (src, name), _ = next(iter(rows.items()))
+    raise checks.UserError(
+        f"layers differ in their number of rows: {src} layer {name!r} has {first}, "
+        + ", ".join(odd[:5]) + (", ..." if len(odd) > 5 else "")
+        + "; every layer needs one row per image, the same images in the same order")
 
 
 def _prepare(source, names, layers, config, rows):
@@ -69,9 +111,44 @@ def _key(name: str) -> str:
   return "imbalance" if name in ("imbalance", _II) else re.sub(r"[^A-Za-z0-9]+", "_", name)
 
 
+def best_predicted(matrix: np.ndarray, *, same_layers: bool,
+                   higher_is_similar: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """For each row layer of A: the column of B it predicts best (lowest Δ; for a similarity,
+  `higher_is_similar`, the highest value) and the row's mean. When A and B are the same layers, a
+  layer against itself (Δ = 2/N, the minimum; a similarity's maximum) is left out: it is no
+  finding."""
+  m = np.array(matrix, np.float64)
+  if same_layers:
+    np.fill_diagonal(m, np.nan)
+  if m.shape[1] == (1 if same_layers else 0):
+    return np.zeros(len(m), int), np.full(len(m), np.nan)
+  best = np.nanargmax(m, axis=1) if higher_is_similar else np.nanargmin(m, axis=1)
+  return best, np.nanmean(m, axis=1)
+
+
+def _warn_degenerate(measures, inputs, same: bool, metric: str) -> None:
+  """The warnings about exact duplicate points and constant layers, once for the command and
+  named by file and layer (`validation.warn_degenerate_layers`): the kernels would name a layer
+  by its index in their lists (layers_a[13]) and say it again in every resampling call, so the
+  measure steps run with theirs off (`validation.degenerate_warnings_off`). Duplicates matter to
+  the rank and neighbour measures (not CKA); what a constant layer means depends on the
+  measure."""
+  layers, names = [], []
+  for src, layer_names, group in inputs[:1] if same else inputs:
+    layers += list(group)
+    names += [f"{os.path.basename(src)} {n}" for n in layer_names]
+  keys = list(dict.fromkeys(validation.constant_meaning_key(m.name) for m in measures))
+  duplicates = any(key != "cka" for key in keys)
+  for i, key in enumerate(keys):
+    validation.warn_degenerate_layers(layers, names, measure=key, duplicates=duplicates and i == 0,
+                                      metric=metric if key == "imbalance" else "euclidean",
+                                      stacklevel=3)
+
+
 def run(config, workdir: str) -> dict:
   """Computes the matrices described by `config`; writes results and heatmaps to `workdir`."""
   sharding.maybe_initialize_distributed(config.distributed or None)
+  _check(config)
   names = _measure_list(config)
   only_ii = names == ["imbalance"]
   context = Run("imbalance", workdir, config=config,
@@ -79,6 +156,7 @@ def run(config, workdir: str) -> dict:
   workdir = context.workdir
   with context.step("inputs"):
     (src_a, names_a, raw_a), (src_b, names_b, raw_b) = _inputs(config)
+    _check_rows((src_a, names_a, raw_a), (src_b, names_b, raw_b))
     n = len(raw_a[0])
     rows = None
     if config.n:
@@ -93,13 +171,16 @@ def run(config, workdir: str) -> dict:
                     dtype=np.dtype(config.dtype))
   context.log("%d x %d layers, N=%d, k=%d, %s", len(layers_a), len(layers_b),
               len(layers_a[0]), config.k, config.metric)
+  same = layers_b is layers_a
+  _warn_degenerate([measure(name) for name in names],
+                   [(src_a, names_a, layers_a), (src_b, names_b, layers_b)], same, config.metric)
   arrays, matrices, outputs = {}, {}, {}
   for name in names:
     m = measure(name)
     key = _key(name)
     options = ii_options if m.name == _II else {}
     step = "information imbalance" if key == "imbalance" else name
-    with context.step(step):
+    with context.step(step), validation.degenerate_warnings_off():  # given by `_warn_degenerate`
       matrices[key], extra = _measure_step(config, layers_a, layers_b, m, key, options)
     arrays.update(extra)
     outputs[key] = m
@@ -119,7 +200,7 @@ def run(config, workdir: str) -> dict:
   title = f"{os.path.basename(src_a)} → {os.path.basename(src_b)}"
   for key, m in outputs.items():
     files += _report(context, config, key, m, matrices[key], arrays, names_a, names_b,
-                     len(layers_a[0]), title, workdir)
+                     len(layers_a[0]), title, workdir, same=same)
   headline = f"{len(names_a)} x {len(names_b)} matrix" + "".join(
       f", mean {'Δ' if key == 'imbalance' else key} {matrices[key].mean():.3f}"
       for key in outputs)
@@ -135,7 +216,7 @@ def _measure_step(config, layers_a, layers_b, m, key, options):
     if m.name == _II:
       stats = imbalance_stats.imbalance_subsets(
           layers_a, layers_b, subset_size=config.subset_size, repeats=config.repeats or None,
-          seed=config.seed, **options)
+          seed=config.seed, check_duplicates=False, **options)
     else:
       stats = subsets(layers_a, layers_b, measure=m, subset_size=config.subset_size,
                             repeats=config.repeats or None, seed=config.seed)
@@ -145,7 +226,7 @@ def _measure_step(config, layers_a, layers_b, m, key, options):
                    f"{prefix}subsets": stats["subsets"]})
   elif m.name == _II:
     matrix = imbalance.information_imbalance_matrix(layers_a, layers_b, progress=logging.info,
-                                                    **options)
+                                                    check_duplicates=False, **options)
   else:
     matrix = similarity_matrix(layers_a, layers_b, measure=m)
   arrays[key] = matrix
@@ -167,8 +248,12 @@ def _measure_step(config, layers_a, layers_b, m, key, options):
   return matrix, arrays
 
 
-def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title, workdir):
-  """The measure's report section (table, calibration lines) and heatmap; its figure files."""
+def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title, workdir, *,
+            same: bool):
+  """The measure's report section (table, calibration lines) and heatmap; its figure files.
+
+  `same`: B is A (inputs_a alone), so a layer against itself is left out of the best-predicted
+  column (it is no finding)."""
   ii = key == "imbalance"
   label = "Δ(A → B)" if ii else key
   section = context.section(f"Information imbalance {title}" if ii else f"{m.name} {title}")
@@ -186,14 +271,21 @@ def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title,
                  + (f"; mean over disjoint subsets of {config.subset_size}: the value at "
                     f"N = subset_size = {config.subset_size}, not at the full N"
                     if config.subset_size else "") + ".")
-  best = matrix.argmax(axis=1) if m.higher_is_similar else matrix.argmin(axis=1)
-  half = arrays.get(f"{key}_half_width")
-  value = (lambda i, j: float(matrix[i, j])) if half is None else (
-      lambda i, j: f"{matrix[i, j]:.3f} ± {half[i, j]:.3f}")
-  best_col = "best-predicted layer of B" if ii else "most similar layer of B"
-  section.table(["layer of A", best_col, label, f"mean {'Δ' if ii else key} over B"],
-                [[a, names_b[j], value(i, j), float(row.mean())]
-                 for i, (a, row, j) in enumerate(zip(names_a, matrix, best))])
+  if ii and config.k >= n // 2:
+    warning = (f"k={config.k} is at least half of N={n}: Δ approaches 1 for every pair of "
+               "layers, whatever their relation; use a small k (1 to 10)")
+    logging.warning(warning)
+    section.note("Warning: " + warning + ".")
+  best, other = best_predicted(matrix, same_layers=same, higher_is_similar=m.higher_is_similar)
+  low, high = arrays.get(f"{key}_low"), arrays.get(f"{key}_high")
+  value = (lambda i, j: float(matrix[i, j])) if low is None else (
+      lambda i, j: interval_text(float(matrix[i, j]), float(low[i, j]), float(high[i, j])))
+  best_col = (("best-predicted " if ii else "most similar ") + ("other " if same else "")
+              + "layer of B")
+  section.table(["layer of A", best_col, f"its {label}",
+                 f"mean {'Δ' if ii else key} over " + ("the other layers" if same else "B")],
+                [[a, names_b[j], value(i, j), float(o)]
+                 for i, (a, j, o) in enumerate(zip(names_a, best, other))])
   if f"{key}_p_value" in arrays:
     lines = [f"{how}: {float(arrays[f'{key}_{how}_observed']):.3f}, p = "
              f"{float(arrays[f'{key}_{how}_p_value']):.3g}, calibrated "
@@ -205,12 +297,13 @@ def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title,
                  f"{int(np.sum(arrays[f'{key}_q_value'] <= config.alpha))} of {matrix.size}.")
   if not config.plot:
     return []
-  from repsim_jax.plotting.heatmap import layer_heatmap
+  from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
   base = config.name if ii else f"{config.name}_{key}"
-  bounded = ii or (m.perfect == 1.0 and m.higher_is_similar)
-  return section.figure(f"{label}, {title}", lambda: layer_heatmap(
+  vmin, vmax = data_range(matrix)  # its own range, stated: a fixed 0-1 paints small II one colour
+  return section.figure(f"{label}, {title}; {scale_text(vmin, vmax)} (the matrix's range)",
+                        lambda: layer_heatmap(
       matrix, row_labels=names_a, col_labels=names_b, path=os.path.join(workdir, base),
       title=f"{'Information imbalance' if ii else m.name} {title}",
       ylabel="predicting layer (A)" if ii else "layer of A",
       xlabel="predicted layer (B)" if ii else "layer of B", cbar_label=label,
-      vmin=0.0 if bounded else None, vmax=1.0 if bounded else None))
+      vmin=vmin, vmax=vmax))

@@ -77,11 +77,58 @@ def by_model(values: Mapping[str, float], fmt: str = "{:.3f}") -> str:
   return "; ".join(f"{m}: {fmt.format(v)}" for m, v in values.items()) or "n/a"
 
 
-def by_model_interval(values: Mapping[str, float], half_widths: Mapping[str, float]) -> str:
-  """ "vit: 0.123 ± 0.011; ..." (`metrics.intervals.format_interval`: the value to the decimals
-  of its half-width); a model without a half-width shows its value alone."""
-  return "; ".join(f"{m}: {format_interval(v, half_widths.get(m, np.nan))}"
-                   for m, v in values.items()) or "n/a"
+def interval_text(value: float, low: float, high: float, *, symmetric_within: float = 0.1) -> str:
+  """ "0.312 ± 0.014" when the interval is symmetric about the value (its two sides differ by
+  less than `symmetric_within` of the larger), else "0.0030 [0.0007, 0.0152]": a ± would hide
+  the skew, and may imply a bound the interval does not have (a negative II). Decimals: those of
+  `metrics.intervals.format_interval` for the shorter side, so neither bound rounds away."""
+  below, above = value - low, high - value
+  if not (np.isfinite(below) and np.isfinite(above)):
+    return format_interval(value, np.nan)
+  wide = max(below, above, 0.0)
+  if abs(above - below) <= symmetric_within * wide:
+    return format_interval(value, (above + below) / 2)
+  narrow = min(s for s in (below, above, wide) if s > 0) if wide > 0 else np.nan
+  digits = len(format_interval(value, narrow).split(" ± ")[0].partition(".")[2])
+  return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def by_model_interval(values: Mapping[str, float],
+                      bounds: Mapping[str, tuple[float, float]]) -> str:
+  """ "vit: 0.123 ± 0.011; igpt: 0.0030 [0.0007, 0.0152]" (`interval_text` of each model's
+  (low, high)); a model without an interval shows its value alone."""
+  cells = [f"{m}: " + (interval_text(v, *bounds[m]) if m in bounds else format_interval(v, np.nan))
+           for m, v in values.items()]
+  return "; ".join(cells) or "n/a"
+
+
+def prose(settings: Mapping[str, Any]) -> str:
+  """Settings as words for headings and setup lines, not a dict: {"debiased": True,
+  "batch_size": 16, "size": [40, 36]} -> "debiased, batch size 16, size 40 x 36" (None and False
+  left out)."""
+  parts = []
+  for key, value in settings.items():
+    name = str(key).replace("_", " ")
+    if value is None or value is False:
+      continue
+    if value is True:
+      parts.append(name)
+    elif isinstance(value, Mapping):
+      parts.append(f"{name} ({prose(value)})")
+    elif isinstance(value, (list, tuple)):
+      parts.append(f"{name} {' x '.join(map(str, value))}")
+    else:
+      parts.append(f"{name} {value}")
+  return ", ".join(parts)
+
+
+def dataset_text(described: Mapping[str, Any]) -> str:
+  """A source's `describe()` as words: "48 generated images (size 40 x 36, num classes 4,
+  seed 0)", "tfds images (name imagenet2012, split validation)"."""
+  rest = {k: v for k, v in described.items() if k not in ("kind", "n")}
+  count = f"{described['n']} " if described.get("n") else ""
+  kind = str(described.get("kind", "")).replace("_", " ")
+  return f"{count}{kind} images" + (f" ({prose(rest)})" if prose(rest) else "")
 
 
 def percent_by_model(values: Mapping[str, float]) -> str:

@@ -1,6 +1,6 @@
 """The context every pipeline runs in: workdir, process-0 writes, steps, results, report.
 
-    run = Run("paper", workdir, config=config, title="Mahaut & Baroni (2026) reproduction")
+    run = Run("mahaut_baroni", workdir, config=config, title="Mahaut & Baroni (2026) reproduction")
     with run.step("representations"):
       reps = ...
     run.run_steps("repsim_jax.pipelines.mahaut_baroni", config.analysis.steps, reps,
@@ -59,7 +59,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from repsim_jax import resources
+from repsim_jax import names, resources
 from repsim_jax import results as results_lib
 from repsim_jax import sharding
 from repsim_jax.paths import absolute
@@ -105,8 +105,7 @@ def find_step(package: str, name: str) -> Callable[[Any, Any, "Run"], dict]:
   if module is None or not callable(getattr(module, "step", None)):
     known = [m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__)
              if callable(getattr(importlib.import_module(f"{package}.{m.name}"), "step", None))]
-    raise ValueError(f"unknown step {name!r}: expected one of {sorted(known)} (modules of "
-                     f"{package} with a `step` function)")
+    raise ValueError(names.unknown("step", name, known))
   return module.step
 
 

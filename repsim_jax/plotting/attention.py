@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 from repsim_jax.plotting.common import new_figure as _figure
@@ -38,6 +39,7 @@ def plot_attention_distances(distances: np.ndarray, path: str, *,
     values = np.sort(distances[layer]) if sort else distances[layer]
     ax.scatter(np.arange(values.size), values, s=18, color=colour, label=label)
   ax.set_xlabel("sorted attention head" if sort else "attention head")
+  ax.set_xticks(np.arange(distances.shape[1]))  # heads are whole numbers (two heads: 0 and 1)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.legend(fontsize=7, frameon=False)
@@ -63,6 +65,7 @@ def plot_attention_distance_by_depth(distances: np.ndarray, path: str, *,
     ax.scatter(np.arange(num_layers), distances[:, head], s=10, color=colours[head],
                label=f"head {head}" if num_heads <= 16 else None)
   ax.set_xlabel("block")
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # blocks are whole
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   if num_heads <= 16:
@@ -85,8 +88,11 @@ def plot_head_subset_cka(mean_distance: np.ndarray, similarity: np.ndarray, path
   labels = layer_labels or [f"CNN layer {j}" for j in range(similarity.shape[1])]
   fig = _figure((5, 3.5))
   ax = fig.subplots()
-  for j, label in enumerate(labels):
-    ax.plot(mean_distance, similarity[:, j], marker="o", ms=3, label=label)
+  # CNN layers by depth on a sequential scale: the default cycle's colours stand for models in
+  # the other figures of the report
+  colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.85, len(labels)))
+  for j, (label, colour) in enumerate(zip(labels, colours)):
+    ax.plot(mean_distance, similarity[:, j], marker="o", ms=3, label=label, color=colour)
   ax.set_xlabel("mean attention distance of head subset (pixels)")
   ax.set_ylabel("CKA")
   ax.set_title(title)

@@ -19,20 +19,30 @@ def plot_neighbour_sharing(panels: Mapping[str, tuple[Mapping[str, np.ndarray], 
   """
   if not panels:
     raise ValueError("panels: expected at least one panel")
-  fig = new_figure((4.2 * len(panels), 3.4))
-  axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
-  for ax, (name, (sharing, baseline)) in zip(axes[0], panels.items()):
+  # at most two panels a row, so that a page-wide figure keeps its text readable; the models'
+  # legend goes once, in a spare cell when there is one
+  cols = min(2, len(panels))
+  rows = -(-len(panels) // cols)
+  fig = new_figure((4.0 * cols, 3.0 * rows + 0.4))
+  axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+  for ax, (name, (sharing, baseline)) in zip(axes, panels.items()):
     for model, values in sharing.items():
       values = 100 * np.asarray(values, float)
       ax.plot(relative_depth(len(values)), values, marker="o", markersize=3, label=model)
-    ax.axhline(100 * baseline, color="k", linestyle="--", linewidth=1,
-               label=f"random baseline ({100 * baseline:.1f} %)")
-    ax.set_title(name)
+    ax.axhline(100 * baseline, color="k", linestyle="--", linewidth=1, label="random baseline")
+    ax.set_title(f"{name} (random: {100 * baseline:.1f} %)", fontsize=10)
     ax.set_xlabel("relative layer depth")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-  axes[0, 0].set_ylabel(f"% of {k} nearest neighbours\nsharing a category")
+  for ax in axes[::cols]:
+    ax.set_ylabel(f"% of {k} nearest\nneighbours sharing")
+  handles, labels = axes[0].get_legend_handles_labels()
+  if len(axes) > len(panels):
+    for ax in axes[len(panels):]:
+      ax.axis("off")
+    axes[len(panels)].legend(handles, labels, loc="center", fontsize=10, frameon=False)
+  else:
+    axes[0].legend(fontsize=8)
   fig.suptitle(title or f"Low-level categories shared with the {k} nearest neighbours")
   fig.tight_layout()
   return save_figure(fig, path)

@@ -13,6 +13,19 @@ def _tick_positions(count: int, max_ticks: int) -> np.ndarray:
   return np.arange(0, count, step)
 
 
+def data_range(*matrices: Any) -> tuple[float, float]:
+  """(min, max) of the finite entries of `matrices`: a colour scale that shows their range
+  (a fixed 0-1 scale paints II matrices whose entries stay below 0.1 one colour)."""
+  values = np.concatenate([np.asarray(m, np.float64).ravel() for m in matrices])
+  values = values[np.isfinite(values)]
+  return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+
+def scale_text(low: float, high: float) -> str:
+  """ "colour scale 0.002 to 0.131" for a caption."""
+  return f"colour scale {low:.3g} to {high:.3g}"
+
+
 def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequence[str],
                   title: str, path: str, cbar_label: str = "", xlabel: str = "",
                   ylabel: str = "", vmin: float | None = None, vmax: float | None = None,

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from repsim_jax.plotting.common import new_figure, relative_depth, save_figure, shade_interval
-from repsim_jax.plotting.heatmap import layer_heatmap
+from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
 
 # The paper's markers: early = blue circle, middle = purple square, late = yellow triangle.
 _STYLES = (("o", "#1f4e99"), ("s", "#7b3294"), ("^", "#e6ab02"))
@@ -81,19 +81,25 @@ def plot_imbalance_grid(matrices: Mapping[tuple[str, str], np.ndarray], path: st
 
 def plot_imbalance_heatmaps(matrices: Mapping[tuple[str, str], np.ndarray], directory: str, *,
                             layer_names: Mapping[str, Sequence[str]],
-                            prefix: str = "fig10") -> list[str]:
+                            prefix: str = "fig10",
+                            vmin: float | None = None, vmax: float | None = None) -> list[str]:
   """Fig. 10: every layer of A against every layer of B, one heatmap per ordered pair (A, B).
 
   Writes `<directory>/<prefix>_<A>__<B>.png/.pdf` through `layer_heatmap` (rows: predicting layers
-  of A, columns: predicted layers of B, colours in [0, 1]); returns every written path.
+  of A, columns: predicted layers of B); returns every written path. Colours span [vmin, vmax]
+  when given, else each matrix's own range (`heatmap.data_range`: a model's own layers differ by
+  a few hundredths where another pair spans 0 to 1), stated in each title.
   """
   paths = []
   for (a, b), m in matrices.items():
+    low, high = data_range(m)
+    low, high = (low if vmin is None else vmin), (high if vmax is None else vmax)
     paths += layer_heatmap(
         m, row_labels=list(layer_names[a]), col_labels=list(layer_names[b]),
-        title=f"{a} → {b}", path=os.path.join(directory, f"{prefix}_{a}__{b}"),
+        title=f"{a} → {b}\n{scale_text(low, high)}",
+        path=os.path.join(directory, f"{prefix}_{a}__{b}"),
         ylabel=f"predicting layer of {a}", xlabel=f"predicted layer of {b}",
-        cbar_label="Δ(A → B)", vmin=0.0, vmax=1.0)
+        cbar_label="Δ(A → B)", vmin=low, vmax=high)
   return paths
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from repsim_jax.models import parity
 from repsim_jax.models.parity import transformer_hooks  # noqa: F401  (re-exported for the tests)
+from repsim_jax.tiny_checkpoints import tiny_torch_checkpoint  # noqa: F401  (re-exported)
 
 
 def perturb_(model, *, seed: int = 0, scale: float = 0.1):
@@ -37,22 +38,6 @@ def perturb_(model, *, seed: int = 0, scale: float = 0.1):
       else:
         t.add_(scale * noise)
   return model
-
-
-def tiny_torch_checkpoint(model_type: str, path, *, image_size: int = 32, seed: int = 0) -> str:
-  """The runlocal tiny architecture of `model_type` (repsim_jax.tiny_checkpoints), written by
-  transformers torch (`AutoModel.from_config` + `save_pretrained`, safetensors) with the same
-  preprocessor_config.json: a checkpoint as downloaded ones are, for tests against torch."""
-  import json
-  import torch
-  import transformers
-  from repsim_jax.tiny_checkpoints import tiny_config
-  config, preprocessor = tiny_config(model_type, image_size)
-  torch.manual_seed(seed)
-  path = pathlib.Path(path)
-  transformers.AutoModel.from_config(config).save_pretrained(path)
-  (path / "preprocessor_config.json").write_text(json.dumps(preprocessor))
-  return str(path)
 
 
 def random_images(shape_nhwc, *, seed: int = 0) -> np.ndarray:

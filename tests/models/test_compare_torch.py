@@ -145,3 +145,37 @@ def test_new_families_compare_clean_with_sublayers(kind, tmp_path):
   assert comparison.ok, [r for r in comparison.rows if not r.ok]
   names = [r.name for r in comparison.rows]
   assert any(n.endswith(".attn_probs") for n in names) and "hidden_states.1" in names
+
+
+def test_runlocal_compares_tiny_checkpoints_in_one_table(tmp_path, capsys):
+  """The offline variant: tiny transformers checkpoints written by torch under the workdir, one
+  summary table, exit status 0 (two families here; the variant's default is every family)."""
+  status = _run_tool(["--config=configs/compare_torch.py:runlocal,model_types=vit+swin",
+                      f"--workdir={tmp_path}"])
+  out = capsys.readouterr().out
+  assert status == 0, out
+  assert (tmp_path / "checkpoints" / "swin" / "model.safetensors").is_file()
+  lines = out.splitlines()
+  header = next(i for i, line in enumerate(lines) if line.startswith("model type"))
+  rows = [line.split() for line in lines[header + 1:] if line.strip()]
+  assert [r[0] for r in rows] == ["vit", "swin"] and all(r[-1] == "ok" for r in rows), out
+  assert "orbax" not in out.lower()
+
+
+def test_family_model_types_cover_every_family():
+  from experiments import compare_torch
+  from repsim_jax.models import registry
+  types = compare_torch.family_model_types()
+  assert len(types) == len(set(registry.FAMILIES.values()))
+  assert {registry.FAMILIES[t] for t in types} == set(registry.FAMILIES.values())
+
+
+def test_our_own_checkpoint_format_is_named(tmp_path, capsys):
+  """A native (orbax) checkpoint, as runlocal writes, is refused with the format it needs."""
+  from repsim_jax.tiny_checkpoints import tiny_random_checkpoint
+  path = tiny_random_checkpoint("vit", str(tmp_path / "native"))
+  status = _run_tool([f"--model={path}"])
+  out = capsys.readouterr().out
+  assert status == 2, out
+  assert out.startswith(f"error: {path} is a checkpoint in our own format (orbax parameters"), out
+  assert "needs a transformers checkpoint: config.json with model.safetensors" in out

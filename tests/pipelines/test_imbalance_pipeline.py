@@ -111,3 +111,24 @@ def test_several_measures_with_intervals_and_calibration(tmp_path):
     assert (tmp_path / name).stat().st_size > 0
   summary = (tmp_path / "summary.md").read_text()
   assert "cka-kernel=linear-hsic=song-score" in summary and "Permutation calibration" in summary
+
+
+def test_best_predicted_layer_is_another_layer_for_one_input():
+  """With inputs_a alone every layer predicts itself best (Δ = 2/N): no finding, left out."""
+  matrix = np.array([[0.01, 0.3, 0.5], [0.2, 0.01, 0.4], [0.6, 0.25, 0.01]])
+  best, mean = imbalance_pipeline.best_predicted(matrix, same_layers=True)
+  assert list(best) == [1, 0, 1]
+  np.testing.assert_allclose(mean, [0.4, 0.3, 0.425])
+  best, mean = imbalance_pipeline.best_predicted(matrix, same_layers=False)
+  assert list(best) == [0, 1, 2]
+  np.testing.assert_allclose(mean, matrix.mean(axis=1))
+
+
+def test_a_k_near_n_is_warned_about_in_the_report(tmp_path):
+  """Δ tends to 1 for every pair as k approaches N: the report says so."""
+  config = imbalance_config.get_config("runlocal")
+  config.synthetic.n, config.k, config.plot = 40, 39, False
+  out = imbalance_pipeline.run(config, str(tmp_path))
+  assert np.all(out["imbalance"][~np.eye(4, dtype=bool)] > 0.9)
+  summary = (tmp_path / "summary.md").read_text()
+  assert "Warning: k=39 is at least half of N=40" in summary

@@ -88,7 +88,8 @@ def _check_headline_intervals(workdir, config, out, summary):
   and the report's cells."""
   import scipy.stats
   from repsim_jax.extraction.store import load_store_layers
-  from repsim_jax.metrics.intervals import DEFAULT_SPLITS, format_interval
+  from repsim_jax.metrics.intervals import DEFAULT_SPLITS
+  from repsim_jax.pipelines.report import interval_text
   from repsim_jax.results import load_result
   cfg = config.analysis.imbalance
   cells = {}
@@ -98,7 +99,9 @@ def _check_headline_intervals(workdir, config, out, summary):
     _, layers = load_store_layers(os.path.join(workdir, "stores", m))
     matrix, rep = plain["imbalance"], list(plain["representative_a"])
     n = len(layers[0])
-    i, j = np.unravel_index(np.argmax(matrix), matrix.shape)
+    off_diagonal = np.where(np.eye(len(matrix), dtype=bool), -np.inf, matrix)
+    i, j = np.unravel_index(np.argmax(off_diagonal), matrix.shape)  # a layer with itself is no pair
+    assert i != j
     assert meta["values"]["n"] == n and set(saved["rows"]) == set(rep) | {i}
 
     def largest(idx):
@@ -131,7 +134,7 @@ def _check_headline_intervals(workdir, config, out, summary):
                                  err_msg=f"{m} {name}")
       assert half > 0  # splitting 32 images moves these numbers
       np.testing.assert_allclose(saved[f"{name}/value"], value, rtol=0, atol=1e-12)
-      cells.setdefault(name, []).append(f"{m}: {format_interval(value, half)}")
+      cells.setdefault(name, []).append(f"{m}: {interval_text(value, value - half, value + half)}")
   assert "; ".join(cells["self_max"]) in summary and "; ".join(cells["smoothness"]) in summary
   assert f"with {cfg.n_boot} image-bootstrap replicates" in summary
 

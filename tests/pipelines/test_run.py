@@ -294,7 +294,7 @@ def test_mahaut_baroni_resumes_after_kill_and_recomputes_only_what_changed(tmp_p
                      until=r"\[5/8\] lowlevel \.\.\.", send=signal.SIGTERM)
   assert code == 143, out[-3000:]
   assert out.rstrip().splitlines()[-1] == (
-      "paper: interrupted by SIGTERM in step [5/8] lowlevel; rerun the same command to resume "
+      "mahaut_baroni: interrupted by SIGTERM in step [5/8] lowlevel; rerun the same command to resume "
       "there (finished steps are reused)"), out[-3000:]
   assert "Traceback" not in out
   assert not os.path.exists(os.path.join(workdir, "steps", "lowlevel.json"))

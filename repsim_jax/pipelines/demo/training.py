@@ -117,7 +117,7 @@ def train_model(entry, train_images: np.ndarray, train_factors: dict[str, np.nda
     raise ValueError(f"model {entry.name!r}: objective {entry.objective!r}; expected 'shape' or "
                      f"'next_pixel'")
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(backbone, nnx.Param)))
-  run.log(f"{entry.name}: training a {entry.model_type} ({n_params / 1e3:.0f}k parameters) on "
+  run.log(f"{entry.name}: training {entry.model_type} ({n_params / 1e3:.0f}k parameters) on "
        f"{entry.objective} for {entry.steps} steps of {entry.batch_size} images")
   history = training.fit(model, loss, data, steps=entry.steps, batch_size=entry.batch_size,
                          lr=entry.lr, seed=seed, name=f"train {entry.name}",

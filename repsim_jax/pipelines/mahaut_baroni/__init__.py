@@ -37,8 +37,10 @@ from typing import Any
 
 from repsim_jax import sharding
 from repsim_jax.extraction.store import ActivationStore
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.extract import ensure_stores
 from repsim_jax.pipelines.mahaut_baroni.inputs import load
+from repsim_jax.pipelines.report import dataset_text
 from repsim_jax.pipelines.run import Run, step_names
 from repsim_jax.results import fingerprint_json
 
@@ -59,16 +61,20 @@ def run(config, workdir: str) -> dict[str, Any]:
   """
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   a = config.analysis
-  context = Run("paper", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
+  checks.steps(__name__, a.steps)  # every name before minutes of extraction
+  checks.models(config.models)
+  checks.dataset(config.dataset)
+  context = Run("mahaut_baroni", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
   with context.step("representations"):
     source, ids, paths = ensure_stores(config, context.workdir)
     reps = load(config, source, ids, paths)
   if context.is_writer:  # the stores every step reads, for the step records (`Run`)
     context.fingerprints.update({f"store/{m}": store_fingerprint(p) for m, p in paths.items()})
-  context.report.title = ("Mahaut & Baroni (2026) reproduction: "
-                          + ", ".join(f"{m} ({reps.model_types[m]})" for m in reps.models))
+  context.report.title = "Mahaut & Baroni (2026) reproduction: " + ", ".join(
+      m if reps.model_types[m] == m else f"{m} ({reps.model_types[m]})" for m in reps.models)
   context.section("Setup").note(
-      f"{reps.n} images of {source.describe()}; layers per model: "
+      f"{reps.n} images sampled (seed {config.seed}) from {dataset_text(source.describe())}; "
+      "layers per model: "
       + ", ".join(f"{m} {len(reps.layers[m])}" for m in reps.models)
       + "; early / middle / late: " + "; ".join(
           f"{m} " + "/".join(reps.layer_names[m][i] for i in reps.representative[m])

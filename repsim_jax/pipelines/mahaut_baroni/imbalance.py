@@ -11,6 +11,7 @@ import numpy as np
 from absl import logging
 
 from repsim_jax.extraction.representations import Representations, layer_rows
+from repsim_jax.metrics import validation
 from repsim_jax.metrics.imbalance import imbalance_between_models, information_imbalance_matrix
 from repsim_jax.metrics.imbalance_stats import smoothness
 from repsim_jax.metrics.intervals import halves_interval, imbalance_bootstrap
@@ -24,6 +25,15 @@ def imbalance_kwargs(settings) -> dict[str, Any]:
   """`information_imbalance_matrix` keywords of the `analysis.imbalance` settings."""
   return dict(k=settings.k, metric=settings.metric, ties=settings.ties,
               memory_budget_bytes=int(settings.memory_budget_mb) << 20)
+
+
+def largest_between_layers(matrix: np.ndarray) -> tuple[float, tuple[int, int]]:
+  """The largest entry of a model's own [L, L] II matrix between two different layers, and its
+  (row, column): a layer against itself (the diagonal) is no pair of layers."""
+  masked = np.array(matrix, np.float64)
+  np.fill_diagonal(masked, -np.inf)
+  i, j = np.unravel_index(int(np.argmax(masked)), masked.shape)
+  return float(masked[i, j]), (int(i), int(j))
 
 
 def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> dict[str, Any]:
@@ -58,12 +68,13 @@ def headline_intervals(layers, matrix: np.ndarray, representative, settings) -> 
      smoothness (std of adjacent-layer differences), each with its "halves" and "quarters"}.
   """
   matrix = np.asarray(matrix, np.float64)
-  argmax = tuple(int(v) for v in np.unravel_index(np.argmax(matrix), matrix.shape))
+  argmax = largest_between_layers(matrix)[1]
   rows = sorted(set(int(r) for r in representative) | {argmax[0]})
-  boot = imbalance_bootstrap([layers[r] for r in rows], layers, n_boot=int(settings.n_boot),
-                             seed=settings.seed, confidence=settings.confidence, k=settings.k,
-                             metric=settings.metric,
-                             memory_budget_bytes=int(settings.memory_budget_mb) << 20)
+  with validation.degenerate_warnings_off():  # the II matrices' step named them already
+    boot = imbalance_bootstrap([layers[r] for r in rows], layers, n_boot=int(settings.n_boot),
+                               seed=settings.seed, confidence=settings.confidence, k=settings.k,
+                               metric=settings.metric,
+                               memory_budget_bytes=int(settings.memory_budget_mb) << 20)
   at = [rows.index(int(r)) for r in representative]
   smooth = lambda m: smoothness(m[..., at, :], axis=-1).mean(axis=-1)
   largest = lambda m: m[..., rows.index(argmax[0]), argmax[1]]
@@ -119,7 +130,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
     else:
       selected = {m: layer_rows(reps.layers[m], rows) for m in reps.models}
     prints = {m: fingerprints(m, selected[m]) for m in reps.models}
-    matrices = imbalance_between_models(selected, **kwargs)
+    matrices = imbalance_between_models(selected, layer_names=reps.layer_names, **kwargs)
   for (a, b), block in matrices.items():
     run.save(f"ii_{a}__{b}", {"imbalance": block, "layers_a": np.array(reps.layer_names[a]),
                               "layers_b": np.array(reps.layer_names[b]), "rows": rows,
@@ -161,17 +172,19 @@ def step(reps: Representations, settings, run: Run) -> dict:
                                              layer_names=reps.layer_names,
                                              intervals=shaded or None))
   if cfg.heatmaps:
-    section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair",
+    section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair, each on its "
+                   "own colour scale (its range, in its title)",
                    lambda: plot_imbalance_heatmaps(matrices, run.figure_path("fig10"),
                                                    layer_names=reps.layer_names))
-  self_max = {m: float(matrices[(m, m)].max()) for m in reps.models}
+  self_max = {m: largest_between_layers(matrices[(m, m)])[0] for m in reps.models}
   smooth = {m: float(smoothness(matrices[(m, m)][reps.representative[m]], axis=-1).mean())
             for m in reps.models}
 
-  def cell(values, name):  # "value ± half-width" where the intervals were computed
+  def cell(values, name):  # the value and its interval where the intervals were computed
     if not intervals:
       return by_model(values)
-    return by_model_interval(values, {m: iv[name]["half_width"] for m, iv in intervals.items()})
+    return by_model_interval(values, {m: (iv[name]["low"], iv[name]["high"])
+                                      for m, iv in intervals.items()})
 
   section.row("largest II between any two layers of one model", "iGPT: all ≤ 0.15",
               cell(self_max, "self_max"))
@@ -197,7 +210,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
           f"{reps.layer_names[m][iv['argmax'][1]]})", bounds(iv["self_max"]),
           f"{smooth[m]:.4f}", bounds(iv["smoothness"])] for m, iv in intervals.items()])
     section.note(
-        f"±: half-width of the {cfg.confidence:.0%} interval of E[II at N = {len(rows)}]: the "
+        f"Intervals: the {cfg.confidence:.0%} interval of E[II at N = {len(rows)}]: the "
         "value ± z sd, the sd of II at N carried from the spread between complementary halves "
         "of the images (independent data sets of N/2) with the rate measured against disjoint "
         "quarters (metrics.intervals.halves_interval; benchmarks/bench_coverage.py measures "
@@ -206,7 +219,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
         f"with {cfg.n_boot} image-bootstrap replicates (saved), "
         f"all from one pass: {sum(iv['passes'] for iv in intervals.values())} distance "
         f"passes in all, next to the {sum(len(reps.layers[m]) for m in reps.models)} layers of "
-        "the matrices (one pass each, or two). The largest II's ± is that of Δ at the layer pair "
-        "where it is largest.")
+        "the matrices (one pass each, or two). The largest II's interval is that of Δ at the layer "
+        "pair where it is largest; a layer against itself is not a pair. A symmetric interval is "
+        "written value ± half-width, an asymmetric one value [low, high].")
   return {"matrices": matrices, "self_max": self_max, "smoothness": smooth,
           "intervals": intervals}

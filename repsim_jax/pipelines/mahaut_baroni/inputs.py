@@ -98,7 +98,7 @@ def other_dataset(config, dataset, n_images, workdir: str, subdir: str,
       note = (f"skipped {dataset['name']!r}: not prepared for tfds; build it with `{command}`")
     else:
       note = f"skipped {dataset}: {e}"
-    logging.warning("paper: %s", note)
+    logging.warning("mahaut_baroni: %s", note)
     section.note(note)
     return None
   source, ids, paths = ensure_stores(sub, os.path.join(workdir, subdir), source=source)

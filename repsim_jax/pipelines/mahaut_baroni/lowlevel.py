@@ -24,7 +24,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
   images = ImageRows(reps.source, reps.ids, size=tuple(cfg.image_size)).stack(rows)
   features = lowlevel_features(images, sigma=cfg.sigma, low_threshold=cfg.low_threshold,
                                high_threshold=cfg.high_threshold, batch_size=cfg.batch_size,
-                               progress=run.progress("paper/lowlevel_features", n))
+                               progress=run.progress("mahaut_baroni/lowlevel_features", n))
   result = lowlevel_neighbour_analysis({m: layer_rows(reps.layers[m], rows) for m in reps.models},
                                        features, group_size=cfg.group_size, k=cfg.k,
                                        metric=cfg.metric)

@@ -30,10 +30,10 @@ def step(reps: Representations, settings, run: Run) -> dict:
   if len(classes) < 2:
     section.note(f"skipped: fewer than 2 classes with >= {cfg.min_images_per_class} images")
     return {}
-  run.log("per-class probes, %d classes x %s layers, %d images", len(classes),
-          {m: len(reps.layers[m]) for m in reps.models}, len(rows))
+  run.log("per-class probes, %d classes x the layers of each model (%s), %d images",
+          len(classes), ", ".join(f"{m} {len(reps.layers[m])}" for m in reps.models), len(rows))
   accuracy, rough = {}, {}
-  progress = run.progress("paper/probes", len(reps.models), unit="models", every_s=0)
+  progress = run.progress("mahaut_baroni/probes", len(reps.models), unit="models", every_s=0)
   for m in reps.models:
     accuracy[m] = class_probe_accuracy(layer_rows(reps.layers[m], rows), y, seed=cfg.seed,
                                        test_fraction=cfg.test_fraction,

@@ -29,7 +29,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
     section.note("skipped: no sample size fits the extracted images")
     return {}
   std11, mean12, std12 = {}, {}, {}
-  progress = run.progress("paper/sample_size", len(reps.models), unit="models", every_s=0)
+  progress = run.progress("mahaut_baroni/sample_size", len(reps.models), unit="models", every_s=0)
   for m in reps.models:
     layers = list(reps.layers[m])  # one model's layers at a time
     rep = [layers[i] for i in reps.representative[m]]

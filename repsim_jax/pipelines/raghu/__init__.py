@@ -34,10 +34,11 @@ References:
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from repsim_jax.pipelines import checks
 from repsim_jax.pipelines.raghu.models import ImageBatches, Inputs, load_models
+from repsim_jax.pipelines.report import dataset_text
 from repsim_jax.pipelines.run import Run, step_names
 
 
@@ -48,6 +49,9 @@ def run(config, workdir: str) -> dict[str, Any]:
   report.html, and each step's result by name}.
   """
   a = config.analysis
+  checks.steps(__name__, a.steps)  # every name before the models load
+  checks.models(config.models)
+  checks.dataset(config.dataset)
   context = Run("raghu", workdir, config=config, title="Raghu et al. 2021 analyses",
                 total_steps=1 + len(step_names(a.steps)))
   with context.step("models"):
@@ -55,8 +59,8 @@ def run(config, workdir: str) -> dict[str, Any]:
   context.inputs.update({f"checkpoint/{m.name}": m.fingerprint for m in models})
   context.section("Setup").note(
       f"Models: {', '.join(m.name for m in config.models)}; images: "
-      f"`{json.dumps(config.dataset.to_dict(), default=str)}`. Numbers and configs: the `.npz` / "
-      "`.json` files beside this one.")
+      f"{dataset_text(config.dataset.to_dict())}. Numbers and configs: the .npz and .json files "
+      "beside this report.")
   out: dict[str, Any] = context.run_steps(__name__, a.steps, Inputs(models, ImageBatches(config)),
                                           settings=lambda name: a[name])
   out["summary"], out["report"] = context.report_paths["markdown"], context.report_paths["html"]

@@ -9,8 +9,9 @@ from repsim_jax.extraction.pooling import pool
 from repsim_jax.metrics.kernel_alignment import cka_matrix
 from repsim_jax.models.outputs import block_names
 from repsim_jax.pipelines.raghu.models import ImageBatches, Inputs, Model
+from repsim_jax.pipelines.report import prose
 from repsim_jax.pipelines.run import Run
-from repsim_jax.plotting.heatmap import layer_heatmap
+from repsim_jax.plotting.heatmap import data_range, layer_heatmap, scale_text
 from repsim_jax.progress import Progress
 
 
@@ -52,8 +53,17 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
            for m in models}
   progress = run.progress("cka: forward", len(ids) * len(models))
   layers = {m.name: pooled_layers(m, images, ids, names[m.name], progress) for m in models}
-  section = run.section(f"CKA heatmaps (Figs. 1, 2, B.1), N={len(ids)}, {opts}")
-  style = dict(cmap="magma", origin="lower", cbar_label="CKA", vmin=0.0, vmax=1.0)
+  how = ", ".join(filter(None, ["unbiased HSIC" if opts["hsic"] == "song" else "biased HSIC",
+                                prose({k: v for k, v in opts.items() if k != "hsic"})]))
+  section = run.section(f"CKA heatmaps (Figs. 1, 2, B.1), N={len(ids)}, {how}")
+  # each heatmap on its own range, stated in its caption (a fixed 0-1 scale paints a ViT whose
+  # blocks all sit near 0.99 one colour)
+  style = dict(cmap="magma", origin="lower", cbar_label="CKA")
+
+  def scale(m):
+    low, high = data_range(m)
+    return dict(vmin=low, vmax=high), f"; {scale_text(low, high)} (its range)"
+
   out = {}
   for m in models:
     run.log("cka: %s, %d x %d layers, N=%d", m.name, len(names[m.name]), len(names[m.name]),
@@ -67,15 +77,18 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
              extra={"options": opts, "mean_offdiag_blocks": _offdiag_mean(sub),
                     "first_vs_last_block": float(sub[0, -1])})
     block_labels = [n for n, b in zip(names[m.name], is_block) if b]
-    section.figure(f"{m.name}: CKA between blocks (Fig. 1)", lambda: layer_heatmap(
+    limits, said = scale(sub)
+    section.figure(f"{m.name}: CKA between blocks (Fig. 1){said}", lambda: layer_heatmap(
         sub, row_labels=block_labels, col_labels=block_labels,
         title=f"{m.name}: CKA between blocks", xlabel="layer", ylabel="layer",
-        path=run.figure_path(f"fig1_cka_{m.name}"), **style))
+        path=run.figure_path(f"fig1_cka_{m.name}"), **style, **limits))
     if settings.sublayers:
-      section.figure(f"{m.name}: CKA, blocks and sublayers (Fig. B.1)", lambda: layer_heatmap(
+      limits, said = scale(matrix)
+      section.figure(f"{m.name}: CKA, blocks and sublayers (Fig. B.1){said}",
+                     lambda: layer_heatmap(
           matrix, row_labels=names[m.name], col_labels=names[m.name],
           title=f"{m.name}: CKA, blocks and sublayers", xlabel="layer", ylabel="layer",
-          path=run.figure_path(f"figB1_cka_{m.name}_sublayers"), **style))
+          path=run.figure_path(f"figB1_cka_{m.name}_sublayers"), **style, **limits))
     section.row(f"{m.name}: mean off-diagonal CKA between blocks; first vs last block",
                 "ViT: uniform, high between lower and higher layers; ResNet: clear stages, low "
                 "between lower and higher layers",
@@ -87,10 +100,11 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
       run.save(f"cka_{a.name}_vs_{b.name}", {"cka": matrix, "layers_a": np.array(names[a.name]),
                                              "layers_b": np.array(names[b.name])},
                inputs=image_ids, extra={"options": opts, "max": float(np.nanmax(matrix))})
-      section.figure(f"CKA {a.name} vs {b.name} (Fig. 2)", lambda: layer_heatmap(
+      limits, said = scale(matrix)
+      section.figure(f"CKA {a.name} vs {b.name} (Fig. 2){said}", lambda: layer_heatmap(
           matrix, row_labels=names[a.name], col_labels=names[b.name],
           title=f"CKA {a.name} vs {b.name}", ylabel=a.name, xlabel=b.name,
-          path=run.figure_path(f"fig2_cka_{a.name}_vs_{b.name}"), **style))
+          path=run.figure_path(f"fig2_cka_{a.name}_vs_{b.name}"), **style, **limits))
       best = np.nanargmax(matrix, axis=0)  # Fig. 2: which layer of a each layer of b is closest to
       section.row(f"{a.name} vs {b.name}: max CKA; relative depth of the {a.name} layers that "
                   f"the first half of {b.name}'s layers match",
