@@ -14,11 +14,13 @@ Multi-process rules every caller relies on:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import sys
 import traceback
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import jax
 import numpy as np
@@ -136,6 +138,31 @@ def _exit_at_once(kind, value, tb) -> None:
     os._exit(1)
 
 
+_PROCESS_LOCAL = contextvars.ContextVar("repsim_jax_process_local", default=False)
+
+
+@contextlib.contextmanager
+def process_local() -> Iterator[None]:
+  """Inside: this process works alone. Default meshes (`row_mesh()`) hold its own devices, and
+  the writer's broadcasts, barriers and agreements are its own values, as on one process.
+
+  For work that one process does while the others do other work (the measure engine gives each
+  process its own layer pairs): a kernel's default mesh over every process's devices, or a
+  broadcast, would be a collective the other processes never join.
+  """
+  token = _PROCESS_LOCAL.set(True)
+  try:
+    yield
+  finally:
+    _PROCESS_LOCAL.reset(token)
+
+
+def across_processes() -> bool:
+  """True where collectives span several processes: a multi-process run, outside
+  `process_local`."""
+  return jax.process_count() > 1 and not _PROCESS_LOCAL.get()
+
+
 def is_writer() -> bool:
   """True on the one process that writes results, logs progress and draws figures (process 0).
 
@@ -147,7 +174,7 @@ def is_writer() -> bool:
 
 def sync(name: str) -> None:
   """A barrier across every process (no-op in a single process); `name` must match everywhere."""
-  if jax.process_count() > 1:
+  if across_processes():
     multihost_utils.sync_global_devices(name)
 
 
@@ -157,7 +184,7 @@ def writer_first(make: Callable[[], _T], name: str) -> _T:
   For steps that create files all processes then use (a store's metadata and layer arrays, a
   tiny checkpoint): the writer creates them, the others find them complete and only open them.
   """
-  if jax.process_count() == 1:
+  if not across_processes():
     return make()
   out = make() if is_writer() else None
   sync(f"writer_first: {name}")
@@ -166,7 +193,7 @@ def writer_first(make: Callable[[], _T], name: str) -> _T:
 
 def broadcast_from_writer(value: Any) -> Any:
   """The writer's `value` (a pytree of numpy arrays, dtypes kept) on every process."""
-  if jax.process_count() == 1:
+  if not across_processes():
     return value
   with jax.enable_x64(True):  # 64-bit values travel whole (jax would narrow them to 32)
     out = multihost_utils.broadcast_one_to_all(value)
@@ -176,7 +203,7 @@ def broadcast_from_writer(value: Any) -> Any:
 def broadcast_bytes_from_writer(data: bytes | None) -> bytes:
   """The writer's `data` on every process (the others pass None): e.g. a file only the writer's
   disk holds. Travels as int32 words (its length first), as `broadcast_from_writer` sends them."""
-  if jax.process_count() == 1:
+  if not across_processes():
     return data
   size = int(broadcast_from_writer(np.asarray(len(data) if is_writer() else 0, np.int64)))
   words = -(-size // 4)
@@ -189,7 +216,7 @@ def broadcast_bytes_from_writer(data: bytes | None) -> bytes:
 
 def agree_min(value: int) -> int:
   """The smallest `value` over all processes (for decisions every process must share)."""
-  if jax.process_count() == 1:
+  if not across_processes():
     return int(value)
   # int64 end to end: without x64, jax would gather int32 and wrap values above 2^31 (byte
   # counts), so every process would agree on a wrong number.
@@ -207,8 +234,10 @@ def local_memory_stats(mesh: Mesh) -> dict[str, int]:
 
 
 def row_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh named "rows" over `devices` (default: every device of every process)."""
-  devices = jax.devices() if devices is None else devices
+  """A 1-D mesh named "rows" over `devices` (default: every device of every process; this
+  process's devices inside `process_local`)."""
+  if devices is None:
+    devices = jax.devices() if across_processes() else jax.local_devices()
   return Mesh(np.asarray(devices), (ROWS,))
 
 

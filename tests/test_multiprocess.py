@@ -142,17 +142,29 @@ def test_extraction_shares_chunks_between_hosts_and_resumes_with_another_count(k
     np.testing.assert_array_equal(store.layer(name), reference.layer(name), err_msg=name)
 
 
-def test_similarity_matrix_of_every_measure_equals_one_process(tmp_path):
-  """`similarity_matrix` for every registered measure, fast and generic paths: P x D processes
-  and devices give, on every process, the matrix one process gives."""
+@pytest.mark.parametrize("scope", [
+    "kinds",
+    # every registered measure: 84 of them, each compiled on every device of every process,
+    # ran past 9 minutes under 2 x 2 on 2 cores; opt-in
+    pytest.param("all", marks=pytest.mark.slow)])
+def test_similarity_matrix_of_every_measure_equals_one_process(tmp_path, scope):
+  """`similarity_matrix` for the registered measures (`worker.measure_names(scope)`), fast and
+  generic paths: P x D processes and devices give, on every process, the matrix one process
+  gives."""
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    want = worker.measure_results()  # this pytest process: one process, one device
+    want = worker.measure_results(scope)  # this pytest process: one process, one device
   names = {key.split("/")[0] for key in want}
-  import repsim_jax
-  assert names == {r["name"] for r in repsim_jax.measures()}  # every registered measure
-  run_processes(python_argv(WORKER, "measures", str(tmp_path)), num_processes=P,
-                devices_per_process=D, timeout_s=540)
+  assert names == set(worker.measure_names(scope))
+  if scope == "all":
+    import repsim_jax
+    assert names == {r["name"] for r in repsim_jax.measures()}  # every registered measure
+  else:  # one measure of every module with a pair kernel
+    from repsim_jax.measures import protocol
+    assert ({worker.pair_module(protocol.get(n)) for n in names}
+            == {worker.pair_module(protocol.get(n)) for n in protocol.names()})
+  run_processes(python_argv(WORKER, "measures", str(tmp_path), scope), num_processes=P,
+                devices_per_process=D, timeout_s=1500 if scope == "all" else 540)
   for i in range(P):
     with np.load(tmp_path / f"p{i}.npz") as z:
       assert_same({k: z[k] for k in z.files}, want, f"process {i}")

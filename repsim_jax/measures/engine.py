@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from repsim_jax import sharding
 from repsim_jax.measures.protocol import Measure
 from repsim_jax.metrics import validation
 
@@ -84,20 +85,23 @@ def evaluate(m: Measure, layers_a: Sequence, layers_b: Sequence, variants: Seque
 
   values = np.zeros(len(tasks), np.float64)
   pending, current = [], None
-  for t, (v, i, j) in enumerate(tasks):
-    if owner[t] != me:
-      continue
-    if v != current:  # a new variant: its predecessor's resampled layers are no longer read
-      cache = {k: p for k, p in cache.items() if k[1] == id(None)}
-      current = v
-    ra, rb = variants[v]
-    pa, pb = prepared(layers_a[i], ra), prepared(layers_b[j], rb)
-    device = devices[t % len(devices)]
-    if device != jax.local_devices()[0]:
-      pa, pb = _on_device((pa, pb), device)
-    pending.append((t, m.pair(pa, pb, **opts)))  # dispatched; read back below
-  for t, value in pending:
-    values[t] = float(value)
+  # this process's pairs are its own work: a preparation's kernel (the k-NN lists) must not
+  # shard over, or broadcast to, processes that are preparing other layers meanwhile
+  with sharding.process_local():
+    for t, (v, i, j) in enumerate(tasks):
+      if owner[t] != me:
+        continue
+      if v != current:  # a new variant: its predecessor's resampled layers are no longer read
+        cache = {k: p for k, p in cache.items() if k[1] == id(None)}
+        current = v
+      ra, rb = variants[v]
+      pa, pb = prepared(layers_a[i], ra), prepared(layers_b[j], rb)
+      device = devices[t % len(devices)]
+      if device != jax.local_devices()[0]:
+        pa, pb = _on_device((pa, pb), device)
+      pending.append((t, m.pair(pa, pb, **opts)))  # dispatched; read back below
+    for t, value in pending:
+      values[t] = float(value)
   values = _gather(values, owner)
   out = np.full((len(variants), la, lb), np.nan)
   for t, (v, i, j) in enumerate(tasks):

@@ -9,6 +9,7 @@ Started by `multiprocess_harness.run_processes`, which sets the jax.distributed 
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -83,18 +84,41 @@ def kernel_results() -> dict[str, np.ndarray]:
   return out
 
 
-def measure_results() -> dict[str, np.ndarray]:
-  """`similarity_matrix` of every registered measure (the registry, so measures added later
-  are covered): its default path (a fast kernel where it has one) and the generic path, whose
-  layer pairs are spread over processes and devices, on A x B and on A with itself."""
+def measure_names(scope: str) -> list[str]:
+  """The registered measures a check covers: "all", or "kinds": one measure per module that
+  implements a pair kernel (the module of its `pair`), i.e. one of each preparation and pair
+  computation the engine spreads over processes; the CI-sized scope."""
   import repsim_jax
   from repsim_jax.measures import protocol
+  repsim_jax.measures()  # loads every module listed in MODULES
+  names = protocol.names()
+  if scope == "all":
+    return names
+  first = {}
+  for name in names:
+    first.setdefault(pair_module(protocol.get(name)), name)
+  return sorted(first.values())
+
+
+def pair_module(m) -> str:
+  """The module that implements measure `m`'s pair computation (through functools.partial)."""
+  pair = m.pair
+  while isinstance(pair, functools.partial):
+    pair = pair.func
+  return pair.__module__
+
+
+def measure_results(scope: str = "kinds") -> dict[str, np.ndarray]:
+  """`similarity_matrix` of the registered measures of `measure_names(scope)` (the registry, so
+  measures added later are covered): its default path (a fast kernel where it has one) and the
+  generic path, whose layer pairs are spread over processes and devices, on A x B and on A with
+  itself."""
+  import repsim_jax
   x = kernel_inputs()
   # one width per side (each width pair compiles a measure's pair kernel once)
   layers_a, layers_b = [x["smooth"][:, :6], x["noise"]], [x["lattice"], x["smooth"][:, 5:]]
-  repsim_jax.measures()  # loads every module listed in MODULES
   out = {}
-  for name in protocol.names():
+  for name in measure_names(scope):
     for generic in (False, True):
       path = "generic" if generic else "default"
       out[f"{name}/{path}"] = repsim_jax.similarity_matrix(layers_a, layers_b, measure=name,
@@ -155,8 +179,8 @@ def main(argv):
     results = kernel_results()
     np.savez(os.path.join(argv[2], f"p{jax.process_index()}.npz"), **results)
     extract_into(argv[3], stop_after=1)
-  elif case == "measures":
-    np.savez(os.path.join(argv[2], f"p{jax.process_index()}.npz"), **measure_results())
+  elif case == "measures":  # argv[3]: the scope of `measure_names`
+    np.savez(os.path.join(argv[2], f"p{jax.process_index()}.npz"), **measure_results(argv[3]))
   elif case == "extract":
     extract_into(argv[2], stop_after=int(argv[3]) if len(argv) > 3 else None)
   else:
