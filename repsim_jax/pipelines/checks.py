@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from repsim_jax import names as names_lib
 
@@ -68,10 +68,17 @@ def steps(package: str, step_names: Sequence[str], *, where: str = "config.analy
   return names
 
 
-def models(entries: Sequence[Mapping[str, Any]], *, where: str = "config.models") -> None:
-  """Each model entry's backend, model type (tiny random checkpoints) and checkpoint exist."""
+def models(entries: Sequence[Mapping[str, Any]], *, where: str = "config.models",
+           only: Collection[str] | None = None) -> None:
+  """Each model entry's backend, model type (tiny random checkpoints) and checkpoint exist.
+
+  only: the names of the entries to check (None: all), e.g. the models whose stores must be
+  extracted: a complete store is read without its model.
+  """
   from repsim_jax.models import loading, registry
   for i, entry in enumerate(entries):
+    if only is not None and entry.get("name") not in only:
+      continue
     label = f"{where}[{i}] ({entry.get('name')!r})"
     backend = entry.get("backend") or "jax"
     if backend not in BACKENDS:

@@ -115,6 +115,7 @@ def ensure_stores(config, workdir: str, *, source=None) -> tuple[Any, list[str],
   if reused:
     logging.info("stores: reusing the complete stores of %s under %s", ", ".join(reused), workdir)
   if todo:
+    checks.models(config.models, only={m.name for m in todo})  # before minutes of extraction
     logging.info("stores: extracting %s (%d images of %s)", ", ".join(m.name for m in todo),
                  len(ids), dataset.get("kind"))
     sub = copy.deepcopy(config)

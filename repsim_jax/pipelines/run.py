@@ -84,8 +84,24 @@ class _Terminated(KeyboardInterrupt):
   """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
 
 
+_terminated = False  # a SIGTERM arrived whose exception may have been swallowed (below)
+
+
 def _raise_terminated(signum, frame) -> None:
+  global _terminated
+  _terminated = True
   raise _Terminated()
+
+
+def _check_terminated() -> None:
+  """Raises the SIGTERM again when its handler's exception was lost: Python runs a signal
+  handler between any two bytecodes, also inside a gc callback or a __del__, where it prints
+  "Exception ignored" and carries on. Checked before a step's record is written, so such a step
+  is never taken as done."""
+  global _terminated
+  if _terminated:
+    _terminated = False
+    raise _Terminated()
 
 
 def step_names(names: Sequence[str]) -> list[str]:
@@ -227,6 +243,7 @@ class Run:
         self._no_record = None
         with self._timed(title, label):
           value = step(representations, settings(name), self)
+          _check_terminated()
           self.results[name] = self._record(name, title, key, value, sections, saved)
     return {name: self.results[name] for name in names}
 
@@ -315,6 +332,8 @@ class Run:
     try:
       yield
     except KeyboardInterrupt as e:
+      global _terminated
+      _terminated = False  # handled here
       signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
       resume = ("rerun the same command to resume there (finished steps are reused)"
                 if self.config is None or self.config.get("resume", True) else

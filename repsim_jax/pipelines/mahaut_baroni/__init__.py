@@ -62,7 +62,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   sharding.maybe_initialize_distributed(config.get("distributed") or None)
   a = config.analysis
   checks.steps(__name__, a.steps)  # every name before minutes of extraction
-  checks.models(config.models)
+  # (the models' checkpoints: in ensure_stores, for the stores it must extract)
   checks.dataset(config.dataset)
   context = Run("mahaut_baroni", workdir, config=config, total_steps=1 + len(step_names(a.steps)))
   with context.step("representations"):
