@@ -9,8 +9,6 @@ defaults to configs/measure_benchmark.py. See `repsim_jax.pipelines.measure_benc
 """
 import os
 
-from absl import app
-
 from experiments import common
 from repsim_jax.pipelines.measure_benchmark import run
 
@@ -26,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.main(main)
