@@ -215,7 +215,7 @@ def run(config, workdir: str) -> dict[str, Any]:
             for m in models for s in seeds}
   layout = Layout(layers, models, seeds)
   with context.step("colour factor"):
-    colour, baseline = colour_sharing({m: layers[(m, seeds[0])] for m in models},
+    colour, baseline, _ = colour_sharing({m: layers[(m, seeds[0])] for m in models},
                                       held_out.factors["background_hue"][:n], config)
   control = permuted(layers, config.seed + 7)
   pairs = sum(len(a) * len(b) for _, a, b in layout.blocks())
