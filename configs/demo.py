@@ -1,7 +1,7 @@
 r"""The embedded default: the shapes-and-colours world end to end (no network, no downloads).
 
-  python -m experiments.demo --workdir=runs/demo                    # ~4 min on 2 CPU cores
-  python -m experiments.demo --config=configs/demo.py:runlocal --workdir=runs/demo_local  # ~2 min
+  python -m experiments.demo --workdir=runs/demo                    # 3.5 min on 2 CPU cores
+  python -m experiments.demo --config=configs/demo.py:runlocal --workdir=runs/demo_local  # 2.5 min
 
 Trains a ViT and a ConvNeXt to classify shape and an ImageGPT-style next-pixel model (our NNX
 ports, optax), saves them with orbax, extracts every block on held-out images, and runs the
