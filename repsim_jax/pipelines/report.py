@@ -30,7 +30,8 @@ from repsim_jax.metrics.intervals import format_interval
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc;
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; display: block;
+  overflow-x: auto; max-width: 100%; } td, th { border: 1px solid #ccc;
 padding: 4px 8px; text-align: left; vertical-align: top; } th { background: #f0f0f0; }
 .yes { color: #060; font-weight: bold; } .no { color: #a00; font-weight: bold; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
