@@ -142,6 +142,21 @@ def test_permutation_metric_and_resi_variants(dx, dy, ties):
     np.testing.assert_allclose(measure(name)(x, y), want, rtol=TOL, err_msg=name)
 
 
+def test_aligned_cossim_keeps_small_real_directions():
+  # Wide ReLU layers with a large common offset: X^T Y has hundreds of singular values far
+  # below d * eps * s_max that are not null; dropping them (numpy's rank tolerance) moved the
+  # score by 0.5% from ReSi's float64 value at d = 768.
+  rng = np.random.default_rng(3)
+  z = rng.normal(size=(600, 16))
+  x = np.maximum(z @ rng.normal(size=(16, 300)) + 0.3 * rng.normal(size=(600, 300)), 0)
+  y = np.maximum(z @ rng.normal(size=(16, 300)) + 0.8 * rng.normal(size=(600, 300)), 0)
+  s = np.linalg.svd(x.T @ y, compute_uv=False)
+  assert np.sum(s < s[0] * 300 * np.finfo(np.float32).eps) > 10  # the case this guards
+  np.testing.assert_allclose(measure("aligned_cossim-score")(x.astype(np.float32),
+                                                             y.astype(np.float32)),
+                             resi_aligned_cossim(x, y), rtol=TOL)
+
+
 def test_procrustes_variants_relate_to_todays_procrustes():
   from repsim_jax.metrics.procrustes import procrustes
   x, y = data(6, 4)
