@@ -152,8 +152,9 @@ def ours_pair_time(name, n, d):
 
 
 def pair_costs(name, x, y):
-  """(seconds to prepare one layer, seconds for one prepared pair), warm: what a matrix of
-  La x Lb layers costs, (La + Lb) preparations and La Lb pairs, apart from compilation."""
+  """Seconds to prepare one layer and for one prepared pair, warm, as (wall, CPU) each: a
+  matrix of La x Lb layers costs (La + Lb) preparations and La Lb pairs, apart from
+  compilation. CPU seconds (every thread) stay meaningful on a shared or paused machine."""
   import jax
   from repsim_jax.measures import measure
   m = measure(name)
@@ -161,9 +162,9 @@ def pair_costs(name, x, y):
 
   def timed(fn, *args):
     jax.block_until_ready(fn(*args, **opts))  # compile
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(fn(*args, **opts))
-    return time.perf_counter() - t0, out
+    return np.array([time.perf_counter() - t0, time.process_time() - c0]), out
   prep_x, px = timed(m.prepare, x)
   prep_y, py = timed(m.prepare, y)
   pair, _ = timed(m.pair, px, py)
@@ -242,13 +243,13 @@ def main():
         f"(LARGE_N also N={args.n_stream}); reference ladder N={args.ref_min_n}.."
         f"{args.ref_max_n}, {args.ref_timeout:g}s, {args.ref_mem_gb:g} GB")
   if args.estimate:
-    print("| measure | N | prepare s / layer | pair s | est. matrix (layers) |")
+    print("| measure | N | prepare s / layer (cpu s) | pair s (cpu s) | est. matrix (layers) |")
     print("|---|---|---|---|---|")
   else:
     print("| measure | N | layers | matrix time | peak RSS above inputs | ref ok up to N | "
           "ref fails at | ref pair s | ours pair s | ref/ours |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-  refs, total = {}, 0.0
+  refs, total = {}, np.zeros(2)
   for n in (args.n, args.n_stream):
     todo = [name for name in names if n == args.n or name in LARGE_N]
     if not todo:
@@ -261,8 +262,8 @@ def main():
         prep, pair = pair_costs(name, la[0], lb[0])
         est = 2 * size * prep + size * size * pair
         total += est
-        print(f"| {name} | {n} | {prep:.3g} | {pair:.3g} | {est:.0f} s ({size}x{size}) |",
-              flush=True)
+        print(f"| {name} | {n} | {prep[0]:.3g} ({prep[1]:.3g}) | {pair[0]:.3g} ({pair[1]:.3g}) "
+              f"| {est[0]:.0f} s ({est[1]:.0f} cpu-s), {size}x{size} |", flush=True)
         continue
       if name not in refs:
         refs[name] = reference_columns(name, args)
@@ -272,8 +273,9 @@ def main():
             f"{refs[name][0]} | {refs[name][1]} |", flush=True)
     del la, lb
   if args.estimate:
-    print(f"# estimated matrices: {total / 60:.0f} min (compilation and the reference ladders "
-          f"not included; each ladder rung is capped at --ref_timeout={args.ref_timeout:g} s)")
+    print(f"# estimated matrices: {total[0] / 60:.0f} min wall here, {total[1] / 60:.0f} CPU-min "
+          f"(compilation and the reference ladders not included; each ladder rung is capped at "
+          f"--ref_timeout={args.ref_timeout:g} s)")
 
 
 if __name__ == "__main__":
