@@ -250,7 +250,7 @@ def main():
           "ref fails at | ref pair s | ours pair s | ref/ours |")
     print("|---|---|---|---|---|---|---|---|---|---|")
   refs, total = {}, np.zeros(2)
-  for n in (args.n, args.n_stream):
+  for n in [n for n in dict.fromkeys((args.n, args.n_stream)) if n > 0]:  # --n_stream 0: skip
     todo = [name for name in names if n == args.n or name in LARGE_N]
     if not todo:
       continue
