@@ -2,15 +2,27 @@
 against their reference implementations.
 
   PYTHONPATH=$PWD python benchmarks/bench_measures.py --quick        # minutes: N=300, 2 layers
-  PYTHONPATH=$PWD python benchmarks/bench_measures.py                # the full table (hours on
-      # a CPU): two 12-layer models, d = 768, N = 1e4; N = 1e5 for the streamed RSA comparators;
-      # each reference run at N = 1000, 2000, 4000, ... up to --ref_max_n in a subprocess with
-      # --ref_timeout seconds and --ref_mem_gb of address space, until it fails.
+  PYTHONPATH=$PWD python benchmarks/bench_measures.py --estimate     # one pair per measure at
+      # N = 1e4 and 1e5, d = 768: prepare / pair times and the full table's estimated time
+  PYTHONPATH=$PWD python benchmarks/bench_measures.py                # the full table: two
+      # 12-layer models, d = 768, N = 1e4; N = 1e5 for every measure in LARGE_N; each reference
+      # run at N = 1000, 2000, 4000, ... up to --ref_max_n in a subprocess with --ref_timeout
+      # seconds and --ref_mem_gb of address space, until it fails.
 
-Per measure it prints: the [L, L] matrix time (first call: compilation included) and the peak
-resident memory during it above the resident set before it (which holds the inputs); the
-reference's largest N that ran and the first N that failed (time or memory); at that largest N, one pair's time from features for the
-reference and for us (`measure(name)(x, y)`, warm) and their ratio, measured in the same run.
+Per measure and N it prints: the layers of the matrix (12x12 unless LAYERS_FOR or --layers_for
+gives fewer, for measures whose 144 pairs would take hours; the row says so), the matrix time
+(first call: compilation included) and the peak resident memory during it above the resident set
+before it (which holds the inputs); the reference's largest N that ran and the first N that
+failed (time or memory); at that largest N, one pair's time from features for the reference and
+for us (`measure(name)(x, y)`, warm) and their ratio, measured in the same run.
+
+N = 1e5 (LARGE_N): every measure here whose cost is O(N d^2) time and O(N d) memory per layer
+pair: the Gram-form RSA comparators (pearson, cosine, cosine_cov, corr_cov on squared euclidean,
+correlation or cosine RDMs: one d x d product per pair, repsim_jax/measures/rsa.py) and the
+shape, Procrustes, Bures, GULP, CCA and regression measures (d x d cross products, SVDs / eigh
+of d x d, least squares on [N, d]). Not the rank comparators (spearman, tau_b): they rank all
+N (N - 1) / 2 RDM entries, 20 GB per layer at N = 1e5. The layers are generated in float32 once
+per N and shared by the measures (24 x 1e5 x 768 float32 = 7.4 GB).
 
 References: rsatoolbox 0.3.2 (calc_rdm + compare) for RSA; for the others the numpy
 transcriptions of netrep / ReSi / diffscore / GULP used as references by tests/measures/
@@ -48,20 +60,27 @@ MEASURES = {
     "gulp-lambda=0-distance": "test_predictivity:resi_gulp",
     "cca-squared_correlation-score": "test_predictivity:textbook_cca_squared",
 }
-STREAMED = [m for m in MEASURES if any(f"compare={c}-" in m for c in
-                                       ("pearson", "cosine", "cosine_cov", "corr_cov"))]
+RANKED = ("spearman", "rho_a", "tau_a", "tau_b")
+# Measures run at N = --n_stream too: every one but the rank comparators (module docstring).
+LARGE_N = [m for m in MEASURES if not any(f"compare={c}-" in m for c in RANKED)]
+# (measure, N) -> layers per model where the 12 x 12 matrix would take hours on a 2-core CPU
+# (`--estimate` measures one pair; the row prints the layers used). Overridden by --layers_for.
+LAYERS_FOR = {}
 
 
 def layers(n, d, count, seed):
-  """`count` related float32 layers [n, d]: a shared latent mixed per layer, plus noise."""
+  """`count` related float32 layers [n, d]: a shared latent mixed per layer, plus noise, made
+  in float32 one layer at a time (the N = 1e5 table holds 24 of them)."""
   rng = np.random.default_rng(seed)
-  z = np.random.default_rng(0).normal(size=(n, 16))
+  z = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
   base, drift = rng.normal(size=(16, d)), rng.normal(size=(16, d))
   out = []
   for layer in range(count):
     t = layer / max(count - 1, 1)
-    mix = np.cos(t) * base + np.sin(t) * drift
-    out.append(np.maximum(z @ mix + (0.3 + t) * rng.normal(size=(n, d)), 0).astype(np.float32))
+    mix = (np.cos(t) * base + np.sin(t) * drift).astype(np.float32)
+    x = z @ mix
+    x += np.float32(0.3 + t) * rng.standard_normal(size=(n, d), dtype=np.float32)
+    out.append(np.maximum(x, 0, out=x))
   return out
 
 
@@ -132,10 +151,29 @@ def ours_pair_time(name, n, d):
   return time.perf_counter() - t0, value
 
 
-def ours_matrix(name, n, d, count):
+def pair_costs(name, x, y):
+  """Seconds to prepare one layer and for one prepared pair, warm, as (wall, CPU) each: a
+  matrix of La x Lb layers costs (La + Lb) preparations and La Lb pairs, apart from
+  compilation. CPU seconds (every thread) stay meaningful on a shared or paused machine."""
+  import jax
+  from repsim_jax.measures import measure
+  m = measure(name)
+  opts = m.resolve_options({})
+
+  def timed(fn, *args):
+    jax.block_until_ready(fn(*args, **opts))  # compile
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = jax.block_until_ready(fn(*args, **opts))
+    return np.array([time.perf_counter() - t0, time.process_time() - c0]), out
+  prep_x, px = timed(m.prepare, x)
+  prep_y, py = timed(m.prepare, y)
+  pair, _ = timed(m.pair, px, py)
+  return (prep_x + prep_y) / 2, pair
+
+
+def ours_matrix(name, la, lb):
   from repsim_jax import resources
   from repsim_jax.measures import similarity_matrix
-  la, lb = layers(n, d, count, seed=1), layers(n, d, count, seed=2)
   resources.reset_peak_rss()
   before = resources.rss_bytes()
   t0 = time.perf_counter()
@@ -144,12 +182,43 @@ def ours_matrix(name, n, d, count):
   return time.perf_counter() - t0, resources.peak_rss_bytes() - before
 
 
+def reference_columns(name, args):
+  """The row's reference cells: (ok up to N | fails at, ref pair s | ours pair s | ratio)."""
+  ok, failed = reference_ladder(name, args)
+  if not ok:
+    return f"- | {failed[0]} ({failed[1]})", "- | - | -"
+  big = max(ok)
+  ours_t, ours_v = ours_pair_time(name, big, args.d)
+  ref_t = ok[big]["time"]
+  assert np.isclose(ours_v, ok[big]["value"], rtol=1e-3, atol=1e-4), (name, ours_v, ok[big])
+  return (f"{big} | {failed[0]} ({failed[1]})" if failed else f"{big} | not reached",
+          f"{ref_t:.3g} | {ours_t:.3g} | {ref_t / ours_t:.1f}x")
+
+
+def parse_layers_for(text):
+  """'NAME[@N]=L,...' -> {(name, N or None): L}; a name holds '=' itself, so L follows the
+  last one."""
+  out = {}
+  for item in filter(None, text.split(",")):
+    key, _, count = item.rpartition("=")
+    name, _, n = key.partition("@")
+    if name not in MEASURES:
+      raise SystemExit(f"--layers_for: unknown measure {name!r}; expected one of {list(MEASURES)}")
+    out[(name, int(float(n)) if n else None)] = int(count)
+  return out
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--quick", action="store_true", help="N=300, 2 layers, d=32, small ladder")
+  p.add_argument("--estimate", action="store_true",
+                 help="time one layer pair per measure and N; print the full table's estimate")
   p.add_argument("--n", type=int, default=10_000)
   p.add_argument("--n_stream", type=int, default=100_000)
   p.add_argument("--layers", type=int, default=12)
+  p.add_argument("--layers_for", default="",
+                 help="NAME[@N]=L,...: an L x L matrix for that measure (at that N only); "
+                      "default LAYERS_FOR")
   p.add_argument("--d", type=int, default=768)
   p.add_argument("--ref_min_n", type=int, default=1000)
   p.add_argument("--ref_max_n", type=int, default=100_000)
@@ -165,28 +234,48 @@ def main():
     args.ref_min_n, args.ref_max_n, args.ref_timeout, args.ref_mem_gb = 200, 400, 60, 4
   from repsim_jax.resources import format_bytes
   names = args.measures.split(",") if args.measures else list(MEASURES)
+  fewer = {} if args.quick else {**LAYERS_FOR, **parse_layers_for(args.layers_for)}
+
+  def layer_count(name, n):
+    return min(args.layers, fewer.get((name, n), fewer.get((name, None), args.layers)))
+
   print(f"# bench_measures: {args.layers}x{args.layers} layers, d={args.d}, N={args.n} "
-        f"(streamed RSA also N={args.n_stream}); reference ladder N={args.ref_min_n}.."
+        f"(LARGE_N also N={args.n_stream}); reference ladder N={args.ref_min_n}.."
         f"{args.ref_max_n}, {args.ref_timeout:g}s, {args.ref_mem_gb:g} GB")
-  print("| measure | N | matrix time | peak RSS above inputs | ref ok up to N | ref fails at | "
-        "ref pair s | ours pair s | ref/ours |")
-  print("|---|---|---|---|---|---|---|---|---|")
-  for name in names:
-    sizes = [args.n] + ([args.n_stream] if name in STREAMED else [])
-    ok, failed = reference_ladder(name, args)
-    if ok:
-      big = max(ok)
-      ours_t, ours_v = ours_pair_time(name, big, args.d)
-      ref_t = ok[big]["time"]
-      assert np.isclose(ours_v, ok[big]["value"], rtol=1e-3, atol=1e-4), (name, ours_v, ok[big])
-      ref_cols = (f"{big} | {failed[0]} ({failed[1]})" if failed else f"{big} | not reached",
-                  f"{ref_t:.3g} | {ours_t:.3g} | {ref_t / ours_t:.1f}x")
-    else:
-      ref_cols = (f"- | {failed[0]} ({failed[1]})", "- | - | -")
-    for n in sizes:
-      t, peak = ours_matrix(name, n, args.d, args.layers)
-      print(f"| {name} | {n} | {t:.3g} s | {format_bytes(peak)} | {ref_cols[0]} | "
-            f"{ref_cols[1]} |", flush=True)
+  if args.estimate:
+    print("| measure | N | prepare s / layer (cpu s) | pair s (cpu s) | est. matrix (layers) |")
+    print("|---|---|---|---|---|")
+  else:
+    print("| measure | N | layers | matrix time | peak RSS above inputs | ref ok up to N | "
+          "ref fails at | ref pair s | ours pair s | ref/ours |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+  refs, total = {}, np.zeros(2)
+  for n in [n for n in dict.fromkeys((args.n, args.n_stream)) if n > 0]:  # --n_stream 0: skip
+    todo = [name for name in names if n == args.n or name in LARGE_N]
+    if not todo:
+      continue
+    count = 2 if args.estimate else max(layer_count(name, n) for name in todo)
+    la, lb = layers(n, args.d, count, seed=1), layers(n, args.d, count, seed=2)
+    for name in todo:
+      size = layer_count(name, n)
+      if args.estimate:
+        prep, pair = pair_costs(name, la[0], lb[0])
+        est = 2 * size * prep + size * size * pair
+        total += est
+        print(f"| {name} | {n} | {prep[0]:.3g} ({prep[1]:.3g}) | {pair[0]:.3g} ({pair[1]:.3g}) "
+              f"| {est[0]:.0f} s ({est[1]:.0f} cpu-s), {size}x{size} |", flush=True)
+        continue
+      if name not in refs:
+        refs[name] = reference_columns(name, args)
+      t, peak = ours_matrix(name, la[:size], lb[:size])
+      shown = f"{size}x{size}" + (" (fewer: LAYERS_FOR)" if size < args.layers else "")
+      print(f"| {name} | {n} | {shown} | {t:.3g} s | {format_bytes(peak)} | "
+            f"{refs[name][0]} | {refs[name][1]} |", flush=True)
+    del la, lb
+  if args.estimate:
+    print(f"# estimated matrices: {total[0] / 60:.0f} min wall here, {total[1] / 60:.0f} CPU-min "
+          f"(compilation and the reference ladders not included; each ladder rung is capped at "
+          f"--ref_timeout={args.ref_timeout:g} s)")
 
 
 if __name__ == "__main__":

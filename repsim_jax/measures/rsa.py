@@ -31,14 +31,41 @@ Comparators (`compare=`), rsatoolbox 0.3.2's `rsatoolbox.rdm.compare` convention
   corr_cov    the same after subtracting each RDM vector's mean from its off-diagonal entries
 
 Scale. An RDM at n = 1e5 has 5e9 entries; no comparator here holds it in memory as n x n:
-* pearson, cosine, cosine_cov, corr_cov are exact at any n. They are functions of per-layer
-  statistics (the mean c of the RDM entries, the centred sum of squares, the row sums of the
-  centred RDM) and one cross sum S_ab = sum_{i<j} (a_ij - c_a)(b_ij - c_b), all accumulated over
-  blocks of RDM rows computed on the fly from the features (memory O(block x n)). With
-  R~ the row sums of D - c (off-diagonal) and T~ = 0 their total,
-  <H D~_a H, H D~_b H>_F = 2 S_ab - (2/n) R~_a . R~_b, and cosine_cov adds c_a c_b (n - 1)
-  (<H D~ H, H>_F = 0, <H, H>_F = n - 1); pearson = S_ab / sqrt(S_aa S_bb) and cosine uses the
-  raw sums S_ab + M c_a c_b. Centring before accumulating keeps float32 sums accurate.
+* pearson, cosine, cosine_cov, corr_cov are exact at any n. With c the mean RDM entry, D~ the
+  full n x n matrix D - c off the diagonal and 0 on it, and H = I - 11^T / n, they are
+  functions of per-layer statistics (c, S_aa = sum_{i<j} (D_ij - c)^2, K_aa = ||H D~ H||_F^2)
+  and two cross sums, S_ab = sum_{i<j} (a_ij - c_a)(b_ij - c_b) and K_ab = <H D~_a H, H D~_b H>_F:
+  pearson = S_ab / sqrt(S_aa S_bb); cosine uses the raw sums S_ab + M c_a c_b; corr_cov =
+  K_ab / sqrt(K_aa K_bb), and cosine_cov adds c_a c_b (n - 1) to every K (<H D~ H, H>_F = 0,
+  <H, H>_F = n - 1). How the sums are computed depends on the RDM:
+  - squared_euclidean, correlation, cosine (Gram form, O(n d_a d_b) per pair, O(n d^2) per
+    layer, no RDM entry is formed). Each is D_ij = s |z_i - z_j|^2 + b_i + b_j for i != j:
+    squared_euclidean has z = x, s = 1, b = 0; correlation / cosine have z the normalised
+    (row-centred for correlation) rows, s = 1/2 (1 - z_i.z_j = |z_i - z_j|^2 / 2 for unit rows),
+    and a zero row has z_i = 0, b_i = 1/2, so its dissimilarity to every row is exactly 1, the
+    convention above (b = 0 elsewhere). The form is translation invariant in z, so z is
+    column-centred (z~ = z - m, sum_i z~_i = 0): for correlation / cosine that is the expansion
+    z_i.z_j = (z~_i + m).(z~_j + m) into a centred Gram plus rank-one terms, which the
+    squared-distance form absorbs; a large common offset (of x, or the common direction m of
+    highly correlated rows) thus never enters a sum and cannot cancel. With q_i = |z~_i|^2,
+    K = Z~ Z~^T (rows summing to 0), q~ = q - mean(q), b~ = b - mean(b), a = s q~ + b~:
+      c = 2 s mean(q) n / (n - 1) + 2 mean(b),
+      D_ij - c = a_i + a_j - 2 s K_ij - 2 s mean(q) / (n - 1)                 (i != j).
+    Summing products of two such expansions over all (i, j) (every sum of a centred vector or
+    of a row of K vanishes; sum_ij K^a_ij K^b_ij = ||Z~_a^T Z~_b||_F^2) and subtracting the
+    diagonal terms (i = j) gives, with W_ab = ||Z~_a^T Z~_b||_F^2 - (sum q_a)(sum q_b) / (n - 1),
+      S_ab = n a_a.a_b - 2 b~_a.b~_b + 2 s_a s_b W_ab,
+      K_ab = 4 s_a s_b W_ab + 4 s_a q~_a.b~_b + 4 s_b b~_a.q~_b + 4 (1 - 2/n) b~_a.b~_b
+    (H D~ H = -2 s K - H diag(f) H with f_i = 2 b~_i - 2 s mean(q) n / (n - 1)). A layer's
+    own S_aa, K_aa are the same expressions with both layers the same. The prepared layer
+    holds z~ and the O(n) vectors. Numerics: every term is a sum of centred quantities, so nothing
+    scales with the RDM's mean; the one cancellation left is inside W (the diagonal's share,
+    about n mean(q_a) mean(q_b), is subtracted from the Frobenius norm), which costs
+    log10(d / n) digits when n < d and none at the n where this path matters. Long float32
+    sums are taken in two levels (`_sum`).
+  - euclidean (no such form): blocks of RDM rows computed on the fly from the features
+    (O(n^2 d) per pair, memory O(block x n)), accumulated centred and Kahan-compensated; with
+    R~ the row sums of D~, K_ab = 2 S_ab - (2/n) R~_a . R~_b.
 * spearman, rho_a, tau_a, tau_b are exact (ranks of all M entries from one sort, Kendall's
   discordant pairs by merge counting in O(M log^2 M)) while the RDM vector fits in memory:
   the prepared layer is the rank vector, M values (n = 1e4: 5e7 entries, 200 MB in float32;
@@ -65,9 +92,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from repsim_jax.measures.protocol import Measure, Properties, register
-from repsim_jax.metrics.validation import as_layer, layer_lists
+from repsim_jax.metrics.validation import (as_layer, as_layer_list, check_rows,
+                                          layer_lists)
 
-__all__ = ["RDMS", "COMPARATORS", "STREAMED", "rdm", "compare", "rsa_sampled_pairs",
+__all__ = ["RDMS", "COMPARATORS", "STREAMED", "GRAM_RDMS", "rdm", "compare", "rsa_sampled_pairs",
            "to_rsatoolbox", "from_rsatoolbox", "rsa_matrix"]
 
 _HI = jax.lax.Precision.HIGHEST
@@ -177,14 +205,86 @@ def rdm(x: Any, *, metric: str = "correlation") -> jax.Array:
   return rdm_from_features(as_layer(x, "x"), metric=metric)
 
 
-# --------------------------------------------------------------------- streamed comparators
+# ------------------------------------------------- streamed comparators: the Gram form
+
+def _sum(v):
+  """Sum of every entry of `v`, in two levels (chunks of 1024, then the chunk sums): a float32
+  sum of ~1e6 terms keeps ~1e-7 relative accuracy whatever order the backend adds in."""
+  v = v.reshape(-1)
+  v = jnp.pad(v, (0, (-v.shape[0]) % 1024))
+  return jnp.sum(jnp.sum(v.reshape(-1, 1024), axis=1))
+
+
+def _gram_features(x, metric):
+  """x: [n, d] -> (z~ [n, d] column-centred, b [n]) with D_ij = s |z~_i - z~_j|^2 + b_i + b_j
+  for i != j (module docstring, Gram form)."""
+  if metric == "squared_euclidean":
+    z, b = x, jnp.zeros(x.shape[0], x.dtype)
+  else:
+    z, sq = _row_features(x, metric)  # normalised rows, 0 for a zero row
+    b = jnp.where(sq > 0, 0.0, 0.5).astype(x.dtype)
+  # The form is translation invariant in z: subtracting the first row removes a common offset
+  # exactly where rows agree; the mean then centres what is left, twice: the sums assume
+  # sum_i z~_i = 0, and one pass leaves a mean of order eps |z| sqrt(n). A layer of identical
+  # rows gets z~ = 0 exactly (its RDM is 0, so every comparator is 0 as on the block path),
+  # whatever the rounding of each row's normalisation.
+  z = jnp.where(jnp.all(x == x[:1]), 0.0, z - z[:1])
+  z = z - jnp.mean(z, axis=0)
+  return z - jnp.mean(z, axis=0), b
+
+
+def _gram_cross(pa, pb, sa, sb):
+  """(S_ab, K_ab) of two Gram-form layers (module docstring): one d_a x d_b product."""
+  n = pa["z"].shape[0]
+  cross = jnp.matmul(pa["z"].T, pb["z"], precision=_HI)
+  w = _sum(cross * cross) - pa["qsum"] * pb["qsum"] / (n - 1)
+  bb = _sum(pa["b"] * pb["b"])
+  sab = n * _sum(pa["a"] * pb["a"]) - 2.0 * bb + 2.0 * sa * sb * w
+  kab = (4.0 * sa * sb * w + 4.0 * sa * _sum(pa["q"] * pb["b"]) + 4.0 * sb * _sum(pa["b"] * pb["q"])
+         + 4.0 * (1.0 - 2.0 / n) * bb)
+  return sab, kab
+
+
+# RDMs of the Gram form and their scale s.
+GRAM_RDMS = {"squared_euclidean": 1.0, "correlation": 0.5, "cosine": 0.5}
+
+
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _prepare_gram(x, *, metric):
+  """Per-layer Gram-form statistics: z~ [n, d], the centred vectors q~, b~, a [n], sum q,
+  c, S_aa, K_aa."""
+  n, s = x.shape[0], GRAM_RDMS[metric]
+  z, b = _gram_features(x, metric)
+  q = jnp.sum(z * z, axis=1)
+  qbar, bbar = _sum(q) / n, _sum(b) / n
+  p = {"z": z, "q": q - qbar, "b": b - bbar, "a": s * (q - qbar) + (b - bbar), "qsum": n * qbar,
+       "c": 2.0 * s * qbar * n / (n - 1) + 2.0 * bbar}
+  p["saa"], p["kaa"] = _gram_cross(p, p, s, s)
+  return p
+
+
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _gram_pair(pa, pb, *, metric):
+  """[len(STREAMED)]: every streamed comparator of a Gram-form layer pair (one compilation
+  serves them all)."""
+  s = GRAM_RDMS[metric]
+  sab, kab = _gram_cross(pa, pb, s, s)
+  return _every_comparator(sab, kab, pa, pb, pa["z"].shape[0])
+
+
+# ------------------------------------------------ streamed comparators: blocks of RDM rows
+
+def _centred_products(sab, ra, rb, n):
+  """<H D~_a H, H D~_b H>_F from S_ab and the row sums of D~ (module docstring)."""
+  return 2.0 * sab - 2.0 / n * jnp.dot(ra, rb, precision=_HI)
+
 
 @functools.partial(jax.jit, static_argnames=("metric", "rows"))
 def _prepare_streamed(x, *, metric, rows):
   """Per-layer statistics for the streamed comparators (two passes over RDM row blocks).
 
   Returns dict: feat (z, sq) padded, c = mean RDM entry, saa = sum_{i<j} (D_ij - c)^2,
-  rows = row sums of the full (symmetric) D - c off the diagonal, [n].
+  rows = row sums of the full (symmetric) D - c off the diagonal, [n], kaa = ||H D~ H||_F^2.
   """
   n = x.shape[0]
   feat = _padded(_row_features(x, metric), rows)
@@ -207,7 +307,9 @@ def _prepare_streamed(x, *, metric, rows):
     return jnp.sum(dc * dc), upper + jnp.sum(dc, axis=0)
   saa, row_sums = _compensated_sum(centred, (zero, jnp.zeros(feat[0].shape[0], x.dtype)),
                                    starts)
-  return {"feat": feat, "c": c, "saa": saa, "rows": row_sums[:n]}
+  row_sums = row_sums[:n]
+  return {"feat": feat, "c": c, "saa": saa, "rows": row_sums,
+          "kaa": _centred_products(saa, row_sums, row_sums, n)}
 
 
 def _cross_sum(pa, pb, metric, rows):
@@ -222,9 +324,9 @@ def _cross_sum(pa, pb, metric, rows):
   return _compensated_sum(block, jnp.zeros((), pa["c"].dtype), starts)
 
 
-def _from_stats(sab, pa, pb, compare):
-  """The streamed comparators from S_ab and the per-layer statistics (module docstring)."""
-  n = pa["rows"].shape[0]
+def _from_stats(sab, kab, pa, pb, compare, n):
+  """The streamed comparators from the cross sums S_ab, K_ab and each layer's c, S_aa, K_aa
+  (module docstring)."""
   m = n * (n - 1) / 2
   ca, cb = pa["c"], pb["c"]
   if compare == "pearson":
@@ -232,15 +334,14 @@ def _from_stats(sab, pa, pb, compare):
   if compare == "cosine":
     return _safe_ratio(sab + m * ca * cb,
                        jnp.sqrt((pa["saa"] + m * ca * ca) * (pb["saa"] + m * cb * cb)))
-
-  def gram_dot(s, ra, rb):
-    return 2.0 * s - 2.0 / n * jnp.dot(ra, rb, precision=_HI)
-  kab = gram_dot(sab, pa["rows"], pb["rows"])
-  kaa = gram_dot(pa["saa"], pa["rows"], pa["rows"])
-  kbb = gram_dot(pb["saa"], pb["rows"], pb["rows"])
+  kaa, kbb = pa["kaa"], pb["kaa"]
   if compare == "cosine_cov":
     kab, kaa, kbb = (kab + ca * cb * (n - 1), kaa + ca * ca * (n - 1), kbb + cb * cb * (n - 1))
   return _safe_ratio(kab, jnp.sqrt(kaa * kbb))
+
+
+def _every_comparator(sab, kab, pa, pb, n):
+  return jnp.stack([_from_stats(sab, kab, pa, pb, c, n) for c in STREAMED])
 
 
 def _safe_ratio(num, den):
@@ -320,28 +421,51 @@ def _check(value, allowed, what):
     raise ValueError(f"{what}: expected one of {allowed}, got {value!r}")
 
 
-def prepare(x: Any, *, metric: str = "correlation", compare: str = "pearson"):
+def _path(metric, compare, path):
+  """How `compare` on `metric` RDMs is computed: 'ranks', 'gram' or 'blocks' (module
+  docstring); `path` None picks the Gram form wherever the RDM has it."""
+  if compare in RANKED:
+    return "ranks"
+  if path is None:
+    return "gram" if metric in GRAM_RDMS else "blocks"
+  _check(path, ("gram", "blocks") if metric in GRAM_RDMS else ("blocks",),
+         f"path (streamed comparators on {metric} RDMs)")
+  return path
+
+
+def prepare(x: Any, *, metric: str = "correlation", compare: str = "pearson",
+            path: str | None = None):
   """Per-layer preparation for `compare` on `metric` RDMs: statistics of the streamed RDM
-  (STREAMED comparators) or the ranks of the RDM vector (rank comparators)."""
+  (STREAMED comparators: the Gram form's centred features and vectors, or the block path's
+  statistics; `path` forces one, for tests and benchmarks) or the ranks of the RDM vector
+  (rank comparators)."""
   _check(metric, RDMS, "rdm")
   _check(compare, COMPARATORS, "compare")
+  how = _path(metric, compare, path)
   x = as_layer(x, "x")
-  if compare in STREAMED:
+  if how == "gram":
+    return _prepare_gram(x, metric=metric)
+  if how == "blocks":
     return _prepare_streamed(x, metric=metric, rows=_block_rows(x.shape[0]))
   return _prepare_ranked(rdm_from_features(x, metric=metric))
 
 
 def pair(pa, pb, *, metric: str = "correlation", compare: str = "pearson"):
-  """The comparator between two prepared layers (see `prepare`)."""
-  if compare in STREAMED:
-    return _streamed_pair(pa, pb, metric=metric, compare=compare,
-                          rows=_block_rows(pa["rows"].shape[0]))
-  return _ranked_pair(pa, pb, compare=compare)
+  """The comparator between two prepared layers (see `prepare`; both by the same path)."""
+  if compare in RANKED:
+    return _ranked_pair(pa, pb, compare=compare)
+  if "z" in pa:
+    return _gram_pair(pa, pb, metric=metric)[STREAMED.index(compare)]
+  return _streamed_pair(pa, pb, metric=metric,
+                        rows=_block_rows(pa["rows"].shape[0]))[STREAMED.index(compare)]
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "compare", "rows"))
-def _streamed_pair(pa, pb, *, metric, compare, rows):
-  return _from_stats(_cross_sum(pa, pb, metric, rows), pa, pb, compare)
+@functools.partial(jax.jit, static_argnames=("metric", "rows"))
+def _streamed_pair(pa, pb, *, metric, rows):
+  """[len(STREAMED)]: every streamed comparator of a layer pair by the block path."""
+  n = pa["rows"].shape[0]
+  sab = _cross_sum(pa, pb, metric, rows)
+  return _every_comparator(sab, _centred_products(sab, pa["rows"], pb["rows"], n), pa, pb, n)
 
 
 def compare(rdm_a: Any, rdm_b: Any, *, method: str = "pearson") -> float:
@@ -360,9 +484,12 @@ def compare(rdm_a: Any, rdm_b: Any, *, method: str = "pearson") -> float:
   def stats(v):
     c = jnp.mean(v)
     full = jnp.zeros(n * n, v.dtype).at[upper].set(v - c).reshape(n, n)
-    return {"c": c, "saa": jnp.sum((v - c) ** 2), "rows": jnp.sum(full + full.T, axis=1)}
+    saa, rows = jnp.sum((v - c) ** 2), jnp.sum(full + full.T, axis=1)
+    return {"c": c, "saa": saa, "rows": rows, "kaa": _centred_products(saa, rows, rows, n)}
   sa, sb = stats(va), stats(vb)
-  return float(_from_stats(jnp.sum((va - sa["c"]) * (vb - sb["c"])), sa, sb, method))
+  sab = jnp.sum((va - sa["c"]) * (vb - sb["c"]))
+  kab = _centred_products(sab, sa["rows"], sb["rows"], n)
+  return float(_from_stats(sab, kab, sa, sb, method, n))
 
 
 @functools.partial(jax.jit, static_argnames=("metric", "compare", "n_pairs"))
@@ -423,25 +550,57 @@ def _matrix_cross(prep_a, prep_b, *, metric, rows):
   return _compensated_sum(block, like, starts)
 
 
+def _gram_matrix(layers_a, layers_b, same, *, metric, compare):
+  """[La, Lb] by the Gram form, one layer pair at a time (one d_a x d_b product each): A's
+  layers prepared once, B's one at a time, so memory holds La + 1 prepared layers beside the
+  inputs (each input is converted only when it is prepared)."""
+  def prepared(x, name):
+    return _prepare_gram(as_layer(x, name), metric=metric)
+  pa = [prepared(x, f"layers_a[{i}]") for i, x in enumerate(layers_a)]
+  out = np.zeros((len(pa), len(layers_b)))
+  for j, y in enumerate(layers_b):
+    pb = pa[j] if same else prepared(y, f"layers_b[{j}]")
+    rows = range(j + 1) if same else range(len(pa))  # symmetric: each unordered pair once
+    values = [_gram_pair(pa[i], pb, metric=metric)[STREAMED.index(compare)] for i in rows]
+    out[: len(values), j] = [float(v) for v in values]  # read back: pb is freed before the next
+    if same:
+      out[j, : j + 1] = out[: j + 1, j]
+  return out
+
+
 def rsa_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any] | None = None, *,
-               metric: str = "correlation", compare: str = "pearson") -> np.ndarray:
+               metric: str = "correlation", compare: str = "pearson",
+               path: str | None = None) -> np.ndarray:
   """[La, Lb] RSA between every pair of layers.
 
-  Streamed comparators: each layer's statistics once, then one pass over RDM row blocks for all
-  pairs together (memory O(block x n x (La + Lb)), never n x n). Rank comparators: each layer's
-  ranks once, then every pair.
+  Streamed comparators, Gram form (squared_euclidean, correlation, cosine RDMs): each layer's
+  centred features once, then one d_a x d_b product per pair (`_gram_matrix`). Block path
+  (euclidean RDMs, or `path="blocks"`): each layer's statistics once, then one pass over RDM row
+  blocks for all pairs together (memory O(block x n x (La + Lb)), never n x n). Rank
+  comparators: each layer's ranks once, then every pair.
   """
   _check(metric, RDMS, "rdm")
   _check(compare, COMPARATORS, "compare")
+  how = _path(metric, compare, path)
   layers_b = layers_a if layers_b is None else layers_b
+  if how == "gram":
+    same = layers_b is layers_a
+    la = as_layer_list(layers_a, "layers_a")
+    lb = la if same else as_layer_list(layers_b, "layers_b")
+    check_rows([x.shape for x in la + lb], [f"layers_a[{i}]" for i in range(len(la))]
+               + [f"layers_b[{j}]" for j in range(len(lb))], min_n=3, why="RSA")
+    return _gram_matrix(la, lb, same, metric=metric, compare=compare)
   la, lb, same = layer_lists(layers_a, layers_b, min_n=3, why="RSA")
-  pa = [prepare(x, metric=metric, compare=compare) for x in la]
-  pb = pa if same else [prepare(x, metric=metric, compare=compare) for x in lb]
-  if compare in RANKED:
+  pa = [prepare(x, metric=metric, compare=compare, path=how) for x in la]
+  pb = pa if same else [prepare(x, metric=metric, compare=compare, path=how) for x in lb]
+  if how == "ranks":
     return np.array([[float(_ranked_pair(a, b, compare=compare)) for b in pb] for a in pa])
-  cross = np.asarray(_matrix_cross(pa, pb, metric=metric, rows=_block_rows(la[0].shape[0])))
-  return np.array([[float(_from_stats(cross[i, j], a, b, compare)) for j, b in enumerate(pb)]
-                   for i, a in enumerate(pa)])
+  n = la[0].shape[0]
+  cross = np.asarray(_matrix_cross(pa, pb, metric=metric, rows=_block_rows(n)))
+  return np.array([[float(_from_stats(cross[i, j], _centred_products(cross[i, j], a["rows"],
+                                                                     b["rows"], n),
+                                      a, b, compare, n))
+                    for j, b in enumerate(pb)] for i, a in enumerate(pa)])
 
 
 # ------------------------------------------------------------------------- rsatoolbox interop
@@ -472,7 +631,9 @@ def _register_all():
           name=f"rsa-rdm={metric}-compare={comp}-score",
           pair=functools.partial(_pair_fixed, metric=metric, compare=comp),
           prepare=functools.partial(_prepare_fixed, metric=metric, compare=comp),
-          preparation=("RDM statistics (streamed)" if comp in STREAMED else "RDM ranks"),
+          preparation=("RDM ranks" if comp in RANKED
+                       else "centred features (Gram form)" if metric in GRAM_RDMS
+                       else "RDM statistics (streamed)"),
           kind="similarity",
           properties=Properties(
               metric=False, symmetric=True,

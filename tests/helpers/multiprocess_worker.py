@@ -87,13 +87,16 @@ def kernel_results() -> dict[str, np.ndarray]:
 def measure_names(scope: str) -> list[str]:
   """The registered measures a check covers: "all", or "kinds": one measure per module that
   implements a pair kernel (the module of its `pair`), i.e. one of each preparation and pair
-  computation the engine spreads over processes; the CI-sized scope."""
+  computation the engine spreads over processes; the CI-sized scope. Any other scope is a
+  comma-separated list of name prefixes (a focused run by hand: "rsa-")."""
   import repsim_jax
   from repsim_jax.measures import protocol
   repsim_jax.measures()  # loads every module listed in MODULES
   names = protocol.names()
   if scope == "all":
     return names
+  if scope != "kinds":
+    return [n for n in names if n.startswith(tuple(scope.split(",")))]
   first = {}
   for name in names:
     first.setdefault(pair_module(protocol.get(name)), name)

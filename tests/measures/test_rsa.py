@@ -150,3 +150,114 @@ def test_registry_names_declared_invariances_and_bad_input(invariance_maps):
       np.testing.assert_allclose(m(maps[inv](x), y), base, rtol=1e-7, err_msg=f"{m.name} {inv}")
   with pytest.raises(ValueError, match="compare"):
     rsa.prepare(x, compare="kendall")
+
+
+# ------------------------------------------------------------------------------- Gram form
+
+STREAMED_GRAM = [(metric, comp) for metric in rsa.GRAM_RDMS for comp in rsa.STREAMED]
+
+
+def hard_case(case, n, widths=(64, 40), seed=7):
+  """Two representations [n, d] that stress the Gram form (tests below):
+  offset    a large common offset (1e3 per feature): squared euclidean sums would cancel, and
+            correlation / cosine rows are nearly parallel (dissimilarities ~1e-6)
+  relu      ReLU features sharing a profile: row correlations 0.93 +- 0.02 (d = 64)
+  ties      duplicate rows, two zero rows and a constant row (dissimilarity 1 by convention
+            for correlation / cosine; the constant row for correlation)
+  """
+  rng = np.random.default_rng(seed)
+  out = []
+  for d in widths:
+    if case == "offset":
+      x = rng.normal(size=(n, d)) + 1e3 * rng.uniform(1, 2, size=d)
+    elif case == "relu":
+      x = np.maximum(rng.normal(size=d) + 0.2 * rng.normal(size=(n, d)), 0.0)
+    else:
+      x = rng.normal(size=(n, d))
+      x[::5] = x[1::5]
+      x[2], x[9], x[4] = 0.0, 0.0, 1.5
+    out.append(x)
+  return out
+
+
+def rsatoolbox_value(x, y, metric, comp):
+  """rsatoolbox's comparator on scipy's RDMs, in float64, with our zero-row convention (the
+  0/0 scipy gives a zero or constant row is dissimilarity 1)."""
+  def vec(z):
+    v = pdist(np.asarray(z, np.float64), PDIST[metric])
+    return np.where(np.isnan(v), 1.0, v)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return reference(vec(x), vec(y), comp)
+
+
+@pytest.mark.parametrize("case", ["offset", "relu", "ties"])
+def test_gram_form_matches_rsatoolbox_and_the_block_path(case):
+  """Every Gram-form measure (squared euclidean, correlation, cosine RDMs x the streamed
+  comparators) on the hard cases, n = 37 (no block or chunk size divides it), unequal widths
+  above n:
+  equal to rsatoolbox within 1e-7 in float64 (the issue's bound is 1e-5; the nearly parallel
+  rows of 'offset' have cosine / correlation dissimilarities ~1e-6, which scipy's 1 - cos
+  itself only resolves to ~1e-9 relative), and to the block path it replaces."""
+  x, y = hard_case(case, 37)
+  if case == "relu":
+    corr = 1 - pdist(x, "correlation")
+    assert 0.9 < corr.mean() < 0.95 and corr.std() < 0.03  # the regime it is meant to test
+  for metric, comp in STREAMED_GRAM:
+    want = rsatoolbox_value(x, y, metric, comp)
+    got = measure(f"rsa-rdm={metric}-compare={comp}-score")(x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-12, err_msg=f"{metric} {comp}")
+    blocks = rsa.pair(*(rsa.prepare(v, metric=metric, compare=comp, path="blocks")
+                        for v in (x, y)), metric=metric, compare=comp)
+    np.testing.assert_allclose(got, float(blocks), rtol=1e-7, err_msg=f"{metric} {comp}")
+
+
+def test_gram_form_of_a_representation_without_variation():
+  """Identical rows: the RDM is 0, every comparator 0 (undefined; our convention), as on the
+  block path, not the ratio of two rounding errors."""
+  x = np.tile(np.random.default_rng(0).normal(size=(1, 5)) + 100.0, (20, 1))
+  y = np.random.default_rng(1).normal(size=(20, 3))
+  for metric, comp in STREAMED_GRAM:  # (an all-zero RDM has no cosine either)
+    assert measure(f"rsa-rdm={metric}-compare={comp}-score")(x, y) == 0.0, (metric, comp)
+
+
+@pytest.mark.parametrize("case, n, widths", [
+    ("offset", 400, (64, 48)), ("relu", 400, (64, 48)), ("ties", 400, (64, 48)),
+    ("relu", 60, (256, 200)),  # n < d: W's cancellation (module docstring)
+])
+def test_gram_form_in_float32_on_the_hard_cases(case, n, widths):
+  """float32 features, Gram form, against rsatoolbox in float64 on the same (float32-rounded)
+  features: within 1e-5 relative or 1e-6 absolute (values near 0). Printed (-s): the largest
+  absolute errors of the Gram form and of the block path, on the same values."""
+  x, y = (v.astype(np.float32) for v in hard_case(case, n, widths))
+  errors = {"gram": 0.0, "blocks": 0.0}
+  for metric, comp in STREAMED_GRAM:
+    want = rsatoolbox_value(x, y, metric, comp)
+    with jax.enable_x64(False):
+      for path in errors:
+        got = float(rsa.pair(*(rsa.prepare(v, metric=metric, compare=comp, path=path)
+                               for v in (x, y)), metric=metric, compare=comp))
+        errors[path] = max(errors[path], abs(got - want))
+        if path == "gram":
+          np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{metric} {comp}")
+  print(f"{case} n={n} d={widths}: largest absolute error gram {errors['gram']:.1e}, "
+        f"blocks {errors['blocks']:.1e}")
+
+
+def test_gram_form_through_bootstrap_and_the_matrix():
+  """Bootstrap replicates repeat rows (exact ties, zero dissimilarities): the generic path on
+  the Gram form equals rsatoolbox on the resampled rows; the matrix of A with itself is
+  mirrored and equals its pairs."""
+  from repsim_jax.measures import bootstrap_replicates
+  from repsim_jax.metrics import intervals
+  a, b = hard_case("ties", 30, widths=(6, 3)), hard_case("relu", 30, widths=(4, 7))
+  name = "rsa-rdm=correlation-compare=corr_cov-score"
+  weights = intervals.bootstrap_weights(30, 2, seed=4)
+  got = bootstrap_replicates(a, b, weights=weights, measure=name)
+  for r, w in enumerate(weights):
+    rows = np.repeat(np.arange(30), w)
+    want = [[rsatoolbox_value(x[rows], y[rows], "correlation", "corr_cov") for y in b]
+            for x in a]
+    np.testing.assert_allclose(got[r], want, rtol=1e-9)
+  m = measure("rsa-rdm=squared_euclidean-compare=pearson-score")
+  both = similarity_matrix(a + b, measure=m.name)
+  np.testing.assert_allclose(both, [[m(x, y) for y in a + b] for x in a + b], rtol=1e-12)
