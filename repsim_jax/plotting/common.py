@@ -1,5 +1,5 @@
-"""Pieces the figure functions share: a pyplot-free figure, a grid of panels, saving PNG + PDF,
-relative depth."""
+"""Pieces the figure functions share: a pyplot-free figure, the report's page width, a grid of
+panels and their titles, a legend beside the curves, saving PNG + PDF, relative depth."""
 from __future__ import annotations
 
 import math
