@@ -126,6 +126,17 @@ def best_predicted(matrix: np.ndarray, *, same_layers: bool,
   return best, np.nanmean(m, axis=1)
 
 
+def tied_with_best(matrix: np.ndarray, best: np.ndarray, *, same_layers: bool) -> np.ndarray:
+  """[rows] how many other columns of each row equal its best column's value (`best_predicted`;
+  the diagonal left out when `same_layers`): a "best" among equals is the first of them, no
+  finding (a layer whose every neighbourhood is the same predicts every layer of B equally)."""
+  m = np.array(matrix, np.float64)
+  if same_layers:
+    np.fill_diagonal(m, np.nan)
+  at_best = m[np.arange(len(m)), best][:, None]
+  return np.maximum(np.sum(np.isclose(m, at_best, rtol=1e-9, atol=0.0), axis=1) - 1, 0)
+
+
 def _warn_degenerate(measures, inputs, same: bool, metric: str) -> None:
   """The warnings about exact duplicate points and constant layers, once for the command and
   named by file and layer (`validation.warn_degenerate_layers`): the kernels would name a layer
@@ -277,6 +288,7 @@ def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title,
     logging.warning(warning)
     section.note("Warning: " + warning + ".")
   best, other = best_predicted(matrix, same_layers=same, higher_is_similar=m.higher_is_similar)
+  ties = tied_with_best(matrix, best, same_layers=same)
   low, high = arrays.get(f"{key}_low"), arrays.get(f"{key}_high")
   value = (lambda i, j: float(matrix[i, j])) if low is None else (
       lambda i, j: interval_text(float(matrix[i, j]), float(low[i, j]), float(high[i, j])))
@@ -284,8 +296,9 @@ def _report(context, config, key, m, matrix, arrays, names_a, names_b, n, title,
               + "layer of B")
   section.table(["layer of A", best_col, f"its {label}",
                  f"mean {'Δ' if ii else key} over " + ("the other layers" if same else "B")],
-                [[a, names_b[j], value(i, j), float(o)]
-                 for i, (a, j, o) in enumerate(zip(names_a, best, other))])
+                [[a, names_b[j] + (f" (tied with {t} other{'s' if t > 1 else ''})" if t else ""),
+                  value(i, j), float(o)]
+                 for i, (a, j, o, t) in enumerate(zip(names_a, best, other, ties))])
   if f"{key}_p_value" in arrays:
     lines = [f"{how}: {float(arrays[f'{key}_{how}_observed']):.3f}, p = "
              f"{float(arrays[f'{key}_{how}_p_value']):.3g}, calibrated "

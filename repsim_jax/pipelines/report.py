@@ -34,8 +34,9 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; display: blo
   overflow-x: auto; max-width: 100%; } td, th { border: 1px solid #ccc;
 padding: 4px 8px; text-align: left; vertical-align: top; } th { background: #f0f0f0; }
 .yes { color: #060; font-weight: bold; } .no { color: #a00; font-weight: bold; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; } figcaption { font-size: 0.9em; }
+figure { display: inline-table; margin: 0.5em; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { display: table-caption; caption-side: bottom; font-size: 0.9em; }
 .note { color: #555; }
 """
 
@@ -202,13 +203,15 @@ class Report:
       for caption, paths in s.figures:
         png = [p for p in paths if p.endswith(".png")]
         pdf = [p for p in paths if p.endswith(".pdf")]
+        if len(png) > 1:  # one caption for the group; each figure names its file
+          out.append(f"<p><b>{esc(caption)}</b></p>")
         for p in png:
           with open(os.path.join(workdir, p) if not os.path.isabs(p) else p, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
           twin = [q for q in pdf if os.path.splitext(q)[0] == os.path.splitext(p)[0]]
           links = f"<a href='{esc(rel(p))}'>png</a>" + "".join(
               f", <a href='{esc(rel(q))}'>pdf</a>" for q in twin)
-          label = caption if len(png) == 1 else f"{caption}: {os.path.basename(p)}"
+          label = caption if len(png) == 1 else os.path.splitext(os.path.basename(p))[0]
           out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(label)}'>"
                      f"<figcaption>{esc(label)} ({links})</figcaption></figure>")
     out.append("</body></html>")

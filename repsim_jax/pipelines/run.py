@@ -65,6 +65,7 @@ from repsim_jax import sharding
 from repsim_jax.paths import absolute
 from repsim_jax.pipelines import records
 from repsim_jax.pipelines.report import Report, Section
+from repsim_jax.plotting.colours import Palette
 from repsim_jax.progress import Progress
 from repsim_jax.sharding import is_writer  # the one place that decides who writes
 
@@ -125,6 +126,12 @@ def find_step(package: str, name: str) -> Callable[[Any, Any, "Run"], dict]:
   return module.step
 
 
+def _model_names(config: Any) -> list[str]:
+  """The names of `config.models` (entries with a "name"), in order; none without models."""
+  models = config.get("models") if hasattr(config, "get") else None
+  return [str(m["name"]) for m in models or () if hasattr(m, "get") and m.get("name")]
+
+
 class Run:
   """One invocation of a pipeline.
 
@@ -134,6 +141,8 @@ class Run:
     config: the run's config, saved with every result.
     inputs: fingerprints every result of the run records (e.g. the checkpoints').
     report: the run's `Report` (its figures are drawn on process 0 only).
+    colours: the report's `plotting.colours.Palette`: one colour per model of `config.models`,
+      in their order, for every figure that draws a series per model (`palette=`).
     results: step name -> what the step returned, for the steps after it.
     fingerprints: what the steps read besides the config (stores, ...), in the step records'
       keys only (a pipeline fills it on process 0 before `run_steps`).
@@ -152,6 +161,7 @@ class Run:
     self.inputs = dict(inputs or {})
     self.total_steps = total_steps  # numbers the step log lines "[i/n]" when given
     self.report = Report(title or name, draw=self.is_writer)
+    self.colours = Palette(_model_names(config))
     self.results: dict[str, Any] = {}
     self.steps: list[tuple[str, float]] = []
     self.step_records: list[dict[str, Any]] = []

@@ -8,6 +8,9 @@ import numpy as np
 from repsim_jax.plotting import common
 
 
+_TICK_POINTS = 7
+
+
 def _tick_positions(count: int, max_ticks: int) -> np.ndarray:
   step = max(1, int(np.ceil(count / max_ticks)))
   return np.arange(0, count, step)
@@ -30,13 +33,14 @@ def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequenc
                   title: str, path: str, cbar_label: str = "", xlabel: str = "",
                   ylabel: str = "", vmin: float | None = None, vmax: float | None = None,
                   cmap: str = "viridis", origin: str = "upper", max_ticks: int = 48,
-                  dpi: int = 150) -> list[str]:
+                  dpi: int = common.DPI) -> list[str]:
   """Draws matrix [R, C] (entry [i, j]: row layer i against column layer j) and saves it.
 
   Args:
     matrix: [R, C] values, e.g. `cka_matrix(a, b)` or `information_imbalance_matrix(a, b)`.
       NaN entries are drawn blank.
-    row_labels, col_labels: R and C layer names (thinned to at most `max_ticks` ticks).
+    row_labels, col_labels: R and C layer names (thinned to at most `max_ticks` ticks, and to
+      as many as fit beside each other at their font size).
     title: figure title; for a directed measure name the direction, e.g. "ViT-B/16 → ResNet-50".
     path: output path; its extension (if any) is replaced: `<base>.png` and `<base>.pdf` are
       written, parent directories created.
@@ -52,14 +56,20 @@ def layer_heatmap(matrix: Any, *, row_labels: Sequence[str], col_labels: Sequenc
   if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
     raise ValueError(f"matrix: shape {m.shape} does not match the labels "
                      f"({len(row_labels)} row_labels, {len(col_labels)} col_labels)")
-  size = (max(4.0, 0.22 * m.shape[1] + 2.8), max(3.5, 0.22 * m.shape[0] + 1.8))
+  # 0.22 in a layer, up to the report's page width (a wider PNG is shrunk with its labels)
+  size = (min(max(4.0, 0.22 * m.shape[1] + 2.8), common.PAGE_INCHES - 0.3),
+          min(max(3.5, 0.22 * m.shape[0] + 1.8), common.PAGE_INCHES - 0.3))
   fig = common.new_figure(size)
   ax = fig.add_subplot(1, 1, 1)
   image = ax.imshow(np.ma.masked_invalid(m), origin=origin, cmap=cmap, vmin=vmin, vmax=vmax,
                     aspect="auto", interpolation="nearest")
-  rows, cols = _tick_positions(m.shape[0], max_ticks), _tick_positions(m.shape[1], max_ticks)
-  ax.set_yticks(rows, [row_labels[i] for i in rows], fontsize=7)
-  ax.set_xticks(cols, [col_labels[j] for j in cols], fontsize=7, rotation=90)
+  # a 7 pt label takes ~1.5 x 7 pt of the axis (about 2.8 in of the width go to the labels and
+  # colour bar, 1.8 in of the height to the labels and title)
+  fits = lambda inches: max(2, int(inches * 72 / (1.5 * _TICK_POINTS)))
+  rows = _tick_positions(m.shape[0], min(max_ticks, fits(size[1] - 1.8)))
+  cols = _tick_positions(m.shape[1], min(max_ticks, fits(size[0] - 2.8)))
+  ax.set_yticks(rows, [row_labels[i] for i in rows], fontsize=_TICK_POINTS)
+  ax.set_xticks(cols, [col_labels[j] for j in cols], fontsize=_TICK_POINTS, rotation=90)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title)

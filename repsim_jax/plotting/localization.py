@@ -31,7 +31,7 @@ def plot_localization(maps: np.ndarray, path: str, *, tokens: Sequence[Sequence[
   for ax, image, (row, col) in zip(axes, maps, tokens):
     shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
-    ax.set_title(f"token ({row}, {col})", fontsize=8)
+    ax.set_title(f"token ({row}, {col})", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
   if shared_scale:

@@ -71,7 +71,8 @@ def plot_neighbourhoods(images, query: int, indices, path: str, *, model_names: 
       _show(ax, mosaic([images[int(i)] for i in indices[m, r]], side))
       if r == 0:
         ax.set_title(model_names[m], fontsize=9)
-      if m == 0:
+      if m == n_models - 1:  # on the right: left of the first model they cover the query
+        ax.yaxis.set_label_position("right")
         ax.set_ylabel(layer_names[r], fontsize=9)
   fig.suptitle(title or f"{k} nearest neighbours (cosine) of image {int(query)} per model and layer",
                fontsize=10)

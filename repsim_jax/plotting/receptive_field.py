@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repsim_jax.plotting.common import panel_grid
+from repsim_jax.plotting.common import panel_grid, panel_title
 from repsim_jax.plotting.common import save_figure as _save
 
 
@@ -26,7 +26,7 @@ def plot_receptive_fields(maps: np.ndarray, path: str, *, titles: Sequence[str] 
   fig, axes = panel_grid(maps.shape[0], ncols)
   for ax, erf, name in zip(axes, maps, titles):
     ax.imshow(erf, cmap=cmap)
-    ax.set_title(name, fontsize=8)
+    ax.set_title(panel_title(name), fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
   fig.suptitle(suptitle)

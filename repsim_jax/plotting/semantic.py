@@ -5,31 +5,34 @@ from typing import Mapping
 
 import numpy as np
 
-from repsim_jax.plotting.common import new_figure, relative_depth, save_figure
+from repsim_jax.plotting.colours import Palette, series_styles
+from repsim_jax.plotting.common import legend_beside, new_figure, relative_depth, save_figure
 
 
 def plot_semantic_coherence(mean: Mapping[str, np.ndarray], std: Mapping[str, np.ndarray],
                             path: str, *, n_queries: int = 50, k: int = 10,
-                            title: str | None = None) -> list[str]:
+                            title: str | None = None,
+                            palette: Palette | None = None) -> list[str]:
   """Mean Jaccard index per layer for each model, shaded ± one standard deviation.
 
   mean, std: {model: [L_m]} (from `repsim_jax.analysis.semantic.semantic_coherence`). x axis:
-  relative layer depth. Writes PNG and PDF.
+  relative layer depth; palette: the report's model colours. Writes PNG and PDF.
   """
   if set(mean) != set(std):
     raise ValueError(f"mean, std: expected the same models, got {sorted(mean)} and {sorted(std)}")
   fig = new_figure((5.5, 3.8))
   ax = fig.subplots()
+  styles = series_styles(mean, palette)
   for model in mean:
     m, s = np.asarray(mean[model], float), np.asarray(std[model], float)
     x = relative_depth(len(m))
-    (line,) = ax.plot(x, m, marker="o", markersize=3, label=model)
-    ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.plot(x, m, markersize=3, label=model, **styles[model])
+    ax.fill_between(x, m - s, m + s, color=styles[model]["color"], alpha=0.15, linewidth=0)
   ax.set_xlabel("relative layer depth")
   ax.set_ylabel("Jaccard index of label sets")
   ax.set_xlim(0, 1)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  legend_beside(ax)
   ax.set_title(title or f"ManyNames label overlap: {n_queries} images and their {k} nearest "
                "neighbours (mean ± std)", fontsize=9)
   fig.tight_layout()

@@ -7,6 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
+from repsim_jax.plotting.colours import Palette, series_styles
+from repsim_jax.plotting.common import legend_beside
 from repsim_jax.plotting.common import new_figure as _figure
 from repsim_jax.plotting.common import save_figure as _save
 from repsim_jax.plotting.heatmap import layer_heatmap
@@ -35,22 +37,26 @@ def plot_skip_ratio_heatmap(stats: np.ndarray, path: str, *, num_tokens: int | N
 
 def plot_skip_ratio_lines(series: Mapping[str, np.ndarray], path: str, *,
                           title: str = "||z|| / ||f(z)||", ylabel: str = "norm ratio",
-                          normalized_depth: bool = True, log_scale: bool = False) -> list[str]:
+                          normalized_depth: bool = True, log_scale: bool = False,
+                          palette: Palette | None = None) -> list[str]:
   """Figs. 7 (right), E.2: one line per series (e.g. "ViT CLS", "ViT tokens", "ResNet50").
 
-  Series of different lengths share a normalised depth axis [0, 1] when normalized_depth.
+  Series of different lengths share a normalised depth axis [0, 1] when normalized_depth. With
+  the report's palette, a series named after a model ("vit CLS (attn)") has the model's colour;
+  its variants differ by line style and marker.
   """
   fig = _figure((5, 3.5))
   ax = fig.subplots()
+  styles = series_styles(series, palette)
   for name, values in series.items():
     values = np.asarray(values, dtype=float)
     x = (np.linspace(0, 1, values.size) if normalized_depth and values.size > 1
          else np.arange(values.size))
-    ax.plot(x, values, marker="o", ms=3, label=name)
+    ax.plot(x, values, ms=3, label=name, **styles[name])
   ax.set_xlabel("normalised depth" if normalized_depth else "block")
   ax.set_ylabel(ylabel)
   if log_scale:
     ax.set_yscale("log")
   ax.set_title(title)
-  ax.legend(fontsize=7, frameon=False)
+  legend_beside(ax)
   return _save(fig, path)

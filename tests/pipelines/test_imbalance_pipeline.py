@@ -124,6 +124,17 @@ def test_best_predicted_layer_is_another_layer_for_one_input():
   np.testing.assert_allclose(mean, matrix.mean(axis=1))
 
 
+def test_a_best_among_equals_says_so():
+  """A row whose columns tie (a layer with one neighbourhood for every layer of B) has no best
+  layer: the table says how many tie with the one it names."""
+  matrix = np.array([[0.16, 0.16, 0.16], [0.2, 0.1, 0.1], [0.3, 0.2, 0.1]])
+  best, _ = imbalance_pipeline.best_predicted(matrix, same_layers=False)
+  assert list(imbalance_pipeline.tied_with_best(matrix, best, same_layers=False)) == [2, 1, 0]
+  best, _ = imbalance_pipeline.best_predicted(matrix, same_layers=True)  # diagonal left out
+  assert list(best) == [1, 2, 1]
+  assert list(imbalance_pipeline.tied_with_best(matrix, best, same_layers=True)) == [1, 0, 0]
+
+
 def test_a_k_near_n_is_warned_about_in_the_report(tmp_path):
   """Δ tends to 1 for every pair as k approaches N: the report says so."""
   config = imbalance_config.get_config("runlocal")

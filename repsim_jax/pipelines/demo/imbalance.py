@@ -74,7 +74,8 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   s = run.section("Information imbalance between all layers")
   s.figure("Early / middle / late layer of A predicting every layer of B (A → B)",
            lambda: plot_imbalance_grid(ii, run.figure_path("imbalance_grid"), models=models,
-                                       representative=held_out.representative))
+                                       representative=held_out.representative,
+                                       palette=run.colours))
   for m in models:
     low, high = data_range(ii[(m, m)])
     s.figure(f"II {m} → {m}, between every two of its layers; {scale_text(low, high)} (this "

@@ -51,7 +51,7 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   s.figure(f"% of the {cfg.k_neighbours} nearest neighbours (cosine) sharing the image's "
            f"category; dashed: exact random baseline",
            lambda: plot_neighbour_sharing(panels, run.figure_path("neighbour_sharing"),
-                                          k=cfg.k_neighbours))
+                                          k=cfg.k_neighbours, palette=run.colours))
   s.table(*table_per_layer(
       colour_share, lambda x: f"{x:.1%}",
       what=f"% of {cfg.k_neighbours} neighbours with the image's background hue"))

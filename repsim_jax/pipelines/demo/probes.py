@@ -30,7 +30,8 @@ def step(held_out: HeldOut, settings, run: Run) -> dict:
   s = run.section("Probes: shape and colour (background hue) per layer")
   s.figure("Linear probe accuracy per layer", lambda: plot_ood_probes(
       {"shape (5 classes)": shape_probe, "background hue (8 classes)": colour_probe},
-      run.figure_path("probes"), title="Linear probes per layer (held-out images)"))
+      run.figure_path("probes"), title="Linear probes per layer (held-out images)",
+      palette=run.colours))
   s.table(*table_per_layer(
       {**{f"{m}: shape": v for m, v in shape_probe.items()},
        **{f"{m}: background hue": v for m, v in colour_probe.items()}}, lambda x: f"{x:.1%}",

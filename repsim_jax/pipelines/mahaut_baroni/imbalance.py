@@ -170,7 +170,7 @@ def step(reps: Representations, settings, run: Run) -> dict:
                  lambda: plot_imbalance_grid(matrices, run.figure_path("fig01_imbalance_grid"),
                                              models=reps.models, representative=reps.representative,
                                              layer_names=reps.layer_names,
-                                             intervals=shaded or None))
+                                             intervals=shaded or None, palette=run.colours))
   if cfg.heatmaps:
     section.figure("Fig. 10: all layers x all layers, one heatmap per ordered pair, each on its "
                    "own colour scale (its range, in its title)",

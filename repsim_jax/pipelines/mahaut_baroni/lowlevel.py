@@ -41,12 +41,13 @@ def step(reps: Representations, settings, run: Run) -> dict:
   section.figure("Fig. 3: neighbours sharing a low-level category",
                  lambda: plot_neighbour_sharing({"all 9 categories": (overall["sharing"],
                                                                       overall["baseline"])},
-                                                run.figure_path("fig03_lowlevel"), k=cfg.k))
+                                                run.figure_path("fig03_lowlevel"), k=cfg.k,
+                                                palette=run.colours))
   section.figure("Fig. 14: per property",
                  lambda: plot_neighbour_sharing({s: (r["sharing"], r["baseline"])
                                                  for s, r in result.items() if s != "overall"},
                                                 run.figure_path("fig14_lowlevel_properties"),
-                                                k=cfg.k))
+                                                k=cfg.k, palette=run.colours))
   pick = lambda which: {m: float(overall["sharing"][m][reps.representative[m][which]])
                         for m in reps.models}
   section.row("random baseline (exact, from the category overlaps)", "15.2 %",

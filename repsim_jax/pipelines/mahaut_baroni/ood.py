@@ -41,7 +41,8 @@ def step(reps, settings, run: Run) -> dict:
     section.note("no out-of-domain datasets configured")
   if accuracy:
     section.figure("Fig. 13: multi-class linear probes per layer",
-                   lambda: plot_ood_probes(accuracy, run.figure_path("fig13_ood_probes")))
+                   lambda: plot_ood_probes(accuracy, run.figure_path("fig13_ood_probes"),
+                                           palette=run.colours))
     for name, acc in accuracy.items():
       peak = {m: f"{np.argmax(a) / max(len(a) - 1, 1):.2f}" for m, a in acc.items()}
       section.row(f"{name}: relative depth of the best layer (accuracy)",

@@ -52,10 +52,11 @@ def step(reps: Representations, settings, run: Run) -> dict:
               for r, m, c in (max(flat), min(flat))]
   section.figure("Fig. 5: roughness of per-class probe accuracy across layers",
                  lambda: plot_roughness(rough, run.figure_path("fig05_roughness"),
-                                        examples=examples))
+                                        examples=examples, palette=run.colours))
   section.row("mean roughness per class (std of adjacent-layer accuracy differences)",
               "ConvNeXt widest / roughest; iGPT and ViT smoothest",
               by_model({m: float(r.mean()) for m, r in rough.items()}))
   section.row("example curves", "rough 0.395 (ConvNeXt, pizza), smooth 0.080 (iGPT, bloodhound)",
-              "; ".join(f"{e['model']} {e['label']}: {e['roughness']:.3f}" for e in examples))
+              ", ".join(f"{kind} {e['roughness']:.3f} ({e['model']}, class {e['label']})"
+                        for kind, e in zip(("rough", "smooth"), examples)))
   return {"accuracy": accuracy, "roughness": rough, "classes": classes}

@@ -46,11 +46,12 @@ def step(reps: Representations, settings, run: Run) -> dict:
     progress.update(1)
   section.figure("Fig. 11: std of II over subsamples vs N",
                  lambda: plot_sample_size_std(sizes, std11, run.figure_path("fig11_sample_size"),
-                                              n_subsamples=cfg.n_subsamples))
+                                              n_subsamples=cfg.n_subsamples,
+                                              palette=run.colours))
   section.figure("Fig. 12: smoothness vs N (mean ± std over seeds)",
                  lambda: plot_smoothness_vs_n(sizes, mean12, std12,
                                               run.figure_path("fig12_smoothness"),
-                                              n_seeds=cfg.n_subsamples))
+                                              n_seeds=cfg.n_subsamples, palette=run.colours))
   section.row(f"std of II over subsamples at the largest N ({sizes[-1]})",
               "flat after N = 1e4; ConvNeXt varies most",
               by_model({m: v[-1] for m, v in std11.items()}))

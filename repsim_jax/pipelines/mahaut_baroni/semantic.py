@@ -33,7 +33,8 @@ def step(reps: Representations, settings, run: Run) -> dict:
            subdir="semantic", extra={"n_queries": len(queries), "k": cfg.k})
   section.figure("Fig. 4: Jaccard index of ManyNames labels",
                  lambda: plot_semantic_coherence(mean, std, run.figure_path("fig04_semantic"),
-                                                 n_queries=len(queries), k=cfg.k))
+                                                 n_queries=len(queries), k=cfg.k,
+                                                 palette=run.colours))
   by_depth = {m: " / ".join(f"{mean[m][i]:.3f}" for i in reps.representative[m])
               for m in reps.models}
   section.row("Jaccard index, early / middle / late",

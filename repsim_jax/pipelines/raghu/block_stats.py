@@ -11,6 +11,7 @@ from repsim_jax.pipelines.raghu.models import Inputs
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.attention import (plot_attention_distance_by_depth,
                                            plot_attention_distances)
+from repsim_jax.plotting.heatmap import data_range, scale_text
 from repsim_jax.plotting.skip import plot_skip_ratio_heatmap, plot_skip_ratio_lines
 
 TITLE = "block statistics"
@@ -42,27 +43,32 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
                      lambda: plot_attention_distances(
                          distances, run.figure_path(f"fig3_attention_distance_{m.name}"),
                          layers=shown, layer_labels=[f"block {l}" for l in shown],
-                         title=f"{m.name}: mean attention distance"))
+                         title=f"{m.name}: mean attention distance", model=m.name,
+                         palette=run.colours))
       section.figure(f"{m.name}: attention distance of every head (Fig. C.5)",
                      lambda: plot_attention_distance_by_depth(
                          distances, run.figure_path(f"figC5_attention_distance_depth_{m.name}"),
-                         title=f"{m.name}: attention distance of every head"))
+                         title=f"{m.name}: attention distance of every head", model=m.name,
+                         palette=run.colours))
       section.row(f"{m.name}: mean attention distance, block 0 (heads min-max) and last block",
                   "lower layers: a mix of local and global heads; higher layers: all global",
                   f"{distances[0].mean():.1f} px ({distances[0].min():.1f}-"
                   f"{distances[0].max():.1f}); {distances[-1].mean():.1f} px")
       for branch in ("attn", "mlp"):
         ratio, cosine = stats[f"{branch}_ratio"], stats[f"{branch}_cosine"]
-        section.figure(f"{m.name} {branch}: ||z|| / ||f(z)|| (Fig. 7)",
+        tokens = min(ratio.shape[1], 16)  # the first tokens, as the paper shows
+        section.figure(f"{m.name} {branch}: ||z|| / ||f(z)|| (Fig. 7); "
+                       f"{scale_text(*data_range(ratio[:, :tokens]))} (its range)",
                        lambda: plot_skip_ratio_heatmap(
                            ratio, run.figure_path(f"fig7_skip_ratio_{m.name}_{branch}"),
-                           num_tokens=min(ratio.shape[1], 16),
+                           num_tokens=tokens,
                            num_prefix_tokens=m.num_prefix_tokens,
                            title=f"{m.name} {branch}: ||z|| / ||f(z)||"))
-        section.figure(f"{m.name} {branch}: cos(z, f(z)) (Fig. E.1)",
+        section.figure(f"{m.name} {branch}: cos(z, f(z)) (Fig. E.1); "
+                       f"{scale_text(*data_range(cosine[:, :tokens]))} (its range)",
                        lambda: plot_skip_ratio_heatmap(
                            cosine, run.figure_path(f"figE_skip_cosine_{m.name}_{branch}"),
-                           num_tokens=min(cosine.shape[1], 16),
+                           num_tokens=tokens,
                            num_prefix_tokens=m.num_prefix_tokens,
                            title=f"{m.name} {branch}: cos(z, f(z))", label="cosine"))
         for stat, target in (("ratio", ratio_lines), ("cosine", cosine_lines)):
@@ -86,8 +92,9 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
       section.row(f"{m.name}: skip norm ratio, mean over the identity-shortcut blocks",
                   "lower than ViT's throughout", f"{np.nanmean(stats['ratio']):.2f}")
   section.figure("skip norm ratios per block (Fig. 7, right)", lambda: plot_skip_ratio_lines(
-      ratio_lines, run.figure_path("fig7_skip_ratio_lines"), log_scale=True))
+      ratio_lines, run.figure_path("fig7_skip_ratio_lines"), log_scale=True,
+      palette=run.colours))
   section.figure("skip cosines per block (Fig. E.2)", lambda: plot_skip_ratio_lines(
       cosine_lines, run.figure_path("figE2_skip_cosine_lines"), title="cos(z, f(z))",
-      ylabel="cosine similarity"))
+      ylabel="cosine similarity", palette=run.colours))
   return stats_by_model

@@ -60,11 +60,13 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
                                "after_layers": np.array(after), "before_layers": np.array(before),
                                "radius_after": radius_after, "radius_before": radius_before},
              inputs=image_ids, extra={"radius_after": radius_after.tolist()})
-    section.figure(f"{m.name}: ERF after the residual add (Figs. 6, C.1-C.3)",
+    section.figure(f"{m.name}: ERF after the residual add (Figs. 6, C.1-C.3); each map on its "
+                   "own colour scale (a map's shape, not its magnitude)",
                    lambda: plot_receptive_fields(
                        after_maps, run.figure_path(f"fig6_erf_{m.name}_after_residual"),
                        titles=after, suptitle=f"{m.name}: ERF after the residual add"))
-    section.figure(f"{m.name}: ERF before the residual add (Fig. C.4)",
+    section.figure(f"{m.name}: ERF before the residual add (Fig. C.4); each map on its own "
+                   "colour scale",
                    lambda: plot_receptive_fields(
                        before_maps, run.figure_path(f"figC4_erf_{m.name}_before_residual"),
                        titles=before, suptitle=f"{m.name}: ERF before the residual add"))

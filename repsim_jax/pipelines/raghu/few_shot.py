@@ -9,6 +9,10 @@ from repsim_jax.pipelines.raghu.models import Inputs
 from repsim_jax.pipelines.run import Run
 from repsim_jax.plotting.probes import plot_few_shot
 
+# the token modes in the report's words
+_MODES = {"tokens": "per token", "cls": "CLS token", "mean": "mean of all tokens",
+          "mean_patch": "mean without CLS"}
+
 TITLE = "few-shot probes"
 
 
@@ -87,13 +91,15 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
                 "images)",
                 "per-token probes: ResNet and GAP ViT tokens do well at higher layers, the "
                 "patch tokens of a ViT trained with a CLS token poorly",
-                ", ".join(f"{k} {100 * v:.0f}%" for k, v in best.items()))
+                ", ".join(f"{_MODES[k]} {100 * v:.0f}%" for k, v in best.items()))
   section.figure("Few-shot linear probes (Fig. 11)", lambda: plot_few_shot(
       {"per-token probes (mean over tokens)": per_token, "aggregated tokens": aggregated},
       run.figure_path("fig11_few_shot"), shots=settings.shots,
-      title="Few-shot linear probes (Fig. 11)"))
+      title="Few-shot linear probes (Fig. 11)", palette=run.colours))
+  # the ViTs' CLS token against the CNNs' GAP ("mean without CLS" is no CLS curve)
   section.figure("Few-shot linear probes, ViT vs CNN (Fig. 13)", lambda: plot_few_shot(
-      {"ViT vs CNN": {k: v for k, v in aggregated.items() if "CLS" in k or "GAP" in k}},
+      {"ViT vs CNN": {k: v for k, v in aggregated.items()
+                      if k.endswith(" CLS token") or k.endswith(" GAP")}},
       run.figure_path("fig13_few_shot"), shots=settings.shots,
-      title="Few-shot linear probes (Fig. 13)"))
+      title="Few-shot linear probes (Fig. 13)", palette=run.colours))
   return out

@@ -71,7 +71,8 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
                    lambda: plot_head_subset_cka(
                        mean_distance, similarity, run.figure_path(f"fig5_{name}"),
                        layer_labels=[f"{cnn.name} {n}" for n in cnn_names],
-                       title=f"{m.name} block 0 head subsets vs {cnn.name}"))
+                       title=f"{m.name} block 0 head subsets vs {cnn.name}", model=cnn.name,
+                       palette=run.colours))
     section.row(f"{m.name} vs {cnn.name} {cnn_names[0]}: CKA of the most local and of the most "
                 f"global head subset ({size} heads each)",
                 "falls monotonically as the subset's mean attention distance grows",

@@ -7,6 +7,7 @@ import numpy as np
 from repsim_jax.analysis.localization import localization_maps
 from repsim_jax.pipelines.raghu.models import Inputs, Model
 from repsim_jax.pipelines.run import Run
+from repsim_jax.plotting.heatmap import data_range, scale_text
 from repsim_jax.plotting.localization import plot_localization
 
 
@@ -59,9 +60,11 @@ def step(inputs: Inputs, settings, run: Run) -> dict:
       run.save(name, {"maps": maps, "tokens": np.array(everything)}, inputs=image_ids,
                extra={"own_patch_is_max_fraction": float(own.mean())})
       shown = [tuple(t) for t in (settings.tokens or default_tokens(gh, gw))]
-      section.figure(f"{m.name} {n}: CKA of a token with input patches (Fig. 9)",
+      shown_maps = maps[[everything.index(t) for t in shown]]
+      section.figure(f"{m.name} {n}: CKA of a token with input patches (Fig. 9); "
+                     f"{scale_text(*data_range(shown_maps))}, one scale for all maps",
                      lambda: plot_localization(
-                         maps[[everything.index(t) for t in shown]],
+                         shown_maps,
                          run.figure_path(f"fig9_{name}"), tokens=shown,
                          suptitle=f"{m.name} {n}: CKA of a token with input patches"))
       section.row(f"{m.name} {n}: tokens whose most similar input patch is their own "
