@@ -31,6 +31,7 @@ from repsim_jax.measures import subsets as measure_subsets
 from repsim_jax.metrics import cca as _cca
 from repsim_jax.metrics import knn_alignment as _knn_alignment
 from repsim_jax.metrics import procrustes as _procrustes
+from repsim_jax.metrics import validation as _validation
 from repsim_jax.metrics.cca import pwcca_matrix, svcca_matrix
 from repsim_jax.metrics.distances import pairwise_distances
 from repsim_jax.metrics.imbalance import (imbalance_between_models, information_imbalance,
@@ -70,9 +71,14 @@ def cka(x, y, *, kernel: str = "linear", hsic: str | None = None, **kwargs) -> f
 
   hsic="gretton" (the biased estimator) by default, unlike `cka_matrix` (see the module
   docstring); `debiased=` is its deprecated form. See `repsim_jax.metrics.kernel_alignment.cka`,
-  the jit-friendly kernel returning a 0-d array.
+  the jit-friendly kernel returning a 0-d array. A constant or near-constant x or y warns (its
+  CKA is 0 by convention).
   """
-  return float(_cka_kernel(x, y, kernel=kernel, hsic=hsic, **kwargs))
+  value = float(_cka_kernel(x, y, kernel=kernel, hsic=hsic, **kwargs))  # validates x and y
+  # Here, not in the jit-friendly kernel: the measure engine calls that once per layer pair.
+  _validation.warn_degenerate_layers([x] if y is x else [x, y], ["x"] if y is x else ["x", "y"],
+                                     measure="cka", duplicates=False)
+  return value
 
 
 def procrustes(x, y) -> float:

@@ -11,9 +11,25 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
   Var(Delta at N/2); four disjoint quarters likewise give Var(Delta at N/4). The variance falls
   like N^-beta, beta = 1 asymptotically but up to ~3 for strongly dependent pairs at small N
   (there Delta ~ 2/N * mean rank with O(1) ranks), and beta falls towards 1 as N grows: the
-  beta measured between N/4 and N/2 overstates the one between N/2 and N, and 1 understates it,
-  so the extrapolation uses their midpoint (1 + beta_measured) / 2. The estimate itself is
-  E[Delta at N]'s unbiased estimator, so only the sd has to be right.
+  beta measured between N/4 and N/2 tends to overstate the one between N/2 and N, and 1 to
+  understate it, so the extrapolation uses their midpoint (1 + beta_measured) / 2. The estimate itself is
+  E[Delta at N]'s unbiased estimator, so only the sd has to be right. The quantile is Student's
+  t on `halves_df` degrees of freedom (20.7 at the default 50 splits into halves and 25 into
+  quarters): the noise of var_half^1.5 var_quarter^-0.5 by the delta method.
+  Why this calibration (`benchmarks/coverage_calibration.py`, judged on the saved per-data-set
+  results of `bench_coverage.py --default_only`; benchmarks/results/coverage_2026-12-08.md):
+  across the benchmark's cases the sd is unbiased to within ~6% (II) and 3% (CKA), and its
+  noise is that of a chi-square on 14-22 degrees of freedom (the splits' 20.7 plus the data
+  set's own), so with t the interval covers 0.93-0.96 (II, 500 data sets per case; CKA 0.94-0.96,
+  1000). z instead of t covers 0.92-0.94 for CKA, whose sd is unbiased: t pays for the sd's
+  noise, not for a bias. The true rate from N/2 to N (II: 0.9-1.4) follows the measured one from
+  N/4 to N/2 (0.9-1.8) closely in some cases (a strong pair at N = 200: 1.45, then 1.38) and
+  not at all in others (a clustered strong pair at N = 500: 1.83, then 1.24), so no rule through
+  two sizes is exact, and the midpoint errs least either way. With the same quantile, rate 1
+  covered 0.98 in the first case; the measured rate 0.89 in the second, and the two-term model
+  Var(m) = a/m + b/m^2 through both sizes (Richardson extrapolation of m Var in 1/m, exact for
+  U-statistics up to O(m^-3)) 0.87 there: II's variance also has an m^-3 term (Delta ~ 2/N times
+  a mean rank of O(1) for strongly dependent pairs).
   Why not the bootstrap for II: a resample holds ~0.63N distinct images and every query's
   neighbourhood is re-drawn among them, so the replicates vary more than Delta at N does
   (percentile intervals too wide, covering ~0.98-0.99) and their mean drifts towards Delta on
@@ -22,10 +38,10 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
 * Image bootstrap (`imbalance_bootstrap`, `cka_bootstrap`): B replicates of the N images drawn
   with replacement, exactly as `scipy.stats.bootstrap` draws them
   (`rng.integers(0, N, (B, N))` with `rng = np.random.default_rng(seed)`), summarised by the
-  percentile (or basic) interval and the bootstrap standard error; CKA's default, although the
+  percentile (or basic) interval and the bootstrap standard error. Not CKA's default: the
   debiased CKA of a resample counts copies as distinct samples, and its percentile interval
   misses at N = 500 on clustered data (coverage ~0.87-0.89) and for a weakly dependent pair of
-  128-wide layers (~0.47), where "halves" covers (0.94-0.99).
+  128-wide layers (~0.47), where "halves" covers (0.94-0.96).
   All replicates come out of one pass over the data, never B recomputations: La + Lb distance
   passes for II (the resampled ranks are counted with multiplicities, see `imbalance_weighted`;
   copies of an image are not its own neighbours), and one pass over the rows' Gram blocks for
@@ -55,17 +71,28 @@ from repsim_jax.metrics import cka_weighted, imbalance_weighted, validation
 from repsim_jax.metrics.kernel_alignment import cka_matrix
 
 __all__ = ["bootstrap_indices", "bootstrap_weights", "bootstrap_interval", "split_weights",
-           "halves_interval", "resampled_interval", "imbalance_bootstrap", "cka_bootstrap", "disjoint_subsets",
-           "subsample_interval", "cka_subsets", "format_interval"]
+           "halves_weights", "split_variances", "extrapolated_std", "halves_df",
+           "halves_interval", "resampled_interval", "imbalance_bootstrap", "cka_bootstrap",
+           "disjoint_subsets", "subsample_interval", "cka_subsets", "format_interval"]
 
 METHODS = ("percentile", "basic")  # `bootstrap_interval`'s, from bootstrap replicates
 INTERVAL_METHODS = ("halves",) + METHODS  # `imbalance_bootstrap` / `cka_bootstrap`'s
 DEFAULT_SPLITS = 50  # random splits into halves (and half as many into quarters)
-# The sd that `halves_interval` estimates varies by ~15% between data sets (bench_coverage.py),
-# as a chi-square variance estimate on ~20 degrees of freedom would: its quantile is Student's t
-# on 20 degrees of freedom (2.09 at 95%, against z = 1.96) so that the noise does not cost
-# coverage.
-HALVES_DF = 20
+
+
+def halves_df(n_halves: int, n_quarters: int) -> float:
+  """Degrees of freedom of `extrapolated_std`'s variance, for the Student-t quantile.
+
+  Each of the S = n_halves splits gives one squared difference (h1 - h2)^2 / 2, a chi-square on
+  1 degree of freedom times Var(n // 2), and each of the Q = n_quarters splits a ddof=1 variance
+  on 3: var_half ~ chi-square_S / S, var_quarter ~ chi-square_{3Q} / 3Q (the splits of one data
+  set are nearly independent draws). The variance at n is var_half^1.5 var_quarter^-0.5 times a
+  constant (the midpoint rate), so by the delta method Var(log var_n) = 2.25 (2 / S) + 0.25
+  (2 / 3Q), the noise of a chi-square variance on 1 / (2.25 / S + 0.25 / 3Q) degrees of freedom
+  (Satterthwaite 1946): 20.7 at the default 50 and 25 splits. `benchmarks/coverage_calibration.py`
+  measures 14-20 (the data set adds its own noise to the splits').
+  """
+  return 1.0 / (2.25 / n_halves + 0.25 / (3 * n_quarters))
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -136,6 +163,43 @@ def split_weights(n: int, parts: int, n_splits: int, seed: int) -> np.ndarray:
   return out
 
 
+def halves_weights(n: int, n_splits: int, seed: int) -> np.ndarray:
+  """[2 S + 4 (S // 2), n] int32 0/1 weights: `split_weights(n, 2, S, seed)` (the halves), then
+  `split_weights(n, 4, S // 2, seed)` (the quarters), the rows `halves_interval` reads."""
+  return np.concatenate([split_weights(n, 2, n_splits, seed),
+                         split_weights(n, 4, n_splits // 2, seed)])
+
+
+def split_variances(halves, quarters) -> tuple[np.ndarray, np.ndarray]:
+  """(Var at n // 2, Var at n // 4) [...]: unbiased estimates from the values on complementary
+  halves [2 S, ...] and disjoint quarters [4 Q, ...] (`halves_weights` order)."""
+  halves = np.asarray(halves, np.float64)
+  quarters = np.asarray(quarters, np.float64)
+  if len(halves) < 2 or len(halves) % 2 or len(quarters) < 4 or len(quarters) % 4:
+    raise ValueError(f"halves, quarters: expected [2 S, ...] and [4 Q, ...] values, got "
+                     f"{halves.shape} and {quarters.shape}")
+  # Complementary halves are independent samples: E[(h1 - h2)^2] / 2 = Var(value at n // 2).
+  var_half = np.mean((halves[0::2] - halves[1::2]) ** 2, axis=0) / 2
+  # Four disjoint quarters: their ddof=1 variance is unbiased for Var(value at n // 4).
+  var_quarter = quarters.reshape(len(quarters) // 4, 4, *quarters.shape[1:]).var(
+      axis=1, ddof=1).mean(axis=0)
+  return var_half, var_quarter
+
+
+def extrapolated_std(var_half, var_quarter, n: int) -> tuple[np.ndarray, np.ndarray]:
+  """(sd of the value at n, rate beta used: Var(n) = var_half * (n_half / n)^beta) [...] from the
+  variances at n // 2 and n // 4 (module docstring)."""
+  m_half, m_quarter = n // 2, n // 4
+  var_half = np.asarray(var_half, np.float64)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    measured = np.log(var_quarter / var_half) / np.log(m_half / m_quarter)
+  # The rate between n/2 and n lies between the asymptotic 1 and the rate measured one step
+  # lower (it falls towards 1 as n grows): the midpoint, with the measurement kept in [0.5, 3].
+  measured = np.clip(np.nan_to_num(measured, nan=1.0, posinf=3.0, neginf=0.5), 0.5, 3.0)
+  rate = (1.0 + measured) / 2
+  return np.sqrt(var_half * (m_half / n) ** rate), rate
+
+
 def halves_interval(estimate, halves, quarters, *, n: int,
                     confidence: float = 0.95) -> dict[str, np.ndarray]:
   """Interval of E[value at N] from the values on split halves and quarters (module docstring).
@@ -148,35 +212,20 @@ def halves_interval(estimate, halves, quarters, *, n: int,
     n: images in the full data set (the halves hold n // 2, the quarters n // 4).
 
   Returns:
-    {"value", "low", "high", "half_width" (t_{HALVES_DF} quantile * std), "std" (the sd of the
-     value at n),
-     "var_half", "var_quarter" (Var at n // 2 and n // 4), "rate" (the exponent beta used:
-     Var(n) = var_half * (n_half / n)^beta)}.
+    {"value", "low", "high", "half_width" (Student's t quantile on `halves_df` degrees of
+     freedom * std), "std" (the sd of the value at n, `extrapolated_std`),
+     "var_half", "var_quarter" (Var at n // 2 and n // 4, `split_variances`), "rate" (the
+     exponent beta used: Var(n) = var_half * (n_half / n)^beta), "df" (`halves_df`)}.
   """
   _check_confidence(confidence)
   estimate = np.asarray(estimate, np.float64)
-  halves = np.asarray(halves, np.float64)
-  quarters = np.asarray(quarters, np.float64)
-  if len(halves) < 2 or len(halves) % 2 or len(quarters) < 4 or len(quarters) % 4:
-    raise ValueError(f"halves, quarters: expected [2 S, ...] and [4 Q, ...] values, got "
-                     f"{halves.shape} and {quarters.shape}")
-  m_half, m_quarter = n // 2, n // 4
-  # Complementary halves are independent samples: E[(h1 - h2)^2] / 2 = Var(value at n // 2).
-  var_half = np.mean((halves[0::2] - halves[1::2]) ** 2, axis=0) / 2
-  # Four disjoint quarters: their ddof=1 variance is unbiased for Var(value at n // 4).
-  var_quarter = quarters.reshape(len(quarters) // 4, 4, *quarters.shape[1:]).var(
-      axis=1, ddof=1).mean(axis=0)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    measured = np.log(var_quarter / var_half) / np.log(m_half / m_quarter)
-  # The rate between n/2 and n lies between the asymptotic 1 and the rate measured one step
-  # lower (it falls towards 1 as n grows): the midpoint, with the measurement kept in [0.5, 3].
-  measured = np.clip(np.nan_to_num(measured, nan=1.0, posinf=3.0, neginf=0.5), 0.5, 3.0)
-  rate = (1.0 + measured) / 2
-  std = np.sqrt(var_half * (m_half / n) ** rate)
-  half = scipy.special.stdtrit(HALVES_DF, (1 + confidence) / 2) * std
+  var_half, var_quarter = split_variances(halves, quarters)
+  std, rate = extrapolated_std(var_half, var_quarter, n)
+  df = halves_df(len(halves) // 2, len(quarters) // 4)
+  half = scipy.special.stdtrit(df, (1 + confidence) / 2) * std
   return {"value": estimate, "low": estimate - half, "high": estimate + half,
           "half_width": half, "std": std, "var_half": var_half, "var_quarter": var_quarter,
-          "rate": rate}
+          "rate": rate, "df": df}
 
 
 def _checked(layers_a, layers_b):
@@ -204,7 +253,7 @@ def resampled_interval(weighted, layers_a, layers_b, *, n_boot, n_splits, seed, 
   blocks = [np.ones((1, n), np.int32), bootstrap_weights(n, n_boot, seed)]
   if method == "halves":
     n_splits = validation.check_count(n_splits, "n_splits", 2)
-    blocks += [split_weights(n, 2, n_splits, seed), split_weights(n, 4, n_splits // 2, seed)]
+    blocks.append(halves_weights(n, n_splits, seed))
   values = weighted(layers_a, layers_b, np.concatenate(blocks), **kwargs)
   replicates = values[1:1 + n_boot]
   if method != "halves":
@@ -348,9 +397,10 @@ def cka_subsets(layers_a: Sequence, layers_b: Sequence | None = None, *, subset_
     return [x[idx] for x in layers]
 
   values = []
-  for idx in subsets:
-    sub_a = on(layers_a, idx)
-    values.append(cka_matrix(sub_a, sub_a if same else on(layers_b, idx), **kwargs))
+  with validation.degenerate_warnings_off():  # said once above, not once per subset
+    for idx in subsets:
+      sub_a = on(layers_a, idx)
+      values.append(cka_matrix(sub_a, sub_a if same else on(layers_b, idx), **kwargs))
   values = np.stack(values)
   out = subsample_interval(values, confidence=confidence)
   out["subsets"] = subsets

@@ -42,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from repsim_jax import sharding as mesh_lib
 from repsim_jax.progress import Progress
+from repsim_jax.metrics import validation
 from repsim_jax.metrics.validation import (as_layer, as_layer_list, check_rows, float_dtype,
                                             layer_lists)
 
@@ -462,7 +463,8 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, hsic: str | 
       (La + Lb) b^2 floats for the centered Grams).
 
   Returns:
-    np.ndarray [La, Lb] float64. Entries for constant layers are 0 (never NaN).
+    np.ndarray [La, Lb] float64. Entries for constant layers are 0 (never NaN); constant or
+    near-constant layers warn once per call (`validation.warn_degenerate_pairs`).
 
   Memory: the exact path holds the centered features (n > d) or the [L, n^2] centered Grams
   (n <= d); the minibatch path holds one step of batches, independent of n.
@@ -482,6 +484,8 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any], *, hsic: str | 
            + ([] if same else [f"layers_b[{j}]" for j in range(len(layers_b))]))
   min_n = 4 if debiased else 2
   n = check_rows(shapes, names, min_n=min_n, why="debiased CKA" if debiased else "CKA")
+  # Once per call over the distinct layers (their CKA is 0 by convention, module docstring).
+  validation.warn_degenerate_pairs(layers_a, None if same else layers_b, measure="cka")
   protocol = n_samples is not None or repeats != 1
   if batch_size is None:
     if protocol:

@@ -225,7 +225,11 @@ def test_halves_interval_of_ii_against_subsets_recomputed():
   rate = (1 + np.clip(np.log2(var_quarter / var_half), 0.5, 3)) / 2
   std = np.sqrt(var_half * 2.0 ** -rate)
   np.testing.assert_allclose(out["std"][0], std, rtol=1e-10)
-  half = scipy.stats.t.ppf(0.975, 20) * std  # Student's t, 20 degrees of freedom
+  # Student's t on the delta-method degrees of freedom of var_half^1.5 var_quarter^-0.5 (4 splits
+  # into halves: chi-square on 4; 2 into quarters: on 6), 20.7 at the default 50 and 25 splits
+  df = 1 / (2.25 / 4 + 0.25 / 6)
+  assert intervals.halves_df(50, 25) == pytest.approx(1 / (2.25 / 50 + 0.25 / 75))
+  half = scipy.stats.t.ppf(0.975, df) * std
   np.testing.assert_allclose(out["half_width"][0], half, rtol=1e-10)
   np.testing.assert_allclose(out["low"][0], out["value"][0] - half, rtol=1e-10)
   np.testing.assert_allclose(out["high"][0], out["value"][0] + half, rtol=1e-10)

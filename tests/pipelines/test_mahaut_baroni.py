@@ -124,7 +124,8 @@ def _check_headline_intervals(workdir, config, out, summary):
       var_quarter = np.mean(q.reshape(-1, 4).var(axis=1, ddof=1))
       rate = (1 + np.clip(np.log(var_quarter / var_half) / np.log((n // 2) / (n // 4)), 0.5,
                           3)) / 2
-      half = (scipy.stats.t.ppf((1 + cfg.confidence) / 2, 20)
+      df = 1 / (2.25 / DEFAULT_SPLITS + 0.25 / (3 * (DEFAULT_SPLITS // 2)))  # ~20.7
+      half = (scipy.stats.t.ppf((1 + cfg.confidence) / 2, df)
               * np.sqrt(var_half * ((n // 2) / n) ** rate))
       value = statistic(np.arange(n))  # the plain number: every image once
       np.testing.assert_allclose(saved[f"{name}/halves"], h, rtol=0, atol=1e-12)
