@@ -12,10 +12,10 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
   like N^-beta, beta = 1 asymptotically but up to ~3 for strongly dependent pairs at small N
   (there Delta ~ 2/N * mean rank with O(1) ranks), and beta falls towards 1 as N grows: the
   beta measured between N/4 and N/2 tends to overstate the one between N/2 and N, and 1 to
-  understate it, so the extrapolation uses their midpoint (1 + beta_measured) / 2. The estimate itself is
-  E[Delta at N]'s unbiased estimator, so only the sd has to be right. The quantile is Student's
-  t on `halves_df` degrees of freedom (20.7 at the default 50 splits into halves and 25 into
-  quarters): the noise of var_half^1.5 var_quarter^-0.5 by the delta method.
+  understate it, so the extrapolation uses their midpoint (1 + beta_measured) / 2. The estimate
+  itself is E[Delta at N]'s unbiased estimator, so only the sd has to be right. The quantile is
+  Student's t on `halves_df` degrees of freedom (20.7 at the default 50 splits into halves and
+  25 into quarters): the noise of var_half^1.5 var_quarter^-0.5 by the delta method.
   Why this calibration (`benchmarks/coverage_calibration.py`, judged on the saved per-data-set
   results of `bench_coverage.py --default_only`; benchmarks/results/coverage_2026-12-08.md):
   across the benchmark's cases the sd is unbiased to within ~6% (II) and 3% (CKA), and its

@@ -5,6 +5,7 @@ import pytest
 import scipy.stats
 
 import repsim_jax
+from caught import warnings_said as _catch
 from repsim_jax.metrics import cka_weighted, imbalance_weighted, intervals, neighbours
 
 
@@ -176,15 +177,6 @@ def test_bad_inputs():
     intervals.bootstrap_interval(np.zeros(2), np.zeros((3, 2)), method="bca")
   with pytest.raises(ValueError, match="4 disjoint subsets of 6 points need 24 points"):
     repsim_jax.cka_subsets([a], subset_size=6, repeats=4, seed=0)
-
-
-def _catch(fn):
-  """fn()'s result and the messages of the warnings it raised."""
-  import warnings
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    out = fn()
-  return out, [str(w.message) for w in caught]
 
 
 def test_split_weights_are_complementary_halves_and_disjoint_quarters():

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import pytest
 
+from caught import warnings_said
 from locations import ROOT
 from repsim_jax.metrics.kernel_alignment import RAGHU_PROTOCOL, cka, cka_matrix
 
@@ -234,15 +235,6 @@ def test_minibatch_protocol_and_memmap(tmp_path):
     cka_matrix(la, la, batch_size=8, repeats=2)
 
 
-def _warned(fn):
-  """fn()'s result and the messages of the warnings it raised."""
-  import warnings
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    out = fn()
-  return out, [str(w.message) for w in caught]
-
-
 def test_constant_layer_warns_once_per_call():
   """`repsim_jax.cka` and `cka_matrix` (exact and minibatch) say once per call which layers are
   constant and what their 0 means, in the words of the other entry points
@@ -254,25 +246,25 @@ def test_constant_layer_warns_once_per_call():
   meaning = ("CKA with it is 0 by convention (undefined: no variance to align), or rounding "
              "noise when near-constant")
   head = "constant or near-constant layers (spread <= 1e-05 of the values): "
-  value, said = _warned(lambda: repsim_jax.cka(const, y))
+  value, said = warnings_said(lambda: repsim_jax.cka(const, y))
   assert value == 0.0 and said == [head + "x (constant); " + meaning]
-  _, said = _warned(lambda: repsim_jax.cka(y, const, hsic="song"))
+  _, said = warnings_said(lambda: repsim_jax.cka(y, const, hsic="song"))
   assert said == [head + "y (constant); " + meaning]
-  _, said = _warned(lambda: repsim_jax.cka(const, const.copy()))
+  _, said = warnings_said(lambda: repsim_jax.cka(const, const.copy()))
   assert said == [head + "x (constant), y (constant); " + meaning]
-  _, said = _warned(lambda: repsim_jax.cka(const, const))  # one layer: named once
+  _, said = warnings_said(lambda: repsim_jax.cka(const, const))  # one layer: named once
   assert said == [head + "x (constant); " + meaning]
-  assert _warned(lambda: repsim_jax.cka(x, y))[1] == []
-  _, said = _warned(lambda: repsim_jax.cka(near, y))
+  assert warnings_said(lambda: repsim_jax.cka(x, y))[1] == []
+  _, said = warnings_said(lambda: repsim_jax.cka(near, y))
   assert len(said) == 1 and said[0].startswith(head + "x (spread ") and "of its scale" in said[0]
   la, lb = [x, const, y], [y, np.zeros((40, 3), np.float32)]
   for opts in ({}, {"batch_size": 8}):
-    got, said = _warned(lambda: cka_matrix(la, lb, **opts))
+    got, said = warnings_said(lambda: cka_matrix(la, lb, **opts))
     assert said == [head + "layers_a[1] (constant), layers_b[1] (constant); " + meaning], opts
     assert np.all(got[1] == 0) and np.all(got[:, 1] == 0)
-    _, said = _warned(lambda: cka_matrix(la, la, **opts))  # one list: each layer named once
+    _, said = warnings_said(lambda: cka_matrix(la, la, **opts))  # one list: each layer named once
     assert said == [head + "layers_a[1] (constant); " + meaning], opts
-    assert _warned(lambda: cka_matrix([x, y], [y], **opts))[1] == []
+    assert warnings_said(lambda: cka_matrix([x, y], [y], **opts))[1] == []
 
 
 def test_minibatch_degenerate_and_errors():
