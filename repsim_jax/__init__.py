@@ -76,8 +76,8 @@ def cka(x, y, *, kernel: str = "linear", hsic: str | None = None, **kwargs) -> f
   """
   value = float(_cka_kernel(x, y, kernel=kernel, hsic=hsic, **kwargs))  # validates x and y
   # Here, not in the jit-friendly kernel: the measure engine calls that once per layer pair.
-  _validation.warn_degenerate_layers([x] if y is x else [x, y], ["x"] if y is x else ["x", "y"],
-                                     measure="cka", duplicates=False)
+  layers, names = ([x], ["x"]) if y is x else ([x, y], ["x", "y"])
+  _validation.warn_degenerate_layers(layers, names, measure="cka", duplicates=False)
   return value
 
 

@@ -20,9 +20,9 @@ same N images (II drifts with N: E[Delta_100] and E[Delta_500] differ by more th
   results of `bench_coverage.py --default_only`; benchmarks/results/coverage_2026-12-08.md):
   across the benchmark's cases the sd is unbiased to within ~6% (II) and 3% (CKA), and its
   noise is that of a chi-square on 14-22 degrees of freedom (the splits' 20.7 plus the data
-  set's own), so with t the interval covers 0.93-0.96 (II, 300-500 data sets per case, one cell 0.927 ±
-  0.015; CKA 0.93-0.96, 2000). z instead of t covers 0.92-0.94 for CKA, whose sd is unbiased: t pays for the sd's
-  noise, not for a bias. The true rate from N/2 to N (II: 0.9-1.4) follows the measured one from
+  set's own), so with t the interval covers 0.93-0.96 (II, 300-500 data sets per case, one
+  cell 0.927 ± 0.015; CKA 0.93-0.96, 2000). z instead of t covers 0.92-0.94 for CKA, whose sd
+  is unbiased: t pays for the sd's noise, not for a bias. The true rate from N/2 to N (II: 0.9-1.4) follows the measured one from
   N/4 to N/2 (0.9-1.8) closely in some cases (a strong pair at N = 200: 1.45, then 1.38) and
   not at all in others (a clustered strong pair at N = 500: 1.83, then 1.24), so no rule through
   two sizes is exact, and the midpoint errs least either way. With the same quantile, rate 1
